@@ -1,0 +1,3 @@
+//! Switchyard runner library.
+pub mod model;
+pub mod plugin;

@@ -1,0 +1,48 @@
+//! The wasmtime host for plugins.
+//!
+//! - `bindings`: the contract, generated from `sdk/wit/`.
+//! - `engine`: the one shared engine and its deadline clock.
+//! - `load`: a plugin's bytes, from a `.wasm` or by building its crate; sha256 pins.
+//! - `sandbox`: what an instance may touch; grants and denials.
+//! - `limits`, `output`: memory and time limits; captured output.
+//! - `instance`: a loaded plugin and its per-task instances; error naming.
+//! - `transform`, `check`, `route`: one typed wrapper per world.
+//! - `error`: load errors and what the sandbox stopped.
+
+pub mod bindings;
+pub mod check;
+pub mod engine;
+pub mod error;
+pub mod instance;
+pub mod limits;
+pub mod load;
+pub mod output;
+pub mod route;
+pub mod sandbox;
+pub mod transform;
+
+pub use check::CheckPlugin;
+pub use engine::PluginEngine;
+pub use error::{Input, LoadError, PluginFailure};
+pub use limits::Limits;
+pub use load::PluginSource;
+pub use route::RoutePlugin;
+pub use sandbox::Grants;
+pub use transform::TransformPlugin;
+
+/// Everything needed to load one plugin, as resolved from `[plugin.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// The name in the workflow.
+    pub name: String,
+    /// Where its component comes from.
+    pub source: PluginSource,
+    /// The pinned sha256 of the component, if any.
+    pub sha256: Option<String>,
+    /// Memory and time limits.
+    pub limits: Limits,
+    /// Capabilities granted.
+    pub grants: Grants,
+    /// Settings passed to the plugin's `init`.
+    pub config: Vec<(String, String)>,
+}

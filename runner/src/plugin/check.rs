@@ -1,0 +1,80 @@
+//! The `check` world: is a blue row equal to its green row?
+
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use super::bindings::check::{Check, CheckPre};
+use super::bindings::{CHECKER_INTERFACE, checker, types};
+use super::error::{Input, PluginFailure};
+use super::instance::{Instance, Plugin, World};
+use super::sandbox::HostState;
+
+pub use checker::{Pair, Verdict};
+
+/// A loaded check plugin.
+pub type CheckPlugin = Plugin<Check>;
+
+impl World for Check {
+    type Pre = CheckPre<HostState>;
+    const KIND: &'static str = "check";
+    const INTERFACE: &'static str = CHECKER_INTERFACE;
+
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        CheckPre::new(pre)
+    }
+
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &[types::ConfigEntry],
+    ) -> wasmtime::Result<Result<(), types::PluginError>> {
+        self.switchyard_plugin_checker().call_init(store, config)
+    }
+}
+
+impl Instance<Check> {
+    /// Checks a batch of pairs: one verdict per pair, in order.
+    pub fn check(
+        &mut self,
+        pairs: &[Pair],
+    ) -> Result<Vec<Result<Verdict, types::PluginError>>, PluginFailure> {
+        let at = match pairs {
+            [one] => Input::Key {
+                table: one.table.clone(),
+                key: String::from_utf8_lossy(&one.row_key).into_owned(),
+            },
+            _ => Input::Keys { count: pairs.len() },
+        };
+        let verdicts = self.call(&at, |bindings, store| {
+            bindings
+                .switchyard_plugin_checker()
+                .call_check(store, pairs)
+        });
+        match verdicts {
+            Ok(v) if v.len() == pairs.len() => Ok(v),
+            Ok(v) => Err(PluginFailure::Contract {
+                plugin: self.name().to_string(),
+                what: format!(
+                    "`check` returned {} verdicts for {} pairs",
+                    v.len(),
+                    pairs.len()
+                ),
+                at,
+            }),
+            // Name the key that caused it.
+            Err(failure) if pairs.len() > 1 && !matches!(failure, PluginFailure::Config { .. }) => {
+                let mut all = Vec::with_capacity(pairs.len());
+                for pair in pairs {
+                    all.extend(self.check(std::slice::from_ref(pair))?);
+                }
+                tracing::warn!(plugin = self.name(), "{failure}; each key alone succeeded");
+                Ok(all)
+            }
+            Err(failure) => Err(failure),
+        }
+    }
+}

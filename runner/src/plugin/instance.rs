@@ -1,0 +1,281 @@
+//! Loading a plugin once and running it in per-task instances.
+//!
+//! A [`Plugin`] holds the compiled, pre-linked component and is shared by
+//! every task; each task takes an [`Instance`] with its own store, memory
+//! limit and deadline. An instance that was stopped by the sandbox is thrown
+//! away and a fresh one is made for the next call, so one bad call never
+//! leaves a half-broken instance behind.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::{Component, InstancePre};
+
+use super::PluginSpec;
+use super::bindings::types;
+use super::engine::PluginEngine;
+use super::error::{Input, LoadError, PluginFailure};
+use super::limits::{Limits, MemoryLimitHit};
+use super::load::component_bytes;
+use super::sandbox::{self, CapabilityDenied, Grants, HostState};
+
+/// One plugin world as the host sees it; implemented for each `bindgen!`
+/// world in the per-world files.
+pub trait World: Sized + Send + 'static {
+    /// The pre-instantiated form of the world's bindings.
+    type Pre: Clone + Send + Sync + 'static;
+    /// `transform`, `check` or `route`.
+    const KIND: &'static str;
+    /// The interface the component must export.
+    const INTERFACE: &'static str;
+    /// Wraps a pre-linked component.
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+    /// Instantiates into a store.
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
+    /// Calls the plugin's `init`.
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &[types::ConfigEntry],
+    ) -> wasmtime::Result<Result<(), types::PluginError>>;
+}
+
+struct Shared<W: World> {
+    name: Arc<str>,
+    engine: PluginEngine,
+    pre: W::Pre,
+    limits: Limits,
+    grants: Grants,
+    config: Vec<types::ConfigEntry>,
+    sha256: String,
+}
+
+/// A loaded plugin of world `W`, cheap to clone and share between tasks.
+pub struct Plugin<W: World> {
+    shared: Arc<Shared<W>>,
+}
+
+impl<W: World> Clone for Plugin<W> {
+    fn clone(&self) -> Self {
+        Plugin {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<W: World> Plugin<W> {
+    /// Reads (or builds), verifies, compiles and links the plugin.
+    pub fn load(engine: &PluginEngine, spec: &PluginSpec) -> Result<Self, LoadError> {
+        let (bytes, path) = component_bytes(&spec.name, &spec.source, spec.sha256.as_deref())?;
+        let component =
+            Component::new(engine.engine(), &bytes).map_err(|e| LoadError::Invalid {
+                plugin: spec.name.clone(),
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine.engine())
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !exports.iter().any(|e| e == W::INTERFACE) {
+            return Err(LoadError::WrongWorld {
+                plugin: spec.name.clone(),
+                kind: W::KIND,
+                exports: if exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    exports
+                        .iter()
+                        .map(|e| format!("`{e}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                expected: W::INTERFACE,
+            });
+        }
+        let link_error = |e: wasmtime::Error| LoadError::Link {
+            plugin: spec.name.clone(),
+            message: error_chain(&e),
+        };
+        let linker = sandbox::linker(engine.engine(), &spec.grants).map_err(link_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = W::pre(pre).map_err(link_error)?;
+        tracing::debug!(plugin = %spec.name, path = %path.display(), "plugin loaded");
+        Ok(Plugin {
+            shared: Arc::new(Shared {
+                name: spec.name.as_str().into(),
+                engine: engine.clone(),
+                pre,
+                limits: spec.limits,
+                grants: spec.grants.clone(),
+                config: spec
+                    .config
+                    .iter()
+                    .map(|(key, value)| types::ConfigEntry {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                sha256: super::load::sha256_hex(&bytes),
+            }),
+        })
+    }
+
+    /// The plugin's name in the workflow.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The sha256 of the component that was loaded (for pinning).
+    pub fn sha256(&self) -> &str {
+        &self.shared.sha256
+    }
+
+    /// A new instance for one task; it starts on first use.
+    pub fn instance(&self) -> Instance<W> {
+        Instance {
+            plugin: self.clone(),
+            live: None,
+        }
+    }
+}
+
+/// One task's instance of a plugin.
+pub struct Instance<W: World> {
+    plugin: Plugin<W>,
+    live: Option<(Store<HostState>, W)>,
+}
+
+impl<W: World> Instance<W> {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.plugin.name()
+    }
+
+    /// Runs `f` against the live instance (starting one if needed) under the
+    /// plugin's deadline, and turns whatever the sandbox stopped into a
+    /// [`PluginFailure`] about `at`.
+    pub fn call<R>(
+        &mut self,
+        at: &Input,
+        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFailure> {
+        if self.live.is_none() {
+            self.live = Some(self.start()?);
+        }
+        let Some((store, bindings)) = self.live.as_mut() else {
+            unreachable!("instance was just started");
+        };
+        store.data().output.clear();
+        store.set_epoch_deadline(PluginEngine::ticks(self.plugin.shared.limits.timeout));
+        match f(bindings, store) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let output = store.data().output.text();
+                // A trapped instance may be inconsistent: never reuse it.
+                self.live = None;
+                Err(classify(&self.plugin.shared, e, output, at.clone()))
+            }
+        }
+    }
+
+    fn start(&self) -> Result<(Store<HostState>, W), PluginFailure> {
+        let shared = &self.plugin.shared;
+        let fail = |e: wasmtime::Error, output: String| classify(shared, e, output, Input::Init);
+        let state = HostState::new(shared.name.clone(), &shared.grants, &shared.limits)
+            .map_err(|e| fail(e, String::new()))?;
+        let mut store = Store::new(shared.engine.engine(), state);
+        store.limiter(|s| s.limiter());
+        store.set_epoch_deadline(PluginEngine::ticks(shared.limits.timeout));
+        let bindings = W::instantiate(&shared.pre, &mut store)
+            .map_err(|e| fail(e, store.data().output.text()))?;
+        match bindings.init(&mut store, &shared.config) {
+            Ok(Ok(())) => Ok((store, bindings)),
+            Ok(Err(error)) => Err(PluginFailure::Config {
+                plugin: shared.name.to_string(),
+                error,
+            }),
+            Err(e) => Err(fail(e, store.data().output.text())),
+        }
+    }
+}
+
+/// Names what stopped a plugin.
+fn classify<W: World>(
+    shared: &Shared<W>,
+    e: wasmtime::Error,
+    output: String,
+    at: Input,
+) -> PluginFailure {
+    let plugin = shared.name.to_string();
+    if let Some(hit) = e.downcast_ref::<MemoryLimitHit>() {
+        return PluginFailure::Memory {
+            plugin,
+            limit: hit.limit,
+            at,
+        };
+    }
+    if let Some(denied) = e.downcast_ref::<CapabilityDenied>() {
+        let hint = match denied.capability {
+            "clock" => "; grant it with `clock = true` in the plugin's section",
+            "environment" => "; pass variables with `env = [\"NAME\"]` in the plugin's section",
+            "filesystem" => "; grant folders with `read_dirs = [\"path\"]` in the plugin's section",
+            _ => "; plugins have no network access",
+        };
+        return PluginFailure::Denied {
+            plugin,
+            capability: denied.capability,
+            hint,
+            at,
+        };
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => PluginFailure::Deadline {
+            plugin,
+            timeout: shared.limits.timeout,
+            at,
+        },
+        Some(trap) => PluginFailure::Trap {
+            plugin,
+            trap: trap.to_string(),
+            output: panic_message(&output),
+            at,
+        },
+        None => PluginFailure::Trap {
+            plugin,
+            trap: error_chain(&e),
+            output: panic_message(&output),
+            at,
+        },
+    }
+}
+
+/// The useful part of what a plugin printed before it trapped: the last
+/// panic message if there is one, else the last line.
+fn panic_message(output: &str) -> String {
+    if let Some(i) = output.rfind("panicked at ") {
+        return output[i..].replace('\n', " ").trim().to_string();
+    }
+    output.lines().last().unwrap_or("").trim().to_string()
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &wasmtime::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panic_message_is_kept_from_the_output() {
+        let out = "noise\npanicked at src/lib.rs:3:5:\nboom\n";
+        assert_eq!(panic_message(out), "panicked at src/lib.rs:3:5: boom");
+        assert_eq!(panic_message("a\nb"), "b");
+    }
+}

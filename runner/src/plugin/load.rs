@@ -1,0 +1,192 @@
+//! Finding a plugin's bytes: a prebuilt `.wasm`, or a plugin crate that is
+//! built for wasm32-wasip2 on the spot; then checking its sha256 pin.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+use super::error::LoadError;
+
+/// Where a plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A compiled component.
+    Wasm(PathBuf),
+    /// A crate to build with `cargo build --release --target wasm32-wasip2`.
+    Crate(PathBuf),
+}
+
+/// The WebAssembly target plugins are built for.
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// Reads the plugin's component, building it first if it is a crate, and
+/// checks the pin. Returns the bytes and the file they came from.
+pub fn component_bytes(
+    plugin: &str,
+    source: &PluginSource,
+    sha256: Option<&str>,
+) -> Result<(Vec<u8>, PathBuf), LoadError> {
+    let path = match source {
+        PluginSource::Wasm(path) => path.clone(),
+        PluginSource::Crate(dir) => build_crate(plugin, dir)?,
+    };
+    let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+        plugin: plugin.to_string(),
+        path: path.clone(),
+        source,
+    })?;
+    if let Some(expected) = sha256 {
+        let actual = sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(expected.trim()) {
+            return Err(LoadError::Sha256 {
+                plugin: plugin.to_string(),
+                path,
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+    }
+    Ok((bytes, path))
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Builds a plugin crate and returns the path of its `.wasm`.
+pub fn build_crate(plugin: &str, dir: &Path) -> Result<PathBuf, LoadError> {
+    let build_error = |message: String| LoadError::Build {
+        plugin: plugin.to_string(),
+        message,
+    };
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        return Err(build_error(format!(
+            "`{}` is not a plugin crate (no Cargo.toml); give `crate` a crate folder or `wasm` a .wasm file",
+            dir.display()
+        )));
+    }
+    ensure_target().map_err(build_error)?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    tracing::info!(plugin, crate_dir = %dir.display(), "building plugin for {TARGET}");
+    let mut child = Command::new(&cargo)
+        .args(["build", "--release", "--target", TARGET, "--lib"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--message-format", "json-render-diagnostics"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| build_error(format!("cannot run `cargo`: {e}")))?;
+    let canonical_manifest = manifest.canonicalize().unwrap_or(manifest.clone());
+    let mut wasm = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(path) = artifact_wasm(&line, &canonical_manifest) {
+                wasm = Some(path);
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| build_error(format!("`cargo build` did not finish: {e}")))?;
+    if !status.success() {
+        return Err(build_error(format!(
+            "`cargo build --release --target {TARGET}` failed in `{}` (see the compiler output above)",
+            dir.display()
+        )));
+    }
+    wasm.ok_or_else(|| {
+        build_error(format!(
+            "building `{}` produced no .wasm; is it a `cdylib` crate?",
+            dir.display()
+        ))
+    })
+}
+
+/// The `.wasm` of a `compiler-artifact` message for this manifest, if any.
+fn artifact_wasm(line: &str, manifest: &Path) -> Option<PathBuf> {
+    let msg: serde_json::Value = serde_json::from_str(line).ok()?;
+    if msg.get("reason")?.as_str()? != "compiler-artifact" {
+        return None;
+    }
+    let this = msg.get("manifest_path")?.as_str()?;
+    if Path::new(this) != manifest {
+        return None;
+    }
+    msg.get("filenames")?
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.as_str())
+        .find(|f| f.ends_with(".wasm"))
+        .map(PathBuf::from)
+}
+
+/// Makes sure the wasm32-wasip2 target is installed, adding it with rustup.
+fn ensure_target() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match installed {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET) =>
+        {
+            Ok(())
+        }
+        Ok(_) => {
+            tracing::info!("adding the Rust target {TARGET} with rustup");
+            let status = Command::new("rustup")
+                .args(["target", "add", TARGET])
+                .status()
+                .map_err(|e| format!("cannot run `rustup target add {TARGET}`: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`rustup target add {TARGET}` failed; add the target by hand, or give the plugin as a prebuilt `wasm = \"….wasm\"`"
+                ))
+            }
+        }
+        Err(_) => {
+            // Without rustup the toolchain may still have the target (a
+            // distribution's Rust); let cargo say so if it does not.
+            tracing::debug!("rustup not found; assuming the toolchain has {TARGET}");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_wasm_of_the_right_package() {
+        let line = r#"{"reason":"compiler-artifact","manifest_path":"/p/a/Cargo.toml","filenames":["/t/liba.rlib","/t/a.wasm"]}"#;
+        assert_eq!(
+            artifact_wasm(line, Path::new("/p/a/Cargo.toml")),
+            Some(PathBuf::from("/t/a.wasm"))
+        );
+        assert_eq!(artifact_wasm(line, Path::new("/p/b/Cargo.toml")), None);
+        assert_eq!(
+            artifact_wasm("not json", Path::new("/p/a/Cargo.toml")),
+            None
+        );
+    }
+
+    #[test]
+    fn hashes_are_lower_case_hex() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! Attribute macros of the Switchyard SDK: `#[transform]`, `#[check]` and
+//! `#[route]`. Each keeps the function as written (so it can be unit-tested
+//! natively) and, for WebAssembly targets, adds the component exports that
+//! call it. Misuse is reported as a compile error on the offending tokens.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::quote;
+use syn::{FnArg, ItemFn, Path, ReturnType, parse_macro_input};
+
+/// The three plugin kinds, one per WIT world.
+#[derive(Clone, Copy)]
+enum Kind {
+    Transform,
+    Check,
+    Route,
+}
+
+impl Kind {
+    fn attribute(self) -> &'static str {
+        match self {
+            Kind::Transform => "transform",
+            Kind::Check => "check",
+            Kind::Route => "route",
+        }
+    }
+
+    fn expected_signature(self) -> &'static str {
+        match self {
+            Kind::Transform => {
+                "fn(&Event) -> Result<Vec<RowMutation>, PluginError> or fn(&Event, &Config) -> …"
+            }
+            Kind::Check => "fn(&Pair) -> Result<Verdict, PluginError> or fn(&Pair, &Config) -> …",
+            Kind::Route => {
+                "fn(&Request) -> Result<Decision, PluginError> or fn(&Request, &Config) -> …"
+            }
+        }
+    }
+}
+
+/// Marks the plugin's transform function. See `switchyard_sdk::transform`.
+#[proc_macro_attribute]
+pub fn transform(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Transform, attr, item)
+}
+
+/// Marks the plugin's check function. See `switchyard_sdk::check`.
+#[proc_macro_attribute]
+pub fn check(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Check, attr, item)
+}
+
+/// Marks the plugin's route function. See `switchyard_sdk::route`.
+#[proc_macro_attribute]
+pub fn route(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Route, attr, item)
+}
+
+fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let func = parse_macro_input!(item as ItemFn);
+    let init = match parse_init(kind, attr.into()) {
+        Ok(init) => init,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    match check_signature(kind, &func) {
+        Ok(takes_config) => {
+            let glue = glue(kind, &func, takes_config, init.as_ref());
+            quote!(#func #glue).into()
+        }
+        Err(e) => {
+            let e = e.to_compile_error();
+            quote!(#func #e).into()
+        }
+    }
+}
+
+/// Parses the optional `init = path` argument.
+fn parse_init(kind: Kind, attr: TokenStream2) -> syn::Result<Option<Path>> {
+    if attr.is_empty() {
+        return Ok(None);
+    }
+    let nv: syn::MetaNameValue = syn::parse2(attr.clone()).map_err(|_| {
+        syn::Error::new_spanned(
+            &attr,
+            format!(
+                "`#[{}]` takes no arguments or `init = function`",
+                kind.attribute()
+            ),
+        )
+    })?;
+    if !nv.path.is_ident("init") {
+        return Err(syn::Error::new_spanned(
+            &nv.path,
+            format!(
+                "unknown argument of `#[{}]`; expected `init = function`",
+                kind.attribute()
+            ),
+        ));
+    }
+    match nv.value {
+        syn::Expr::Path(p) => Ok(Some(p.path)),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`init` takes the name of a function `fn(&Config) -> Result<(), PluginError>`",
+        )),
+    }
+}
+
+/// Checks the shape of the function; returns whether it takes `&Config`.
+fn check_signature(kind: Kind, func: &ItemFn) -> syn::Result<bool> {
+    let sig = &func.sig;
+    let wrong = |span: &dyn quote::ToTokens, what: &str| {
+        syn::Error::new_spanned(
+            span,
+            format!(
+                "`#[{}]` {what}; expected {}",
+                kind.attribute(),
+                kind.expected_signature()
+            ),
+        )
+    };
+    if let Some(a) = &sig.asyncness {
+        return Err(wrong(a, "cannot be used on an async function"));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(wrong(&sig.generics, "cannot be used on a generic function"));
+    }
+    if let ReturnType::Default = sig.output {
+        return Err(wrong(
+            &sig.ident,
+            "needs a function that returns a `Result`",
+        ));
+    }
+    let mut takes_config = false;
+    for (i, arg) in sig.inputs.iter().enumerate() {
+        let FnArg::Typed(pat) = arg else {
+            return Err(wrong(arg, "cannot be used on a method"));
+        };
+        if !matches!(*pat.ty, syn::Type::Reference(_)) {
+            return Err(wrong(&pat.ty, "takes its arguments by reference"));
+        }
+        match i {
+            0 => {}
+            1 => takes_config = true,
+            _ => return Err(wrong(arg, "takes one or two arguments")),
+        }
+    }
+    if sig.inputs.is_empty() {
+        return Err(wrong(&sig.ident, "takes one or two arguments"));
+    }
+    Ok(takes_config)
+}
+
+/// The WebAssembly exports that call the user's function.
+fn glue(kind: Kind, func: &ItemFn, takes_config: bool, init: Option<&Path>) -> TokenStream2 {
+    let name = &func.sig.ident;
+    let call = if takes_config {
+        quote!(|input, config| #name(input, config))
+    } else {
+        quote!(|input, _config| #name(input))
+    };
+    // The init function's type is checked on every target, so that a wrong
+    // signature shows up in native `cargo test` too.
+    let init_check = init.map(|path| {
+        quote! {
+            const _: fn(&::switchyard_sdk::Config) -> ::core::result::Result<(), ::switchyard_sdk::PluginError> = #path;
+        }
+    });
+    let init = match init {
+        Some(path) => quote!(::core::option::Option::Some(#path)),
+        None => quote!(::core::option::Option::None),
+    };
+    let p = quote!(::switchyard_sdk::__private);
+    let body = match kind {
+        Kind::Transform => quote! {
+            impl #p::transform::exports::switchyard::plugin::transformer::Guest for __SwitchyardPlugin {
+                fn init(config: ::std::vec::Vec<#p::wit::ConfigEntry>) -> ::core::result::Result<(), #p::wit::PluginError> {
+                    #p::init(config, #init)
+                }
+                fn transform(events: ::std::vec::Vec<#p::wit::Event>)
+                    -> ::std::vec::Vec<::core::result::Result<::std::vec::Vec<#p::wit::RowMutation>, #p::wit::PluginError>> {
+                    #p::transform_batch(events, #call)
+                }
+            }
+            #p::transform::__export_transform!(__SwitchyardPlugin with_types_in #p::transform);
+        },
+        Kind::Check => quote! {
+            impl #p::check::exports::switchyard::plugin::checker::Guest for __SwitchyardPlugin {
+                fn init(config: ::std::vec::Vec<#p::wit::ConfigEntry>) -> ::core::result::Result<(), #p::wit::PluginError> {
+                    #p::init(config, #init)
+                }
+                fn check(pairs: ::std::vec::Vec<#p::check::exports::switchyard::plugin::checker::Pair>)
+                    -> ::std::vec::Vec<::core::result::Result<#p::check::exports::switchyard::plugin::checker::Verdict, #p::wit::PluginError>> {
+                    #p::check_batch(pairs, #call)
+                }
+            }
+            #p::check::__export_check!(__SwitchyardPlugin with_types_in #p::check);
+        },
+        Kind::Route => quote! {
+            impl #p::route::exports::switchyard::plugin::router::Guest for __SwitchyardPlugin {
+                fn init(config: ::std::vec::Vec<#p::wit::ConfigEntry>) -> ::core::result::Result<(), #p::wit::PluginError> {
+                    #p::init(config, #init)
+                }
+                fn route(request: #p::route::exports::switchyard::plugin::router::Request)
+                    -> ::core::result::Result<#p::route::exports::switchyard::plugin::router::Decision, #p::wit::PluginError> {
+                    #p::route_one(request, #call)
+                }
+            }
+            #p::route::__export_route!(__SwitchyardPlugin with_types_in #p::route);
+        },
+    };
+    quote! {
+        #init_check
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            struct __SwitchyardPlugin;
+            #body
+        };
+    }
+}

@@ -1,0 +1,98 @@
+//! # Switchyard SDK
+//!
+//! Write the parts of a migration that are specific to one service as small
+//! WebAssembly plugins: how an event becomes rows (`transform`), which
+//! differences between the old and the new store matter (`check`), and which
+//! requests may go to the new store (`route`).
+//!
+//! A plugin is one plain function with an attribute:
+//!
+//! ```
+//! use switchyard_sdk::{Cell, Config, Event, PluginError, RowMutation};
+//!
+//! #[switchyard_sdk::transform]
+//! fn to_rows(event: &Event, config: &Config) -> Result<Vec<RowMutation>, PluginError> {
+//!     let table = config.get_or("table", "events");
+//!     let text = event.value_str()?;
+//!     let key = format!("{:04}/{:012}", event.partition, event.offset);
+//!     Ok(vec![RowMutation::new(table, key, event.timestamp_ms as u64)
+//!         .with(Cell::put("d", "text", text))])
+//! }
+//!
+//! // Natively the function is just a function: unit-test it with `cargo test`.
+//! let rows = to_rows(&Event::new(0, 1, 10, b"hi"), &Config::default()).unwrap();
+//! assert_eq!(rows[0].row_key, b"0000/000000000001");
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip2 --release` and point a
+//! workflow's `[plugin.NAME]` at the crate or the `.wasm` it produced.
+//!
+//! ## Layout
+//!
+//! - [`types`](crate::Event): the contract's data as plain Rust types, with no
+//!   WebAssembly dependency.
+//! - [`Config`]: the settings a workflow passes to the plugin.
+//! - [`log`]: lines into the runner's log.
+//! - the attribute macros [`transform`], [`check`], [`route`]: they check the
+//!   function's signature at compile time and, when building for WebAssembly,
+//!   generate the component exports, the batching loop and the conversions.
+//! - `sdk/wit/plugin.wit`: the contract itself, `switchyard:plugin@0.1.0`.
+#![deny(missing_docs)]
+
+mod config;
+pub mod log;
+mod types;
+#[cfg(target_family = "wasm")]
+mod wasm;
+
+pub use config::Config;
+pub use types::{
+    Cell, Decision, Event, Header, Pair, PluginError, Request, Row, RowMutation, Side, StoredCell,
+    Verdict,
+};
+
+/// Marks `fn(&Event[, &Config]) -> Result<Vec<RowMutation>, PluginError>` as
+/// the plugin's transform. `#[transform(init = f)]` also runs
+/// `fn f(&Config) -> Result<(), PluginError>` once before the first event,
+/// to reject bad configuration early.
+///
+/// ```
+/// use switchyard_sdk::{Event, PluginError, RowMutation};
+/// #[switchyard_sdk::transform]
+/// fn nothing(_event: &Event) -> Result<Vec<RowMutation>, PluginError> {
+///     Ok(vec![])
+/// }
+/// assert!(nothing(&Event::default()).unwrap().is_empty());
+/// ```
+pub use switchyard_sdk_macros::transform;
+
+/// Marks `fn(&Pair[, &Config]) -> Result<Verdict, PluginError>` as the
+/// plugin's check.
+///
+/// ```
+/// use switchyard_sdk::{Pair, PluginError, Verdict};
+/// #[switchyard_sdk::check]
+/// fn same_keys(pair: &Pair) -> Result<Verdict, PluginError> {
+///     Ok(if pair.blue.is_some() == pair.green.is_some() { Verdict::Equal } else { Verdict::Different("missing".into()) })
+/// }
+/// ```
+pub use switchyard_sdk_macros::check;
+
+/// Marks `fn(&Request[, &Config]) -> Result<Decision, PluginError>` as the
+/// plugin's router.
+///
+/// ```
+/// use switchyard_sdk::{Decision, PluginError, Request, Side};
+/// #[switchyard_sdk::route]
+/// fn by_user(request: &Request) -> Result<Decision, PluginError> {
+///     Ok(Decision { side: Side::Shift, sticky_key: request.header("x-user").map(String::from), mirror: false })
+/// }
+/// ```
+pub use switchyard_sdk_macros::route;
+
+/// What the attribute macros expand to. Not part of the public API.
+#[doc(hidden)]
+#[cfg(target_family = "wasm")]
+pub mod __private {
+    pub use crate::wasm::*;
+}

@@ -1,0 +1,3 @@
+//! Switchyard's integration tests: one binary, a module per area.
+
+mod sandbox;

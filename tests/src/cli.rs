@@ -1,0 +1,1 @@
+//! CLI helper (filled in below).
