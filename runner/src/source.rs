@@ -1,0 +1,109 @@
+//! Event sources: where the log is read from.
+//!
+//! A source starts at a position (earliest, a time, given offsets, or a
+//! saved checkpoint), delivers batches, and after the store acknowledged a
+//! batch is told to commit its checkpoint. Nothing is committed before that,
+//! so a runner killed at any point resumes from the last acknowledged batch.
+//!
+//! - `file`: NDJSON, one event per line; the embedded default.
+
+pub mod file;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Event;
+use crate::workflow::Workflow;
+use crate::workflow::schema::SourceConfig;
+
+/// Where to start reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// The first event of every partition.
+    Earliest,
+    /// In each partition, the first event at or after this time (ms).
+    Timestamp(i64),
+    /// From a checkpoint saved by an earlier run.
+    Checkpoint(Checkpoint),
+}
+
+/// A position in the log that is safe to resume from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The next offset to read, per partition.
+    pub next: BTreeMap<i32, i64>,
+    /// A source-specific cursor (the file source's line number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+}
+
+/// A record the source could not turn into an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    /// Where it is, in words (`line 17 of events.ndjson`).
+    pub place: String,
+    /// The raw record.
+    pub raw: Vec<u8>,
+    /// Why it is bad.
+    pub error: String,
+}
+
+/// What one read returns.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Good events, in log order per partition.
+    pub events: Vec<Event>,
+    /// Records that are not events.
+    pub bad: Vec<BadRecord>,
+    /// Where the log stands after this batch.
+    pub checkpoint: Checkpoint,
+}
+
+/// A source failed (not a bad record: the source itself).
+#[derive(Debug, thiserror::Error)]
+#[error("source `{source_name}`: {message}")]
+pub struct SourceError {
+    /// The source's name in the workflow.
+    pub source_name: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// How far along a source is, for progress display.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Units done (bytes of a file).
+    pub done: u64,
+    /// Units in all, if known.
+    pub total: Option<u64>,
+}
+
+/// What every source does.
+pub trait Source: Send {
+    /// Positions the source.
+    fn seek(&mut self, start: &Start) -> Result<(), SourceError>;
+
+    /// The next batch of at most `max` records; `None` at the end of input.
+    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>, SourceError>;
+
+    /// Everything up to `checkpoint` is durable in the store.
+    fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError>;
+
+    /// How far along it is.
+    fn progress(&self) -> Progress;
+}
+
+/// Opens the source `name` of a workflow.
+pub fn open(workflow: &Workflow, name: &str) -> Result<Box<dyn Source>, SourceError> {
+    match workflow.source(name) {
+        Some(SourceConfig::File(f)) => Ok(Box::new(file::FileSource::open(
+            name,
+            &workflow.path(&f.path),
+        )?)),
+        None => Err(SourceError {
+            source_name: name.to_string(),
+            message: "no such source in the workflow".into(),
+        }),
+    }
+}

@@ -1,0 +1,100 @@
+//! Stores: where rows live. Every store applies versioned mutations
+//! idempotently (writing the same mutation twice changes nothing), scans a
+//! table in key order, reads given keys, and reads *as of* a version so
+//! that two stores lagging the log by different amounts can be compared.
+//!
+//! - `cells`: the visibility rules shared by stores that keep cell history.
+//! - `sqlite`: the embedded default.
+
+pub mod cells;
+pub mod sqlite;
+
+use crate::model::{Row, RowMutation};
+use crate::workflow::Workflow;
+use crate::workflow::schema::StoreConfig;
+
+/// A store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("store `{store}`: {message}")]
+pub struct StoreError {
+    /// The store's name in the workflow.
+    pub store: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// One page of a scan.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Visible rows, in key order.
+    pub rows: Vec<Row>,
+    /// Where the next page starts (after this key); `None` when done.
+    pub next_after: Option<Vec<u8>>,
+}
+
+/// A table and its column families (stores that need families create them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    /// Table name.
+    pub name: String,
+    /// Column families.
+    pub families: Vec<String>,
+}
+
+/// What every store does.
+pub trait Store: Send {
+    /// The store's name in the workflow.
+    fn name(&self) -> &str;
+
+    /// Creates missing tables and families.
+    fn ensure_schema(&mut self, tables: &[TableSchema]) -> Result<(), StoreError>;
+
+    /// Applies mutations idempotently and atomically, and records
+    /// `watermark` (the event time every partition has reached) with them.
+    /// When this returns, the mutations are durable: the caller may commit
+    /// its source positions.
+    fn apply(
+        &mut self,
+        mutations: &[RowMutation],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` row keys' worth of rows after `after`, in key order,
+    /// as of `as_of` (every version when `None`).
+    fn scan(
+        &mut self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+        as_of: Option<u64>,
+    ) -> Result<Page, StoreError>;
+
+    /// The rows of the given keys, `None` where absent.
+    fn get(
+        &mut self,
+        table: &str,
+        keys: &[Vec<u8>],
+        as_of: Option<u64>,
+    ) -> Result<Vec<Option<Row>>, StoreError>;
+
+    /// The tables the store holds.
+    fn tables(&mut self) -> Result<Vec<String>, StoreError>;
+
+    /// The watermark recorded by the last `apply`, if any.
+    fn watermark(&mut self) -> Result<Option<i64>, StoreError>;
+}
+
+/// Opens the store `name` of a workflow.
+pub fn open(workflow: &Workflow, name: &str) -> Result<Box<dyn Store>, StoreError> {
+    match workflow.store(name) {
+        Some(StoreConfig::Sqlite(cfg)) => Ok(Box::new(sqlite::SqliteStore::open(
+            name,
+            &workflow.path(&cfg.path),
+            cfg.sync,
+        )?)),
+        None => Err(StoreError {
+            store: name.to_string(),
+            message: "no such store in the workflow".into(),
+        }),
+    }
+}

@@ -1,0 +1,388 @@
+//! The embedded default store: one SQLite file (bundled SQLite, no server).
+//!
+//! Each logical table is a SQLite table `t_NAME` holding every version of
+//! every cell and every delete marker, keyed by
+//! `(row_key, family, qualifier, version, kind)`. Writing a mutation is
+//! `INSERT OR REPLACE` of those keys, so writing it again changes nothing;
+//! what a read sees is decided by [`cells::visible_row`] as of a version.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::cells::{self, Entry, EntryKind};
+use super::{Page, Store, StoreError, TableSchema};
+use crate::model::{Cell, Row, RowMutation};
+use crate::workflow::schema::SqliteSync;
+
+/// A SQLite store.
+pub struct SqliteStore {
+    name: String,
+    conn: Connection,
+    created: HashSet<String>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(name: &str, path: &Path, sync: SqliteSync) -> Result<Self, StoreError> {
+        let err = |message: String| StoreError {
+            store: name.to_string(),
+            message,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(format!("cannot create `{}`: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| err(format!("cannot open `{}`: {e}", path.display())))?;
+        let sync = match sync {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {sync};
+             PRAGMA busy_timeout = 10000;
+             CREATE TABLE IF NOT EXISTS sy_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        ))
+        .map_err(|e| err(format!("cannot prepare `{}`: {e}", path.display())))?;
+        Ok(SqliteStore {
+            name: name.to_string(),
+            conn,
+            created: HashSet::new(),
+        })
+    }
+
+    fn error(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+        StoreError {
+            store: self.name.clone(),
+            message: format!("{what}: {e}"),
+        }
+    }
+
+    fn create_table(&mut self, table: &str) -> Result<(), StoreError> {
+        if self.created.contains(table) {
+            return Ok(());
+        }
+        let sql = sql_table(table).map_err(|m| self.error("bad table name", m))?;
+        self.conn
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {sql} (
+                    row_key BLOB NOT NULL,
+                    family TEXT NOT NULL,
+                    qualifier BLOB NOT NULL,
+                    version INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    value BLOB NOT NULL,
+                    PRIMARY KEY (row_key, family, qualifier, version, kind)
+                 ) WITHOUT ROWID;"
+            ))
+            .map_err(|e| self.error(&format!("cannot create table `{table}`"), e))?;
+        self.created.insert(table.to_string());
+        Ok(())
+    }
+
+    fn table_exists(&self, table: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [format!("t_{table}")],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.error("cannot list tables", e))
+    }
+
+    /// Entries of rows with keys in `first..=last`, versions ≤ `as_of`,
+    /// grouped into visible rows.
+    fn rows_between(
+        &self,
+        table: &str,
+        first: &[u8],
+        last: &[u8],
+        as_of: Option<u64>,
+    ) -> Result<Vec<Row>, StoreError> {
+        let sql = sql_table(table).map_err(|m| self.error("bad table name", m))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT row_key, family, qualifier, version, kind, value FROM {sql}
+                 WHERE row_key >= ?1 AND row_key <= ?2 AND version <= ?3
+                 ORDER BY row_key"
+            ))
+            .map_err(|e| self.error("cannot read", e))?;
+        let limit = as_of.map_or(i64::MAX, |v| v.min(i64::MAX as u64) as i64);
+        let mut rows = stmt
+            .query(params![first, last, limit])
+            .map_err(|e| self.error("cannot read", e))?;
+        let mut out = Vec::new();
+        let mut key: Option<Vec<u8>> = None;
+        let mut entries: Vec<Entry> = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.error("cannot read", e))? {
+            let row_key: Vec<u8> = r.get(0).map_err(|e| self.error("cannot read", e))?;
+            if key.as_deref() != Some(row_key.as_slice()) {
+                if let Some(done) = key.take() {
+                    out.extend(cells::visible_row(done, &entries));
+                }
+                entries.clear();
+                key = Some(row_key);
+            }
+            let kind: i64 = r.get(4).map_err(|e| self.error("cannot read", e))?;
+            entries.push(Entry {
+                family: r.get(1).map_err(|e| self.error("cannot read", e))?,
+                qualifier: r.get(2).map_err(|e| self.error("cannot read", e))?,
+                version: r
+                    .get::<_, i64>(3)
+                    .map_err(|e| self.error("cannot read", e))? as u64,
+                kind: EntryKind::from_code(kind)
+                    .ok_or_else(|| self.error("corrupt entry", format!("kind {kind}")))?,
+                value: r.get(5).map_err(|e| self.error("cannot read", e))?,
+            });
+        }
+        if let Some(done) = key {
+            out.extend(cells::visible_row(done, &entries));
+        }
+        Ok(out)
+    }
+}
+
+impl Store for SqliteStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn ensure_schema(&mut self, tables: &[TableSchema]) -> Result<(), StoreError> {
+        for t in tables {
+            self.create_table(&t.name)?;
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        mutations: &[RowMutation],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        for m in mutations {
+            self.create_table(&m.table)?;
+        }
+        let name = self.name.clone();
+        let err = |what: &str, e: rusqlite::Error| StoreError {
+            store: name.clone(),
+            message: format!("{what}: {e}"),
+        };
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| err("cannot begin a write", e))?;
+        for m in mutations {
+            let version = i64::try_from(m.version).map_err(|_| StoreError {
+                store: name.clone(),
+                message: format!(
+                    "version {} of row {:?} is above the largest SQLite integer",
+                    m.version,
+                    String::from_utf8_lossy(&m.row_key)
+                ),
+            })?;
+            let sql = sql_table(&m.table).map_err(|message| StoreError {
+                store: name.clone(),
+                message,
+            })?;
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO {sql} (row_key, family, qualifier, version, kind, value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ))
+                .map_err(|e| err("cannot write", e))?;
+            for cell in &m.cells {
+                let (family, qualifier, kind, value): (&str, &[u8], EntryKind, &[u8]) = match cell {
+                    Cell::Put(p) => (&p.family, &p.qualifier, EntryKind::Put, &p.value),
+                    Cell::DeleteCell(c) => (&c.family, &c.qualifier, EntryKind::DeleteCell, &[]),
+                    Cell::DeleteFamily(f) => (f, &[], EntryKind::DeleteFamily, &[]),
+                    Cell::DeleteRow => ("", &[], EntryKind::DeleteRow, &[]),
+                };
+                insert
+                    .execute(params![
+                        m.row_key,
+                        family,
+                        qualifier,
+                        version,
+                        kind as i64,
+                        value
+                    ])
+                    .map_err(|e| err("cannot write", e))?;
+            }
+        }
+        if let Some(w) = watermark {
+            tx.execute(
+                "INSERT INTO sy_meta (key, value) VALUES ('watermark', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                [w],
+            )
+            .map_err(|e| err("cannot record the watermark", e))?;
+        }
+        tx.commit().map_err(|e| err("cannot commit", e))
+    }
+
+    fn scan(
+        &mut self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+        as_of: Option<u64>,
+    ) -> Result<Page, StoreError> {
+        if !self.table_exists(table)? {
+            return Ok(Page::default());
+        }
+        let sql = sql_table(table).map_err(|m| self.error("bad table name", m))?;
+        let keys: Vec<Vec<u8>> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT DISTINCT row_key FROM {sql} WHERE row_key > ?1 ORDER BY row_key LIMIT ?2"
+                ))
+                .map_err(|e| self.error("cannot scan", e))?;
+            // The empty key sorts first; a row key is never empty.
+            let start: &[u8] = after.unwrap_or(&[]);
+            stmt.query_map(params![start, limit as i64], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.error("cannot scan", e))?
+        };
+        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+            return Ok(Page::default());
+        };
+        let rows = self.rows_between(table, first, last, as_of)?;
+        let next_after = (keys.len() == limit).then(|| last.to_vec());
+        Ok(Page { rows, next_after })
+    }
+
+    fn get(
+        &mut self,
+        table: &str,
+        keys: &[Vec<u8>],
+        as_of: Option<u64>,
+    ) -> Result<Vec<Option<Row>>, StoreError> {
+        if !self.table_exists(table)? {
+            return Ok(vec![None; keys.len()]);
+        }
+        keys.iter()
+            .map(|k| Ok(self.rows_between(table, k, k, as_of)?.pop()))
+            .collect()
+    }
+
+    fn tables(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT substr(name, 3) FROM sqlite_master WHERE type = 'table' AND name LIKE 't\\_%' ESCAPE '\\' ORDER BY name")
+            .map_err(|e| self.error("cannot list tables", e))?;
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error("cannot list tables", e))
+    }
+
+    fn watermark(&mut self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM sy_meta WHERE key = 'watermark'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error("cannot read the watermark", e))
+    }
+}
+
+/// The quoted SQLite name of a logical table.
+fn sql_table(table: &str) -> Result<String, String> {
+    if table.is_empty()
+        || !table
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(format!(
+            "table name `{table}` may only use letters, digits, `_`, `-` and `.`"
+        ));
+    }
+    Ok(format!("\"t_{table}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Put;
+
+    fn put(key: &str, version: u64, text: &str) -> RowMutation {
+        RowMutation {
+            table: "messages".into(),
+            row_key: key.as_bytes().to_vec(),
+            version,
+            cells: vec![Cell::Put(Put {
+                family: "d".into(),
+                qualifier: b"text".to_vec(),
+                value: text.as_bytes().to_vec(),
+            })],
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open("s", &dir.path().join("s.sqlite"), SqliteSync::Normal).unwrap()
+    }
+
+    #[test]
+    fn writes_are_idempotent_and_reads_can_go_back_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(&dir);
+        let batch = [put("a", 1, "one"), put("a", 5, "five"), put("b", 2, "two")];
+        s.apply(&batch, Some(5)).unwrap();
+        s.apply(&batch, Some(3)).unwrap();
+        let page = s.scan("messages", None, 10, None).unwrap();
+        assert_eq!(page.rows.len(), 2);
+        assert_eq!(page.rows[0].cells[0].value, b"five");
+        let old = s
+            .get("messages", &[b"a".to_vec(), b"zz".to_vec()], Some(4))
+            .unwrap();
+        assert_eq!(old[0].as_ref().unwrap().cells[0].value, b"one");
+        assert!(old[1].is_none());
+        assert_eq!(
+            s.watermark().unwrap(),
+            Some(5),
+            "the watermark never goes back"
+        );
+        assert_eq!(s.tables().unwrap(), vec!["messages".to_string()]);
+    }
+
+    #[test]
+    fn scans_page_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(&dir);
+        let batch: Vec<_> = (0..25)
+            .rev()
+            .map(|i| put(&format!("k{i:02}"), 1, "x"))
+            .collect();
+        s.apply(&batch, None).unwrap();
+        let mut keys = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.scan("messages", after.as_deref(), 10, None).unwrap();
+            keys.extend(
+                page.rows
+                    .into_iter()
+                    .map(|r| String::from_utf8(r.row_key).unwrap()),
+            );
+            match page.next_after {
+                Some(a) => after = Some(a),
+                None => break,
+            }
+        }
+        let expected: Vec<_> = (0..25).map(|i| format!("k{i:02}")).collect();
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn bad_table_names_are_refused() {
+        assert!(sql_table("a\"; DROP").is_err());
+        assert_eq!(sql_table("messages").unwrap(), "\"t_messages\"");
+    }
+}

@@ -1,0 +1,115 @@
+//! `runner plan`: the ordered steps and what each will do, touching nothing.
+
+use std::fmt::Write;
+
+use super::Workflow;
+use super::schema::{SourceConfig, StoreConfig};
+use super::steps::StepKind;
+use super::values::Point;
+use crate::plugin::PluginSource;
+
+/// One line per step, in order, saying what it will do.
+pub fn describe(w: &Workflow) -> Vec<(String, &'static str, String)> {
+    w.steps
+        .iter()
+        .map(|s| (s.id.get_ref().clone(), s.kind.name(), step_text(w, &s.kind)))
+        .collect()
+}
+
+fn step_text(w: &Workflow, kind: &StepKind) -> String {
+    match kind {
+        StepKind::Shell(s) => format!("run `{}`", s.run),
+        StepKind::Restore(r) => {
+            let point = r.as_of.clone().unwrap_or(Point::Latest);
+            match (&r.from, &r.command) {
+                (Some(from), _) => format!(
+                    "copy {} into {} as of {point}, and record it as the restore point",
+                    store_text(w, from.get_ref()),
+                    store_text(w, r.into.get_ref())
+                ),
+                (_, Some(cmd)) => format!(
+                    "run `{cmd}` to restore {} as of {point}",
+                    store_text(w, r.into.get_ref())
+                ),
+                _ => String::new(),
+            }
+        }
+        StepKind::Replay(r) => format!(
+            "replay {} from {} through plugin `{}` into {}, until {}, {} events a batch, refused events: {}",
+            source_text(w, r.source.get_ref()),
+            r.start.clone().unwrap_or(Point::Earliest),
+            r.transform.get_ref(),
+            store_text(w, r.into.get_ref()),
+            r.until.as_ref().map_or("end", |u| u.get_ref().as_str()),
+            r.batch_size.unwrap_or(1000),
+            match (&r.on_error, &r.dead_letter) {
+                (super::steps::OnError::DeadLetter, Some(d)) =>
+                    format!("dead-letter to `{}`", d.get_ref()),
+                _ => "fail the step".into(),
+            }
+        ),
+        StepKind::Compare(c) => {
+            let mut t = format!(
+                "compare tables {} of {} (blue) and {} (green) as of {}",
+                c.tables.join(", "),
+                store_text(w, c.blue.get_ref()),
+                store_text(w, c.green.get_ref()),
+                c.as_of
+                    .clone()
+                    .unwrap_or(Point::Watermark(Default::default()))
+            );
+            if let Some(check) = &c.check {
+                let _ = write!(t, " with plugin `{}`", check.get_ref());
+            }
+            let _ = write!(
+                t,
+                "; fail if more than {} keys differ",
+                c.max_mismatches.unwrap_or(0)
+            );
+            if let Some(r) = c.max_mismatch_ratio {
+                let _ = write!(t, " or more than {:.3}% of keys", r * 100.0);
+            }
+            t
+        }
+        StepKind::Cutover(c) => match &c.from {
+            Some(from) => format!("switch from `{}` to `{}`", from.get_ref(), c.to.get_ref()),
+            None => format!("switch to `{}`", c.to.get_ref()),
+        },
+    }
+}
+
+fn store_text(w: &Workflow, name: &str) -> String {
+    match w.store(name) {
+        Some(StoreConfig::Sqlite(s)) => format!("`{name}` (sqlite {})", w.path(&s.path).display()),
+        None => format!("`{name}`"),
+    }
+}
+
+fn source_text(w: &Workflow, name: &str) -> String {
+    match w.source(name) {
+        Some(SourceConfig::File(f)) => format!("`{name}` (file {})", w.path(&f.path).display()),
+        None => format!("`{name}`"),
+    }
+}
+
+/// Where each plugin comes from, for the plan's header.
+pub fn plugin_lines(w: &Workflow) -> Vec<String> {
+    w.plugins
+        .iter()
+        .map(|p| {
+            let from = match &p.source {
+                PluginSource::Crate(d) => format!("crate {}", d.display()),
+                PluginSource::Wasm(f) => format!("component {}", f.display()),
+            };
+            format!(
+                "plugin `{}`: {from}, memory {}, timeout {}{}",
+                p.name,
+                crate::plugin::limits::show_size(p.limits.memory_bytes),
+                humantime::format_duration(p.limits.timeout),
+                p.sha256
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(", pinned sha256 {s}"))
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,180 @@
+//! The `[[step]]` kinds as the workflow file spells them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::values::{Point, Span};
+
+/// One `[[step]]`: what is common to every kind, and the kind's own fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Unique name of the step, used in state and logs.
+    pub id: Spanned<String>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// The kind and its settings.
+    pub kind: StepKind,
+}
+
+/// The step kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    /// Run a command.
+    Shell(ShellStep),
+    /// Load the green store.
+    Restore(RestoreStep),
+    /// Source → transform → store.
+    Replay(ReplayStep),
+    /// Blue and green, key by key.
+    Compare(CompareStep),
+    /// Record the switch to green.
+    Cutover(CutoverStep),
+}
+
+impl StepKind {
+    /// The kind's name in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Shell(_) => "shell",
+            StepKind::Restore(_) => "restore",
+            StepKind::Replay(_) => "replay",
+            StepKind::Compare(_) => "compare",
+            StepKind::Cutover(_) => "cutover",
+        }
+    }
+}
+
+/// Every kind, for error messages.
+pub const KINDS: &[&str] = &["restore", "replay", "compare", "shell", "cutover"];
+
+/// `kind = "shell"`: a command run with `sh -c`; a non-zero exit fails the step.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellStep {
+    /// The command line.
+    pub run: String,
+    /// Longest it may run (default 10m); then it is killed and the step fails.
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working folder (default: the workflow's folder).
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+/// `kind = "restore"`: copy `from` into `into` as of a point, or run the
+/// operator's own restore `command`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreStep {
+    /// The store to copy from.
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// The store to load.
+    pub into: Spanned<String>,
+    /// The restore point T0 (default `latest`); recorded for later steps.
+    #[serde(default)]
+    pub as_of: Option<Point>,
+    /// Tables to copy (default: every table of `from`).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Instead of copying: a snapshot/restore command.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Longest `command` may run (default 1h).
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// Rows per write batch (default 1000).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+}
+
+/// `kind = "replay"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayStep {
+    /// The `[source.NAME]` to read.
+    pub source: Spanned<String>,
+    /// The `[plugin.NAME]` that turns events into rows.
+    pub transform: Spanned<String>,
+    /// The `[store.NAME]` to write.
+    pub into: Spanned<String>,
+    /// Where to start (default `earliest`): `restore - 10m`, a time, …
+    #[serde(default)]
+    pub start: Option<Point>,
+    /// When to stop: `end` of input (the only choice for file sources).
+    #[serde(default)]
+    pub until: Option<Spanned<String>>,
+    /// Events per batch (default 1000).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// How often positions are saved (default 1s).
+    #[serde(default)]
+    pub checkpoint_every: Option<Span>,
+    /// What to do with an event the transform refuses.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// Where refused events go with `on_error = "dead-letter"` (an NDJSON file).
+    #[serde(default)]
+    pub dead_letter: Option<Spanned<String>>,
+}
+
+/// The error policy for refused events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Stop the step, naming the event.
+    #[default]
+    Fail,
+    /// Write the event and the reason to `dead_letter` and go on.
+    DeadLetter,
+}
+
+/// `kind = "compare"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareStep {
+    /// The old store.
+    pub blue: Spanned<String>,
+    /// The new store.
+    pub green: Spanned<String>,
+    /// Tables to compare.
+    pub tables: Vec<String>,
+    /// A `[plugin.NAME]` of the check world that decides equality.
+    #[serde(default)]
+    pub check: Option<Spanned<String>>,
+    /// Compare as of this version (default `watermark`: what both stores
+    /// have passed, so lag is not reported as mismatch).
+    #[serde(default)]
+    pub as_of: Option<Point>,
+    /// Re-read a mismatching key after this delay before counting it (default 1s).
+    #[serde(default)]
+    pub recheck_after: Option<Span>,
+    /// The gate: most mismatching keys allowed (default 0).
+    #[serde(default)]
+    pub max_mismatches: Option<u64>,
+    /// The gate as a fraction of keys compared, if set.
+    #[serde(default)]
+    pub max_mismatch_ratio: Option<f64>,
+    /// Example keys to report per category (default 10).
+    #[serde(default)]
+    pub sample: Option<usize>,
+    /// Keys per read batch (default 1000).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+}
+
+/// `kind = "cutover"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutoverStep {
+    /// The store that becomes the primary.
+    pub to: Spanned<String>,
+    /// The store being retired.
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+}

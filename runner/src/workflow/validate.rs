@@ -1,0 +1,202 @@
+//! The validation pass: everything that can be checked without a live
+//! system — unique ids, references between sections, values in range.
+
+use std::collections::HashSet;
+
+use toml::Spanned;
+
+use super::error::{Errors, WorkflowError};
+use super::schema::SourceConfig;
+use super::steps::{OnError, StepKind};
+use super::values::Point;
+use super::{Workflow, quoted, valid_name};
+
+/// Checks a parsed workflow.
+pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
+    let mut ids = HashSet::new();
+    let mut restored = HashSet::new();
+    for step in &w.steps {
+        let id = step.id.get_ref();
+        if !valid_name(id) {
+            return Err(errors.at(
+                step.id.span(),
+                format!("invalid step id `{id}`; use letters, digits, `-` and `_`"),
+            ));
+        }
+        if !ids.insert(id.clone()) {
+            return Err(errors.at(
+                step.id.span(),
+                format!("duplicate step id `{id}`; every step needs its own id"),
+            ));
+        }
+        let at = |message: String| errors.at(step.id.span(), format!("step `{id}`: {message}"));
+        match &step.kind {
+            StepKind::Shell(s) => {
+                if s.run.trim().is_empty() {
+                    return Err(at("`run` is empty".into()));
+                }
+            }
+            StepKind::Restore(r) => {
+                store(w, &r.into, errors)?;
+                match (&r.from, &r.command) {
+                    (Some(from), None) => {
+                        store(w, from, errors)?;
+                        if from.get_ref() == r.into.get_ref() {
+                            return Err(
+                                errors.at(from.span(), "`from` and `into` are the same store")
+                            );
+                        }
+                    }
+                    (None, Some(_)) => {}
+                    _ => {
+                        return Err(at(
+                            "needs exactly one of `from` (a store to copy) or `command` (your own restore command)"
+                                .into(),
+                        ));
+                    }
+                }
+                if matches!(r.as_of, Some(Point::Restore(_)) | Some(Point::Earliest)) {
+                    return Err(at(
+                        "`as_of` must be `latest`, `watermark - …` or a time".into()
+                    ));
+                }
+                positive(r.batch_size, "batch_size", &at)?;
+                restored.insert(r.into.get_ref().clone());
+            }
+            StepKind::Replay(r) => {
+                let source = w.source(r.source.get_ref()).ok_or_else(|| {
+                    missing(
+                        errors,
+                        &r.source,
+                        "source",
+                        w.sources.iter().map(|(n, _)| n.as_str()),
+                    )
+                })?;
+                plugin(w, &r.transform, errors)?;
+                store(w, &r.into, errors)?;
+                match &r.start {
+                    Some(Point::Restore(_)) if !restored.contains(r.into.get_ref()) => {
+                        return Err(at(format!(
+                            "`start` is relative to the restore point, but no earlier `restore` step loads `{}`",
+                            r.into.get_ref()
+                        )));
+                    }
+                    Some(Point::Watermark(_)) | Some(Point::Latest) => {
+                        return Err(at(
+                            "`start` must be `earliest`, `restore - …`, a time or milliseconds"
+                                .into(),
+                        ));
+                    }
+                    _ => {}
+                }
+                if let Some(until) = &r.until {
+                    let allowed: &[&str] = match source {
+                        SourceConfig::File(_) => &["end"],
+                    };
+                    if !allowed.contains(&until.get_ref().as_str()) {
+                        return Err(errors.at(
+                            until.span(),
+                            format!(
+                                "unknown `until` = `{}` for this source; expected {}",
+                                until.get_ref(),
+                                quoted(allowed)
+                            ),
+                        ));
+                    }
+                }
+                positive(r.batch_size, "batch_size", &at)?;
+                if r.on_error == OnError::DeadLetter && r.dead_letter.is_none() {
+                    return Err(at(
+                        "`on_error = \"dead-letter\"` needs `dead_letter`, the file refused events go to".into(),
+                    ));
+                }
+            }
+            StepKind::Compare(c) => {
+                store(w, &c.blue, errors)?;
+                store(w, &c.green, errors)?;
+                if c.blue.get_ref() == c.green.get_ref() {
+                    return Err(errors.at(c.green.span(), "`blue` and `green` are the same store"));
+                }
+                if c.tables.is_empty() {
+                    return Err(at("`tables` is empty; name the tables to compare".into()));
+                }
+                if let Some(check) = &c.check {
+                    plugin(w, check, errors)?;
+                }
+                if let Some(r) = c.max_mismatch_ratio
+                    && !(0.0..=1.0).contains(&r)
+                {
+                    return Err(at(format!(
+                        "`max_mismatch_ratio` = {r} is not between 0 and 1"
+                    )));
+                }
+                if matches!(c.as_of, Some(Point::Restore(_)) | Some(Point::Earliest)) {
+                    return Err(at(
+                        "`as_of` must be `watermark - …`, `latest` or a time".into()
+                    ));
+                }
+                positive(c.batch_size, "batch_size", &at)?;
+            }
+            StepKind::Cutover(c) => {
+                store(w, &c.to, errors)?;
+                if let Some(from) = &c.from {
+                    store(w, from, errors)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn positive(
+    value: Option<usize>,
+    name: &str,
+    at: &dyn Fn(String) -> WorkflowError,
+) -> Result<(), WorkflowError> {
+    match value {
+        Some(0) => Err(at(format!("`{name}` must be at least 1"))),
+        _ => Ok(()),
+    }
+}
+
+fn store(w: &Workflow, name: &Spanned<String>, errors: Errors<'_>) -> Result<(), WorkflowError> {
+    match w.store(name.get_ref()) {
+        Some(_) => Ok(()),
+        None => Err(missing(
+            errors,
+            name,
+            "store",
+            w.stores.iter().map(|(n, _)| n.as_str()),
+        )),
+    }
+}
+
+fn plugin(w: &Workflow, name: &Spanned<String>, errors: Errors<'_>) -> Result<(), WorkflowError> {
+    match w.plugin(name.get_ref()) {
+        Some(_) => Ok(()),
+        None => Err(missing(
+            errors,
+            name,
+            "plugin",
+            w.plugins.iter().map(|p| p.name.as_str()),
+        )),
+    }
+}
+
+fn missing<'a>(
+    errors: Errors<'_>,
+    name: &Spanned<String>,
+    what: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> WorkflowError {
+    let known: Vec<&str> = known.collect();
+    let hint = if known.is_empty() {
+        format!("the workflow declares no `[{what}.NAME]`")
+    } else {
+        format!("declared: {}", quoted(&known))
+    };
+    errors.at(
+        name.span(),
+        format!("unknown {what} `{}`; {hint}", name.get_ref()),
+    )
+}

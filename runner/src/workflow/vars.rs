@@ -1,0 +1,265 @@
+//! `${name}` variables: declared in `[vars]`, overridden with `--var
+//! name=value`, and expanded in every string value of the workflow. A few
+//! are built in: `workflow_dir`, `state_dir`, `runner` (this executable) and
+//! `workflow` (the workflow's name). `$$` writes a literal `$`.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::error::{Errors, WorkflowError};
+
+/// Variable values by name, all expanded.
+pub type Vars = BTreeMap<String, String>;
+
+/// Resolves the `[vars]` table against the built-ins and overrides, and
+/// removes it from the document. Variables may use other variables.
+pub fn resolve(
+    doc: &mut DeTable<'_>,
+    builtins: &Vars,
+    overrides: &[(String, String)],
+    errors: Errors<'_>,
+) -> Result<Vars, WorkflowError> {
+    let mut declared: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
+    if let Some(table) = take(doc, "vars") {
+        let span = table.span();
+        let DeValue::Table(table) = table.into_inner() else {
+            return Err(errors.at(span, "`vars` must be a table of strings"));
+        };
+        for (key, value) in table {
+            let name = key.get_ref().to_string();
+            if builtins.contains_key(&name) {
+                return Err(errors.at(
+                    key.span(),
+                    format!("`{name}` is a built-in variable and cannot be declared"),
+                ));
+            }
+            let span = value.span();
+            match value.into_inner() {
+                DeValue::String(s) => {
+                    declared.insert(name, (s.into_owned(), span));
+                }
+                DeValue::Integer(i) => {
+                    declared.insert(name, (i.as_str().to_string(), span));
+                }
+                DeValue::Boolean(b) => {
+                    declared.insert(name, (b.to_string(), span));
+                }
+                _ => {
+                    return Err(errors.at(
+                        span,
+                        format!("variable `{name}` must be a string, integer or boolean"),
+                    ));
+                }
+            }
+        }
+    }
+    for (name, value) in overrides {
+        match declared.get_mut(name) {
+            Some(entry) => entry.0 = value.replace('$', "$$"),
+            None => {
+                let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+                return Err(WorkflowError::Override {
+                    message: format!(
+                        "`--var {name}=…` names no variable of this workflow; it declares {}",
+                        if known.is_empty() {
+                            "none (add a `[vars]` table)".to_string()
+                        } else {
+                            known
+                                .iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+    }
+    let mut resolved = builtins.clone();
+    for name in declared.keys() {
+        resolve_one(name, &declared, &mut resolved, &mut Vec::new(), errors)?;
+    }
+    Ok(resolved)
+}
+
+fn resolve_one(
+    name: &str,
+    declared: &BTreeMap<String, (String, Range<usize>)>,
+    resolved: &mut Vars,
+    stack: &mut Vec<String>,
+    errors: Errors<'_>,
+) -> Result<String, WorkflowError> {
+    if let Some(v) = resolved.get(name) {
+        return Ok(v.clone());
+    }
+    let (raw, span) = &declared[name];
+    if stack.iter().any(|s| s == name) {
+        stack.push(name.to_string());
+        return Err(errors.at(
+            span.clone(),
+            format!(
+                "variables refer to each other in a cycle: {}",
+                stack.join(" → ")
+            ),
+        ));
+    }
+    stack.push(name.to_string());
+    let value = expand_with(raw, |var| {
+        if declared.contains_key(var) {
+            resolve_one(var, declared, resolved, stack, errors).map(Some)
+        } else {
+            Ok(resolved.get(var).cloned())
+        }
+    })
+    .map_err(|e| match e {
+        Expand::Unknown(var) => errors.at(span.clone(), unknown(&var, declared.keys(), resolved)),
+        Expand::Unclosed => errors.at(span.clone(), UNCLOSED),
+        Expand::Inner(e) => e,
+    })?;
+    stack.pop();
+    resolved.insert(name.to_string(), value.clone());
+    Ok(value)
+}
+
+/// Expands variables in every string of the document (keys are left alone).
+pub fn expand_document(
+    doc: &mut DeTable<'_>,
+    vars: &Vars,
+    errors: Errors<'_>,
+) -> Result<(), WorkflowError> {
+    for (_, value) in doc.iter_mut() {
+        expand_value(value, vars, errors)?;
+    }
+    Ok(())
+}
+
+fn expand_value(
+    value: &mut Spanned<DeValue<'_>>,
+    vars: &Vars,
+    errors: Errors<'_>,
+) -> Result<(), WorkflowError> {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(s) => {
+            if s.contains('$') {
+                let expanded = expand_with(s, |var| Ok::<_, WorkflowError>(vars.get(var).cloned()))
+                    .map_err(|e| match e {
+                        Expand::Unknown(var) => {
+                            errors.at(span, unknown(&var, std::iter::empty(), vars))
+                        }
+                        Expand::Unclosed => errors.at(span, UNCLOSED),
+                        Expand::Inner(e) => e,
+                    })?;
+                *s = expanded.into();
+            }
+        }
+        DeValue::Array(items) => {
+            for item in items.iter_mut() {
+                expand_value(item, vars, errors)?;
+            }
+        }
+        DeValue::Table(table) => {
+            for (_, item) in table.iter_mut() {
+                expand_value(item, vars, errors)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+const UNCLOSED: &str = "`${` without a closing `}`; write `$$` for a literal `$`";
+
+fn unknown<'a>(var: &str, declared: impl Iterator<Item = &'a String>, known: &Vars) -> String {
+    let mut names: Vec<&str> = declared.map(String::as_str).collect();
+    names.extend(known.keys().map(String::as_str));
+    names.sort();
+    names.dedup();
+    format!(
+        "unknown variable `{var}`; declare it in [vars] (known: {})",
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+enum Expand<E> {
+    Unknown(String),
+    Unclosed,
+    Inner(E),
+}
+
+/// Replaces `${name}` using `lookup`; `$$` becomes `$`.
+fn expand_with<E>(
+    text: &str,
+    mut lookup: impl FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<String, Expand<E>> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('{') {
+            let end = tail.find('}').ok_or(Expand::Unclosed)?;
+            let name = tail[..end].trim();
+            match lookup(name).map_err(Expand::Inner)? {
+                Some(v) => out.push_str(&v),
+                None => return Err(Expand::Unknown(name.to_string())),
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Removes a top-level key from the document.
+pub fn take<'i>(doc: &mut DeTable<'i>, key: &str) -> Option<Spanned<DeValue<'i>>> {
+    let found = doc
+        .iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(k, _)| k.clone())?;
+    doc.remove(&found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(text: &str, vars: &[(&str, &str)]) -> Result<String, String> {
+        let vars: Vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        expand_with(text, |n| Ok::<_, ()>(vars.get(n).cloned())).map_err(|e| match e {
+            Expand::Unknown(n) => format!("unknown {n}"),
+            Expand::Unclosed => "unclosed".into(),
+            Expand::Inner(()) => "inner".into(),
+        })
+    }
+
+    #[test]
+    fn expands_names_and_escapes() {
+        assert_eq!(
+            expand("${a}/x/${ b }", &[("a", "1"), ("b", "2")]),
+            Ok("1/x/2".into())
+        );
+        assert_eq!(
+            expand("cost: $$5 and $x", &[]),
+            Ok("cost: $5 and $x".into())
+        );
+        assert_eq!(expand("${nope}", &[]), Err("unknown nope".into()));
+        assert_eq!(expand("${open", &[]), Err("unclosed".into()));
+    }
+}
