@@ -1,6 +1,38 @@
-//! Switchyard runner library.
+//! # Switchyard runner
+//!
+//! Runs a blue-green migration of an event-sourced read model, described in
+//! one TOML workflow: restore the new (green) store, replay the event log
+//! into it through a WebAssembly transform, compare it with the old (blue)
+//! store, and cut over.
+//!
+//! How the pieces fit:
+//!
+//! ```text
+//! cli ──► workflow (parse, ${vars}, validate, plan)
+//!          │
+//!          ▼
+//!        engine (step loop, state folder, resume) ──► steps
+//!                                                    │
+//!   source (file) ─► replay ─► plugin (wasmtime sandbox) ─► store (sqlite)
+//!                    compare ◄── store × 2, check plugin
+//! ```
+//!
+//! - [`workflow`]: the TOML schema, variables, validation and the plan.
+//! - [`engine`]: runs steps in order, persists state, resumes after a crash.
+//! - [`steps`]: restore, replay, compare, shell, cutover.
+//! - [`plugin`]: the wasmtime host: sandbox, limits, one wrapper per world.
+//! - [`source`], [`store`]: where events come from and rows go.
+//! - [`model`]: the data moved between them (the plugin contract's types).
+//! - [`report`]: progress and the final summary. [`sample`]: demo data.
+//! - [`cli`]: the `runner` commands; `main.rs` only calls into it.
+
+pub mod cli;
+pub mod engine;
 pub mod model;
 pub mod plugin;
+pub mod report;
+pub mod sample;
 pub mod source;
+pub mod steps;
 pub mod store;
 pub mod workflow;

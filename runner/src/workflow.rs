@@ -126,7 +126,10 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
             format!("invalid workflow name `{name}`; use letters, digits, `-` and `_`"),
         ));
     }
-    let dir = absolute(file.parent().unwrap_or(Path::new(".")));
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => absolute(p),
+        _ => absolute(Path::new(".")),
+    };
     let state_dir = match (&options.state_dir, &section.state_dir) {
         (Some(d), _) => absolute(d),
         (None, Some(d)) => resolve_path(&dir, d),
@@ -338,6 +341,11 @@ fn plugin_spec(
     span: std::ops::Range<usize>,
     errors: Errors<'_>,
 ) -> Result<PluginSpec, WorkflowError> {
+    let written = section
+        .crate_dir
+        .as_deref()
+        .or(section.wasm.as_deref())
+        .unwrap_or("");
     let source = match (&section.crate_dir, &section.wasm) {
         (Some(c), None) => PluginSource::Crate(resolve_path(dir, c)),
         (None, Some(w)) => PluginSource::Wasm(resolve_path(dir, w)),
@@ -349,19 +357,16 @@ fn plugin_spec(
         }
     };
     match &source {
-        PluginSource::Crate(d) if !d.join("Cargo.toml").is_file() => {
+        PluginSource::Crate(dir) if !dir.join("Cargo.toml").is_file() => {
             return Err(errors.at(
                 span,
-                format!(
-                    "plugin `{name}`: `{}` is not a crate folder (no Cargo.toml)",
-                    d.display()
-                ),
+                format!("plugin `{name}`: `{written}` is not a crate folder (no Cargo.toml in it)"),
             ));
         }
-        PluginSource::Wasm(w) if !w.is_file() => {
+        PluginSource::Wasm(file) if !file.is_file() => {
             return Err(errors.at(
                 span,
-                format!("plugin `{name}`: `{}` does not exist; build the plugin or point `wasm` at its .wasm", w.display()),
+                format!("plugin `{name}`: `{written}` does not exist; build the plugin, or point `wasm` at its .wasm (paths are relative to the workflow's folder)"),
             ));
         }
         _ => {}

@@ -1,5 +1,7 @@
 //! Support code for Switchyard's integration tests: building the test
-//! plugins once, sample events, and a fluent helper for CLI tests.
+//! plugins and the runner once, a fluent helper for CLI tests, and reading
+//! a SQLite store back for comparisons.
 
 pub mod cli;
 pub mod plugins;
+pub mod stores;

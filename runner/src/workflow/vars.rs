@@ -143,18 +143,16 @@ fn expand_value(
 ) -> Result<(), WorkflowError> {
     let span = value.span();
     match value.get_mut() {
-        DeValue::String(s) => {
-            if s.contains('$') {
-                let expanded = expand_with(s, |var| Ok::<_, WorkflowError>(vars.get(var).cloned()))
-                    .map_err(|e| match e {
-                        Expand::Unknown(var) => {
-                            errors.at(span, unknown(&var, std::iter::empty(), vars))
-                        }
-                        Expand::Unclosed => errors.at(span, UNCLOSED),
-                        Expand::Inner(e) => e,
-                    })?;
-                *s = expanded.into();
-            }
+        DeValue::String(s) if s.contains('$') => {
+            let expanded = expand_with(s, |var| Ok::<_, WorkflowError>(vars.get(var).cloned()))
+                .map_err(|e| match e {
+                    Expand::Unknown(var) => {
+                        errors.at(span, unknown(&var, std::iter::empty(), vars))
+                    }
+                    Expand::Unclosed => errors.at(span, UNCLOSED),
+                    Expand::Inner(e) => e,
+                })?;
+            *s = expanded.into();
         }
         DeValue::Array(items) => {
             for item in items.iter_mut() {

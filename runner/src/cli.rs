@@ -1,0 +1,351 @@
+//! The `runner` command line.
+//!
+//! Exit codes: 0 done (or nothing left to do), 1 a step failed, 2 bad
+//! usage or an invalid workflow, 3 a gate failed (too many differences),
+//! 130 interrupted (progress is saved; `exec` resumes).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::{self, Cancel, EngineError, ExecOptions, ExecResult};
+use crate::steps::StepError;
+use crate::workflow::{self, LoadOptions, Workflow, WorkflowError};
+
+/// Runs zero-downtime, blue-green migrations of event-sourced read models.
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workflow, or resume it where the last run stopped.
+    Exec {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Forget saved state (and anything kept in the state folder) first.
+        #[arg(long)]
+        fresh: bool,
+        /// No progress bars.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Check a workflow without touching any system.
+    Validate {
+        #[command(flatten)]
+        file: FileArgs,
+    },
+    /// Show the steps in order and what each will do, touching nothing.
+    Plan {
+        #[command(flatten)]
+        file: FileArgs,
+    },
+    /// Show where a workflow stands.
+    Status {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Print the raw state as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a deterministic sample event log.
+    Sample {
+        /// Which sample (only `chat` for now).
+        #[arg(value_parser = ["chat"])]
+        kind: String,
+        /// Number of events.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Partitions.
+        #[arg(long, default_value_t = 4)]
+        partitions: u64,
+        /// Output file (NDJSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Plugin tools.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `runner plugin …`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Build a plugin crate for wasm32-wasip2; print the .wasm and its sha256.
+    Build {
+        /// The plugin crate's folder.
+        dir: PathBuf,
+    },
+    /// Print the sha256 of a component, for `sha256 = "…"` pins.
+    Hash {
+        /// The .wasm file.
+        file: PathBuf,
+    },
+}
+
+/// The workflow file and how to read it.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The workflow file.
+    pub file: PathBuf,
+    /// Override a variable: `--var name=value` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Keep state in this folder instead of `.switchyard/NAME` beside the file.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
+}
+
+impl FileArgs {
+    fn load(&self) -> Result<Workflow, WorkflowError> {
+        workflow::load(
+            &self.file,
+            &LoadOptions {
+                overrides: self.vars.clone(),
+                state_dir: self.state.clone(),
+            },
+        )
+    }
+}
+
+/// Exit code: a step failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage or an invalid workflow.
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code: a gate failed.
+pub const EXIT_GATE: u8 = 3;
+/// Exit code: interrupted.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs a parsed command line; `cancel` is set on Ctrl-C.
+pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
+    match cli.command {
+        Command::Validate { file } => match file.load() {
+            Ok(w) => {
+                println!(
+                    "{} is valid: {} steps, {} sources, {} stores, {} plugins",
+                    file.file.display(),
+                    w.steps.len(),
+                    w.sources.len(),
+                    w.stores.len(),
+                    w.plugins.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => invalid(e),
+        },
+        Command::Plan { file } => match file.load() {
+            Ok(w) => {
+                print!("{}", plan_text(&w));
+                ExitCode::SUCCESS
+            }
+            Err(e) => invalid(e),
+        },
+        Command::Status { file, json } => match file.load() {
+            Ok(w) => status(&w, json),
+            Err(e) => invalid(e),
+        },
+        Command::Exec {
+            file,
+            fresh,
+            no_progress,
+        } => {
+            let w = match file.load() {
+                Ok(w) => w,
+                Err(e) => return invalid(e),
+            };
+            let options = ExecOptions {
+                fresh,
+                cancel,
+                progress: !no_progress,
+            };
+            match engine::exec(w, &options) {
+                Ok(ExecResult::Completed(report)) => {
+                    print!("{}", crate::report::summary::render(&report));
+                    ExitCode::SUCCESS
+                }
+                Ok(ExecResult::AlreadyComplete { finished_at_ms }) => {
+                    let when = finished_at_ms
+                        .map(|ms| {
+                            humantime::format_rfc3339_seconds(
+                                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                            )
+                            .to_string()
+                        })
+                        .unwrap_or_else(|| "earlier".into());
+                    println!(
+                        "workflow already completed ({when}); nothing to do. Use `--fresh` to run it again from the start."
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(match &e {
+                        EngineError::Step { source, .. } => match **source {
+                            StepError::Gate(_) => EXIT_GATE,
+                            StepError::Interrupted => EXIT_INTERRUPTED,
+                            _ => EXIT_FAILED,
+                        },
+                        _ => EXIT_FAILED,
+                    })
+                }
+            }
+        }
+        Command::Sample {
+            kind: _,
+            events,
+            seed,
+            partitions,
+            out,
+        } => {
+            let sample = crate::sample::ChatSample {
+                events,
+                seed,
+                partitions: partitions.max(1),
+                ..Default::default()
+            };
+            match crate::sample::write_chat(&sample, &out) {
+                Ok((p, e, d)) => {
+                    println!(
+                        "wrote {events} chat events to {} ({p} posted, {e} edited, {d} deleted)",
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write `{}`: {e}", out.display());
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+        Command::Plugin(PluginCommand::Build { dir }) => {
+            let name = dir
+                .file_name()
+                .map_or("plugin".into(), |n| n.to_string_lossy().into_owned());
+            match crate::plugin::load::build_crate(&name, &dir).and_then(|path| {
+                crate::plugin::load::component_bytes(
+                    &name,
+                    &crate::plugin::PluginSource::Wasm(path),
+                    None,
+                )
+            }) {
+                Ok((bytes, path)) => {
+                    println!(
+                        "{}\nsha256 = \"{}\"",
+                        path.display(),
+                        crate::plugin::load::sha256_hex(&bytes)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+        Command::Plugin(PluginCommand::Hash { file }) => match std::fs::read(&file) {
+            Ok(bytes) => {
+                println!("sha256 = \"{}\"", crate::plugin::load::sha256_hex(&bytes));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", file.display());
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
+    }
+}
+
+fn invalid(e: WorkflowError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_INVALID)
+}
+
+/// The text of `runner plan`.
+pub fn plan_text(w: &Workflow) -> String {
+    let mut out = format!("workflow `{}`", w.name);
+    if let Some(d) = &w.description {
+        out.push_str(&format!(": {d}"));
+    }
+    out.push('\n');
+    out.push_str(&format!("state: {}\n", w.state_dir.display()));
+    for line in workflow::plan::plugin_lines(w) {
+        out.push_str(&format!("{line}\n"));
+    }
+    for (i, (id, kind, text)) in workflow::plan::describe(w).into_iter().enumerate() {
+        out.push_str(&format!("{:>2}. {id} ({kind}): {text}\n", i + 1));
+    }
+    out
+}
+
+fn status(w: &Workflow, json: bool) -> ExitCode {
+    let state = match engine::state::read(&w.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let Some(state) = state else {
+        println!(
+            "workflow `{}` has not run yet (no state in {})",
+            w.name,
+            w.state_dir.display()
+        );
+        return ExitCode::SUCCESS;
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&state).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!("workflow `{}` (state in {})", w.name, w.state_dir.display());
+    for step in &w.steps {
+        let id = step.id.get_ref();
+        match state.steps.get(id) {
+            None => println!("  {id:<16} pending"),
+            Some(st) => {
+                let status = format!("{:?}", st.status).to_lowercase();
+                let detail = st.error.as_deref().or(st.summary.as_deref()).unwrap_or("");
+                println!("  {id:<16} {status:<8} {detail}");
+                if let (Some(cp), true) = (&st.checkpoint, st.status != engine::state::Status::Done)
+                {
+                    let positions: Vec<String> =
+                        cp.next.iter().map(|(p, o)| format!("p{p}@{o}")).collect();
+                    println!("  {:<16}          at {}", "", positions.join(" "));
+                }
+            }
+        }
+    }
+    for (store, t0) in &state.restore_points {
+        println!("  restore point of `{store}`: {t0}");
+    }
+    if let Some(to) = &state.cutover_to {
+        println!("  reads switched to `{to}`");
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,17 @@
+//! The engine: runs a workflow's steps in order, persisting each step's
+//! outcome (and replay checkpoints) in the state folder, so `exec` after a
+//! crash resumes where the last run stopped and a finished workflow is not
+//! run twice.
+//!
+//! - `state`: the state folder (atomic writes, lock).
+//! - `plugins`: loads each plugin once and shares it between steps.
+//! - `cancel`: the stop signal every long-running step checks.
+//! - `run`: the step loop and its report.
+
+pub mod cancel;
+pub mod plugins;
+pub mod run;
+pub mod state;
+
+pub use cancel::Cancel;
+pub use run::{EngineError, ExecOptions, ExecResult, RunReport, StepReport, exec};

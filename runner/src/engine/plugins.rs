@@ -1,0 +1,77 @@
+//! Loads each plugin of a workflow once, on first use, and hands out
+//! clones (which share the compiled component) to the steps that need it.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use crate::plugin::{CheckPlugin, LoadError, PluginEngine, TransformPlugin};
+use crate::workflow::Workflow;
+
+/// The plugins of one workflow run.
+pub struct PluginRegistry {
+    engine: OnceLock<PluginEngine>,
+    transforms: Mutex<HashMap<String, TransformPlugin>>,
+    checks: Mutex<HashMap<String, CheckPlugin>>,
+}
+
+impl Default for PluginRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PluginRegistry {
+    /// An empty registry; the wasmtime engine starts on first load.
+    pub fn new() -> Self {
+        PluginRegistry {
+            engine: OnceLock::new(),
+            transforms: Mutex::new(HashMap::new()),
+            checks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn engine(&self, plugin: &str) -> Result<PluginEngine, LoadError> {
+        if let Some(e) = self.engine.get() {
+            return Ok(e.clone());
+        }
+        let engine = PluginEngine::new().map_err(|e| LoadError::Link {
+            plugin: plugin.to_string(),
+            message: format!("cannot start the WebAssembly engine: {e}"),
+        })?;
+        Ok(self.engine.get_or_init(|| engine).clone())
+    }
+
+    /// The transform plugin `name`.
+    pub fn transform(&self, workflow: &Workflow, name: &str) -> Result<TransformPlugin, LoadError> {
+        let mut cache = self.transforms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.get(name) {
+            return Ok(p.clone());
+        }
+        let spec = spec(workflow, name)?;
+        let plugin = TransformPlugin::load(&self.engine(name)?, spec)?;
+        cache.insert(name.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The check plugin `name`.
+    pub fn check(&self, workflow: &Workflow, name: &str) -> Result<CheckPlugin, LoadError> {
+        let mut cache = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.get(name) {
+            return Ok(p.clone());
+        }
+        let spec = spec(workflow, name)?;
+        let plugin = CheckPlugin::load(&self.engine(name)?, spec)?;
+        cache.insert(name.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+}
+
+fn spec<'w>(
+    workflow: &'w Workflow,
+    name: &str,
+) -> Result<&'w crate::plugin::PluginSpec, LoadError> {
+    workflow.plugin(name).ok_or_else(|| LoadError::Build {
+        plugin: name.to_string(),
+        message: "no such plugin in the workflow".into(),
+    })
+}

@@ -1,0 +1,185 @@
+//! The step loop.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::cancel::Cancel;
+use super::plugins::PluginRegistry;
+use super::state::{StateError, StateFile, Status, now_ms};
+use crate::steps::{self, StepContext, StepError};
+use crate::workflow::Workflow;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Forget the saved state (and the stores kept in the state folder) first.
+    pub fresh: bool,
+    /// The stop signal.
+    pub cancel: Cancel,
+    /// Show progress bars (when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What one step did in this run.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Step id.
+    pub id: String,
+    /// Step kind.
+    pub kind: &'static str,
+    /// Ran now, or was already done.
+    pub ran: bool,
+    /// Time it took now.
+    pub elapsed: Duration,
+    /// What it did.
+    pub summary: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The workflow's name.
+    pub workflow: String,
+    /// Every step, in order.
+    pub steps: Vec<StepReport>,
+    /// Wall time of this run.
+    pub elapsed: Duration,
+}
+
+/// The outcome of `exec`.
+#[derive(Debug)]
+pub enum ExecResult {
+    /// Steps ran and all are done.
+    Completed(RunReport),
+    /// Every step was already done; nothing ran.
+    AlreadyComplete {
+        /// When the workflow finished (ms since the epoch).
+        finished_at_ms: Option<u64>,
+    },
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The state folder cannot be used.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A step failed.
+    #[error("step `{id}` ({kind}) failed: {source}")]
+    Step {
+        /// Step id.
+        id: String,
+        /// Step kind.
+        kind: &'static str,
+        /// Why.
+        source: Box<StepError>,
+    },
+}
+
+/// Runs (or resumes) a workflow.
+pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, EngineError> {
+    let started = Instant::now();
+    if options.fresh && workflow.state_dir.exists() {
+        // Take the lock first so a running runner's state is never removed.
+        drop(StateFile::open(&workflow.state_dir, &workflow.name)?);
+        std::fs::remove_dir_all(&workflow.state_dir).map_err(|e| StateError::Io {
+            path: workflow.state_dir.clone(),
+            message: format!("cannot remove for --fresh: {e}"),
+        })?;
+    }
+    let mut state = StateFile::open(&workflow.state_dir, &workflow.name)?;
+    let all_done = !workflow.steps.is_empty()
+        && workflow.steps.iter().all(|s| {
+            state
+                .state
+                .steps
+                .get(s.id.get_ref())
+                .is_some_and(|st| st.status == Status::Done)
+        });
+    if all_done {
+        return Ok(ExecResult::AlreadyComplete {
+            finished_at_ms: state.state.finished_at_ms,
+        });
+    }
+    if !state.state.fingerprint.is_empty() && state.state.fingerprint != workflow.fingerprint {
+        tracing::warn!(
+            "the workflow changed since its last run; finished steps are not run again (use `--fresh` to start over)"
+        );
+    }
+    state.state.fingerprint = workflow.fingerprint.clone();
+    state.save()?;
+
+    let workflow = Arc::new(workflow);
+    let ctx = StepContext {
+        workflow: workflow.clone(),
+        state: Arc::new(Mutex::new(state)),
+        plugins: Arc::new(PluginRegistry::new()),
+        cancel: options.cancel.clone(),
+        progress: options.progress,
+    };
+    let mut reports = Vec::new();
+    for step in &workflow.steps {
+        let id = step.id.get_ref().clone();
+        let kind = step.kind.name();
+        {
+            let mut sf = ctx.lock_state();
+            let st = sf.step_mut(&id, kind);
+            if st.status == Status::Done {
+                reports.push(StepReport {
+                    id,
+                    kind,
+                    ran: false,
+                    elapsed: Duration::ZERO,
+                    summary: st.summary.clone().unwrap_or_default(),
+                });
+                continue;
+            }
+            st.status = Status::Running;
+            st.attempts += 1;
+            st.started_at_ms = now_ms();
+            st.error = None;
+            sf.save()?;
+        }
+        let span = tracing::info_span!("step", id = %id, kind);
+        let _enter = span.enter();
+        tracing::info!("starting");
+        let step_started = Instant::now();
+        let result = steps::run(&ctx, step);
+        let mut sf = ctx.lock_state();
+        let st = sf.step_mut(&id, kind);
+        st.finished_at_ms = Some(now_ms());
+        match result {
+            Ok(summary) => {
+                st.status = Status::Done;
+                st.summary = Some(summary.clone());
+                sf.save()?;
+                tracing::info!("done: {summary}");
+                reports.push(StepReport {
+                    id,
+                    kind,
+                    ran: true,
+                    elapsed: step_started.elapsed(),
+                    summary,
+                });
+            }
+            Err(source) => {
+                st.status = Status::Failed;
+                st.error = Some(source.to_string());
+                sf.save()?;
+                return Err(EngineError::Step {
+                    id,
+                    kind,
+                    source: Box::new(source),
+                });
+            }
+        }
+    }
+    let mut sf = ctx.lock_state();
+    sf.state.finished_at_ms = Some(now_ms());
+    sf.save()?;
+    Ok(ExecResult::Completed(RunReport {
+        workflow: workflow.name.clone(),
+        steps: reports,
+        elapsed: started.elapsed(),
+    }))
+}

@@ -1,0 +1,56 @@
+//! What the runner shows people: progress while steps run, the summary at
+//! the end, and small formatting helpers shared by the steps.
+
+pub mod progress;
+pub mod summary;
+
+use std::time::Duration;
+
+/// A duration for people: `850ms`, `4.2s`, `3m 05s`.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m {:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+/// `n` things over `d` as a rate: `52,310 events/s`.
+pub fn rate(n: u64, d: Duration, what: &str) -> String {
+    let secs = d.as_secs_f64();
+    if secs <= 0.0 {
+        return format!("{n} {what}");
+    }
+    format!("{} {what}/s", thousands((n as f64 / secs) as u64))
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_durations_read_well() {
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+        assert_eq!(duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(duration(Duration::from_millis(4_200)), "4.2s");
+        assert_eq!(duration(Duration::from_secs(185)), "3m 05s");
+        assert_eq!(rate(1000, Duration::from_secs(2), "events"), "500 events/s");
+    }
+}

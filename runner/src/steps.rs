@@ -1,0 +1,93 @@
+//! The step kinds. Each file holds one kind; all run on the calling
+//! thread (replay starts its own pipeline threads) and report one summary
+//! line, which the engine saves with the step's state.
+//!
+//! - `shell`: a command with a timeout, its output in the log.
+//! - `restore`: load green from blue as of a point, or run a restore command.
+//! - `replay`: source → transform plugin → store, committing after acknowledgement.
+//! - `compare`: merge-join of blue and green as of a watermark, with a gate.
+//! - `cutover`: record the switch.
+
+pub mod compare;
+pub mod cutover;
+pub mod replay;
+pub mod restore;
+pub mod shell;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::engine::Cancel;
+use crate::engine::plugins::PluginRegistry;
+use crate::engine::state::{StateError, StateFile};
+use crate::plugin::{LoadError, PluginFailure};
+use crate::source::SourceError;
+use crate::store::StoreError;
+use crate::workflow::{Step, StepKind, Workflow};
+
+/// What every step gets.
+pub struct StepContext {
+    /// The workflow.
+    pub workflow: Arc<Workflow>,
+    /// The state folder.
+    pub state: Arc<Mutex<StateFile>>,
+    /// The plugins, loaded on first use.
+    pub plugins: Arc<PluginRegistry>,
+    /// The stop signal.
+    pub cancel: Cancel,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl StepContext {
+    /// The state, locked.
+    pub fn lock_state(&self) -> MutexGuard<'_, StateFile> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A plugin could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The sandbox stopped a plugin.
+    #[error(transparent)]
+    Plugin(#[from] PluginFailure),
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The state folder failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// An input was refused and the policy is to fail.
+    #[error("{0}")]
+    Refused(String),
+    /// A gate did not pass (too many mismatches).
+    #[error("{0}")]
+    Gate(String),
+    /// A command failed or timed out.
+    #[error("{0}")]
+    Command(String),
+    /// Stopped by Ctrl-C; progress was saved.
+    #[error("interrupted; progress is saved and `runner exec` resumes from here")]
+    Interrupted,
+    /// Something else, explained.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs one step; returns its summary line.
+pub fn run(ctx: &StepContext, step: &Step) -> Result<String, StepError> {
+    let id = step.id.get_ref();
+    match &step.kind {
+        StepKind::Shell(s) => shell::run(ctx, id, s),
+        StepKind::Restore(r) => restore::run(ctx, id, r),
+        StepKind::Replay(r) => replay::run(ctx, id, r),
+        StepKind::Compare(c) => compare::run(ctx, id, c),
+        StepKind::Cutover(c) => cutover::run(ctx, id, c),
+    }
+}

@@ -1,0 +1,157 @@
+//! `restore`: loads the green store as of a restore point T0, either by
+//! copying blue through the store interface (every visible cell keeps its
+//! version, so later replays of the same events change nothing) or by
+//! running the operator's own snapshot/restore command. T0 is recorded in
+//! the state; a replay can then start at `restore - 10m`. A copy resumes
+//! from the last table and key it finished.
+
+use std::time::Duration;
+
+use super::{StepContext, StepError};
+use crate::engine::state::now_ms;
+use crate::model::{Cell, Put, Row, RowMutation};
+use crate::store::{self, Store};
+use crate::workflow::steps::RestoreStep;
+use crate::workflow::values::Point;
+
+/// Runs the restore.
+pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError> {
+    let into = r.into.get_ref();
+    let point = r.as_of.clone().unwrap_or(Point::Latest);
+    if let Some(command) = &r.command {
+        let t0 = match point {
+            Point::At(ms) => ms,
+            _ => now_ms() as i64,
+        };
+        let timeout = r.timeout.map_or(Duration::from_secs(3600), |t| t.0);
+        let env = vec![
+            ("SWITCHYARD_RESTORE_POINT".to_string(), t0.to_string()),
+            ("SWITCHYARD_STORE".to_string(), into.clone()),
+        ];
+        super::shell::run_command(command, &ctx.workflow.dir, &env, timeout, &ctx.cancel, id)?;
+        record(ctx, into, t0)?;
+        return Ok(format!("`{command}` restored `{into}`; restore point {t0}"));
+    }
+    let from_name = r
+        .from
+        .as_ref()
+        .map(|f| f.get_ref().clone())
+        .unwrap_or_default();
+    let mut from = store::open(&ctx.workflow, &from_name)?;
+    let mut green = store::open(&ctx.workflow, into)?;
+
+    // The restore point is fixed on the first attempt, so a resumed copy
+    // continues the same snapshot.
+    let recorded = ctx.lock_state().state.restore_points.get(into).copied();
+    let t0 = match recorded {
+        Some(t0) => t0,
+        None => {
+            let t0 = resolve_point(&point, &mut *from)?;
+            record(ctx, into, t0)?;
+            t0
+        }
+    };
+    let tables = if r.tables.is_empty() {
+        from.tables()?
+    } else {
+        r.tables.clone()
+    };
+    let batch = r.batch_size.unwrap_or(1000);
+    let mut rows_copied = 0u64;
+    for table in &tables {
+        let mut after = resume_key(ctx, id, table);
+        if after.as_deref() == Some(DONE) {
+            continue;
+        }
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return Err(StepError::Interrupted);
+            }
+            let page = from.scan(table, after.as_deref(), batch, Some(t0 as u64))?;
+            let mutations: Vec<RowMutation> = page
+                .rows
+                .iter()
+                .flat_map(|row| copy_of(table, row))
+                .collect();
+            green.apply(&mutations, Some(t0))?;
+            rows_copied += page.rows.len() as u64;
+            after = page.next_after;
+            let mut state = ctx.lock_state();
+            let st = state.step_mut(id, "restore");
+            *st.metrics.entry("rows".into()).or_insert(0) += page.rows.len() as u64;
+            st.resume
+                .insert(table.clone(), hex::encode(after.as_deref().unwrap_or(DONE)));
+            state.save()?;
+            if after.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(format!(
+        "copied {rows_copied} rows of {} from `{from_name}` into `{into}` as of {t0} (the restore point)",
+        tables.join(", ")
+    ))
+}
+
+/// Marks a table whose copy is complete.
+const DONE: &[u8] = b"\xff(done)";
+
+/// Resolves the restore point against the source store.
+fn resolve_point(point: &Point, from: &mut dyn Store) -> Result<i64, StepError> {
+    Ok(match point {
+        Point::At(ms) => *ms,
+        Point::Latest => from.watermark()?.unwrap_or(now_ms() as i64),
+        Point::Watermark(margin) => {
+            let w = from.watermark()?.ok_or_else(|| {
+                StepError::Other(format!(
+                    "`as_of = \"{point}\"` needs the watermark of `{}`, which records none; give a time instead",
+                    from.name()
+                ))
+            })?;
+            w - margin.as_millis() as i64
+        }
+        Point::Restore(_) | Point::Earliest => {
+            return Err(StepError::Other(format!(
+                "`as_of = \"{point}\"` is not a restore point"
+            )));
+        }
+    })
+}
+
+/// The mutations that recreate `row` with its cells' versions.
+fn copy_of(table: &str, row: &Row) -> Vec<RowMutation> {
+    let mut by_version: std::collections::BTreeMap<u64, Vec<Cell>> = Default::default();
+    for c in &row.cells {
+        by_version
+            .entry(c.version)
+            .or_default()
+            .push(Cell::Put(Put {
+                family: c.family.clone(),
+                qualifier: c.qualifier.clone(),
+                value: c.value.clone(),
+            }));
+    }
+    by_version
+        .into_iter()
+        .map(|(version, cells)| RowMutation {
+            table: table.to_string(),
+            row_key: row.row_key.clone(),
+            cells,
+            version,
+        })
+        .collect()
+}
+
+fn record(ctx: &StepContext, store: &str, t0: i64) -> Result<(), StepError> {
+    let mut state = ctx.lock_state();
+    state.state.restore_points.insert(store.to_string(), t0);
+    state.save()?;
+    Ok(())
+}
+
+fn resume_key(ctx: &StepContext, id: &str, table: &str) -> Option<Vec<u8>> {
+    let state = ctx.lock_state();
+    let st = state.state.steps.get(id)?;
+    let hex_key = st.resume.get(table)?;
+    hex::decode(hex_key).ok()
+}

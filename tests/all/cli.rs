@@ -1,0 +1,147 @@
+//! The command line: exact error texts of bad workflows (fixtures in
+//! `tests/cases/invalid-*`), the plan, exit codes.
+
+use std::path::PathBuf;
+
+use switchyard_tests::cli::Test;
+use switchyard_tests::plugins::repo_root;
+
+fn cases(prefix: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo_root().join("tests/cases"))
+        .expect("tests/cases")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_invalid_workflow_gets_its_exact_error_with_file_line_and_column() {
+    let cases = cases("invalid-");
+    assert!(cases.len() >= 10, "fixtures found: {cases:?}");
+    for case in cases {
+        let expected =
+            std::fs::read_to_string(case.join("expected.stderr")).expect("expected.stderr");
+        let run = Test::new()
+            .fixture(&case)
+            .args(&["validate", "workflow.toml"])
+            .run();
+        assert_eq!(run.code(), 2, "{}: {}", case.display(), run.stderr());
+        assert_eq!(run.stderr(), expected, "{}", case.display());
+        // `plan` and `exec` refuse the same file the same way.
+        let exec = Test::new()
+            .fixture(&case)
+            .args(&["exec", "workflow.toml"])
+            .run();
+        assert_eq!(exec.stderr(), expected, "exec of {}", case.display());
+    }
+}
+
+#[test]
+fn an_unknown_override_names_the_declared_variables() {
+    Test::new()
+        .workflow("[workflow]\nname = \"w\"\n\n[vars]\nevents = 5\n")
+        .args(&["validate", "workflow.toml", "--var", "event=6"])
+        .run()
+        .expect_code(2)
+        .stderr_is(
+            "error: `--var event=…` names no variable of this workflow; it declares `events`\n",
+        );
+}
+
+#[test]
+fn overrides_replace_variables_everywhere() {
+    let run = Test::new()
+        .workflow(
+            "[workflow]\nname = \"w\"\n\n[vars]\nword = \"hello\"\n\n[[step]]\nid = \"say\"\nkind = \"shell\"\nrun = \"echo ${word} > out.txt\"\n",
+        )
+        .args(&["exec", "workflow.toml", "--var", "word=bye"]);
+    run.run().success();
+    assert_eq!(
+        std::fs::read_to_string(run.dir().join("out.txt")).unwrap(),
+        "bye\n"
+    );
+}
+
+#[test]
+fn plan_lists_the_quickstart_steps_in_order() {
+    let run = Test::new()
+        .args(&[
+            "plan",
+            repo_root()
+                .join("workflows/quickstart.toml")
+                .to_str()
+                .unwrap(),
+        ])
+        .run()
+        .success();
+    let out = run.stdout();
+    let order: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(". ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "sample-events",
+            "feed-blue",
+            "restore-green",
+            "replay-green",
+            "compare",
+            "cutover"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("3. restore-green (restore): copy `blue`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_failing_shell_step_fails_the_run_with_its_output_and_resumes_there() {
+    let test = Test::new()
+        .workflow(
+            "[workflow]\nname = \"w\"\n\n[[step]]\nid = \"one\"\nkind = \"shell\"\nrun = \"echo one >> log.txt\"\n\n[[step]]\nid = \"two\"\nkind = \"shell\"\nrun = \"test -f ok || { echo 'no ok file' >&2; exit 4; }\"\n",
+        )
+        .args(&["exec", "workflow.toml"]);
+    let run = test.run().expect_code(1);
+    assert!(
+        run.stderr().contains("error: step `two` (shell) failed: `test -f ok || { echo 'no ok file' >&2; exit 4; }` exited with status 4; its last output:\n  no ok file"),
+        "{}",
+        run.stderr()
+    );
+    std::fs::write(test.dir().join("ok"), "").unwrap();
+    test.run().success();
+    // Step one ran once: the second run resumed at step two.
+    assert_eq!(
+        std::fs::read_to_string(test.dir().join("log.txt")).unwrap(),
+        "one\n"
+    );
+    let again = test.run().success();
+    assert!(
+        again.stdout().starts_with("workflow already completed"),
+        "{}",
+        again.stdout()
+    );
+}
+
+#[test]
+fn a_shell_step_past_its_timeout_is_killed() {
+    let run = Test::new()
+        .workflow("[workflow]\nname = \"w\"\n\n[[step]]\nid = \"slow\"\nkind = \"shell\"\nrun = \"sleep 5\"\ntimeout = \"300ms\"\n")
+        .args(&["exec", "workflow.toml"])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("`sleep 5` ran longer than its timeout of 300ms and was killed"),
+        "{}",
+        run.stderr()
+    );
+}

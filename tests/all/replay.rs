@@ -1,0 +1,194 @@
+//! Replay semantics on the embedded source and store: idempotent writes,
+//! resume after the process is killed, and the error policy for refused
+//! events.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchyard_runner::sample::{ChatSample, write_chat};
+use switchyard_tests::cli::{Test, runner_bin};
+use switchyard_tests::plugins::wasm;
+use switchyard_tests::stores::dump_sqlite;
+
+/// A replay-only workflow: `events.ndjson` → chat transform → `${store}`.
+fn replay_workflow(batch: usize) -> String {
+    let wasm = wasm("plugins/chat-transform");
+    format!(
+        r#"[workflow]
+name = "replay-test"
+
+[vars]
+store = "green.sqlite"
+on_error = "fail"
+
+[source.log]
+kind = "file"
+path = "events.ndjson"
+
+[store.green]
+kind = "sqlite"
+path = "${{store}}"
+sync = "normal"
+
+[plugin.t]
+wasm = "{}"
+
+[[step]]
+id = "replay"
+kind = "replay"
+source = "log"
+transform = "t"
+into = "green"
+batch_size = {batch}
+checkpoint_every = "0s"
+on_error = "${{on_error}}"
+dead_letter = "dead.ndjson"
+"#,
+        wasm.display()
+    )
+}
+
+fn with_events(test: Test, events: u64) -> Test {
+    write_chat(
+        &ChatSample {
+            events,
+            ..ChatSample::default()
+        },
+        &test.dir().join("events.ndjson"),
+    )
+    .unwrap();
+    test
+}
+
+#[test]
+fn replaying_the_same_events_twice_leaves_the_store_unchanged() {
+    let test = with_events(Test::new().workflow(&replay_workflow(500)), 5_000);
+    test_args(&test, &["exec", "workflow.toml", "--state", "state-1"]).success();
+    let once = dump_sqlite(&test.dir().join("green.sqlite"));
+    assert!(!once.is_empty());
+    // A second replay of the whole log, with its own fresh state, into the same store.
+    test_args(&test, &["exec", "workflow.toml", "--state", "state-2"]).success();
+    assert_eq!(dump_sqlite(&test.dir().join("green.sqlite")), once);
+}
+
+#[test]
+fn a_replay_killed_midway_resumes_to_the_same_store_as_an_uninterrupted_run() {
+    const EVENTS: u64 = 60_000;
+    let reference = with_events(Test::new().workflow(&replay_workflow(100)), EVENTS);
+    test_args(&reference, &["exec", "workflow.toml"]).success();
+    let expected = dump_sqlite(&reference.dir().join("green.sqlite"));
+
+    let test = with_events(Test::new().workflow(&replay_workflow(100)), EVENTS);
+    let state = test.dir().join(".switchyard/replay-test/state.json");
+    let mut kills = 0;
+    for target_line in [8_000u64, 25_000, 45_000] {
+        let mut child = Command::new(runner_bin())
+            .args(["exec", "workflow.toml", "--no-progress"])
+            .current_dir(test.dir())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the runner finished ({status}) before it could be killed at line {target_line}"
+                );
+            }
+            if checkpoint_line(&state) >= target_line {
+                child.kill().unwrap(); // SIGKILL: no clean-up of any kind
+                child.wait().unwrap();
+                kills += 1;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no progress to line {target_line}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert_eq!(kills, 3);
+    let resumed = test_args(&test, &["exec", "workflow.toml", "-v"]).success();
+    assert!(
+        resumed.stderr().contains("resuming from checkpoint"),
+        "{}",
+        resumed.stderr()
+    );
+    assert_eq!(dump_sqlite(&test.dir().join("green.sqlite")), expected);
+}
+
+#[test]
+fn a_refused_event_is_named_and_fails_the_step_by_default() {
+    let test = Test::new()
+        .workflow(&replay_workflow(10))
+        .file("events.ndjson", &events_with_bad_one());
+    let run = test_args(&test, &["exec", "workflow.toml"]).expect_code(1);
+    assert!(
+        run.stderr().contains(
+            "error: step `replay` (replay) failed: event partition 2 offset 1 was refused by plugin `t`: malformed input: missing field `room`"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert!(!test.dir().join("dead.ndjson").exists());
+}
+
+#[test]
+fn with_dead_letter_a_refused_event_is_set_aside_and_the_rest_written() {
+    let test = Test::new()
+        .workflow(&replay_workflow(10))
+        .file("events.ndjson", &events_with_bad_one());
+    let run = test_args(
+        &test,
+        &["exec", "workflow.toml", "--var", "on_error=dead-letter"],
+    )
+    .success();
+    assert!(
+        run.stdout()
+            .contains("3 events → 2 row mutations into `green`; 1 refused"),
+        "{}",
+        run.stdout()
+    );
+    let dead = std::fs::read_to_string(test.dir().join("dead.ndjson")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+    assert_eq!(line["partition"], 2);
+    assert_eq!(line["offset"], 1);
+    assert_eq!(line["plugin"], "t");
+    assert_eq!(
+        line["error"],
+        "malformed input: missing field `room` at line 1 column 83"
+    );
+}
+
+fn events_with_bad_one() -> String {
+    [
+        r#"{"partition":2,"offset":0,"timestamp":1000,"value":{"type":"message_posted","room":"r","message_id":"m1","user":"u","text":"hi","posted_at":1000}}"#,
+        r#"{"partition":2,"offset":1,"timestamp":1001,"value":{"type":"message_posted","message_id":"m2","user":"u","text":"hi","posted_at":1001}}"#,
+        r#"{"partition":2,"offset":2,"timestamp":1002,"value":{"type":"message_posted","room":"r","message_id":"m3","user":"u","text":"yo","posted_at":1002}}"#,
+    ]
+    .join("\n")
+}
+
+fn test_args(test: &Test, args: &[&str]) -> switchyard_tests::cli::Run {
+    let output = Command::new(runner_bin())
+        .args(args)
+        .arg("--no-progress")
+        .current_dir(test.dir())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    switchyard_tests::cli::Run { output }
+}
+
+/// The line cursor of the replay's saved checkpoint (0 if none yet).
+fn checkpoint_line(state: &Path) -> u64 {
+    std::fs::read(state)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["steps"]["replay"]["checkpoint"]["cursor"].as_u64())
+        .unwrap_or(0)
+}
