@@ -1,0 +1,203 @@
+//! `just bench`: throughput figures and ratios against a baseline measured
+//! in the same run. No assertions: numbers for people to read.
+//!
+//! 1. The chat transform through WebAssembly vs the same function compiled
+//!    natively, on the same events.
+//! 2. Replay of an NDJSON file into SQLite through the WebAssembly
+//!    transform, end to end through the engine, vs reading and parsing the
+//!    same file alone.
+
+use std::time::{Duration, Instant};
+
+use switchyard_runner::engine::{self, ExecOptions, ExecResult};
+use switchyard_runner::model::Event;
+use switchyard_runner::plugin::{
+    Grants, Limits, PluginEngine, PluginSource, PluginSpec, TransformPlugin,
+};
+use switchyard_runner::sample::{ChatSample, write_chat};
+use switchyard_runner::source::{Source, file::FileSource};
+use switchyard_runner::workflow::{self, LoadOptions};
+use switchyard_tests::plugins::wasm;
+
+const EVENTS: u64 = 200_000;
+const BATCH: usize = 1000;
+const ROUNDS: usize = 3;
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("events.ndjson");
+    write_chat(
+        &ChatSample {
+            events: EVENTS,
+            ..ChatSample::default()
+        },
+        &log,
+    )
+    .expect("sample");
+    let events = read_all(&log);
+    println!(
+        "switchyard benchmarks: {} chat events, batches of {BATCH}, best of {ROUNDS} rounds",
+        events.len()
+    );
+    println!();
+    transform_wasm_vs_native(&events);
+    println!();
+    replay_vs_read(&log, dir.path());
+    println!();
+    println!("peak memory of this process: {}", peak_rss());
+}
+
+fn transform_wasm_vs_native(events: &[Event]) {
+    let config = switchyard_sdk::Config::from_pairs([("table", "messages"), ("writer", "bench")]);
+    let sdk_events: Vec<switchyard_sdk::Event> = events
+        .iter()
+        .map(|e| switchyard_sdk::Event {
+            partition: e.partition,
+            offset: e.offset,
+            timestamp_ms: e.timestamp_ms,
+            key: e.key.clone(),
+            value: e.value.clone(),
+            headers: vec![],
+        })
+        .collect();
+    let native = best(|| {
+        let mut n = 0;
+        for chunk in sdk_events.chunks(BATCH) {
+            for e in chunk {
+                n += chat_transform::to_rows(e, &config)
+                    .expect("native transform")
+                    .len();
+            }
+        }
+        n
+    });
+
+    let engine = PluginEngine::new().expect("engine");
+    let plugin = TransformPlugin::load(
+        &engine,
+        &PluginSpec {
+            name: "chat-transform".into(),
+            source: PluginSource::Wasm(wasm("plugins/chat-transform")),
+            sha256: None,
+            limits: Limits::default(),
+            grants: Grants::default(),
+            config: vec![
+                ("table".into(), "messages".into()),
+                ("writer".into(), "bench".into()),
+            ],
+        },
+    )
+    .expect("load plugin");
+    let mut instance = plugin.instance();
+    let wasm = best(|| {
+        let mut n = 0;
+        for chunk in events.chunks(BATCH) {
+            for outcome in instance.transform(chunk).expect("wasm transform") {
+                n += outcome.expect("event accepted").len();
+            }
+        }
+        n
+    });
+    let n = events.len() as f64;
+    println!("chat transform, same {} events:", events.len());
+    println!("  native   {:>12.0} events/s", n / native.as_secs_f64());
+    println!(
+        "  wasm     {:>12.0} events/s  (through the sandbox, batches of {BATCH})",
+        n / wasm.as_secs_f64()
+    );
+    println!(
+        "  ratio wasm/native = {:.2}",
+        native.as_secs_f64() / wasm.as_secs_f64()
+    );
+}
+
+fn replay_vs_read(log: &std::path::Path, dir: &std::path::Path) {
+    let read = best(|| read_all(log).len());
+    let mut replay = Duration::MAX;
+    for round in 0..ROUNDS {
+        let state = dir.join(format!("state-{round}"));
+        let text = format!(
+            r#"[workflow]
+name = "bench"
+[source.log]
+kind = "file"
+path = "{}"
+[store.green]
+kind = "sqlite"
+path = "{}/green.sqlite"
+[plugin.t]
+wasm = "{}"
+[[step]]
+id = "replay"
+kind = "replay"
+source = "log"
+transform = "t"
+into = "green"
+"#,
+            log.display(),
+            state.display(),
+            wasm("plugins/chat-transform").display()
+        );
+        let file = dir.join("bench.toml");
+        std::fs::write(&file, text).expect("workflow");
+        let w = workflow::load(
+            &file,
+            &LoadOptions {
+                state_dir: Some(state),
+                ..Default::default()
+            },
+        )
+        .expect("workflow");
+        let started = Instant::now();
+        match engine::exec(w, &ExecOptions::default()) {
+            Ok(ExecResult::Completed(_)) => {}
+            other => panic!("replay did not complete: {other:?}"),
+        }
+        replay = replay.min(started.elapsed());
+    }
+    let n = EVENTS as f64;
+    println!("replay, NDJSON file → WASM chat transform → SQLite (sync = full), {EVENTS} events:");
+    println!(
+        "  read + parse only  {:>10.0} events/s",
+        n / read.as_secs_f64()
+    );
+    println!(
+        "  replay             {:>10.0} events/s  (includes engine start and plugin compile)",
+        n / replay.as_secs_f64()
+    );
+    println!(
+        "  ratio replay/read = {:.2}",
+        read.as_secs_f64() / replay.as_secs_f64()
+    );
+}
+
+fn read_all(log: &std::path::Path) -> Vec<Event> {
+    let mut source = FileSource::open("log", log).expect("open");
+    let mut out = Vec::new();
+    while let Some(batch) = source.next_batch(BATCH).expect("read") {
+        out.extend(batch.events);
+    }
+    out
+}
+
+/// The best time of a few rounds (the first warms caches and code).
+fn best(mut f: impl FnMut() -> usize) -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        std::hint::black_box(f());
+        best = best.min(started.elapsed());
+    }
+    best
+}
+
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
