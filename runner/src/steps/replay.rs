@@ -26,7 +26,12 @@ use crate::workflow::steps::{OnError, ReplayStep};
 use crate::workflow::values::Point;
 
 /// Batches in flight between two stages.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 8;
+
+/// The writer merges batches that are already waiting into one store
+/// transaction, up to this many events: a store pays per transaction (an
+/// fsync, the pages a random insert touches), not per row.
+const COALESCE_EVENTS: u64 = 10_000;
 
 /// A batch after the transform.
 struct Transformed {
@@ -37,6 +42,21 @@ struct Transformed {
     /// Latest event time per partition in this batch.
     times: BTreeMap<i32, i64>,
     checkpoint: Checkpoint,
+}
+
+impl Transformed {
+    /// Appends the batch that follows this one.
+    fn absorb(&mut self, next: Transformed) {
+        self.mutations.extend(next.mutations);
+        self.refused.extend(next.refused);
+        self.bad.extend(next.bad);
+        self.events += next.events;
+        for (p, t) in next.times {
+            let e = self.times.entry(p).or_insert(i64::MIN);
+            *e = (*e).max(t);
+        }
+        self.checkpoint = next.checkpoint;
+    }
 }
 
 /// Runs the replay until the end of input (or Ctrl-C).
@@ -246,8 +266,14 @@ fn write(
     let mut last_save = Instant::now();
     metrics.insert("events_this_run".into(), 0);
     let mut pending = false;
-    for batch in input {
-        let batch = batch?;
+    while let Ok(first) = input.recv() {
+        let mut batch = first?;
+        while batch.events < COALESCE_EVENTS {
+            match input.try_recv() {
+                Ok(next) => batch.absorb(next?),
+                Err(_) => break,
+            }
+        }
         if let Some((event, error)) = batch.refused.first() {
             match dead_letter {
                 None => {

@@ -44,6 +44,9 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {sync};
              PRAGMA busy_timeout = 10000;
+             PRAGMA cache_size = -65536;
+             PRAGMA mmap_size = 268435456;
+             PRAGMA temp_store = MEMORY;
              CREATE TABLE IF NOT EXISTS sy_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         ))
         .map_err(|e| err(format!("cannot prepare `{}`: {e}", path.display())))?;
@@ -177,6 +180,8 @@ impl Store for SqliteStore {
             .conn
             .transaction()
             .map_err(|e| err("cannot begin a write", e))?;
+        // One prepared insert per table, reused while the table stays the same.
+        let mut current: Option<(&str, rusqlite::CachedStatement<'_>)> = None;
         for m in mutations {
             let version = i64::try_from(m.version).map_err(|_| StoreError {
                 store: name.clone(),
@@ -186,16 +191,22 @@ impl Store for SqliteStore {
                     String::from_utf8_lossy(&m.row_key)
                 ),
             })?;
-            let sql = sql_table(&m.table).map_err(|message| StoreError {
-                store: name.clone(),
-                message,
-            })?;
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "INSERT OR REPLACE INTO {sql} (row_key, family, qualifier, version, kind, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                ))
-                .map_err(|e| err("cannot write", e))?;
+            if current.as_ref().is_none_or(|(t, _)| *t != m.table) {
+                let sql = sql_table(&m.table).map_err(|message| StoreError {
+                    store: name.clone(),
+                    message,
+                })?;
+                let stmt = tx
+                    .prepare_cached(&format!(
+                        "INSERT OR REPLACE INTO {sql} (row_key, family, qualifier, version, kind, value)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                    ))
+                    .map_err(|e| err("cannot write", e))?;
+                current = Some((m.table.as_str(), stmt));
+            }
+            let Some((_, insert)) = current.as_mut() else {
+                unreachable!("a statement was just prepared");
+            };
             for cell in &m.cells {
                 let (family, qualifier, kind, value): (&str, &[u8], EntryKind, &[u8]) = match cell {
                     Cell::Put(p) => (&p.family, &p.qualifier, EntryKind::Put, &p.value),
@@ -215,6 +226,7 @@ impl Store for SqliteStore {
                     .map_err(|e| err("cannot write", e))?;
             }
         }
+        drop(current);
         if let Some(w) = watermark {
             tx.execute(
                 "INSERT INTO sy_meta (key, value) VALUES ('watermark', ?1)
