@@ -64,6 +64,24 @@ pub use types::{
 /// }
 /// assert!(nothing(&Event::default()).unwrap().is_empty());
 /// ```
+///
+/// Misuse is a compile error pointing at the offending tokens, for example
+/// an argument taken by value (`takes its arguments by reference; expected
+/// fn(&Event) -> …`) or an `async fn`:
+///
+/// ```compile_fail
+/// #[switchyard_sdk::transform]
+/// fn by_value(event: switchyard_sdk::Event) -> Result<Vec<switchyard_sdk::RowMutation>, switchyard_sdk::PluginError> {
+///     Ok(vec![])
+/// }
+/// ```
+///
+/// ```compile_fail
+/// #[switchyard_sdk::transform]
+/// async fn later(event: &switchyard_sdk::Event) -> Result<Vec<switchyard_sdk::RowMutation>, switchyard_sdk::PluginError> {
+///     Ok(vec![])
+/// }
+/// ```
 pub use switchyard_sdk_macros::transform;
 
 /// Marks `fn(&Pair[, &Config]) -> Result<Verdict, PluginError>` as the
