@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
+use crate::plugin::instance::{Plugin, World};
 use crate::plugin::{CheckPlugin, LoadError, PluginEngine, TransformPlugin};
 use crate::workflow::Workflow;
 
@@ -43,24 +44,25 @@ impl PluginRegistry {
 
     /// The transform plugin `name`.
     pub fn transform(&self, workflow: &Workflow, name: &str) -> Result<TransformPlugin, LoadError> {
-        let mut cache = self.transforms.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = cache.get(name) {
-            return Ok(p.clone());
-        }
-        let spec = spec(workflow, name)?;
-        let plugin = TransformPlugin::load(&self.engine(name)?, spec)?;
-        cache.insert(name.to_string(), plugin.clone());
-        Ok(plugin)
+        self.cached(&self.transforms, workflow, name)
     }
 
     /// The check plugin `name`.
     pub fn check(&self, workflow: &Workflow, name: &str) -> Result<CheckPlugin, LoadError> {
-        let mut cache = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        self.cached(&self.checks, workflow, name)
+    }
+
+    fn cached<W: World>(
+        &self,
+        cache: &Mutex<HashMap<String, Plugin<W>>>,
+        workflow: &Workflow,
+        name: &str,
+    ) -> Result<Plugin<W>, LoadError> {
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = cache.get(name) {
             return Ok(p.clone());
         }
-        let spec = spec(workflow, name)?;
-        let plugin = CheckPlugin::load(&self.engine(name)?, spec)?;
+        let plugin = Plugin::<W>::load(&self.engine(name)?, spec(workflow, name)?)?;
         cache.insert(name.to_string(), plugin.clone());
         Ok(plugin)
     }
