@@ -5,3 +5,4 @@ mod plugins;
 mod quickstart;
 mod replay;
 mod sandbox;
+mod steps;
