@@ -6,7 +6,8 @@
 //! - `sandbox`: what an instance may touch; grants and denials.
 //! - `limits`, `output`: memory and time limits; captured output.
 //! - `instance`: a loaded plugin and its per-task instances; error naming.
-//! - `transform`, `check`, `route`: one typed wrapper per world.
+//! - `transform`, `check`, `route`: one typed wrapper per world; `unpack`
+//!   reads the transform world's packed mutation batches.
 //! - `error`: load errors and what the sandbox stopped.
 
 pub mod bindings;
@@ -20,6 +21,7 @@ pub mod output;
 pub mod route;
 pub mod sandbox;
 pub mod transform;
+pub mod unpack;
 
 pub use check::CheckPlugin;
 pub use engine::PluginEngine;

@@ -54,6 +54,7 @@ pub mod route {
 
 use check::exports::switchyard::plugin::checker as wit_check;
 use route::exports::switchyard::plugin::router as wit_route;
+use transform::exports::switchyard::plugin::transformer as wit_transform;
 use transform::switchyard::plugin::host;
 /// The shared WIT types.
 pub use transform::switchyard::plugin::types as wit;
@@ -95,22 +96,138 @@ pub fn init(
     }
 }
 
-/// Runs a per-event transform function over a batch.
+/// Runs a per-event transform function over a batch and packs the
+/// mutations for the trip back to the host.
 pub fn transform_batch(
     events: Vec<wit::Event>,
     f: impl Fn(&Event, &Config) -> Result<Vec<RowMutation>, PluginError>,
-) -> Vec<Result<Vec<wit::RowMutation>, wit::PluginError>> {
+) -> wit_transform::MutationBatch {
     let config = config();
-    events
-        .into_iter()
-        .map(|e| {
-            let event = event_from_wit(e);
-            match f(&event, config) {
-                Ok(ms) => Ok(ms.into_iter().map(mutation_to_wit).collect()),
-                Err(err) => Err(error_to_wit(err)),
+    let mut packer = Packer::new(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let event = event_from_wit(e);
+        match f(&event, config) {
+            Ok(mutations) => {
+                for m in &mutations {
+                    packer.row(i as u32, m);
+                }
             }
+            Err(err) => packer.refused.push(wit_transform::Refusal {
+                event: i as u32,
+                error: error_to_wit(err),
+            }),
+        }
+    }
+    packer.finish()
+}
+
+/// Sizes of the previous batch, so the next one allocates its buffers once.
+static LAST_SIZES: std::sync::Mutex<(usize, usize, usize)> = std::sync::Mutex::new((0, 0, 0));
+
+/// Builds a `mutation-batch`: names, keys and values appended to one
+/// buffer; table and family names that repeat are stored once.
+struct Packer {
+    bytes: Vec<u8>,
+    rows: Vec<wit_transform::PackedRow>,
+    cells: Vec<wit_transform::PackedCell>,
+    refused: Vec<wit_transform::Refusal>,
+    names: Vec<wit_transform::Span>,
+}
+
+impl Packer {
+    fn new(events: usize) -> Self {
+        let (bytes, rows, cells) = *LAST_SIZES.lock().unwrap_or_else(|p| p.into_inner());
+        Packer {
+            bytes: Vec::with_capacity(bytes.max(events * 64)),
+            rows: Vec::with_capacity(rows.max(events)),
+            cells: Vec::with_capacity(cells.max(events)),
+            refused: Vec::new(),
+            names: Vec::new(),
+        }
+    }
+
+    fn bytes(&mut self, data: &[u8]) -> wit_transform::Span {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(data);
+        wit_transform::Span {
+            start,
+            len: data.len() as u32,
+        }
+    }
+
+    /// A table or family name, shared with an earlier copy when there is one.
+    fn name(&mut self, name: &str) -> wit_transform::Span {
+        let found = self.names.iter().copied().find(|s| {
+            let start = s.start as usize;
+            self.bytes.get(start..start + s.len as usize) == Some(name.as_bytes())
+        });
+        found.unwrap_or_else(|| {
+            let span = self.bytes(name.as_bytes());
+            if self.names.len() < 16 {
+                self.names.push(span);
+            }
+            span
         })
-        .collect()
+    }
+
+    fn row(&mut self, event: u32, m: &RowMutation) {
+        let empty = wit_transform::Span { start: 0, len: 0 };
+        let table = self.name(&m.table);
+        let row_key = self.bytes(&m.row_key);
+        let first_cell = self.cells.len() as u32;
+        for c in &m.cells {
+            let cell = match c {
+                Cell::Put {
+                    family,
+                    qualifier,
+                    value,
+                } => wit_transform::PackedCell {
+                    op: wit_transform::CellOp::Put,
+                    family: self.name(family),
+                    qualifier: self.bytes(qualifier),
+                    value: self.bytes(value),
+                },
+                Cell::DeleteCell { family, qualifier } => wit_transform::PackedCell {
+                    op: wit_transform::CellOp::DeleteCell,
+                    family: self.name(family),
+                    qualifier: self.bytes(qualifier),
+                    value: empty,
+                },
+                Cell::DeleteFamily { family } => wit_transform::PackedCell {
+                    op: wit_transform::CellOp::DeleteFamily,
+                    family: self.name(family),
+                    qualifier: empty,
+                    value: empty,
+                },
+                Cell::DeleteRow => wit_transform::PackedCell {
+                    op: wit_transform::CellOp::DeleteRow,
+                    family: empty,
+                    qualifier: empty,
+                    value: empty,
+                },
+            };
+            self.cells.push(cell);
+        }
+        self.rows.push(wit_transform::PackedRow {
+            event,
+            table,
+            row_key,
+            version: m.version,
+            first_cell,
+            cell_count: m.cells.len() as u32,
+        });
+    }
+
+    fn finish(self) -> wit_transform::MutationBatch {
+        *LAST_SIZES.lock().unwrap_or_else(|p| p.into_inner()) =
+            (self.bytes.len(), self.rows.len(), self.cells.len());
+        wit_transform::MutationBatch {
+            bytes: self.bytes,
+            rows: self.rows,
+            cells: self.cells,
+            refused: self.refused,
+        }
+    }
 }
 
 /// Runs a per-pair check function over a batch.
@@ -174,34 +291,6 @@ fn event_from_wit(e: wit::Event) -> Event {
             .map(|h| Header {
                 key: h.key,
                 value: h.value,
-            })
-            .collect(),
-    }
-}
-
-fn mutation_to_wit(m: RowMutation) -> wit::RowMutation {
-    wit::RowMutation {
-        table: m.table,
-        row_key: m.row_key,
-        version: m.version,
-        cells: m
-            .cells
-            .into_iter()
-            .map(|c| match c {
-                Cell::Put {
-                    family,
-                    qualifier,
-                    value,
-                } => wit::Cell::Put(wit::Put {
-                    family,
-                    qualifier,
-                    value,
-                }),
-                Cell::DeleteCell { family, qualifier } => {
-                    wit::Cell::DeleteCell(wit::CellRef { family, qualifier })
-                }
-                Cell::DeleteFamily { family } => wit::Cell::DeleteFamily(family),
-                Cell::DeleteRow => wit::Cell::DeleteRow,
             })
             .collect(),
     }

@@ -73,37 +73,59 @@ fn transform_wasm_vs_native(events: &[Event]) {
     });
 
     let engine = PluginEngine::new().expect("engine");
-    let plugin = TransformPlugin::load(
-        &engine,
-        &PluginSpec {
-            name: "chat-transform".into(),
-            source: PluginSource::Wasm(wasm("plugins/chat-transform")),
-            sha256: None,
-            limits: Limits::default(),
-            grants: Grants::default(),
-            config: vec![
-                ("table".into(), "messages".into()),
-                ("writer".into(), "bench".into()),
-            ],
-        },
-    )
-    .expect("load plugin");
-    let mut instance = plugin.instance();
-    let wasm = best(|| {
-        let mut n = 0;
-        for chunk in events.chunks(BATCH) {
-            for outcome in instance.transform(chunk).expect("wasm transform") {
-                n += outcome.expect("event accepted").len();
+    let wasm_time = |krate: &str, config: Vec<(String, String)>| {
+        let plugin = TransformPlugin::load(
+            &engine,
+            &PluginSpec {
+                name: krate.into(),
+                source: PluginSource::Wasm(wasm(krate)),
+                sha256: None,
+                limits: Limits::default(),
+                grants: Grants::default(),
+                config,
+            },
+        )
+        .expect("load plugin");
+        let mut instance = plugin.instance();
+        best(|| {
+            let mut n = 0;
+            for chunk in events.chunks(BATCH) {
+                for outcome in instance.transform(chunk).expect("wasm transform") {
+                    n += outcome.expect("event accepted").len();
+                }
             }
-        }
-        n
-    });
+            n
+        })
+    };
+    let wasm = wasm_time(
+        "plugins/chat-transform",
+        vec![
+            ("table".into(), "messages".into()),
+            ("writer".into(), "bench".into()),
+        ],
+    );
+    // The same events through a plugin that returns nothing: what crossing
+    // the sandbox costs by itself.
+    let boundary = wasm_time(
+        "tests/plugins/misbehave",
+        vec![("mode".into(), "empty".into())],
+    );
     let n = events.len() as f64;
+    let per_event = |d: Duration| d.as_secs_f64() * 1e6 / n;
     println!("chat transform, same {} events:", events.len());
-    println!("  native   {:>12.0} events/s", n / native.as_secs_f64());
     println!(
-        "  wasm     {:>12.0} events/s  (through the sandbox, batches of {BATCH})",
-        n / wasm.as_secs_f64()
+        "  native   {:>12.0} events/s  {:.2} µs/event",
+        n / native.as_secs_f64(),
+        per_event(native)
+    );
+    println!(
+        "  wasm     {:>12.0} events/s  {:.2} µs/event  (through the sandbox, batches of {BATCH})",
+        n / wasm.as_secs_f64(),
+        per_event(wasm)
+    );
+    println!(
+        "  crossing the sandbox alone (a plugin that returns nothing): {:.2} µs/event",
+        per_event(boundary)
     );
     println!(
         "  ratio wasm/native = {:.2}",

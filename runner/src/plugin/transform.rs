@@ -59,23 +59,16 @@ impl Instance<Transform> {
         at: &Input,
         events: &[Event],
     ) -> Result<Vec<Outcome>, PluginFailure> {
-        let outcomes = self.call(at, |bindings, store| {
+        let batch = self.call(at, |bindings, store| {
             bindings
                 .switchyard_plugin_transformer()
                 .call_transform(store, events)
         })?;
-        if outcomes.len() != events.len() {
-            return Err(PluginFailure::Contract {
-                plugin: self.name().to_string(),
-                what: format!(
-                    "`transform` returned {} results for {} events",
-                    outcomes.len(),
-                    events.len()
-                ),
-                at: at.clone(),
-            });
-        }
-        Ok(outcomes)
+        super::unpack::unpack(batch, events.len()).map_err(|what| PluginFailure::Contract {
+            plugin: self.name().to_string(),
+            what,
+            at: at.clone(),
+        })
     }
 
     fn single_out(

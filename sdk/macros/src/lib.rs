@@ -178,7 +178,7 @@ fn glue(kind: Kind, func: &ItemFn, takes_config: bool, init: Option<&Path>) -> T
                     #p::init(config, #init)
                 }
                 fn transform(events: ::std::vec::Vec<#p::wit::Event>)
-                    -> ::std::vec::Vec<::core::result::Result<::std::vec::Vec<#p::wit::RowMutation>, #p::wit::PluginError>> {
+                    -> #p::transform::exports::switchyard::plugin::transformer::MutationBatch {
                     #p::transform_batch(events, #call)
                 }
             }

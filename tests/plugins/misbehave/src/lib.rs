@@ -5,7 +5,8 @@
 //! `panic`, `loop` (never returns), `memory` (allocates without end), `fs`
 //! (reads a host file), `env` (reads the environment), `clock` (reads the
 //! time), `net` (opens a TCP connection), `refuse` (reports bad input) or
-//! `ok` (behaves).
+//! `ok` (behaves); `empty` returns no rows for any event (to measure the
+//! cost of the boundary alone).
 
 use std::hint::black_box;
 
@@ -24,6 +25,9 @@ pub fn misbehave(event: &Event, config: &Config) -> Result<Vec<RowMutation>, Plu
             .with(Cell::put("d", "v", value)),
         ]
     };
+    if config.get("mode") == Some("empty") {
+        return Ok(Vec::new());
+    }
     if event.value != trigger.as_bytes() {
         return Ok(row(String::from_utf8_lossy(&event.value).into_owned()));
     }
