@@ -18,6 +18,18 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// A version that is a time in ms since the epoch, for people:
+/// `1767225600000 (2026-01-01T00:00:00Z)`.
+pub fn version_time(ms: i64) -> String {
+    match u64::try_from(ms) {
+        Ok(m) => format!(
+            "{ms} ({})",
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(m))
+        ),
+        Err(_) => ms.to_string(),
+    }
+}
+
 /// `n` things over `d` as a rate: `52,310 events/s`.
 pub fn rate(n: u64, d: Duration, what: &str) -> String {
     let secs = d.as_secs_f64();
@@ -52,5 +64,9 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(4_200)), "4.2s");
         assert_eq!(duration(Duration::from_secs(185)), "3m 05s");
         assert_eq!(rate(1000, Duration::from_secs(2), "events"), "500 events/s");
+        assert_eq!(
+            version_time(1_767_225_600_000),
+            "1767225600000 (2026-01-01T00:00:00Z)"
+        );
     }
 }

@@ -175,7 +175,9 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
     let summary = format!(
         "{} keys as of {}: {} matching, {} mismatched, {} only in blue, {} only in green, {} ignored",
         report.keys,
-        as_of.map_or("latest".to_string(), |v| v.to_string()),
+        as_of.map_or("latest".to_string(), |v| crate::report::version_time(
+            v as i64
+        )),
         report.matching,
         report.mismatched,
         report.only_blue,

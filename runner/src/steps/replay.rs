@@ -125,7 +125,7 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
                 progress_reader,
             )
         });
-        scope.spawn(move || transform(plugin, batch_rx, done_tx));
+        let transformer = scope.spawn(move || transform(plugin, batch_rx, done_tx));
         let written = write(
             ctx,
             id,
@@ -144,7 +144,17 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
                 message: "the reader thread panicked".into(),
             })
         });
-        written.and(read_result.map_err(StepError::from))
+        // A panicking stage closes its channel like a finished one would;
+        // only the join tells the two apart, so check before calling it done.
+        let transformed = transformer.join().map_err(|_| {
+            StepError::Other(
+                "the transform thread panicked; nothing after the last checkpoint was committed"
+                    .into(),
+            )
+        });
+        written
+            .and(transformed)
+            .and(read_result.map_err(StepError::from))
     });
     progress.finish();
     result?;

@@ -30,7 +30,10 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
         ];
         super::shell::run_command(command, &ctx.workflow.dir, &env, timeout, &ctx.cancel, id)?;
         record(ctx, into, t0)?;
-        return Ok(format!("`{command}` restored `{into}`; restore point {t0}"));
+        return Ok(format!(
+            "`{command}` restored `{into}`; restore point {}",
+            crate::report::version_time(t0)
+        ));
     }
     let from_name = r
         .from
@@ -87,9 +90,18 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
             }
         }
     }
+    // Rows of earlier, interrupted attempts count too.
+    let rows_copied = ctx
+        .lock_state()
+        .step_mut(id, "restore")
+        .metrics
+        .get("rows")
+        .copied()
+        .unwrap_or(rows_copied);
     Ok(format!(
-        "copied {rows_copied} rows of {} from `{from_name}` into `{into}` as of {t0} (the restore point)",
-        tables.join(", ")
+        "copied {rows_copied} rows of {} from `{from_name}` into `{into}` as of {}, the restore point",
+        tables.join(", "),
+        crate::report::version_time(t0)
     ))
 }
 
