@@ -420,11 +420,23 @@ pub fn quoted(items: &[&str]) -> String {
 
 fn resolve_path(dir: &Path, text: &str) -> PathBuf {
     let p = Path::new(text);
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         dir.join(p)
+    };
+    // Lexically, so messages show `/repo/plugins/x`, not `/repo/workflows/../plugins/x`.
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::ParentDir if out.parent().is_some() => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
     }
+    out
 }
 
 fn absolute(p: &Path) -> PathBuf {

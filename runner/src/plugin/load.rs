@@ -73,7 +73,7 @@ pub fn build_crate(plugin: &str, dir: &Path) -> Result<PathBuf, LoadError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     tracing::info!(plugin, crate_dir = %dir.display(), "building plugin for {TARGET}");
     let mut child = Command::new(&cargo)
-        .args(["build", "--release", "--target", TARGET, "--lib"])
+        .args(["build", "--quiet", "--release", "--target", TARGET, "--lib"])
         // Plugins are small and hot: whole-program optimisation pays for
         // itself on the first batch. Always the same flags, so repeated
         // builds are no-ops.
