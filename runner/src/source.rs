@@ -36,6 +36,24 @@ pub struct Checkpoint {
     /// A source-specific cursor (the file source's line number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<u64>,
+    /// A time start still being applied: partitions not listed have not
+    /// reached the start time yet, and their older events are skipped
+    /// after a resume too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_filter: Option<StartFilter>,
+    /// The latest event time applied per partition (kept by the replay, so
+    /// the watermark it records is the same after a resume).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub event_times: BTreeMap<i32, i64>,
+}
+
+/// See [`Checkpoint::start_filter`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartFilter {
+    /// The start time (ms).
+    pub at: i64,
+    /// Partitions that reached it.
+    pub started: Vec<i32>,
 }
 
 /// A record the source could not turn into an event.

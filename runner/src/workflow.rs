@@ -132,7 +132,18 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
     };
     let state_dir = match (&options.state_dir, &section.state_dir) {
         (Some(d), _) => absolute(d),
-        (None, Some(d)) => resolve_path(&dir, d),
+        (None, Some(d)) => {
+            let mut known = vars::Vars::new();
+            known.insert("workflow_dir".into(), dir.display().to_string());
+            known.insert("workflow".into(), name.clone());
+            let d = vars::expand_text(d.get_ref(), &known).map_err(|message| {
+                errors.at(
+                    d.span(),
+                    format!("`[workflow] state_dir`: {message} (only `workflow_dir` and `workflow` can be used there)"),
+                )
+            })?;
+            resolve_path(&dir, &d)
+        }
         (None, None) => dir.join(".switchyard").join(&name),
     };
     let mut builtins = vars::Vars::new();
@@ -385,8 +396,18 @@ fn plugin_spec(
             env: section
                 .env
                 .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+                .filter_map(|k| match std::env::var(k) {
+                    Ok(v) => Some((k.clone(), v)),
+                    Err(_) => {
+                        tracing::warn!(
+                            plugin = name,
+                            "`{k}` is granted but not set; the plugin will not see it"
+                        );
+                        None
+                    }
+                })
                 .collect(),
+            environment: !section.env.is_empty(),
             read_dirs: section
                 .read_dirs
                 .iter()

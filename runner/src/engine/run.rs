@@ -79,15 +79,11 @@ pub enum EngineError {
 /// Runs (or resumes) a workflow.
 pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, EngineError> {
     let started = Instant::now();
-    if options.fresh && workflow.state_dir.exists() {
-        // Take the lock first so a running runner's state is never removed.
-        drop(StateFile::open(&workflow.state_dir, &workflow.name)?);
-        std::fs::remove_dir_all(&workflow.state_dir).map_err(|e| StateError::Io {
-            path: workflow.state_dir.clone(),
-            message: format!("cannot remove for --fresh: {e}"),
-        })?;
-    }
     let mut state = StateFile::open(&workflow.state_dir, &workflow.name)?;
+    if options.fresh {
+        // Under the lock, so a running runner's state is never removed.
+        state.clear()?;
+    }
     let all_done = !workflow.steps.is_empty()
         && workflow.steps.iter().all(|s| {
             state
@@ -165,7 +161,10 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
             Err(source) => {
                 st.status = Status::Failed;
                 st.error = Some(source.to_string());
-                sf.save()?;
+                if let Err(e) = sf.save() {
+                    // The step's own error matters more; the next run redoes the step anyway.
+                    tracing::error!("cannot record the failure in the state folder: {e}");
+                }
                 return Err(EngineError::Step {
                     id,
                     kind,

@@ -135,6 +135,42 @@ impl StateFile {
         })
     }
 
+    /// Empties the folder (all but the lock, which stays held) and starts
+    /// a new state. Refuses a folder that holds files but no `state.json`:
+    /// `--state` pointed somewhere that is not a state folder.
+    pub fn clear(&mut self) -> Result<(), StateError> {
+        let io = |path: &Path, e: std::io::Error| StateError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let entries: Vec<_> = std::fs::read_dir(&self.dir)
+            .map_err(|e| io(&self.dir, e))?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name() != "lock")
+            .collect();
+        if !entries.is_empty() && !self.dir.join("state.json").exists() {
+            return Err(StateError::Io {
+                path: self.dir.clone(),
+                message: "refusing to clear for --fresh: the folder holds files but no state.json, so it is not a Switchyard state folder".into(),
+            });
+        }
+        for entry in entries {
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| io(&path, e))?;
+        }
+        self.state = State {
+            workflow: self.state.workflow.clone(),
+            started_at_ms: now_ms(),
+            ..State::default()
+        };
+        Ok(())
+    }
+
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -225,8 +261,27 @@ mod tests {
             Err(StateError::Locked { .. })
         ));
         drop(s);
-        let again = StateFile::open(dir.path(), "w").unwrap();
+        let mut again = StateFile::open(dir.path(), "w").unwrap();
         assert_eq!(again.state.steps["a"].status, Status::Done);
         assert_eq!(again.state.restore_points["green"], 42);
+        std::fs::write(dir.path().join("blue.sqlite"), "x").unwrap();
+        again.clear().unwrap();
+        assert!(again.state.steps.is_empty());
+        assert!(!dir.path().join("blue.sqlite").exists());
+        assert!(dir.path().join("lock").exists());
+    }
+
+    #[test]
+    fn clearing_refuses_a_folder_that_is_not_a_state_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("precious.txt"), "keep").unwrap();
+        let mut s = StateFile::open(dir.path(), "w").unwrap();
+        assert!(
+            s.clear()
+                .unwrap_err()
+                .to_string()
+                .contains("refusing to clear")
+        );
+        assert!(dir.path().join("precious.txt").exists());
     }
 }

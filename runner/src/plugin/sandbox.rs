@@ -30,6 +30,9 @@ pub struct Grants {
     pub clock: bool,
     /// Environment variables passed in, by name and value.
     pub env: Vec<(String, String)>,
+    /// The environment is granted even if none of the listed variables is
+    /// set where the runner runs (the plugin then sees them missing).
+    pub environment: bool,
     /// Host directories visible read-only, with the path the plugin sees.
     pub read_dirs: Vec<(PathBuf, String)>,
 }
@@ -131,7 +134,7 @@ pub fn linker(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<HostS
             "clock",
         )?;
     }
-    if grants.env.is_empty() {
+    if !grants.environment && grants.env.is_empty() {
         deny(
             &mut linker,
             "wasi:cli/environment",

@@ -77,10 +77,14 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
                 CellOp::DeleteRow => Cell::DeleteRow,
             });
         }
+        let row_key = bytes_of(&row.row_key, "a row key")?;
+        if row_key.is_empty() {
+            return Err(format!("event {event} has a row with an empty row key"));
+        }
         if let Ok(list) = &mut outcomes[event] {
             list.push(RowMutation {
                 table: name,
-                row_key: bytes_of(&row.row_key, "a row key")?.to_vec(),
+                row_key: row_key.to_vec(),
                 cells: out,
                 version: row.version,
             });

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{BadRecord, Batch, Checkpoint, Progress, Source, SourceError, Start};
+use super::{BadRecord, Batch, Checkpoint, Progress, Source, SourceError, Start, StartFilter};
 use crate::model::{Event, Header};
 
 /// Reads an NDJSON event file.
@@ -162,6 +162,10 @@ impl Source for FileSource {
                     }
                 }
                 self.next = cp.next.clone();
+                self.skip_before = cp
+                    .start_filter
+                    .as_ref()
+                    .map(|f| (f.at, f.started.iter().map(|p| (*p, true)).collect()));
             }
         }
         Ok(())
@@ -194,6 +198,15 @@ impl Source for FileSource {
         batch.checkpoint = Checkpoint {
             next: self.next.clone(),
             cursor: Some(self.line),
+            start_filter: self.skip_before.as_ref().map(|(at, started)| StartFilter {
+                at: *at,
+                started: started
+                    .iter()
+                    .filter(|(_, s)| **s)
+                    .map(|(p, _)| *p)
+                    .collect(),
+            }),
+            event_times: BTreeMap::new(),
         };
         Ok(Some(batch))
     }
@@ -264,5 +277,30 @@ mod tests {
         timed.seek(&Start::Timestamp(55)).unwrap();
         let b = timed.next_batch(100).unwrap().unwrap();
         assert_eq!(b.events.first().unwrap().timestamp_ms, 60);
+    }
+
+    #[test]
+    fn a_resume_keeps_skipping_what_a_time_start_skips() {
+        // Partition 1 reaches the start time late; partition 0 early.
+        let lines = [
+            r#"{"partition":0,"timestamp":50,"value":"a"}"#,
+            r#"{"partition":1,"timestamp":10,"value":"b"}"#,
+            r#"{"partition":1,"timestamp":20,"value":"c"}"#,
+            r#"{"partition":1,"timestamp":60,"value":"d"}"#,
+        ];
+        let (_d, path) = write(&lines);
+        let mut first = FileSource::open("f", &path).unwrap();
+        first.seek(&Start::Timestamp(40)).unwrap();
+        let b = first.next_batch(2).unwrap().unwrap();
+        assert_eq!(b.events.len(), 1, "only partition 0's event");
+        let mut resumed = FileSource::open("f", &path).unwrap();
+        resumed.seek(&Start::Checkpoint(b.checkpoint)).unwrap();
+        let rest = resumed.next_batch(10).unwrap().unwrap();
+        let values: Vec<&[u8]> = rest.events.iter().map(|e| e.value.as_slice()).collect();
+        assert_eq!(
+            values,
+            vec![&b"d"[..]],
+            "partition 1's old event stays skipped"
+        );
     }
 }

@@ -75,6 +75,18 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         as_of,
         ..Report::default()
     };
+    let (blue_tables, green_tables) = (blue.tables()?, green.tables()?);
+    for table in &c.tables {
+        if !blue_tables.contains(table) && !green_tables.contains(table) {
+            return Err(StepError::Other(format!(
+                "table `{table}` exists in neither `{}` nor `{}`; check `tables` (blue has {}, green has {})",
+                c.blue.get_ref(),
+                c.green.get_ref(),
+                list(&blue_tables),
+                list(&green_tables)
+            )));
+        }
+    }
     let mut suspects: Vec<Difference> = Vec::new();
     for table in &c.tables {
         let mut join = MergeJoin::new(table, batch, as_of);
@@ -113,6 +125,7 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         );
         std::thread::sleep(recheck_after);
         as_of = resolve(&c.as_of, &mut *blue, &mut *green)?;
+        report.as_of = as_of;
         let mut by_table: BTreeMap<String, Vec<Difference>> = BTreeMap::new();
         for d in suspects.drain(..) {
             by_table.entry(d.table.clone()).or_default().push(d);
@@ -203,6 +216,18 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         )));
     }
     Ok(summary)
+}
+
+fn list(tables: &[String]) -> String {
+    if tables.is_empty() {
+        "none".into()
+    } else {
+        tables
+            .iter()
+            .map(|t| format!("`{t}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The version to compare at.

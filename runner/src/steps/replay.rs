@@ -272,7 +272,15 @@ fn write(
     progress: &ProgressLine,
 ) -> Result<(), StepError> {
     let plugin = r.transform.get_ref();
-    let mut times: BTreeMap<i32, i64> = BTreeMap::new();
+    // Resume the per-partition event times, so the watermark is the same
+    // as an uninterrupted run's.
+    let mut times: BTreeMap<i32, i64> = ctx
+        .lock_state()
+        .step_mut(id, "replay")
+        .checkpoint
+        .as_ref()
+        .map(|cp| cp.event_times.clone())
+        .unwrap_or_default();
     let mut last_save = Instant::now();
     metrics.insert("events_this_run".into(), 0);
     let mut pending = false;
@@ -339,7 +347,9 @@ fn write(
         {
             let mut state = ctx.lock_state();
             let st = state.step_mut(id, "replay");
-            st.checkpoint = Some(batch.checkpoint.clone());
+            let mut checkpoint = batch.checkpoint.clone();
+            checkpoint.event_times = times.clone();
+            st.checkpoint = Some(checkpoint);
             st.metrics = metrics.clone();
             pending = true;
             if last_save.elapsed() >= checkpoint_every {

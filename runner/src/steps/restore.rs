@@ -54,18 +54,30 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
             t0
         }
     };
+    let existing = from.tables()?;
+    if let Some(missing) = r.tables.iter().find(|t| !existing.contains(t)) {
+        return Err(StepError::Other(format!(
+            "table `{missing}` is not in `{from_name}`; it has {}",
+            if existing.is_empty() {
+                "no tables".to_string()
+            } else {
+                existing.join(", ")
+            }
+        )));
+    }
     let tables = if r.tables.is_empty() {
-        from.tables()?
+        existing
     } else {
         r.tables.clone()
     };
     let batch = r.batch_size.unwrap_or(1000);
     let mut rows_copied = 0u64;
     for table in &tables {
-        let mut after = resume_key(ctx, id, table);
-        if after.as_deref() == Some(DONE) {
-            continue;
-        }
+        let mut after = match resume_key(ctx, id, table) {
+            Resume::Done => continue,
+            Resume::After(key) => Some(key),
+            Resume::Start => None,
+        };
         loop {
             if ctx.cancel.is_cancelled() {
                 return Err(StepError::Interrupted);
@@ -82,8 +94,10 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
             let mut state = ctx.lock_state();
             let st = state.step_mut(id, "restore");
             *st.metrics.entry("rows".into()).or_insert(0) += page.rows.len() as u64;
-            st.resume
-                .insert(table.clone(), hex::encode(after.as_deref().unwrap_or(DONE)));
+            st.resume.insert(
+                table.clone(),
+                after.as_deref().map_or(DONE.to_string(), hex::encode),
+            );
             state.save()?;
             if after.is_none() {
                 break;
@@ -105,8 +119,16 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
     ))
 }
 
-/// Marks a table whose copy is complete.
-const DONE: &[u8] = b"\xff(done)";
+/// Marks a table whose copy is complete (keys are saved in hex, so this
+/// cannot be mistaken for one).
+const DONE: &str = "done";
+
+/// Where the copy of a table stands.
+enum Resume {
+    Start,
+    After(Vec<u8>),
+    Done,
+}
 
 /// Resolves the restore point against the source store.
 fn resolve_point(point: &Point, from: &mut dyn Store) -> Result<i64, StepError> {
@@ -161,9 +183,16 @@ fn record(ctx: &StepContext, store: &str, t0: i64) -> Result<(), StepError> {
     Ok(())
 }
 
-fn resume_key(ctx: &StepContext, id: &str, table: &str) -> Option<Vec<u8>> {
+fn resume_key(ctx: &StepContext, id: &str, table: &str) -> Resume {
     let state = ctx.lock_state();
-    let st = state.state.steps.get(id)?;
-    let hex_key = st.resume.get(table)?;
-    hex::decode(hex_key).ok()
+    match state
+        .state
+        .steps
+        .get(id)
+        .and_then(|st| st.resume.get(table))
+    {
+        None => Resume::Start,
+        Some(done) if done == DONE => Resume::Done,
+        Some(key) => hex::decode(key).map_or(Resume::Start, Resume::After),
+    }
 }

@@ -90,7 +90,9 @@ impl SqliteStore {
         self.conn
             .query_row(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [format!("t_{table}")],
+                [sql_table(table)
+                    .map_err(|m| self.error("bad table name", m))?
+                    .trim_matches('"')],
                 |_| Ok(()),
             )
             .optional()
@@ -287,11 +289,13 @@ impl Store for SqliteStore {
     fn tables(&mut self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT substr(name, 3) FROM sqlite_master WHERE type = 'table' AND name LIKE 't\\_%' ESCAPE '\\' ORDER BY name")
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 't\\_%' ESCAPE '\\' ORDER BY name")
             .map_err(|e| self.error("cannot list tables", e))?;
-        stmt.query_map([], |r| r.get(0))
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
             .and_then(|rows| rows.collect())
-            .map_err(|e| self.error("cannot list tables", e))
+            .map_err(|e| self.error("cannot list tables", e))?;
+        Ok(names.iter().filter_map(|n| logical_table(n)).collect())
     }
 
     fn watermark(&mut self) -> Result<Option<i64>, StoreError> {
@@ -317,7 +321,33 @@ fn sql_table(table: &str) -> Result<String, String> {
             "table name `{table}` may only use letters, digits, `_`, `-` and `.`"
         ));
     }
-    Ok(format!("\"t_{table}\""))
+    // SQLite ignores case in names; `^` marks an upper-case letter so that
+    // `Messages` and `messages` stay two tables.
+    let encoded: String = table
+        .chars()
+        .flat_map(|c| {
+            let upper = c.is_ascii_uppercase();
+            [upper.then_some('^'), Some(c.to_ascii_lowercase())]
+        })
+        .flatten()
+        .collect();
+    Ok(format!("\"t_{encoded}\""))
+}
+
+/// The logical name of a SQLite table name made by [`sql_table`].
+fn logical_table(sqlite_name: &str) -> Option<String> {
+    let encoded = sqlite_name.strip_prefix("t_")?;
+    let mut out = String::new();
+    let mut upper = false;
+    for c in encoded.chars() {
+        if c == '^' {
+            upper = true;
+        } else {
+            out.push(if upper { c.to_ascii_uppercase() } else { c });
+            upper = false;
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -396,5 +426,7 @@ mod tests {
     fn bad_table_names_are_refused() {
         assert!(sql_table("a\"; DROP").is_err());
         assert_eq!(sql_table("messages").unwrap(), "\"t_messages\"");
+        assert_eq!(sql_table("Messages").unwrap(), "\"t_^messages\"");
+        assert_eq!(logical_table("t_^messages").as_deref(), Some("Messages"));
     }
 }

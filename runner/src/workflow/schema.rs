@@ -19,7 +19,7 @@ pub struct WorkflowSection {
     pub description: Option<String>,
     /// Where state is kept (default `.switchyard/NAME` beside the file).
     #[serde(default)]
-    pub state_dir: Option<String>,
+    pub state_dir: Option<Spanned<String>>,
 }
 
 /// `[source.NAME]`, by `kind`.

@@ -42,7 +42,11 @@ pub fn resolve(
                     declared.insert(name, (s.into_owned(), span));
                 }
                 DeValue::Integer(i) => {
-                    declared.insert(name, (i.as_str().to_string(), span));
+                    let digits = i.as_str().replace('_', "");
+                    let value = i64::from_str_radix(&digits, i.radix())
+                        .map(|n| n.to_string())
+                        .unwrap_or(digits);
+                    declared.insert(name, (value, span));
                 }
                 DeValue::Boolean(b) => {
                     declared.insert(name, (b.to_string(), span));
@@ -167,6 +171,15 @@ fn expand_value(
         _ => {}
     }
     Ok(())
+}
+
+/// Expands variables in one string; the error says which one is unknown.
+pub fn expand_text(text: &str, vars: &Vars) -> Result<String, String> {
+    expand_with(text, |v| Ok::<_, ()>(vars.get(v).cloned())).map_err(|e| match e {
+        Expand::Unknown(var) => format!("unknown variable `{var}`"),
+        Expand::Unclosed => UNCLOSED.to_string(),
+        Expand::Inner(()) => String::new(),
+    })
 }
 
 const UNCLOSED: &str = "`${` without a closing `}`; write `$$` for a literal `$`";
