@@ -192,3 +192,45 @@ fn checkpoint_line(state: &Path) -> u64 {
         .and_then(|v| v["steps"]["replay"]["checkpoint"]["cursor"].as_u64())
         .unwrap_or(0)
 }
+
+#[test]
+fn ctrl_c_stops_a_replay_cleanly_and_exec_resumes_it() {
+    const EVENTS: u64 = 60_000;
+    let test = with_events(Test::new().workflow(&replay_workflow(100)), EVENTS);
+    let state = test.dir().join(".switchyard/replay-test/state.json");
+    let child = Command::new(runner_bin())
+        .args(["exec", "workflow.toml", "--no-progress"])
+        .current_dir(test.dir())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while checkpoint_line(&state) < 10_000 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("error: step `replay` (replay) failed: interrupted; progress is saved and `runner exec` resumes from here"),
+        "{stderr}"
+    );
+    let stopped_at = checkpoint_line(&state);
+    assert!(stopped_at < EVENTS, "stopped before the end ({stopped_at})");
+    test_args(&test, &["exec", "workflow.toml"]).success();
+
+    let reference = with_events(Test::new().workflow(&replay_workflow(100)), EVENTS);
+    test_args(&reference, &["exec", "workflow.toml"]).success();
+    assert_eq!(
+        dump_sqlite(&test.dir().join("green.sqlite")),
+        dump_sqlite(&reference.dir().join("green.sqlite"))
+    );
+}
