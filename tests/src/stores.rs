@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-/// Every entry of every table of a SQLite store, in key order: table, row
-/// key, family, qualifier, version, kind, value.
-pub type Dump = Vec<(String, Vec<u8>, String, Vec<u8>, i64, i64, Vec<u8>)>;
+/// Every stored row version of every table of a SQLite store, in key
+/// order: table, row key, version, packed cells.
+pub type Dump = Vec<(String, Vec<u8>, i64, Vec<u8>)>;
 
 /// Dumps a SQLite store.
 pub fn dump_sqlite(path: &Path) -> Dump {
@@ -17,21 +17,11 @@ pub fn dump_sqlite(path: &Path) -> Dump {
     for t in tables {
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT row_key, family, qualifier, version, kind, value FROM \"{t}\" ORDER BY row_key, family, qualifier, version, kind"
+                "SELECT row_key, version, cells FROM \"{t}\" ORDER BY row_key, version"
             ))
             .expect("select");
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    t.clone(),
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
+            .query_map([], |r| Ok((t.clone(), r.get(0)?, r.get(1)?, r.get(2)?)))
             .expect("query");
         out.extend(rows.map(|r| r.expect("row")));
     }

@@ -103,9 +103,113 @@ pub fn visible_row(row_key: Vec<u8>, entries: &[Entry]) -> Option<Row> {
     (!cells.is_empty()).then_some(Row { row_key, cells })
 }
 
+/// Packs the entries of one row version (all of the same version) into
+/// bytes, sorted so that equal sets always pack to equal bytes:
+/// `kind u8, family len u16, family, qualifier len u32, qualifier, value
+/// len u32, value`, all little-endian.
+pub fn encode(entries: &mut [Entry]) -> Vec<u8> {
+    entries
+        .sort_by(|a, b| (&a.family, &a.qualifier, a.kind).cmp(&(&b.family, &b.qualifier, b.kind)));
+    let size: usize = entries
+        .iter()
+        .map(|e| 11 + e.family.len() + e.qualifier.len() + e.value.len())
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for e in entries.iter() {
+        out.push(e.kind as u8);
+        out.extend_from_slice(&(e.family.len() as u16).to_le_bytes());
+        out.extend_from_slice(e.family.as_bytes());
+        out.extend_from_slice(&(e.qualifier.len() as u32).to_le_bytes());
+        out.extend_from_slice(&e.qualifier);
+        out.extend_from_slice(&(e.value.len() as u32).to_le_bytes());
+        out.extend_from_slice(&e.value);
+    }
+    out
+}
+
+/// Unpacks what [`encode`] packed, giving every entry `version`.
+pub fn decode(bytes: &[u8], version: u64, out: &mut Vec<Entry>) -> Result<(), String> {
+    let mut rest = bytes;
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        if rest.len() < n {
+            return Err(format!(
+                "cell data cut short ({} bytes left, {n} needed)",
+                rest.len()
+            ));
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    while let Ok(kind) = take(1) {
+        let kind = EntryKind::from_code(kind[0] as i64)
+            .ok_or_else(|| format!("unknown cell kind {}", kind[0]))?;
+        let family_len =
+            u16::from_le_bytes(take(2)?.try_into().map_err(|_| "bad length")?) as usize;
+        let family =
+            String::from_utf8(take(family_len)?.to_vec()).map_err(|_| "family is not UTF-8")?;
+        let qualifier_len =
+            u32::from_le_bytes(take(4)?.try_into().map_err(|_| "bad length")?) as usize;
+        let qualifier = take(qualifier_len)?.to_vec();
+        let value_len = u32::from_le_bytes(take(4)?.try_into().map_err(|_| "bad length")?) as usize;
+        let value = take(value_len)?.to_vec();
+        out.push(Entry {
+            family,
+            qualifier,
+            version,
+            kind,
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// Merges two packed entry sets of one row version: `newer` replaces an
+/// entry of `older` with the same family, qualifier and kind.
+pub fn merge(older: &[u8], newer: &[u8]) -> Result<Vec<u8>, String> {
+    let mut entries = Vec::new();
+    decode(newer, 0, &mut entries)?;
+    let mut old = Vec::new();
+    decode(older, 0, &mut old)?;
+    for e in old {
+        if !entries
+            .iter()
+            .any(|n| n.kind == e.kind && n.family == e.family && n.qualifier == e.qualifier)
+        {
+            entries.push(e);
+        }
+    }
+    Ok(encode(&mut entries))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packing_is_canonical_and_merging_is_idempotent() {
+        let mut a = vec![
+            e("m", "writer", 1, EntryKind::Put, "rmu"),
+            e("d", "text", 1, EntryKind::Put, "hi"),
+        ];
+        let mut b = vec![a[1].clone(), a[0].clone()];
+        let (pa, pb) = (encode(&mut a), encode(&mut b));
+        assert_eq!(pa, pb);
+        let mut out = Vec::new();
+        decode(&pa, 7, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].family.as_str(), out[0].version), ("d", 7));
+        let mut newer = vec![e("d", "text", 1, EntryKind::Put, "edited")];
+        let merged = merge(&pa, &encode(&mut newer)).unwrap();
+        assert_eq!(merge(&merged, &encode(&mut newer)).unwrap(), merged);
+        let mut back = Vec::new();
+        decode(&merged, 1, &mut back).unwrap();
+        assert_eq!(
+            back.iter().find(|x| x.family == "d").unwrap().value,
+            b"edited"
+        );
+        assert!(decode(&pa[..pa.len() - 1], 1, &mut back).is_err());
+    }
 
     fn e(family: &str, q: &str, version: u64, kind: EntryKind, value: &str) -> Entry {
         Entry {

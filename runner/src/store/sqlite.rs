@@ -1,10 +1,12 @@
 //! The embedded default store: one SQLite file (bundled SQLite, no server).
 //!
-//! Each logical table is a SQLite table `t_NAME` holding every version of
-//! every cell and every delete marker, keyed by
-//! `(row_key, family, qualifier, version, kind)`. Writing a mutation is
-//! `INSERT OR REPLACE` of those keys, so writing it again changes nothing;
-//! what a read sees is decided by [`cells::visible_row`] as of a version.
+//! Each logical table is a SQLite table `t_NAME` with one row per row key
+//! and version, holding every cell and delete marker written at that
+//! version packed into one value ([`cells::encode`], canonical order).
+//! Writing a mutation inserts its version, or merges into the version
+//! already there (`sy_merge`: an entry with the same family, qualifier and
+//! kind is replaced), so writing it again changes nothing. What a read sees
+//! is decided by [`cells::visible_row`] as of a version.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -50,6 +52,19 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS sy_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         ))
         .map_err(|e| err(format!("cannot prepare `{}`: {e}", path.display())))?;
+        conn.create_scalar_function(
+            "sy_merge",
+            2,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8
+                | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let older: Vec<u8> = ctx.get(0)?;
+                let newer: Vec<u8> = ctx.get(1)?;
+                cells::merge(&older, &newer)
+                    .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
+            },
+        )
+        .map_err(|e| err(format!("cannot register the merge function: {e}")))?;
         Ok(SqliteStore {
             name: name.to_string(),
             conn,
@@ -73,12 +88,9 @@ impl SqliteStore {
             .execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {sql} (
                     row_key BLOB NOT NULL,
-                    family TEXT NOT NULL,
-                    qualifier BLOB NOT NULL,
                     version INTEGER NOT NULL,
-                    kind INTEGER NOT NULL,
-                    value BLOB NOT NULL,
-                    PRIMARY KEY (row_key, family, qualifier, version, kind)
+                    cells BLOB NOT NULL,
+                    PRIMARY KEY (row_key, version)
                  ) WITHOUT ROWID;"
             ))
             .map_err(|e| self.error(&format!("cannot create table `{table}`"), e))?;
@@ -113,7 +125,7 @@ impl SqliteStore {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT row_key, family, qualifier, version, kind, value FROM {sql}
+                "SELECT row_key, version, cells FROM {sql}
                  WHERE row_key >= ?1 AND row_key <= ?2 AND version <= ?3
                  ORDER BY row_key"
             ))
@@ -134,17 +146,11 @@ impl SqliteStore {
                 entries.clear();
                 key = Some(row_key);
             }
-            let kind: i64 = r.get(4).map_err(|e| self.error("cannot read", e))?;
-            entries.push(Entry {
-                family: r.get(1).map_err(|e| self.error("cannot read", e))?,
-                qualifier: r.get(2).map_err(|e| self.error("cannot read", e))?,
-                version: r
-                    .get::<_, i64>(3)
-                    .map_err(|e| self.error("cannot read", e))? as u64,
-                kind: EntryKind::from_code(kind)
-                    .ok_or_else(|| self.error("corrupt entry", format!("kind {kind}")))?,
-                value: r.get(5).map_err(|e| self.error("cannot read", e))?,
-            });
+            let version: i64 = r.get(1).map_err(|e| self.error("cannot read", e))?;
+            let packed = r.get_ref(2).map_err(|e| self.error("cannot read", e))?;
+            let packed = packed.as_blob().map_err(|e| self.error("cannot read", e))?;
+            cells::decode(packed, version as u64, &mut entries)
+                .map_err(|e| self.error("corrupt cells", e))?;
         }
         if let Some(done) = key {
             out.extend(cells::visible_row(done, &entries));
@@ -182,51 +188,89 @@ impl Store for SqliteStore {
             .conn
             .transaction()
             .map_err(|e| err("cannot begin a write", e))?;
-        // One prepared insert per table, reused while the table stays the same.
-        let mut current: Option<(&str, rusqlite::CachedStatement<'_>)> = None;
+        // Mutations of one row at one version are packed together, so each
+        // becomes one SQLite row; one prepared statement per table.
+        let mut grouped: std::collections::BTreeMap<(&str, &[u8], u64), Vec<Entry>> =
+            std::collections::BTreeMap::new();
         for m in mutations {
-            let version = i64::try_from(m.version).map_err(|_| StoreError {
-                store: name.clone(),
-                message: format!(
-                    "version {} of row {:?} is above the largest SQLite integer",
-                    m.version,
-                    String::from_utf8_lossy(&m.row_key)
-                ),
-            })?;
-            if current.as_ref().is_none_or(|(t, _)| *t != m.table) {
-                let sql = sql_table(&m.table).map_err(|message| StoreError {
+            if i64::try_from(m.version).is_err() {
+                return Err(StoreError {
+                    store: name.clone(),
+                    message: format!(
+                        "version {} of row {:?} is above the largest SQLite integer",
+                        m.version,
+                        String::from_utf8_lossy(&m.row_key)
+                    ),
+                });
+            }
+            let entries = grouped
+                .entry((&m.table, &m.row_key, m.version))
+                .or_default();
+            for cell in &m.cells {
+                let entry = match cell {
+                    Cell::Put(p) => Entry {
+                        family: p.family.clone(),
+                        qualifier: p.qualifier.clone(),
+                        version: m.version,
+                        kind: EntryKind::Put,
+                        value: p.value.clone(),
+                    },
+                    Cell::DeleteCell(c) => Entry {
+                        family: c.family.clone(),
+                        qualifier: c.qualifier.clone(),
+                        version: m.version,
+                        kind: EntryKind::DeleteCell,
+                        value: Vec::new(),
+                    },
+                    Cell::DeleteFamily(f) => Entry {
+                        family: f.clone(),
+                        qualifier: Vec::new(),
+                        version: m.version,
+                        kind: EntryKind::DeleteFamily,
+                        value: Vec::new(),
+                    },
+                    Cell::DeleteRow => Entry {
+                        family: String::new(),
+                        qualifier: Vec::new(),
+                        version: m.version,
+                        kind: EntryKind::DeleteRow,
+                        value: Vec::new(),
+                    },
+                };
+                // A later change to the same entry in this batch wins.
+                entries.retain(|e| {
+                    !(e.kind == entry.kind
+                        && e.family == entry.family
+                        && e.qualifier == entry.qualifier)
+                });
+                entries.push(entry);
+            }
+        }
+        let mut current: Option<(&str, rusqlite::CachedStatement<'_>)> = None;
+        for ((table, row_key, version), mut entries) in grouped {
+            if current.as_ref().is_none_or(|(t, _)| *t != table) {
+                let sql = sql_table(table).map_err(|message| StoreError {
                     store: name.clone(),
                     message,
                 })?;
                 let stmt = tx
                     .prepare_cached(&format!(
-                        "INSERT OR REPLACE INTO {sql} (row_key, family, qualifier, version, kind, value)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                        "INSERT INTO {sql} (row_key, version, cells) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (row_key, version) DO UPDATE SET cells = sy_merge(cells, excluded.cells)"
                     ))
                     .map_err(|e| err("cannot write", e))?;
-                current = Some((m.table.as_str(), stmt));
+                current = Some((table, stmt));
             }
             let Some((_, insert)) = current.as_mut() else {
                 unreachable!("a statement was just prepared");
             };
-            for cell in &m.cells {
-                let (family, qualifier, kind, value): (&str, &[u8], EntryKind, &[u8]) = match cell {
-                    Cell::Put(p) => (&p.family, &p.qualifier, EntryKind::Put, &p.value),
-                    Cell::DeleteCell(c) => (&c.family, &c.qualifier, EntryKind::DeleteCell, &[]),
-                    Cell::DeleteFamily(f) => (f, &[], EntryKind::DeleteFamily, &[]),
-                    Cell::DeleteRow => ("", &[], EntryKind::DeleteRow, &[]),
-                };
-                insert
-                    .execute(params![
-                        m.row_key,
-                        family,
-                        qualifier,
-                        version,
-                        kind as i64,
-                        value
-                    ])
-                    .map_err(|e| err("cannot write", e))?;
-            }
+            insert
+                .execute(params![
+                    row_key,
+                    version as i64,
+                    cells::encode(&mut entries)
+                ])
+                .map_err(|e| err("cannot write", e))?;
         }
         drop(current);
         if let Some(w) = watermark {
