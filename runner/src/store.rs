@@ -32,6 +32,15 @@ pub struct Page {
     pub next_after: Option<Vec<u8>>,
 }
 
+/// Row keys strictly between `after` and `before` (either end open when `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyRange {
+    /// Keys after this one.
+    pub after: Option<Vec<u8>>,
+    /// Keys before this one.
+    pub before: Option<Vec<u8>>,
+}
+
 /// A table and its column families (stores that need families create them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSchema {
@@ -59,12 +68,13 @@ pub trait Store: Send {
         watermark: Option<i64>,
     ) -> Result<(), StoreError>;
 
-    /// Up to `limit` row keys' worth of rows after `after`, in key order,
-    /// as of `as_of` (every version when `None`).
+    /// Up to `limit` row keys' worth of rows in `range`, in key order, as
+    /// of `as_of` (every version when `None`). Page on by moving
+    /// `range.after` to the page's `next_after`.
     fn scan(
         &mut self,
         table: &str,
-        after: Option<&[u8]>,
+        range: &KeyRange,
         limit: usize,
         as_of: Option<u64>,
     ) -> Result<Page, StoreError>;

@@ -358,7 +358,11 @@ impl Side {
         as_of: Option<u64>,
     ) -> Result<(), StepError> {
         while self.rows.is_empty() && !self.done {
-            let page = store.scan(table, self.after.as_deref(), batch, as_of)?;
+            let range = crate::store::KeyRange {
+                after: self.after.clone(),
+                before: None,
+            };
+            let page = store.scan(table, &range, batch, as_of)?;
             self.rows.extend(page.rows);
             match page.next_after {
                 Some(a) => self.after = Some(a),

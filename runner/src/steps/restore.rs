@@ -82,7 +82,11 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
             if ctx.cancel.is_cancelled() {
                 return Err(StepError::Interrupted);
             }
-            let page = from.scan(table, after.as_deref(), batch, Some(t0 as u64))?;
+            let range = crate::store::KeyRange {
+                after: after.clone(),
+                before: None,
+            };
+            let page = from.scan(table, &range, batch, Some(t0 as u64))?;
             let mutations: Vec<RowMutation> = page
                 .rows
                 .iter()

@@ -14,7 +14,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::cells::{self, Entry, EntryKind};
-use super::{Page, Store, StoreError, TableSchema};
+use super::{KeyRange, Page, Store, StoreError, TableSchema};
 use crate::model::{Cell, Row, RowMutation};
 use crate::workflow::schema::SqliteSync;
 
@@ -287,7 +287,7 @@ impl Store for SqliteStore {
     fn scan(
         &mut self,
         table: &str,
-        after: Option<&[u8]>,
+        range: &KeyRange,
         limit: usize,
         as_of: Option<u64>,
     ) -> Result<Page, StoreError> {
@@ -299,12 +299,14 @@ impl Store for SqliteStore {
             let mut stmt = self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT DISTINCT row_key FROM {sql} WHERE row_key > ?1 ORDER BY row_key LIMIT ?2"
+                    "SELECT DISTINCT row_key FROM {sql}
+                     WHERE row_key > ?1 AND (?2 IS NULL OR row_key < ?2)
+                     ORDER BY row_key LIMIT ?3"
                 ))
                 .map_err(|e| self.error("cannot scan", e))?;
             // The empty key sorts first; a row key is never empty.
-            let start: &[u8] = after.unwrap_or(&[]);
-            stmt.query_map(params![start, limit as i64], |r| r.get(0))
+            let start: &[u8] = range.after.as_deref().unwrap_or(&[]);
+            stmt.query_map(params![start, range.before, limit as i64], |r| r.get(0))
                 .and_then(|rows| rows.collect())
                 .map_err(|e| self.error("cannot scan", e))?
         };
@@ -423,7 +425,7 @@ mod tests {
         let batch = [put("a", 1, "one"), put("a", 5, "five"), put("b", 2, "two")];
         s.apply(&batch, Some(5)).unwrap();
         s.apply(&batch, Some(3)).unwrap();
-        let page = s.scan("messages", None, 10, None).unwrap();
+        let page = s.scan("messages", &KeyRange::default(), 10, None).unwrap();
         assert_eq!(page.rows.len(), 2);
         assert_eq!(page.rows[0].cells[0].value, b"five");
         let old = s
@@ -449,21 +451,29 @@ mod tests {
             .collect();
         s.apply(&batch, None).unwrap();
         let mut keys = Vec::new();
-        let mut after = None;
+        let mut range = KeyRange::default();
         loop {
-            let page = s.scan("messages", after.as_deref(), 10, None).unwrap();
+            let page = s.scan("messages", &range, 10, None).unwrap();
             keys.extend(
                 page.rows
                     .into_iter()
                     .map(|r| String::from_utf8(r.row_key).unwrap()),
             );
             match page.next_after {
-                Some(a) => after = Some(a),
+                Some(a) => range.after = Some(a),
                 None => break,
             }
         }
         let expected: Vec<_> = (0..25).map(|i| format!("k{i:02}")).collect();
         assert_eq!(keys, expected);
+        let middle = KeyRange {
+            after: Some(b"k04".to_vec()),
+            before: Some(b"k07".to_vec()),
+        };
+        let page = s.scan("messages", &middle, 10, None).unwrap();
+        let keys: Vec<_> = page.rows.iter().map(|r| r.row_key.clone()).collect();
+        assert_eq!(keys, vec![b"k05".to_vec(), b"k06".to_vec()]);
+        assert_eq!(page.next_after, None);
     }
 
     #[test]
