@@ -1,40 +1,22 @@
 //! The `check` world: is a blue row equal to its green row?
 
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
 use super::bindings::check::{Check, CheckPre};
 use super::bindings::{CHECKER_INTERFACE, checker, types};
 use super::error::{Input, PluginFailure};
-use super::instance::{Instance, Plugin, World};
-use super::sandbox::HostState;
+use super::instance::{Instance, Plugin, world};
 
 pub use checker::{Pair, Verdict};
 
 /// A loaded check plugin.
 pub type CheckPlugin = Plugin<Check>;
 
-impl World for Check {
-    type Pre = CheckPre<HostState>;
-    const KIND: &'static str = "check";
-    const INTERFACE: &'static str = CHECKER_INTERFACE;
-
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        CheckPre::new(pre)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &[types::ConfigEntry],
-    ) -> wasmtime::Result<Result<(), types::PluginError>> {
-        self.switchyard_plugin_checker().call_init(store, config)
-    }
-}
+world!(
+    Check,
+    CheckPre,
+    "check",
+    CHECKER_INTERFACE,
+    switchyard_plugin_checker
+);
 
 impl Instance<Check> {
     /// Checks a batch of pairs: one verdict per pair, in order.

@@ -40,6 +40,41 @@ pub trait World: Sized + Send + 'static {
     ) -> wasmtime::Result<Result<(), types::PluginError>>;
 }
 
+/// Implements [`World`] for one `bindgen!` world: its pre-instantiated
+/// type, its name, the interface it exports and the accessor of that
+/// interface (whose `init` is called on every new instance).
+macro_rules! world {
+    ($world:ty, $pre:ident, $kind:literal, $interface:expr, $exports:ident) => {
+        impl $crate::plugin::instance::World for $world {
+            type Pre = $pre<$crate::plugin::sandbox::HostState>;
+            const KIND: &'static str = $kind;
+            const INTERFACE: &'static str = $interface;
+
+            fn pre(
+                pre: wasmtime::component::InstancePre<$crate::plugin::sandbox::HostState>,
+            ) -> wasmtime::Result<Self::Pre> {
+                $pre::new(pre)
+            }
+
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut wasmtime::Store<$crate::plugin::sandbox::HostState>,
+            ) -> wasmtime::Result<Self> {
+                pre.instantiate(store)
+            }
+
+            fn init(
+                &self,
+                store: &mut wasmtime::Store<$crate::plugin::sandbox::HostState>,
+                config: &[$crate::plugin::bindings::types::ConfigEntry],
+            ) -> wasmtime::Result<Result<(), $crate::plugin::bindings::types::PluginError>> {
+                self.$exports().call_init(store, config)
+            }
+        }
+    };
+}
+pub(crate) use world;
+
 struct Shared<W: World> {
     name: Arc<str>,
     engine: PluginEngine,

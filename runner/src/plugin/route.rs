@@ -1,40 +1,22 @@
 //! The `route` world: which side serves a request.
 
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
 use super::bindings::route::{Route, RoutePre};
 use super::bindings::{ROUTER_INTERFACE, router, types};
 use super::error::{Input, PluginFailure};
-use super::instance::{Instance, Plugin, World};
-use super::sandbox::HostState;
+use super::instance::{Instance, Plugin, world};
 
 pub use router::{Decision, Request, Side};
 
 /// A loaded route plugin.
 pub type RoutePlugin = Plugin<Route>;
 
-impl World for Route {
-    type Pre = RoutePre<HostState>;
-    const KIND: &'static str = "route";
-    const INTERFACE: &'static str = ROUTER_INTERFACE;
-
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        RoutePre::new(pre)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &[types::ConfigEntry],
-    ) -> wasmtime::Result<Result<(), types::PluginError>> {
-        self.switchyard_plugin_router().call_init(store, config)
-    }
-}
+world!(
+    Route,
+    RoutePre,
+    "route",
+    ROUTER_INTERFACE,
+    switchyard_plugin_router
+);
 
 impl Instance<Route> {
     /// Decides where one request goes.

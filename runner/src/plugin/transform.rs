@@ -1,14 +1,10 @@
 //! The `transform` world: a batch of events in, row mutations out.
 
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
 use super::bindings::{
     TRANSFORMER_INTERFACE, transform::Transform, transform::TransformPre, types,
 };
 use super::error::{Input, PluginFailure};
-use super::instance::{Instance, Plugin, World};
-use super::sandbox::HostState;
+use super::instance::{Instance, Plugin, world};
 use crate::model::{Event, RowMutation};
 
 /// What the plugin made of one event: its mutations, or why it refused it.
@@ -17,28 +13,13 @@ pub type Outcome = Result<Vec<RowMutation>, types::PluginError>;
 /// A loaded transform plugin.
 pub type TransformPlugin = Plugin<Transform>;
 
-impl World for Transform {
-    type Pre = TransformPre<HostState>;
-    const KIND: &'static str = "transform";
-    const INTERFACE: &'static str = TRANSFORMER_INTERFACE;
-
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        TransformPre::new(pre)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &[types::ConfigEntry],
-    ) -> wasmtime::Result<Result<(), types::PluginError>> {
-        self.switchyard_plugin_transformer()
-            .call_init(store, config)
-    }
-}
+world!(
+    Transform,
+    TransformPre,
+    "transform",
+    TRANSFORMER_INTERFACE,
+    switchyard_plugin_transformer
+);
 
 impl Instance<Transform> {
     /// Transforms a batch: one outcome per event, in order.
