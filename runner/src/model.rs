@@ -1,10 +1,67 @@
 //! The store-neutral data the runner moves around: events from sources,
 //! row mutations into stores, rows read back.
 //!
-//! These are the plugin contract's own types (generated from `sdk/wit/`), so
-//! an event travels from source to plugin and a mutation from plugin to
-//! store without being copied into another shape on the way.
+//! Events and rows are the plugin contract's own types (generated from
+//! `sdk/wit/`), since they are handed to plugins as they are. Mutations
+//! come back from a transform packed in one buffer; here they share that
+//! buffer (`Bytes` slices) and their table and family names (`Arc<str>`),
+//! so unpacking a batch allocates per row, not per cell.
 
-pub use crate::plugin::bindings::types::{
-    Cell, CellRef, Event, Header, Put, Row, RowMutation, StoredCell,
-};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use crate::plugin::bindings::types::{Event, Header, Row, StoredCell};
+
+/// A versioned change to one row of one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowMutation {
+    /// Logical table name.
+    pub table: Arc<str>,
+    /// Row key.
+    pub row_key: Bytes,
+    /// The changes, applied together.
+    pub cells: Vec<Cell>,
+    /// Version of every change (derived from the event).
+    pub version: u64,
+}
+
+/// One change to a row. Deletes hide what was written at or before the
+/// mutation's version, as HBase delete markers do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// Writes a value.
+    Put {
+        /// Column family.
+        family: Arc<str>,
+        /// Column qualifier.
+        qualifier: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// Deletes one cell.
+    DeleteCell {
+        /// Column family.
+        family: Arc<str>,
+        /// Column qualifier.
+        qualifier: Bytes,
+    },
+    /// Deletes a family.
+    DeleteFamily {
+        /// Column family.
+        family: Arc<str>,
+    },
+    /// Deletes the row.
+    DeleteRow,
+}
+
+impl Cell {
+    /// A put (handy in tests and copies).
+    pub fn put(family: &str, qualifier: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        Cell::Put {
+            family: family.into(),
+            qualifier: qualifier.into(),
+            value: value.into(),
+        }
+    }
+}

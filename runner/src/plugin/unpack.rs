@@ -8,7 +8,11 @@ use super::bindings::transform::exports::switchyard::plugin::transformer::{
     CellOp, MutationBatch, Span,
 };
 use super::transform::Outcome;
-use crate::model::{Cell, CellRef, Put, RowMutation};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::model::{Cell, RowMutation};
 
 /// One outcome per event of a batch of `events`, or what was wrong.
 pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, String> {
@@ -18,23 +22,11 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
         cells,
         refused,
     } = batch;
+    // Keys, qualifiers and values become slices of this one buffer.
+    let bytes = Bytes::from(bytes);
     let mut outcomes: Vec<Outcome> = (0..events).map(|_| Ok(Vec::new())).collect();
-    let bytes_of = |span: &Span, what: &str| -> Result<&[u8], String> {
-        let (start, len) = (span.start as usize, span.len as usize);
-        bytes.get(start..start.saturating_add(len)).ok_or_else(|| {
-            format!(
-                "{what} at {start}+{len} lies outside the {} bytes returned",
-                bytes.len()
-            )
-        })
-    };
-    let text_of = |span: &Span, what: &str| -> Result<String, String> {
-        String::from_utf8(bytes_of(span, what)?.to_vec())
-            .map_err(|_| format!("{what} is not UTF-8"))
-    };
+    let mut names = Names::default();
     let mut last_event = 0;
-    // Consecutive rows usually share their table; reuse the name.
-    let mut table: Option<(u32, u32, String)> = None;
     for row in &rows {
         let event = row.event as usize;
         if event >= events || event < last_event {
@@ -53,38 +45,33 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
                     cells.len()
                 )
             })?;
-        let name = match &table {
-            Some((s, l, name)) if (*s, *l) == (row.table.start, row.table.len) => name.clone(),
-            _ => {
-                let name = text_of(&row.table, "a table name")?;
-                table = Some((row.table.start, row.table.len, name.clone()));
-                name
-            }
-        };
-        let mut out = Vec::with_capacity(packed.len());
-        for c in packed {
-            out.push(match c.op {
-                CellOp::Put => Cell::Put(Put {
-                    family: text_of(&c.family, "a family")?,
-                    qualifier: bytes_of(&c.qualifier, "a qualifier")?.to_vec(),
-                    value: bytes_of(&c.value, "a value")?.to_vec(),
-                }),
-                CellOp::DeleteCell => Cell::DeleteCell(CellRef {
-                    family: text_of(&c.family, "a family")?,
-                    qualifier: bytes_of(&c.qualifier, "a qualifier")?.to_vec(),
-                }),
-                CellOp::DeleteFamily => Cell::DeleteFamily(text_of(&c.family, "a family")?),
-                CellOp::DeleteRow => Cell::DeleteRow,
-            });
-        }
-        let row_key = bytes_of(&row.row_key, "a row key")?;
+        let table = names.get(&bytes, &row.table, "a table name")?;
+        let row_key = slice(&bytes, &row.row_key, "a row key")?;
         if row_key.is_empty() {
             return Err(format!("event {event} has a row with an empty row key"));
         }
+        let mut out = Vec::with_capacity(packed.len());
+        for c in packed {
+            out.push(match c.op {
+                CellOp::Put => Cell::Put {
+                    family: names.get(&bytes, &c.family, "a family")?,
+                    qualifier: slice(&bytes, &c.qualifier, "a qualifier")?,
+                    value: slice(&bytes, &c.value, "a value")?,
+                },
+                CellOp::DeleteCell => Cell::DeleteCell {
+                    family: names.get(&bytes, &c.family, "a family")?,
+                    qualifier: slice(&bytes, &c.qualifier, "a qualifier")?,
+                },
+                CellOp::DeleteFamily => Cell::DeleteFamily {
+                    family: names.get(&bytes, &c.family, "a family")?,
+                },
+                CellOp::DeleteRow => Cell::DeleteRow,
+            });
+        }
         if let Ok(list) = &mut outcomes[event] {
             list.push(RowMutation {
-                table: name,
-                row_key: row_key.to_vec(),
+                table,
+                row_key,
                 cells: out,
                 version: row.version,
             });
@@ -98,6 +85,43 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
         *slot = Err(r.error);
     }
     Ok(outcomes)
+}
+
+/// The bytes a span points at, as a shared slice of the batch buffer.
+fn slice(bytes: &Bytes, span: &Span, what: &str) -> Result<Bytes, String> {
+    let (start, len) = (span.start as usize, span.len as usize);
+    let end = start.saturating_add(len);
+    if end > bytes.len() {
+        return Err(format!(
+            "{what} at {start}+{len} lies outside the {} bytes returned",
+            bytes.len()
+        ));
+    }
+    Ok(bytes.slice(start..end))
+}
+
+/// Table and family names of a batch, each checked and allocated once.
+#[derive(Default)]
+struct Names {
+    known: Vec<(u32, u32, Arc<str>)>,
+}
+
+impl Names {
+    fn get(&mut self, bytes: &Bytes, span: &Span, what: &str) -> Result<Arc<str>, String> {
+        if let Some((_, _, name)) = self
+            .known
+            .iter()
+            .find(|(s, l, _)| (*s, *l) == (span.start, span.len))
+        {
+            return Ok(name.clone());
+        }
+        let raw = slice(bytes, span, what)?;
+        let name: Arc<str> = std::str::from_utf8(&raw)
+            .map_err(|_| format!("{what} is not UTF-8"))?
+            .into();
+        self.known.push((span.start, span.len, name.clone()));
+        Ok(name)
+    }
 }
 
 #[cfg(test)]
@@ -150,8 +174,8 @@ mod tests {
         let out = unpack(batch(), 3).unwrap();
         assert_eq!(out[0], Ok(vec![]));
         let rows = out[1].as_ref().unwrap();
-        assert_eq!(rows[0].table, "t");
-        assert_eq!(rows[0].row_key, b"k1");
+        assert_eq!(&*rows[0].table, "t");
+        assert_eq!(&rows[0].row_key[..], b"k1");
         assert_eq!(rows[0].version, 9);
         assert_eq!(rows[0].cells[1], Cell::DeleteRow);
         assert_eq!(out[2], Err(PluginError::Malformed("x".into())));

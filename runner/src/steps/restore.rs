@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{StepContext, StepError};
 use crate::engine::state::now_ms;
-use crate::model::{Cell, Put, Row, RowMutation};
+use crate::model::{Cell, Row, RowMutation};
 use crate::store::{self, Store};
 use crate::workflow::steps::RestoreStep;
 use crate::workflow::values::Point;
@@ -158,22 +158,21 @@ fn resolve_point(point: &Point, from: &mut dyn Store) -> Result<i64, StepError> 
 
 /// The mutations that recreate `row` with its cells' versions.
 fn copy_of(table: &str, row: &Row) -> Vec<RowMutation> {
+    let table: std::sync::Arc<str> = table.into();
+    let row_key = bytes::Bytes::copy_from_slice(&row.row_key);
     let mut by_version: std::collections::BTreeMap<u64, Vec<Cell>> = Default::default();
     for c in &row.cells {
-        by_version
-            .entry(c.version)
-            .or_default()
-            .push(Cell::Put(Put {
-                family: c.family.clone(),
-                qualifier: c.qualifier.clone(),
-                value: c.value.clone(),
-            }));
+        by_version.entry(c.version).or_default().push(Cell::put(
+            &c.family,
+            c.qualifier.clone(),
+            c.value.clone(),
+        ));
     }
     by_version
         .into_iter()
         .map(|(version, cells)| RowMutation {
-            table: table.to_string(),
-            row_key: row.row_key.clone(),
+            table: table.clone(),
+            row_key: row_key.clone(),
             cells,
             version,
         })

@@ -108,21 +108,39 @@ pub fn visible_row(row_key: Vec<u8>, entries: &[Entry]) -> Option<Row> {
 /// `kind u8, family len u16, family, qualifier len u32, qualifier, value
 /// len u32, value`, all little-endian.
 pub fn encode(entries: &mut [Entry]) -> Vec<u8> {
-    entries
-        .sort_by(|a, b| (&a.family, &a.qualifier, a.kind).cmp(&(&b.family, &b.qualifier, b.kind)));
-    let size: usize = entries
+    let mut parts: Vec<Part<'_>> = entries
         .iter()
-        .map(|e| 11 + e.family.len() + e.qualifier.len() + e.value.len())
+        .map(|e| {
+            (
+                e.kind,
+                e.family.as_str(),
+                e.qualifier.as_slice(),
+                e.value.as_slice(),
+            )
+        })
+        .collect();
+    encode_parts(&mut parts)
+}
+
+/// One entry to pack, borrowed from a mutation.
+pub type Part<'a> = (EntryKind, &'a str, &'a [u8], &'a [u8]);
+
+/// Packs borrowed entries exactly as [`encode`] packs owned ones.
+pub fn encode_parts(parts: &mut [Part<'_>]) -> Vec<u8> {
+    parts.sort_by(|a, b| (a.1, a.2, a.0).cmp(&(b.1, b.2, b.0)));
+    let size: usize = parts
+        .iter()
+        .map(|p| 11 + p.1.len() + p.2.len() + p.3.len())
         .sum();
     let mut out = Vec::with_capacity(size);
-    for e in entries.iter() {
-        out.push(e.kind as u8);
-        out.extend_from_slice(&(e.family.len() as u16).to_le_bytes());
-        out.extend_from_slice(e.family.as_bytes());
-        out.extend_from_slice(&(e.qualifier.len() as u32).to_le_bytes());
-        out.extend_from_slice(&e.qualifier);
-        out.extend_from_slice(&(e.value.len() as u32).to_le_bytes());
-        out.extend_from_slice(&e.value);
+    for (kind, family, qualifier, value) in parts.iter() {
+        out.push(*kind as u8);
+        out.extend_from_slice(&(family.len() as u16).to_le_bytes());
+        out.extend_from_slice(family.as_bytes());
+        out.extend_from_slice(&(qualifier.len() as u32).to_le_bytes());
+        out.extend_from_slice(qualifier);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
     }
     out
 }

@@ -8,7 +8,7 @@
 //! kind is replaced), so writing it again changes nothing. What a read sees
 //! is decided by [`cells::visible_row`] as of a version.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -190,8 +190,7 @@ impl Store for SqliteStore {
             .map_err(|e| err("cannot begin a write", e))?;
         // Mutations of one row at one version are packed together, so each
         // becomes one SQLite row; one prepared statement per table.
-        let mut grouped: std::collections::BTreeMap<(&str, &[u8], u64), Vec<Entry>> =
-            std::collections::BTreeMap::new();
+        let mut grouped: BTreeMap<(&str, &[u8], u64), Vec<cells::Part<'_>>> = BTreeMap::new();
         for m in mutations {
             if i64::try_from(m.version).is_err() {
                 return Err(StoreError {
@@ -203,51 +202,29 @@ impl Store for SqliteStore {
                     ),
                 });
             }
-            let entries = grouped
+            let parts = grouped
                 .entry((&m.table, &m.row_key, m.version))
                 .or_default();
             for cell in &m.cells {
-                let entry = match cell {
-                    Cell::Put(p) => Entry {
-                        family: p.family.clone(),
-                        qualifier: p.qualifier.clone(),
-                        version: m.version,
-                        kind: EntryKind::Put,
-                        value: p.value.clone(),
-                    },
-                    Cell::DeleteCell(c) => Entry {
-                        family: c.family.clone(),
-                        qualifier: c.qualifier.clone(),
-                        version: m.version,
-                        kind: EntryKind::DeleteCell,
-                        value: Vec::new(),
-                    },
-                    Cell::DeleteFamily(f) => Entry {
-                        family: f.clone(),
-                        qualifier: Vec::new(),
-                        version: m.version,
-                        kind: EntryKind::DeleteFamily,
-                        value: Vec::new(),
-                    },
-                    Cell::DeleteRow => Entry {
-                        family: String::new(),
-                        qualifier: Vec::new(),
-                        version: m.version,
-                        kind: EntryKind::DeleteRow,
-                        value: Vec::new(),
-                    },
+                let part: cells::Part<'_> = match cell {
+                    Cell::Put {
+                        family,
+                        qualifier,
+                        value,
+                    } => (EntryKind::Put, family, qualifier, value),
+                    Cell::DeleteCell { family, qualifier } => {
+                        (EntryKind::DeleteCell, family, qualifier, &[])
+                    }
+                    Cell::DeleteFamily { family } => (EntryKind::DeleteFamily, family, &[], &[]),
+                    Cell::DeleteRow => (EntryKind::DeleteRow, "", &[], &[]),
                 };
                 // A later change to the same entry in this batch wins.
-                entries.retain(|e| {
-                    !(e.kind == entry.kind
-                        && e.family == entry.family
-                        && e.qualifier == entry.qualifier)
-                });
-                entries.push(entry);
+                parts.retain(|p| !(p.0 == part.0 && p.1 == part.1 && p.2 == part.2));
+                parts.push(part);
             }
         }
         let mut current: Option<(&str, rusqlite::CachedStatement<'_>)> = None;
-        for ((table, row_key, version), mut entries) in grouped {
+        for ((table, row_key, version), mut parts) in grouped {
             if current.as_ref().is_none_or(|(t, _)| *t != table) {
                 let sql = sql_table(table).map_err(|message| StoreError {
                     store: name.clone(),
@@ -268,7 +245,7 @@ impl Store for SqliteStore {
                 .execute(params![
                     row_key,
                     version as i64,
-                    cells::encode(&mut entries)
+                    cells::encode_parts(&mut parts)
                 ])
                 .map_err(|e| err("cannot write", e))?;
         }
@@ -399,18 +376,13 @@ fn logical_table(sqlite_name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Put;
 
     fn put(key: &str, version: u64, text: &str) -> RowMutation {
         RowMutation {
             table: "messages".into(),
-            row_key: key.as_bytes().to_vec(),
+            row_key: key.as_bytes().to_vec().into(),
             version,
-            cells: vec![Cell::Put(Put {
-                family: "d".into(),
-                qualifier: b"text".to_vec(),
-                value: text.as_bytes().to_vec(),
-            })],
+            cells: vec![Cell::put("d", &b"text"[..], text.as_bytes().to_vec())],
         }
     }
 
