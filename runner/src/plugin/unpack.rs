@@ -8,6 +8,7 @@ use super::bindings::transform::exports::switchyard::plugin::transformer::{
     CellOp, MutationBatch, Span,
 };
 use super::transform::Outcome;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,6 +28,20 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
     let mut outcomes: Vec<Outcome> = (0..events).map(|_| Ok(Vec::new())).collect();
     let mut names = Names::default();
     let mut last_event = 0;
+    // The packer writes every key, qualifier and value once; a plugin that
+    // points many cells at the same bytes could make the host copy far more
+    // than it returned, so the total is held to what was returned.
+    let mut referenced: u64 = 0;
+    let mut refer = |span: &Span| -> Result<(), String> {
+        referenced += u64::from(span.len);
+        if referenced > bytes.len() as u64 {
+            return Err(format!(
+                "its rows refer to more bytes than the {} it returned (spans may not overlap)",
+                bytes.len()
+            ));
+        }
+        Ok(())
+    };
     for row in &rows {
         let event = row.event as usize;
         if event >= events || event < last_event {
@@ -47,21 +62,35 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
             })?;
         let table = names.get(&bytes, &row.table, "a table name")?;
         let row_key = slice(&bytes, &row.row_key, "a row key")?;
+        refer(&row.row_key)?;
         if row_key.is_empty() {
             return Err(format!("event {event} has a row with an empty row key"));
+        }
+        if i64::try_from(row.version).is_err() {
+            return Err(format!(
+                "event {event} has a row at version {}, above the largest version stores accept (2^63 - 1)",
+                row.version
+            ));
         }
         let mut out = Vec::with_capacity(packed.len());
         for c in packed {
             out.push(match c.op {
-                CellOp::Put => Cell::Put {
-                    family: names.get(&bytes, &c.family, "a family")?,
-                    qualifier: slice(&bytes, &c.qualifier, "a qualifier")?,
-                    value: slice(&bytes, &c.value, "a value")?,
-                },
-                CellOp::DeleteCell => Cell::DeleteCell {
-                    family: names.get(&bytes, &c.family, "a family")?,
-                    qualifier: slice(&bytes, &c.qualifier, "a qualifier")?,
-                },
+                CellOp::Put => {
+                    refer(&c.qualifier)?;
+                    refer(&c.value)?;
+                    Cell::Put {
+                        family: names.get(&bytes, &c.family, "a family")?,
+                        qualifier: slice(&bytes, &c.qualifier, "a qualifier")?,
+                        value: slice(&bytes, &c.value, "a value")?,
+                    }
+                }
+                CellOp::DeleteCell => {
+                    refer(&c.qualifier)?;
+                    Cell::DeleteCell {
+                        family: names.get(&bytes, &c.family, "a family")?,
+                        qualifier: slice(&bytes, &c.qualifier, "a qualifier")?,
+                    }
+                }
                 CellOp::DeleteFamily => Cell::DeleteFamily {
                     family: names.get(&bytes, &c.family, "a family")?,
                 },
@@ -82,6 +111,9 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
         let slot = outcomes
             .get_mut(event)
             .ok_or_else(|| format!("a refusal names event {event} of a batch of {events}"))?;
+        if !matches!(slot, Ok(rows) if rows.is_empty()) {
+            return Err(format!("event {event} is both refused and given rows"));
+        }
         *slot = Err(r.error);
     }
     Ok(outcomes)
@@ -103,23 +135,22 @@ fn slice(bytes: &Bytes, span: &Span, what: &str) -> Result<Bytes, String> {
 /// Table and family names of a batch, each checked and allocated once.
 #[derive(Default)]
 struct Names {
-    known: Vec<(u32, u32, Arc<str>)>,
+    known: HashMap<(u32, u32), Arc<str>>,
 }
 
 impl Names {
     fn get(&mut self, bytes: &Bytes, span: &Span, what: &str) -> Result<Arc<str>, String> {
-        if let Some((_, _, name)) = self
-            .known
-            .iter()
-            .find(|(s, l, _)| (*s, *l) == (span.start, span.len))
-        {
+        if let Some(name) = self.known.get(&(span.start, span.len)) {
             return Ok(name.clone());
+        }
+        if span.len > u32::from(u16::MAX) {
+            return Err(format!("{what} of {} bytes is longer than 65535", span.len));
         }
         let raw = slice(bytes, span, what)?;
         let name: Arc<str> = std::str::from_utf8(&raw)
             .map_err(|_| format!("{what} is not UTF-8"))?
             .into();
-        self.known.push((span.start, span.len, name.clone()));
+        self.known.insert((span.start, span.len), name.clone());
         Ok(name)
     }
 }
@@ -189,6 +220,27 @@ mod tests {
         let mut b = batch();
         b.rows[0].cell_count = 5;
         assert!(unpack(b, 3).unwrap_err().contains("outside the 2 cells"));
+        let mut b = batch();
+        b.cells[0].value = span(0, 6);
+        assert!(
+            unpack(b, 3)
+                .unwrap_err()
+                .contains("refer to more bytes than the 6")
+        );
+        let mut b = batch();
+        b.rows[0].version = u64::MAX;
+        assert!(
+            unpack(b, 3)
+                .unwrap_err()
+                .contains("above the largest version")
+        );
+        let mut b = batch();
+        b.refused[0].event = 1;
+        assert!(
+            unpack(b, 3)
+                .unwrap_err()
+                .contains("both refused and given rows")
+        );
         assert!(
             unpack(batch(), 1)
                 .unwrap_err()

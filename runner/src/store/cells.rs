@@ -126,14 +126,28 @@ pub fn encode(entries: &mut [Entry]) -> Vec<u8> {
 pub type Part<'a> = (EntryKind, &'a str, &'a [u8], &'a [u8]);
 
 /// Packs borrowed entries exactly as [`encode`] packs owned ones.
-pub fn encode_parts(parts: &mut [Part<'_>]) -> Vec<u8> {
-    parts.sort_by(|a, b| (a.1, a.2, a.0).cmp(&(b.1, b.2, b.0)));
+pub fn encode_parts(parts: &mut Vec<Part<'_>>) -> Vec<u8> {
+    // Two writes of the same cell (or marker) at the same version keep the
+    // larger value, so the result never depends on the order they came in.
+    parts.sort_unstable_by(|a, b| (a.1, a.2, a.0, a.3).cmp(&(b.1, b.2, b.0, b.3)));
+    let mut kept: Vec<Part<'_>> = Vec::with_capacity(parts.len());
+    for part in parts.drain(..) {
+        match kept.last_mut() {
+            Some(last) if (last.0, last.1, last.2) == (part.0, part.1, part.2) => *last = part,
+            _ => kept.push(part),
+        }
+    }
+    *parts = kept;
     let size: usize = parts
         .iter()
         .map(|p| 11 + p.1.len() + p.2.len() + p.3.len())
         .sum();
     let mut out = Vec::with_capacity(size);
     for (kind, family, qualifier, value) in parts.iter() {
+        debug_assert!(
+            family.len() <= usize::from(u16::MAX),
+            "stores check family lengths"
+        );
         out.push(*kind as u8);
         out.extend_from_slice(&(family.len() as u16).to_le_bytes());
         out.extend_from_slice(family.as_bytes());
@@ -182,21 +196,12 @@ pub fn decode(bytes: &[u8], version: u64, out: &mut Vec<Entry>) -> Result<(), St
     Ok(())
 }
 
-/// Merges two packed entry sets of one row version: `newer` replaces an
-/// entry of `older` with the same family, qualifier and kind.
+/// Merges two packed entry sets of one row version: the union, where the
+/// same cell written twice keeps the larger value (as [`encode_parts`]).
 pub fn merge(older: &[u8], newer: &[u8]) -> Result<Vec<u8>, String> {
     let mut entries = Vec::new();
+    decode(older, 0, &mut entries)?;
     decode(newer, 0, &mut entries)?;
-    let mut old = Vec::new();
-    decode(older, 0, &mut old)?;
-    for e in old {
-        if !entries
-            .iter()
-            .any(|n| n.kind == e.kind && n.family == e.family && n.qualifier == e.qualifier)
-        {
-            entries.push(e);
-        }
-    }
     Ok(encode(&mut entries))
 }
 
@@ -217,15 +222,14 @@ mod tests {
         decode(&pa, 7, &mut out).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!((out[0].family.as_str(), out[0].version), ("d", 7));
-        let mut newer = vec![e("d", "text", 1, EntryKind::Put, "edited")];
+        let mut newer = vec![e("d", "text", 1, EntryKind::Put, "ok")];
         let merged = merge(&pa, &encode(&mut newer)).unwrap();
         assert_eq!(merge(&merged, &encode(&mut newer)).unwrap(), merged);
+        // The same cell at the same version keeps the larger value, in either order.
+        assert_eq!(merge(&encode(&mut newer), &pa).unwrap(), merged);
         let mut back = Vec::new();
         decode(&merged, 1, &mut back).unwrap();
-        assert_eq!(
-            back.iter().find(|x| x.family == "d").unwrap().value,
-            b"edited"
-        );
+        assert_eq!(back.iter().find(|x| x.family == "d").unwrap().value, b"ok");
         assert!(decode(&pa[..pa.len() - 1], 1, &mut back).is_err());
     }
 

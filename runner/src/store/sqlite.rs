@@ -4,8 +4,9 @@
 //! and version, holding every cell and delete marker written at that
 //! version packed into one value ([`cells::encode`], canonical order).
 //! Writing a mutation inserts its version, or merges into the version
-//! already there (`sy_merge`: an entry with the same family, qualifier and
-//! kind is replaced), so writing it again changes nothing. What a read sees
+//! already there (`sy_merge`: the union, where a cell written twice at the
+//! same version keeps the larger value whatever the order), so writing it
+//! again, or in another order, changes nothing. What a read sees
 //! is decided by [`cells::visible_row`] as of a version.
 
 use std::collections::{BTreeMap, HashSet};
@@ -218,8 +219,16 @@ impl Store for SqliteStore {
                     Cell::DeleteFamily { family } => (EntryKind::DeleteFamily, family, &[], &[]),
                     Cell::DeleteRow => (EntryKind::DeleteRow, "", &[], &[]),
                 };
-                // A later change to the same entry in this batch wins.
-                parts.retain(|p| !(p.0 == part.0 && p.1 == part.1 && p.2 == part.2));
+                if part.1.len() > usize::from(u16::MAX) {
+                    return Err(StoreError {
+                        store: name.clone(),
+                        message: format!(
+                            "a family name of {} bytes in row {:?}; families are at most 65535 bytes",
+                            part.1.len(),
+                            String::from_utf8_lossy(&m.row_key)
+                        ),
+                    });
+                }
                 parts.push(part);
             }
         }
