@@ -15,7 +15,13 @@ use crate::workflow::{self, LoadOptions, Workflow, WorkflowError};
 
 /// Runs zero-downtime, blue-green migrations of event-sourced read models.
 #[derive(Debug, Parser)]
-#[command(name = "runner", version, about, long_about = None)]
+#[command(
+    name = "runner",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 done (or nothing left to do), 1 a step failed, 2 bad usage or an invalid workflow, 3 a gate failed, 130 interrupted (progress is saved; `exec` resumes)."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

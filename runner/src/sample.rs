@@ -42,6 +42,8 @@ pub struct ChatSample {
     pub partitions: u64,
     /// Time of the first event (ms since the epoch).
     pub start_ms: i64,
+    /// About how long the log spans (ms), whatever the number of events.
+    pub span_ms: i64,
     /// The seed.
     pub seed: u64,
 }
@@ -54,6 +56,7 @@ impl Default for ChatSample {
             users: 1_000,
             partitions: 4,
             start_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
+            span_ms: 17 * 3_600_000,
             seed: 7,
         }
     }
@@ -77,9 +80,10 @@ pub fn write_chat(sample: &ChatSample, out: &Path) -> std::io::Result<(u64, u64,
     let mut offsets = vec![0i64; sample.partitions as usize];
     let mut time = sample.start_ms;
     let (mut posted, mut edited, mut deleted) = (0, 0, 0);
+    let max_step = (2 * sample.span_ms as u64 / sample.events.max(1)).max(1);
     for n in 0..sample.events {
-        // About 0.6 s between events: 100,000 events span some 17 hours.
-        time += 1 + rng.below(1200) as i64;
+        // Steps average span / events, so any size of log spans the same time.
+        time += 1 + rng.below(max_step) as i64;
         let room_ix = rng.below(sample.rooms) as usize;
         let room = format!("room-{room_ix:04}");
         let partition = room_ix as u64 % sample.partitions;

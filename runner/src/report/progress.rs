@@ -1,6 +1,7 @@
 //! Progress of a long step: a bar on a terminal (indicatif), and a log
 //! line every few seconds otherwise, so CI logs show progress too.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,38 @@ use crate::source::Progress;
 
 /// How often a log line is written when there is no bar.
 const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// The bar on screen, if any: log lines are written around it.
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Where `tracing` writes: stderr, with the progress bar (if one is
+/// drawn) lifted while a line is written, so lines and bar never mix.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match active {
+            Some(bar) => bar
+                .suspend(|| std::io::stderr().write_all(buf))
+                .map(|()| buf.len()),
+            None => std::io::stderr().write_all(buf).map(|()| buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogWriter
+    }
+}
 
 /// Progress of one step, shared by its threads.
 #[derive(Clone)]
@@ -37,6 +70,7 @@ impl ProgressLine {
                 .progress_chars("=> "),
             );
             bar.set_prefix(step.to_string());
+            *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
             bar
         });
         ProgressLine {
@@ -94,6 +128,7 @@ impl ProgressLine {
     pub fn finish(&self) {
         if let Some(bar) = &self.inner.bar {
             bar.finish_and_clear();
+            *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
 }
