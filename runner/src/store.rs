@@ -41,22 +41,10 @@ pub struct KeyRange {
     pub before: Option<Vec<u8>>,
 }
 
-/// A table and its column families (stores that need families create them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSchema {
-    /// Table name.
-    pub name: String,
-    /// Column families.
-    pub families: Vec<String>,
-}
-
 /// What every store does.
 pub trait Store: Send {
     /// The store's name in the workflow.
     fn name(&self) -> &str;
-
-    /// Creates missing tables and families.
-    fn ensure_schema(&mut self, tables: &[TableSchema]) -> Result<(), StoreError>;
 
     /// Applies mutations idempotently and atomically, and records
     /// `watermark` (the event time every partition has reached) with them.

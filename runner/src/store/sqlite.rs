@@ -15,7 +15,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::cells::{self, Entry, EntryKind};
-use super::{KeyRange, Page, Store, StoreError, TableSchema};
+use super::{KeyRange, Page, Store, StoreError};
 use crate::model::{Cell, Row, RowMutation};
 use crate::workflow::schema::SqliteSync;
 
@@ -23,7 +23,8 @@ use crate::workflow::schema::SqliteSync;
 pub struct SqliteStore {
     name: String,
     conn: Connection,
-    created: HashSet<String>,
+    /// Tables known to exist (created or found), so neither is asked twice.
+    known_tables: HashSet<String>,
 }
 
 impl SqliteStore {
@@ -69,7 +70,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             name: name.to_string(),
             conn,
-            created: HashSet::new(),
+            known_tables: HashSet::new(),
         })
     }
 
@@ -81,7 +82,7 @@ impl SqliteStore {
     }
 
     fn create_table(&mut self, table: &str) -> Result<(), StoreError> {
-        if self.created.contains(table) {
+        if self.known_tables.contains(table) {
             return Ok(());
         }
         let sql = sql_table(table).map_err(|m| self.error("bad table name", m))?;
@@ -95,12 +96,18 @@ impl SqliteStore {
                  ) WITHOUT ROWID;"
             ))
             .map_err(|e| self.error(&format!("cannot create table `{table}`"), e))?;
-        self.created.insert(table.to_string());
+        self.known_tables.insert(table.to_string());
         Ok(())
     }
 
-    fn table_exists(&self, table: &str) -> Result<bool, StoreError> {
-        self.conn
+    /// Whether the table exists; a positive answer is remembered, so scans
+    /// and gets ask SQLite once per table, not once per page.
+    fn table_exists(&mut self, table: &str) -> Result<bool, StoreError> {
+        if self.known_tables.contains(table) {
+            return Ok(true);
+        }
+        let exists = self
+            .conn
             .query_row(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
                 [sql_table(table)
@@ -110,7 +117,11 @@ impl SqliteStore {
             )
             .optional()
             .map(|r| r.is_some())
-            .map_err(|e| self.error("cannot list tables", e))
+            .map_err(|e| self.error("cannot list tables", e))?;
+        if exists {
+            self.known_tables.insert(table.to_string());
+        }
+        Ok(exists)
     }
 
     /// Entries of rows with keys in `first..=last`, versions ≤ `as_of`,
@@ -163,13 +174,6 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    fn ensure_schema(&mut self, tables: &[TableSchema]) -> Result<(), StoreError> {
-        for t in tables {
-            self.create_table(&t.name)?;
-        }
-        Ok(())
     }
 
     fn apply(
