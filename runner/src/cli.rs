@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::engine::{self, Cancel, EngineError, ExecOptions, ExecResult};
+use crate::report;
 use crate::steps::StepError;
 use crate::workflow::{self, LoadOptions, Workflow, WorkflowError};
 
@@ -335,11 +336,37 @@ fn status(w: &Workflow, json: bool) -> ExitCode {
         match state.steps.get(id) {
             None => println!("  {id:<16} pending"),
             Some(st) => {
-                let status = format!("{:?}", st.status).to_lowercase();
+                let status = if st.live {
+                    "syncing".to_string()
+                } else {
+                    format!("{:?}", st.status).to_lowercase()
+                };
                 let detail = st.error.as_deref().or(st.summary.as_deref()).unwrap_or("");
                 println!("  {id:<16} {status:<8} {detail}");
-                if let (Some(cp), true) = (&st.checkpoint, st.status != engine::state::Status::Done)
-                {
+                let running = st.live || st.status != engine::state::Status::Done;
+                if running && !st.partitions.is_empty() {
+                    let lag: u64 = st.partitions.values().map(|p| p.lag).sum();
+                    let rate: f64 = st.partitions.values().map(|p| p.rate).sum();
+                    let age = engine::state::now_ms()
+                        .saturating_sub(st.partitions.values().map(|p| p.at_ms).max().unwrap_or(0));
+                    println!(
+                        "  {:<16}          lag {} messages, {}/s (as of {} ago)",
+                        "",
+                        report::thousands(lag),
+                        report::thousands(rate as u64),
+                        report::duration(std::time::Duration::from_millis(age))
+                    );
+                    for (p, ps) in &st.partitions {
+                        println!(
+                            "  {:<16}          partition {p:>3}: at {} of {}, lag {}, {}/s",
+                            "",
+                            ps.acked,
+                            ps.high,
+                            report::thousands(ps.lag),
+                            report::thousands(ps.rate as u64)
+                        );
+                    }
+                } else if let (Some(cp), true) = (&st.checkpoint, running) {
                     let positions: Vec<String> =
                         cp.next.iter().map(|(p, o)| format!("p{p}@{o}")).collect();
                     println!("  {:<16}          at {}", "", positions.join(" "));

@@ -7,7 +7,9 @@
 //! - `plugins`: loads each plugin once and shares it between steps.
 //! - `cancel`: the stop signal every long-running step checks.
 //! - `run`: the step loop and its report.
+//! - `background`: replays that keep syncing while later steps run.
 
+pub mod background;
 pub mod cancel;
 pub mod plugins;
 pub mod run;

@@ -11,15 +11,15 @@
 //! cli ──► workflow (parse, ${vars}, validate, plan)
 //!          │
 //!          ▼
-//!        engine (step loop, state folder, resume) ──► steps
+//!        engine (step loop, state folder, resume, background replays) ──► steps
 //!                                                    │
-//!   source (file) ─► replay ─► plugin (wasmtime sandbox) ─► store (sqlite)
-//!                    compare ◄── store × 2, check plugin
+//!   source (file, kafka) ─► replay ─► plugin (wasmtime sandbox) ─► store (sqlite, hbase)
+//!                           compare ◄── store × 2, check plugin
 //! ```
 //!
 //! - [`workflow`]: the TOML schema, variables, validation and the plan.
 //! - [`engine`]: runs steps in order, persists state, resumes after a crash.
-//! - [`steps`]: restore, replay, compare, shell, cutover.
+//! - [`steps`]: restore, replay, compare, shell, stop, cutover.
 //! - [`plugin`]: the wasmtime host: sandbox, limits, one wrapper per world.
 //! - [`source`], [`store`]: where events come from and rows go.
 //! - [`model`]: the data moved between them (the plugin contract's types).

@@ -67,14 +67,30 @@ const WORDS: &[&str] = &[
     "latency", "pager", "quiet", "canary", "replay", "cutover", "thanks", "ok", "hbase", "kafka",
 ];
 
-/// Writes `sample.events` chat events as NDJSON to `out`; returns how many
-/// events of each type were written (posted, edited, deleted).
-pub fn write_chat(sample: &ChatSample, out: &Path) -> std::io::Result<(u64, u64, u64)> {
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = out.with_extension("tmp");
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+/// One generated chat event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatEvent {
+    /// Partition (by room).
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// Event time (ms).
+    pub timestamp_ms: i64,
+    /// The room: the event's key.
+    pub key: String,
+    /// The event as JSON.
+    pub value: serde_json::Value,
+}
+
+/// How many events of each type were generated (posted, edited, deleted).
+pub type Counts = (u64, u64, u64);
+
+/// Generates `sample.events` chat events in log order, handing each to
+/// `each`; the same settings always give the same events.
+pub fn generate<E>(
+    sample: &ChatSample,
+    mut each: impl FnMut(ChatEvent) -> Result<(), E>,
+) -> Result<Counts, E> {
     let mut rng = Rng::new(sample.seed);
     let mut live: Vec<Vec<(String, i64)>> = vec![Vec::new(); sample.rooms as usize];
     let mut offsets = vec![0i64; sample.partitions as usize];
@@ -109,21 +125,41 @@ pub fn write_chat(sample: &ChatSample, out: &Path) -> std::io::Result<(u64, u64,
             serde_json::json!({"type": "message_deleted", "room": room, "message_id": id, "user": user, "posted_at": posted_at})
         };
         let offset = &mut offsets[partition as usize];
-        let line = serde_json::json!({
-            "partition": partition,
-            "offset": *offset,
-            "timestamp": time,
-            "key": room,
-            "value": value,
-        });
+        each(ChatEvent {
+            partition: partition as i32,
+            offset: *offset,
+            timestamp_ms: time,
+            key: room,
+            value,
+        })?;
         *offset += 1;
-        serde_json::to_writer(&mut w, &line)?;
-        w.write_all(b"\n")?;
     }
+    Ok((posted, edited, deleted))
+}
+
+/// Writes `sample.events` chat events as NDJSON to `out`; returns how many
+/// events of each type were written (posted, edited, deleted).
+pub fn write_chat(sample: &ChatSample, out: &Path) -> std::io::Result<Counts> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = out.with_extension("tmp");
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    let counts = generate(sample, |e| {
+        let line = serde_json::json!({
+            "partition": e.partition,
+            "offset": e.offset,
+            "timestamp": e.timestamp_ms,
+            "key": e.key,
+            "value": e.value,
+        });
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")
+    })?;
     w.flush()?;
     drop(w);
     std::fs::rename(&tmp, out)?;
-    Ok((posted, edited, deleted))
+    Ok(counts)
 }
 
 #[cfg(test)]

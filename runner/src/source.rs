@@ -6,8 +6,10 @@
 //! so a runner killed at any point resumes from the last acknowledged batch.
 //!
 //! - `file`: NDJSON, one event per line; the embedded default.
+//! - `kafka`: a topic, through rdkafka, in a consumer group.
 
 pub mod file;
+pub mod kafka;
 
 use std::collections::BTreeMap;
 
@@ -22,10 +24,12 @@ use crate::workflow::schema::SourceConfig;
 pub enum Start {
     /// The first event of every partition.
     Earliest,
+    /// The end of every partition: only events that arrive from now on.
+    Latest,
     /// In each partition, the first event at or after this time (ms).
     Timestamp(i64),
-    /// From a checkpoint saved by an earlier run.
-    Checkpoint(Checkpoint),
+    /// Given offsets by partition (partitions not given start at the earliest).
+    Offsets(BTreeMap<i32, i64>),
 }
 
 /// A position in the log that is safe to resume from.
@@ -88,6 +92,15 @@ pub struct SourceError {
     pub message: String,
 }
 
+/// Where one partition stands against the end of the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionEnd {
+    /// The offset after the last message in the log (the high watermark).
+    pub high: i64,
+    /// The next offset this source will read.
+    pub read: i64,
+}
+
 /// How far along a source is, for progress display.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -99,25 +112,58 @@ pub struct Progress {
 
 /// What every source does.
 pub trait Source: Send {
-    /// Positions the source.
-    fn seek(&mut self, start: &Start) -> Result<(), SourceError>;
+    /// Positions the source at `start`, or where `resume` (a checkpoint
+    /// saved by an earlier run) left off.
+    fn seek(&mut self, start: &Start, resume: Option<&Checkpoint>) -> Result<(), SourceError>;
 
     /// The next batch of at most `max` records; `None` at the end of input.
+    /// A source that follows a live log returns an empty batch when nothing
+    /// arrived for a while, so the caller can look at its stop signal.
     fn next_batch(&mut self, max: usize) -> Result<Option<Batch>, SourceError>;
 
     /// Everything up to `checkpoint` is durable in the store.
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError>;
 
+    /// Makes the commits so far durable before the source is dropped.
+    fn close(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// How far along it is.
     fn progress(&self) -> Progress;
+
+    /// Per partition this source reads now: the log end and its position;
+    /// `None` while some are not known yet (or the source has no live end).
+    fn ends(&self) -> Option<BTreeMap<i32, PartitionEnd>> {
+        None
+    }
+}
+
+/// Whether a replay stops at the end of the log or follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Stop at the log's end as it was when reading started.
+    UntilEnd,
+    /// Keep reading what arrives.
+    Live,
 }
 
 /// Opens the source `name` of a workflow.
-pub fn open(workflow: &Workflow, name: &str) -> Result<Box<dyn Source>, SourceError> {
+pub fn open(
+    workflow: &Workflow,
+    name: &str,
+    follow: Follow,
+) -> Result<Box<dyn Source>, SourceError> {
     match workflow.source(name) {
         Some(SourceConfig::File(f)) => Ok(Box::new(file::FileSource::open(
             name,
             &workflow.path(&f.path),
+        )?)),
+        Some(SourceConfig::Kafka(k)) => Ok(Box::new(kafka::KafkaSource::open(
+            name,
+            k,
+            &kafka::group_of(k, &workflow.name, name),
+            follow,
         )?)),
         None => Err(SourceError {
             source_name: name.to_string(),

@@ -6,17 +6,20 @@
 //! - `restore`: load green from blue as of a point, or run a restore command.
 //! - `replay`: source → transform plugin → store, committing after acknowledgement.
 //! - `compare`: merge-join of blue and green as of a watermark, with a gate.
-//! - `cutover`: record the switch.
+//! - `stop`: stop background replays.
+//! - `cutover`: stop background replays and record the switch.
 
 pub mod compare;
 pub mod cutover;
 pub mod replay;
 pub mod restore;
 pub mod shell;
+pub mod stop;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::Cancel;
+use crate::engine::background::BackgroundReplays;
 use crate::engine::plugins::PluginRegistry;
 use crate::engine::state::{StateError, StateFile};
 use crate::plugin::{LoadError, PluginFailure};
@@ -25,6 +28,7 @@ use crate::store::StoreError;
 use crate::workflow::{Step, StepKind, Workflow};
 
 /// What every step gets.
+#[derive(Clone)]
 pub struct StepContext {
     /// The workflow.
     pub workflow: Arc<Workflow>,
@@ -36,6 +40,8 @@ pub struct StepContext {
     pub cancel: Cancel,
     /// Show progress bars.
     pub progress: bool,
+    /// Replays syncing in the background.
+    pub background: BackgroundReplays,
 }
 
 impl StepContext {
@@ -89,5 +95,6 @@ pub fn run(ctx: &StepContext, step: &Step) -> Result<String, StepError> {
         StepKind::Replay(r) => replay::run(ctx, id, r),
         StepKind::Compare(c) => compare::run(ctx, id, c),
         StepKind::Cutover(c) => cutover::run(ctx, id, c),
+        StepKind::Stop(s) => stop::run(ctx, id, s),
     }
 }

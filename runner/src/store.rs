@@ -5,8 +5,13 @@
 //!
 //! - `cells`: the visibility rules shared by stores that keep cell history.
 //! - `sqlite`: the embedded default.
+//! - `hbase`: HBase through its Thrift1 server.
+//! - `null`: discards writes, for measuring a source and transform alone,
+//!   or a dry run.
 
 pub mod cells;
+pub mod hbase;
+pub mod null;
 pub mod sqlite;
 
 use crate::model::{Row, RowMutation};
@@ -90,6 +95,8 @@ pub fn open(workflow: &Workflow, name: &str) -> Result<Box<dyn Store>, StoreErro
             &workflow.path(&cfg.path),
             cfg.sync,
         )?)),
+        Some(StoreConfig::Hbase(cfg)) => Ok(Box::new(hbase::HbaseStore::open(name, cfg)?)),
+        Some(StoreConfig::Null(_)) => Ok(Box::new(null::NullStore::open(name))),
         None => Err(StoreError {
             store: name.to_string(),
             message: "no such store in the workflow".into(),

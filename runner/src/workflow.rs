@@ -299,9 +299,10 @@ fn source_config(
     value: Spanned<DeValue<'_>>,
     errors: Errors<'_>,
 ) -> Result<SourceConfig, WorkflowError> {
-    let (kind, rest) = kind(value, "source", &["file"], errors)?;
+    let (kind, rest) = kind(value, "source", &["file", "kafka"], errors)?;
     match kind.as_str() {
         "file" => Ok(SourceConfig::File(deserialize(rest, errors)?)),
+        "kafka" => Ok(SourceConfig::Kafka(deserialize(rest, errors)?)),
         _ => unreachable!("kinds are checked"),
     }
 }
@@ -310,9 +311,16 @@ fn store_config(
     value: Spanned<DeValue<'_>>,
     errors: Errors<'_>,
 ) -> Result<StoreConfig, WorkflowError> {
-    let (kind, rest) = kind(value, "store", &["sqlite"], errors)?;
+    let span = value.span();
+    let (kind, rest) = kind(value, "store", &["sqlite", "hbase", "null"], errors)?;
     match kind.as_str() {
         "sqlite" => Ok(StoreConfig::Sqlite(deserialize(rest, errors)?)),
+        "hbase" => {
+            let hbase = deserialize(rest, errors)?;
+            validate::hbase_store(&hbase).map_err(|message| errors.at(span, message))?;
+            Ok(StoreConfig::Hbase(hbase))
+        }
+        "null" => Ok(StoreConfig::Null(deserialize(rest, errors)?)),
         _ => unreachable!("kinds are checked"),
     }
 }
@@ -336,6 +344,7 @@ fn step(value: Spanned<DeValue<'_>>, errors: Errors<'_>) -> Result<Step, Workflo
         "replay" => StepKind::Replay(deserialize(rest, errors)?),
         "compare" => StepKind::Compare(deserialize(rest, errors)?),
         "cutover" => StepKind::Cutover(deserialize(rest, errors)?),
+        "stop" => StepKind::Stop(deserialize(rest, errors)?),
         _ => unreachable!("kinds are checked"),
     };
     Ok(Step {

@@ -1,6 +1,12 @@
 //! Switchyard's integration tests: one binary, a module per area.
 
 mod cli;
+mod faults;
+mod hbase_emulator;
+mod hbase_store;
+mod hbase_upgrade;
+mod hbase_workflow;
+mod kafka_source;
 mod plugins;
 mod quickstart;
 mod replay;

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use switchyard_runner::sample::{ChatSample, write_chat};
+use switchyard_tests::bounded;
 use switchyard_tests::cli::{Test, runner_bin};
 use switchyard_tests::plugins::wasm;
 use switchyard_tests::stores::dump_sqlite;
@@ -174,13 +175,14 @@ fn events_with_bad_one() -> String {
 }
 
 fn test_args(test: &Test, args: &[&str]) -> switchyard_tests::cli::Run {
-    let output = Command::new(runner_bin())
-        .args(args)
-        .arg("--no-progress")
-        .current_dir(test.dir())
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
+    let output = bounded::output(
+        Command::new(runner_bin())
+            .args(args)
+            .arg("--no-progress")
+            .current_dir(test.dir())
+            .env("RUST_LOG", "info"),
+        bounded::LIMIT,
+    );
     switchyard_tests::cli::Run { output }
 }
 
@@ -216,7 +218,7 @@ fn ctrl_c_stops_a_replay_cleanly_and_exec_resumes_it() {
         .status()
         .unwrap();
     assert!(interrupted.success());
-    let out = child.wait_with_output().unwrap();
+    let out = bounded::wait_with_output(child, bounded::LIMIT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(

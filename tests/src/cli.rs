@@ -96,13 +96,14 @@ impl Test {
 
     /// Runs `runner` in the scratch folder.
     pub fn run(&self) -> Run {
-        let output = Command::new(runner_bin())
-            .args(&self.args)
-            .current_dir(self.dir.path())
-            .env("RUST_LOG", "warn")
-            .envs(self.env.iter().cloned())
-            .output()
-            .expect("runner starts");
+        let output = crate::bounded::output(
+            Command::new(runner_bin())
+                .args(&self.args)
+                .current_dir(self.dir.path())
+                .env("RUST_LOG", "warn")
+                .envs(self.env.iter().cloned()),
+            crate::bounded::LIMIT,
+        );
         Run { output }
     }
 }

@@ -1,7 +1,12 @@
 //! Support code for Switchyard's integration tests: building the test
-//! plugins and the runner once, a fluent helper for CLI tests, and reading
-//! a SQLite store back for comparisons.
+//! plugins and the runner once, a fluent helper for CLI tests, reading
+//! a SQLite store back for comparisons, a Tansu broker (Kafka protocol)
+//! and an HBase Thrift1 emulator.
 
+pub mod bounded;
+pub mod broker;
 pub mod cli;
+pub mod hbase;
 pub mod plugins;
+pub mod site;
 pub mod stores;

@@ -3,11 +3,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::background::BackgroundReplays;
 use super::cancel::Cancel;
 use super::plugins::PluginRegistry;
 use super::state::{StateError, StateFile, Status, now_ms};
 use crate::steps::{self, StepContext, StepError};
-use crate::workflow::Workflow;
+use crate::workflow::{StepKind, Workflow};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -112,9 +113,82 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         plugins: Arc::new(PluginRegistry::new()),
         cancel: options.cancel.clone(),
         progress: options.progress,
+        background: BackgroundReplays::default(),
     };
+    let result = run_steps(&workflow, &ctx, started);
+    // Whatever still syncs in the background stops now, committing what the
+    // store acknowledged: at the end of the workflow, on a failure, on Ctrl-C.
+    let stopped = steps::stop::stop_replays(&ctx, &[]);
+    let mut report = result?;
+    let lines = stopped.map_err(|source| EngineError::Step {
+        id: "background".into(),
+        kind: "replay",
+        source: Box::new(source),
+    })?;
+    for line in lines {
+        tracing::info!("background replay {line}");
+    }
+    let mut sf = ctx.lock_state();
+    sf.state.finished_at_ms = Some(now_ms());
+    sf.save()?;
+    report.elapsed = started.elapsed();
+    Ok(ExecResult::Completed(report))
+}
+
+/// Starts again the background replays a killed run left syncing.
+fn restart_background(workflow: &Workflow, ctx: &StepContext) {
+    for step in &workflow.steps {
+        let StepKind::Replay(r) = &step.kind else {
+            continue;
+        };
+        let id = step.id.get_ref();
+        let live = ctx
+            .lock_state()
+            .state
+            .steps
+            .get(id)
+            .is_some_and(|st| st.status == Status::Done && st.live);
+        if live {
+            tracing::info!(step = %id, "resuming the background replay");
+            ctx.background.add(steps::replay::spawn(ctx, id, r));
+        }
+    }
+}
+
+/// A background replay that ended by itself failed the run.
+fn check_background(ctx: &StepContext) -> Result<(), EngineError> {
+    // Every ended replay is taken out; the first one fails the run.
+    if let Some((id, result)) = ctx.background.ended().into_iter().next() {
+        let error = match result {
+            Err(e) => e,
+            Ok(_) if ctx.cancel.is_cancelled() => StepError::Interrupted,
+            Ok(summary) => StepError::Other(format!("stopped unexpectedly after {summary}")),
+        };
+        let mut sf = ctx.lock_state();
+        let st = sf.step_mut(&id, "replay");
+        st.error = Some(error.to_string());
+        if let Err(e) = sf.save() {
+            tracing::error!("cannot record the failure in the state folder: {e}");
+        }
+        return Err(EngineError::Step {
+            id,
+            kind: "replay",
+            source: Box::new(error),
+        });
+    }
+    Ok(())
+}
+
+/// The step loop.
+fn run_steps(
+    workflow: &Workflow,
+    ctx: &StepContext,
+    started: Instant,
+) -> Result<RunReport, EngineError> {
+    restart_background(workflow, ctx);
     let mut reports = Vec::new();
     for step in &workflow.steps {
+        check_background(ctx)?;
         let id = step.id.get_ref().clone();
         let kind = step.kind.name();
         {
@@ -140,7 +214,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         let _enter = span.enter();
         tracing::info!("starting");
         let step_started = Instant::now();
-        let result = steps::run(&ctx, step);
+        let result = steps::run(ctx, step);
         let mut sf = ctx.lock_state();
         let st = sf.step_mut(&id, kind);
         st.finished_at_ms = Some(now_ms());
@@ -173,12 +247,10 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
             }
         }
     }
-    let mut sf = ctx.lock_state();
-    sf.state.finished_at_ms = Some(now_ms());
-    sf.save()?;
-    Ok(ExecResult::Completed(RunReport {
+    check_background(ctx)?;
+    Ok(RunReport {
         workflow: workflow.name.clone(),
         steps: reports,
         elapsed: started.elapsed(),
-    }))
+    })
 }

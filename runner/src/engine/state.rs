@@ -55,6 +55,31 @@ pub struct StepState {
     /// A copy's progress: the last key done per table (hex).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resume: BTreeMap<String, String>,
+    /// A replay done with its gate that keeps syncing in the background
+    /// (`until = "cutover"`); a resumed run starts it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
+    /// A replay's partitions as last seen: log end, acknowledged position,
+    /// lag and throughput.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partitions: BTreeMap<i32, PartitionStatus>,
+}
+
+/// Where one partition of a replay stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionStatus {
+    /// The log end (high watermark).
+    pub high: i64,
+    /// The next offset not yet acknowledged by the store.
+    pub acked: i64,
+    /// Messages behind the log end.
+    pub lag: u64,
+    /// Events applied from this partition in this run.
+    pub events: u64,
+    /// Events per second over the last interval.
+    pub rate: f64,
+    /// When this was measured (ms since the epoch).
+    pub at_ms: u64,
 }
 
 /// The whole state of a workflow.
@@ -215,6 +240,8 @@ impl StateFile {
                 checkpoint: None,
                 metrics: BTreeMap::new(),
                 resume: BTreeMap::new(),
+                live: false,
+                partitions: BTreeMap::new(),
             })
     }
 }

@@ -146,11 +146,16 @@ fn raw_bytes(raw: &RawValue) -> Vec<u8> {
 }
 
 impl Source for FileSource {
-    fn seek(&mut self, start: &Start) -> Result<(), SourceError> {
-        match start {
-            Start::Earliest => {}
-            Start::Timestamp(at) => self.skip_before = Some((*at, BTreeMap::new())),
-            Start::Checkpoint(cp) => {
+    fn seek(&mut self, start: &Start, resume: Option<&Checkpoint>) -> Result<(), SourceError> {
+        match (resume, start) {
+            (None, Start::Earliest) => {}
+            (None, Start::Timestamp(at)) => self.skip_before = Some((*at, BTreeMap::new())),
+            (None, Start::Latest | Start::Offsets(_)) => {
+                return Err(
+                    self.error("a file source starts at the earliest event or at a time".into())
+                );
+            }
+            (Some(cp), _) => {
                 let lines = cp.cursor.unwrap_or(0);
                 while self.line < lines {
                     if !self.read_line()? {
@@ -269,12 +274,12 @@ mod tests {
         let mut first = FileSource::open("f", &path).unwrap();
         let cp = first.next_batch(4).unwrap().unwrap().checkpoint;
         let mut resumed = FileSource::open("f", &path).unwrap();
-        resumed.seek(&Start::Checkpoint(cp)).unwrap();
+        resumed.seek(&Start::Earliest, Some(&cp)).unwrap();
         let b = resumed.next_batch(100).unwrap().unwrap();
         assert_eq!(b.events.first().unwrap().offset, 4);
         assert_eq!(b.events.len(), 6);
         let mut timed = FileSource::open("f", &path).unwrap();
-        timed.seek(&Start::Timestamp(55)).unwrap();
+        timed.seek(&Start::Timestamp(55), None).unwrap();
         let b = timed.next_batch(100).unwrap().unwrap();
         assert_eq!(b.events.first().unwrap().timestamp_ms, 60);
     }
@@ -290,11 +295,13 @@ mod tests {
         ];
         let (_d, path) = write(&lines);
         let mut first = FileSource::open("f", &path).unwrap();
-        first.seek(&Start::Timestamp(40)).unwrap();
+        first.seek(&Start::Timestamp(40), None).unwrap();
         let b = first.next_batch(2).unwrap().unwrap();
         assert_eq!(b.events.len(), 1, "only partition 0's event");
         let mut resumed = FileSource::open("f", &path).unwrap();
-        resumed.seek(&Start::Checkpoint(b.checkpoint)).unwrap();
+        resumed
+            .seek(&Start::Timestamp(40), Some(&b.checkpoint))
+            .unwrap();
         let rest = resumed.next_batch(10).unwrap().unwrap();
         let values: Vec<&[u8]> = rest.events.iter().map(|e| e.value.as_slice()).collect();
         assert_eq!(

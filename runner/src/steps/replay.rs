@@ -7,23 +7,41 @@
 //! is ever committed past what the store acknowledged: a runner killed at
 //! any point resumes from the last commit, re-applies a little, and — since
 //! writes are idempotent — converges to the same store.
+//!
+//! `until` says when the step is done: at the `end` of the log as it was
+//! when the step started; once `caught-up` (the lag gate in `live` holds);
+//! or, with `cutover`, once caught up — after which the pipeline keeps
+//! syncing on its own thread while later steps run, until a `stop` or
+//! `cutover` step (see `engine::background`).
+
+pub mod dead_letter;
+pub mod live;
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use super::{StepContext, StepError};
+use crate::engine::Cancel;
+use crate::engine::background::Background;
 use crate::model::{Event, RowMutation};
 use crate::plugin::TransformPlugin;
 use crate::plugin::bindings::types;
 use crate::plugin::error::describe;
 use crate::report::progress::ProgressLine;
-use crate::source::{self, BadRecord, Batch, Checkpoint, SourceError, Start};
+use crate::source::{self, BadRecord, Batch, Checkpoint, Follow, SourceError, Start};
 use crate::store;
-use crate::workflow::steps::{OnError, ReplayStep};
+use crate::workflow::steps::ReplayStep;
 use crate::workflow::values::Point;
+
+use dead_letter::DeadLetter;
+use live::{Gate, Live};
+
+/// The catch-up gate's defaults: at most this many messages behind …
+pub const DEFAULT_MAX_LAG: u64 = 100;
+/// … for this long.
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
 
 /// Batches in flight between two stages.
 const IN_FLIGHT: usize = 8;
@@ -41,6 +59,8 @@ struct Transformed {
     events: u64,
     /// Latest event time per partition in this batch.
     times: BTreeMap<i32, i64>,
+    /// Events per partition in this batch.
+    counts: BTreeMap<i32, u64>,
     checkpoint: Checkpoint,
 }
 
@@ -55,28 +75,173 @@ impl Transformed {
             let e = self.times.entry(p).or_insert(i64::MIN);
             *e = (*e).max(t);
         }
+        for (p, n) in next.counts {
+            *self.counts.entry(p).or_insert(0) += n;
+        }
         self.checkpoint = next.checkpoint;
     }
 }
 
-/// Runs the replay until the end of input (or Ctrl-C).
+/// When the step is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    End,
+    CaughtUp,
+    Cutover,
+}
+
+fn until_of(r: &ReplayStep) -> Until {
+    match r.until.as_ref().map(|u| u.get_ref().as_str()) {
+        Some("caught-up") => Until::CaughtUp,
+        Some("cutover") => Until::Cutover,
+        _ => Until::End,
+    }
+}
+
+/// Runs the step: to the end of the log, or until caught up (and then,
+/// for `until = "cutover"`, on in the background).
 pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError> {
+    let until = until_of(r);
+    if until == Until::End {
+        return pipeline(
+            ctx,
+            id,
+            r,
+            Follow::UntilEnd,
+            &Cancel::default(),
+            &Live::default(),
+        );
+    }
+    let started = Instant::now();
+    let running = spawn(ctx, id, r);
+    let gate = r.caught_up.clone();
+    let max_lag = gate
+        .as_ref()
+        .and_then(|g| g.max_lag)
+        .unwrap_or(DEFAULT_MAX_LAG);
+    let hold = gate
+        .as_ref()
+        .and_then(|g| g.hold)
+        .map_or(DEFAULT_HOLD, |h| h.0);
+    let timeout = gate.as_ref().and_then(|g| g.timeout).map(|t| t.0);
+    let mut gate = Gate::new(max_lag, hold);
+    let mut last_report = Instant::now();
+    loop {
+        if running.thread.is_finished() {
+            // It only ends by itself on an error or Ctrl-C.
+            let (_, result) = running.finish();
+            return result.and_then(|_| {
+                Err(if ctx.cancel.is_cancelled() {
+                    StepError::Interrupted
+                } else {
+                    StepError::Other("the replay ended before it caught up".into())
+                })
+            });
+        }
+        let lag = running.live.lag();
+        if gate.observe(lag, Instant::now()) {
+            break;
+        }
+        if let Some(limit) = timeout
+            && started.elapsed() >= limit
+        {
+            let (_, result) = running.finish();
+            result?;
+            return Err(StepError::Gate(format!(
+                "not caught up within {}: {} messages behind (the gate is at most {max_lag} for {})",
+                humantime::format_duration(limit),
+                lag.map_or("unknown".to_string(), |l| l.to_string()),
+                humantime::format_duration(hold)
+            )));
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            tracing::info!(
+                lag = lag.map_or("unknown".to_string(), |l| l.to_string()),
+                "waiting to catch up (at most {max_lag} behind for {})",
+                humantime::format_duration(hold)
+            );
+            last_report = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let caught_up = format!(
+        "caught up after {} (lag {} ≤ {max_lag} for {})",
+        crate::report::duration(started.elapsed()),
+        running.live.lag().unwrap_or(0),
+        humantime::format_duration(hold)
+    );
+    tracing::info!("{caught_up}");
+    if until == Until::CaughtUp {
+        let (_, result) = running.finish();
+        return result.map(|summary| format!("{summary}; {caught_up}"));
+    }
+    {
+        let mut state = ctx.lock_state();
+        state.step_mut(id, "replay").live = true;
+        state.save()?;
+    }
+    ctx.background.add(running);
+    Ok(format!(
+        "{caught_up}; keeps syncing in the background until cutover"
+    ))
+}
+
+/// Starts the pipeline on its own thread, following the live log.
+pub fn spawn(ctx: &StepContext, id: &str, r: &ReplayStep) -> Background {
+    let stop = Cancel::default();
+    let live = Arc::new(Live::default());
+    let (ctx2, id2, r2, stop2, live2) = (
+        ctx.clone(),
+        id.to_string(),
+        r.clone(),
+        stop.clone(),
+        live.clone(),
+    );
+    let span = tracing::Span::current();
+    let thread = std::thread::spawn(move || {
+        let _enter = span.enter();
+        pipeline(&ctx2, &id2, &r2, Follow::Live, &stop2, &live2)
+    });
+    Background {
+        id: id.to_string(),
+        stop,
+        live,
+        thread,
+    }
+}
+
+/// Source → transform → store until the end (with `Follow::UntilEnd`),
+/// Ctrl-C or `stop`.
+fn pipeline(
+    ctx: &StepContext,
+    id: &str,
+    r: &ReplayStep,
+    follow: Follow,
+    stop: &Cancel,
+    live: &Live,
+) -> Result<String, StepError> {
     let workflow = &ctx.workflow;
     let plugin = ctx.plugins.transform(workflow, r.transform.get_ref())?;
     let mut store = store::open(workflow, r.into.get_ref())?;
-    let mut source = source::open(workflow, r.source.get_ref())?;
+    let mut source = source::open(workflow, r.source.get_ref(), follow)?;
     let batch_size = r.batch_size.unwrap_or(1000);
     let checkpoint_every = r.checkpoint_every.map_or(Duration::from_secs(1), |s| s.0);
 
-    let (start, mut metrics) = {
+    let (start, resume, mut metrics) = {
         let mut state = ctx.lock_state();
         let restore_point = state.state.restore_points.get(r.into.get_ref()).copied();
         let st = state.step_mut(id, "replay");
-        let start = match (&st.checkpoint, &r.start) {
-            (Some(cp), _) => Start::Checkpoint(cp.clone()),
-            (None, None | Some(Point::Earliest)) => Start::Earliest,
-            (None, Some(Point::At(ms))) => Start::Timestamp(*ms),
-            (None, Some(Point::Restore(margin))) => {
+        let start = match &r.start {
+            _ if !r.start_offsets.is_empty() => Start::Offsets(
+                r.start_offsets
+                    .iter()
+                    .filter_map(|(p, o)| Some((p.parse().ok()?, *o)))
+                    .collect(),
+            ),
+            None | Some(Point::Earliest) => Start::Earliest,
+            Some(Point::Latest) => Start::Latest,
+            Some(Point::At(ms)) => Start::Timestamp(*ms),
+            Some(Point::Restore(margin)) => {
                 let t0 = restore_point.ok_or_else(|| {
                     StepError::Other(format!(
                         "`start` is relative to the restore point of `{}`, but none is recorded; run the restore step first",
@@ -85,43 +250,47 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
                 })?;
                 Start::Timestamp(t0 - margin.as_millis() as i64)
             }
-            (None, Some(other)) => {
+            Some(other) => {
                 return Err(StepError::Other(format!(
                     "`start = \"{other}\"` is not a replay start"
                 )));
             }
         };
-        (start, st.metrics.clone())
+        (start, st.checkpoint.clone(), st.metrics.clone())
     };
-    match &start {
-        Start::Checkpoint(cp) => {
+    match &resume {
+        Some(cp) => {
             tracing::info!(line = ?cp.cursor, positions = ?cp.next, "resuming from checkpoint")
         }
-        other => tracing::info!(start = ?other, "starting"),
+        None => tracing::info!(start = ?start, "starting"),
     }
-    source.seek(&start)?;
-    let mut dead_letter = match (&r.on_error, &r.dead_letter) {
-        (OnError::DeadLetter, Some(path)) => {
-            Some(DeadLetter::open(&workflow.path(path.get_ref()))?)
-        }
-        _ => None,
-    };
+    source.seek(&start, resume.as_ref())?;
+    let mut dead_letter = dead_letter::open(workflow, r)?;
 
     let started = Instant::now();
     let (batch_tx, batch_rx) = sync_channel::<Result<Batch, SourceError>>(IN_FLIGHT);
     let (done_tx, done_rx) = sync_channel::<Result<Transformed, StepError>>(IN_FLIGHT);
     let (commit_tx, commit_rx) = sync_channel::<Checkpoint>(IN_FLIGHT * 2);
     let cancel = ctx.cancel.clone();
-    let progress = ProgressLine::new(ctx.progress, id, source.progress().total);
+    let progress = ProgressLine::new(
+        ctx.progress && follow == Follow::UntilEnd,
+        id,
+        source.progress().total,
+    );
     let progress_reader = progress.clone();
+    // Set when the writer returns. The reader cannot rely on a closed
+    // channel to notice: at the end of the log it reads empty batches and
+    // sends nothing, waiting for commits that a failed writer never makes.
+    let writer_gone = Cancel::default();
     let result = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || {
+        let reader = scope.spawn(|| {
             read(
                 source,
                 batch_size,
                 batch_tx,
                 commit_rx,
-                cancel,
+                [&cancel, stop, &writer_gone],
+                live,
                 progress_reader,
             )
         });
@@ -137,7 +306,9 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
             &mut metrics,
             checkpoint_every,
             &progress,
+            live,
         );
+        writer_gone.cancel();
         let read_result = reader.join().unwrap_or_else(|_| {
             Err(SourceError {
                 source_name: r.source.get_ref().clone(),
@@ -175,12 +346,14 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
 }
 
 /// Stage 1: reads batches; applies commits handed back by the writer.
+#[allow(clippy::too_many_arguments)]
 fn read(
     mut source: Box<dyn source::Source>,
     batch_size: usize,
     out: SyncSender<Result<Batch, SourceError>>,
     commits: Receiver<Checkpoint>,
-    cancel: crate::engine::Cancel,
+    stops: [&Cancel; 3],
+    live: &Live,
     progress: ProgressLine,
 ) -> Result<(), SourceError> {
     let mut reading = true;
@@ -188,13 +361,16 @@ fn read(
         while let Ok(cp) = commits.try_recv() {
             source.commit(&cp)?;
         }
-        if cancel.is_cancelled() {
+        if stops.iter().any(|s| s.is_cancelled()) {
             break;
         }
         match source.next_batch(batch_size) {
             Ok(Some(batch)) => {
+                live.set_ends(source.ends());
                 progress.source(source.progress());
-                if out.send(Ok(batch)).is_err() {
+                // A quiet live log gives empty batches: nothing to pass on.
+                let empty = batch.events.is_empty() && batch.bad.is_empty();
+                if !empty && out.send(Ok(batch)).is_err() {
                     reading = false;
                 }
             }
@@ -210,7 +386,7 @@ fn read(
     for cp in commits {
         source.commit(&cp)?;
     }
-    Ok(())
+    source.close()
 }
 
 /// Stage 2: runs the transform plugin on each batch.
@@ -238,11 +414,13 @@ fn transform(
                     bad: batch.bad,
                     events: batch.events.len() as u64,
                     times: BTreeMap::new(),
+                    counts: BTreeMap::new(),
                     checkpoint: batch.checkpoint,
                 };
                 for (event, outcome) in batch.events.into_iter().zip(outcomes) {
                     let time = t.times.entry(event.partition).or_insert(i64::MIN);
                     *time = (*time).max(event.timestamp_ms);
+                    *t.counts.entry(event.partition).or_insert(0) += 1;
                     match outcome {
                         Ok(ms) => t.mutations.extend(ms),
                         Err(e) => t.refused.push((event, e)),
@@ -266,10 +444,11 @@ fn write(
     store: &mut dyn store::Store,
     input: Receiver<Result<Transformed, StepError>>,
     commits: SyncSender<Checkpoint>,
-    dead_letter: &mut Option<DeadLetter>,
+    dead_letter: &mut Option<Box<dyn DeadLetter>>,
     metrics: &mut BTreeMap<String, u64>,
     checkpoint_every: Duration,
     progress: &ProgressLine,
+    live: &Live,
 ) -> Result<(), StepError> {
     let plugin = r.transform.get_ref();
     // Resume the per-partition event times, so the watermark is the same
@@ -284,7 +463,20 @@ fn write(
     let mut last_save = Instant::now();
     metrics.insert("events_this_run".into(), 0);
     let mut pending = false;
-    while let Ok(first) = input.recv() {
+    loop {
+        let first = match input.recv_timeout(checkpoint_every) {
+            Ok(first) => first,
+            Err(RecvTimeoutError::Timeout) => {
+                // Quiet log: still show lag and rates as they are now.
+                let mut state = ctx.lock_state();
+                state.step_mut(id, "replay").partitions = live.partitions();
+                state.save()?;
+                last_save = Instant::now();
+                pending = false;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = first?;
         while batch.events < COALESCE_EVENTS {
             match input.try_recv() {
@@ -344,6 +536,7 @@ fn write(
             *metrics.entry(name.to_string()).or_insert(0) += n;
         }
         progress.events(metrics["events_this_run"]);
+        live.acknowledged(&batch.checkpoint.next, &batch.counts);
         {
             let mut state = ctx.lock_state();
             let st = state.step_mut(id, "replay");
@@ -353,6 +546,7 @@ fn write(
             st.metrics = metrics.clone();
             pending = true;
             if last_save.elapsed() >= checkpoint_every {
+                st.partitions = live.partitions();
                 state.save()?;
                 last_save = Instant::now();
                 pending = false;
@@ -364,87 +558,4 @@ fn write(
         ctx.lock_state().save()?;
     }
     Ok(())
-}
-
-/// The dead-letter file: one JSON object per refused event or unreadable
-/// record, with the reason, flushed to disk before the batch is committed.
-struct DeadLetter {
-    file: File,
-    path: std::path::PathBuf,
-    dirty: bool,
-}
-
-impl DeadLetter {
-    fn open(path: &std::path::Path) -> Result<Self, StepError> {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| {
-                StepError::Other(format!(
-                    "cannot open dead-letter file `{}`: {e}",
-                    path.display()
-                ))
-            })?;
-        Ok(DeadLetter {
-            file,
-            path: path.to_path_buf(),
-            dirty: false,
-        })
-    }
-
-    fn line(&mut self, value: serde_json::Value) -> Result<(), StepError> {
-        let mut text = value.to_string();
-        text.push('\n');
-        self.dirty = true;
-        self.file.write_all(text.as_bytes()).map_err(|e| {
-            StepError::Other(format!(
-                "cannot write dead-letter file `{}`: {e}",
-                self.path.display()
-            ))
-        })
-    }
-
-    fn refused(
-        &mut self,
-        step: &str,
-        plugin: &str,
-        event: &Event,
-        error: &types::PluginError,
-    ) -> Result<(), StepError> {
-        self.line(serde_json::json!({
-            "step": step,
-            "plugin": plugin,
-            "error": describe(error),
-            "partition": event.partition,
-            "offset": event.offset,
-            "timestamp": event.timestamp_ms,
-            "key": event.key.as_ref().map(|k| String::from_utf8_lossy(k)),
-            "value": String::from_utf8_lossy(&event.value),
-        }))
-    }
-
-    fn unreadable(&mut self, step: &str, bad: &BadRecord) -> Result<(), StepError> {
-        self.line(serde_json::json!({
-            "step": step,
-            "error": bad.error,
-            "place": bad.place,
-            "raw": String::from_utf8_lossy(&bad.raw),
-        }))
-    }
-
-    fn sync(&mut self) -> Result<(), StepError> {
-        if !std::mem::take(&mut self.dirty) {
-            return Ok(());
-        }
-        self.file.sync_data().map_err(|e| {
-            StepError::Other(format!(
-                "cannot sync dead-letter file `{}`: {e}",
-                self.path.display()
-            ))
-        })
-    }
 }

@@ -37,14 +37,43 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
         StepKind::Replay(r) => format!(
             "replay {} from {} through plugin `{}` into {}, until {}, {} events a batch, refused events: {}",
             source_text(w, r.source.get_ref()),
-            r.start.clone().unwrap_or(Point::Earliest),
+            if r.start_offsets.is_empty() {
+                r.start.clone().unwrap_or(Point::Earliest).to_string()
+            } else {
+                format!("offsets {:?}", r.start_offsets)
+            },
             r.transform.get_ref(),
             store_text(w, r.into.get_ref()),
-            r.until.as_ref().map_or("end", |u| u.get_ref().as_str()),
+            match r.until.as_ref().map_or("end", |u| u.get_ref().as_str()) {
+                "end" => "the end of the log as it is when the step starts".to_string(),
+                gated => {
+                    let gate = r.caught_up.clone().unwrap_or(super::steps::CaughtUp {
+                        max_lag: None,
+                        hold: None,
+                        timeout: None,
+                    });
+                    format!(
+                        "caught up (lag ≤ {} for {}){}",
+                        gate.max_lag
+                            .unwrap_or(crate::steps::replay::DEFAULT_MAX_LAG),
+                        humantime::format_duration(
+                            gate.hold
+                                .map_or(crate::steps::replay::DEFAULT_HOLD, |h| h.0)
+                        ),
+                        if gated == "cutover" {
+                            ", then keep syncing in the background until cutover"
+                        } else {
+                            ""
+                        }
+                    )
+                }
+            },
             r.batch_size.unwrap_or(1000),
-            match (&r.on_error, &r.dead_letter) {
-                (super::steps::OnError::DeadLetter, Some(d)) =>
+            match (&r.on_error, &r.dead_letter, &r.dead_letter_topic) {
+                (super::steps::OnError::DeadLetter, Some(d), _) =>
                     format!("dead-letter to `{}`", d.get_ref()),
+                (super::steps::OnError::DeadLetter, None, Some(t)) =>
+                    format!("dead-letter to topic `{}`", t.get_ref()),
                 _ => "fail the step".into(),
             }
         ),
@@ -71,6 +100,15 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
             }
             t
         }
+        StepKind::Stop(s) if s.replays.is_empty() => "stop every background replay".into(),
+        StepKind::Stop(s) => format!(
+            "stop the background replays {}",
+            s.replays
+                .iter()
+                .map(|r| format!("`{}`", r.get_ref()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         StepKind::Cutover(c) => match &c.from {
             Some(from) => format!("switch from `{}` to `{}`", from.get_ref(), c.to.get_ref()),
             None => format!("switch to `{}`", c.to.get_ref()),
@@ -81,6 +119,8 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
 fn store_text(w: &Workflow, name: &str) -> String {
     match w.store(name) {
         Some(StoreConfig::Sqlite(s)) => format!("`{name}` (sqlite {})", w.path(&s.path).display()),
+        Some(StoreConfig::Hbase(s)) => format!("`{name}` (hbase {})", s.thrift),
+        Some(StoreConfig::Null(_)) => format!("`{name}` (null: writes are discarded)"),
         None => format!("`{name}`"),
     }
 }
@@ -88,6 +128,12 @@ fn store_text(w: &Workflow, name: &str) -> String {
 fn source_text(w: &Workflow, name: &str) -> String {
     match w.source(name) {
         Some(SourceConfig::File(f)) => format!("`{name}` (file {})", w.path(&f.path).display()),
+        Some(SourceConfig::Kafka(k)) => format!(
+            "`{name}` (kafka topic `{}` on {}, group `{}`)",
+            k.topic,
+            k.brokers,
+            crate::source::kafka::group_of(k, &w.name, name)
+        ),
         None => format!("`{name}`"),
     }
 }

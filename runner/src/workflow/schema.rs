@@ -27,6 +27,8 @@ pub struct WorkflowSection {
 pub enum SourceConfig {
     /// An NDJSON file of events.
     File(FileSource),
+    /// A Kafka topic.
+    Kafka(KafkaSource),
 }
 
 /// `kind = "file"`: one event per line, as
@@ -38,11 +40,77 @@ pub struct FileSource {
     pub path: String,
 }
 
+/// `kind = "kafka"`: one topic, read by the replay's own consumer group.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSource {
+    /// Bootstrap servers, `host:port,host:port`.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// The consumer group (default `switchyard.WORKFLOW.SOURCE`). Runners
+    /// sharing a group split the topic's partitions between them.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Share the group with other runners and split the partitions with
+    /// them (Kafka group membership). Off (the default), this runner reads
+    /// every partition itself and uses the group only for its committed
+    /// positions, so a restarted runner never waits for the group to
+    /// notice that its previous process died.
+    #[serde(default)]
+    pub scale_out: bool,
+    /// librdkafka settings passed through as they are
+    /// (`"security.protocol" = "SASL_SSL"`, `"sasl.mechanism" = "SCRAM-SHA-512"`, …).
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+    /// librdkafka settings read from environment variables when the source
+    /// opens, so secrets stay out of the file: `"sasl.password" = "KAFKA_PASSWORD"`.
+    #[serde(default)]
+    pub client_env: BTreeMap<String, String>,
+    /// How a time start finds its offsets: `auto` (ask the broker, check
+    /// its answer against the records, search them if it is wrong), `broker`
+    /// (trust the broker) or `search` (search record timestamps).
+    #[serde(default)]
+    pub time_lookup: TimeLookup,
+}
+
+/// Settings values are left out: they may hold passwords and keys.
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field("scale_out", &self.scale_out)
+            .field("client", &self.client.keys().collect::<Vec<_>>())
+            .field("client_env", &self.client_env)
+            .field("time_lookup", &self.time_lookup)
+            .finish()
+    }
+}
+
+/// See [`KafkaSource::time_lookup`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeLookup {
+    /// Ask the broker and check the answer.
+    #[default]
+    Auto,
+    /// Trust the broker.
+    Broker,
+    /// Search the records.
+    Search,
+}
+
 /// `[store.NAME]`, by `kind`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
     /// A SQLite database file.
     Sqlite(SqliteStore),
+    /// An HBase cluster, through its Thrift1 server.
+    Hbase(HbaseStore),
+    /// Nowhere: writes are discarded.
+    Null(NullStore),
 }
 
 /// `kind = "sqlite"`.
@@ -56,6 +124,45 @@ pub struct SqliteStore {
     #[serde(default)]
     pub sync: SqliteSync,
 }
+
+/// `kind = "hbase"`: tables of an HBase cluster, through its Thrift1 server
+/// (binary protocol, buffered transport: HBase's defaults).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HbaseStore {
+    /// `host:port` of the Thrift1 server.
+    pub thrift: String,
+    /// The tables and their column families, `{ messages = ["d", "m"] }`.
+    /// A missing table is created with these families; an existing one
+    /// must have them.
+    #[serde(default)]
+    pub tables: BTreeMap<String, Vec<String>>,
+    /// Versions each family keeps in the tables the runner creates, so
+    /// as-of reads see history (default 1000).
+    #[serde(default)]
+    pub max_versions: Option<u32>,
+    /// Connections, and so Thrift calls in flight (default 4).
+    #[serde(default)]
+    pub pool: Option<usize>,
+    /// Limit of connecting and of waiting for one reply (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// How long to keep retrying a call that failed transiently (refused
+    /// or broken connection, `IOError` with `canRetry`), with backoff
+    /// (default 60s).
+    #[serde(default)]
+    pub retry_for: Option<Span>,
+    /// Rows per `mutateRowsTs` call (default 1000).
+    #[serde(default)]
+    pub batch_rows: Option<usize>,
+}
+
+/// `kind = "null"`: discards writes, for measuring a source and transform
+/// alone, or a dry run. Every batch is acknowledged at once; scans and gets
+/// find nothing; the watermark is remembered in memory only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullStore {}
 
 /// SQLite's `synchronous` setting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

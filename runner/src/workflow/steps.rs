@@ -31,6 +31,8 @@ pub enum StepKind {
     Compare(CompareStep),
     /// Record the switch to green.
     Cutover(CutoverStep),
+    /// Stop background replays.
+    Stop(StopStep),
 }
 
 impl StepKind {
@@ -42,12 +44,13 @@ impl StepKind {
             StepKind::Replay(_) => "replay",
             StepKind::Compare(_) => "compare",
             StepKind::Cutover(_) => "cutover",
+            StepKind::Stop(_) => "stop",
         }
     }
 }
 
 /// Every kind, for error messages.
-pub const KINDS: &[&str] = &["restore", "replay", "compare", "shell", "cutover"];
+pub const KINDS: &[&str] = &["restore", "replay", "compare", "shell", "cutover", "stop"];
 
 /// `kind = "shell"`: a command run with `sh -c`; a non-zero exit fails the step.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -106,9 +109,18 @@ pub struct ReplayStep {
     /// Where to start (default `earliest`): `restore - 10m`, a time, …
     #[serde(default)]
     pub start: Option<Point>,
-    /// When to stop: `end` of input (the only choice for file sources).
+    /// Start at these offsets, by partition (instead of `start`).
+    #[serde(default)]
+    pub start_offsets: BTreeMap<String, i64>,
+    /// When to stop: `end` of the input as it was when the step started
+    /// (the only choice for file sources), `caught-up` (once the catch-up
+    /// gate holds), or `cutover` (pass the gate, then keep syncing in the
+    /// background while later steps run, until a `cutover` or `stop` step).
     #[serde(default)]
     pub until: Option<Spanned<String>>,
+    /// The catch-up gate of `until = "caught-up"` and `"cutover"`.
+    #[serde(default)]
+    pub caught_up: Option<CaughtUp>,
     /// Events per batch (default 1000).
     #[serde(default)]
     pub batch_size: Option<usize>,
@@ -118,9 +130,30 @@ pub struct ReplayStep {
     /// What to do with an event the transform refuses.
     #[serde(default)]
     pub on_error: OnError,
-    /// Where refused events go with `on_error = "dead-letter"` (an NDJSON file).
+    /// Where refused events go with `on_error = "dead-letter"`: an NDJSON
+    /// file …
     #[serde(default)]
     pub dead_letter: Option<Spanned<String>>,
+    /// … or a topic of the (kafka) source's cluster, which must exist.
+    #[serde(default)]
+    pub dead_letter_topic: Option<Spanned<String>>,
+}
+
+/// `caught_up = { max_lag = 100, for = "10s", timeout = "1h" }`: the replay
+/// has caught up once its lag (messages behind the log end, over all
+/// partitions) stays at or below `max_lag` for `for`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaughtUp {
+    /// Most messages behind (default 100).
+    #[serde(default)]
+    pub max_lag: Option<u64>,
+    /// How long the lag must stay low (default 10s).
+    #[serde(default, rename = "for")]
+    pub hold: Option<Span>,
+    /// Fail the step if not caught up by then (default: wait forever).
+    #[serde(default)]
+    pub timeout: Option<Span>,
 }
 
 /// The error policy for refused events.
@@ -130,7 +163,8 @@ pub enum OnError {
     /// Stop the step, naming the event.
     #[default]
     Fail,
-    /// Write the event and the reason to `dead_letter` and go on.
+    /// Set the event aside with the reason (`dead_letter` or
+    /// `dead_letter_topic`) and go on.
     DeadLetter,
 }
 
@@ -177,4 +211,14 @@ pub struct CutoverStep {
     /// The store being retired.
     #[serde(default)]
     pub from: Option<Spanned<String>>,
+}
+
+/// `kind = "stop"`: stops background replays (`until = "cutover"`) before
+/// the cutover: each finishes what it has in flight and commits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopStep {
+    /// The replay steps to stop (default: every one still running).
+    #[serde(default)]
+    pub replays: Vec<Spanned<String>>,
 }

@@ -15,6 +15,8 @@ use super::{Workflow, quoted, valid_name};
 pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
     let mut ids = HashSet::new();
     let mut restored = HashSet::new();
+    // Replays that keep running in the background, for `stop` steps.
+    let mut background: HashSet<String> = HashSet::new();
     for step in &w.steps {
         let id = step.id.get_ref();
         if !valid_name(id) {
@@ -74,6 +76,7 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                 })?;
                 plugin(w, &r.transform, errors)?;
                 store(w, &r.into, errors)?;
+                let kafka = matches!(source, SourceConfig::Kafka(_));
                 match &r.start {
                     Some(Point::Restore(_)) if !restored.contains(r.into.get_ref()) => {
                         return Err(at(format!(
@@ -81,33 +84,85 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                             r.into.get_ref()
                         )));
                     }
-                    Some(Point::Watermark(_)) | Some(Point::Latest) => {
+                    Some(Point::Latest) if !kafka => {
                         return Err(at(
-                            "`start` must be `earliest`, `restore - …`, a time or milliseconds"
+                            "`start = \"latest\"` needs a kafka source; a file has no live end"
+                                .into(),
+                        ));
+                    }
+                    Some(Point::Watermark(_)) => {
+                        return Err(at(
+                            "`start` must be `earliest`, `latest`, `restore - …`, a time or milliseconds"
                                 .into(),
                         ));
                     }
                     _ => {}
                 }
-                if let Some(until) = &r.until {
-                    let allowed: &[&str] = match source {
-                        SourceConfig::File(_) => &["end"],
-                    };
-                    if !allowed.contains(&until.get_ref().as_str()) {
-                        return Err(errors.at(
-                            until.span(),
-                            format!(
-                                "unknown `until` = `{}` for this source; expected {}",
-                                until.get_ref(),
-                                quoted(allowed)
-                            ),
-                        ));
+                if !r.start_offsets.is_empty() {
+                    if !kafka {
+                        return Err(at("`start_offsets` needs a kafka source".into()));
+                    }
+                    if r.start.is_some() {
+                        return Err(at("give `start` or `start_offsets`, not both".into()));
+                    }
+                    for (partition, offset) in &r.start_offsets {
+                        if partition.parse::<u16>().is_err() || *offset < 0 {
+                            return Err(at(format!(
+                                "`start_offsets` maps partition numbers to offsets, both 0 or more; got `{partition} = {offset}`"
+                            )));
+                        }
                     }
                 }
-                positive(r.batch_size, "batch_size", &at)?;
-                if r.on_error == OnError::DeadLetter && r.dead_letter.is_none() {
+                let allowed: &[&str] = match source {
+                    SourceConfig::File(_) => &["end"],
+                    SourceConfig::Kafka(_) => &["end", "caught-up", "cutover"],
+                };
+                if let Some(until) = &r.until
+                    && !allowed.contains(&until.get_ref().as_str())
+                {
+                    return Err(errors.at(
+                        until.span(),
+                        format!(
+                            "unknown `until` = `{}` for this source; expected {}",
+                            until.get_ref(),
+                            quoted(allowed)
+                        ),
+                    ));
+                }
+                let until = r.until.as_ref().map_or("end", |u| u.get_ref().as_str());
+                if r.caught_up.is_some() && until == "end" {
                     return Err(at(
-                        "`on_error = \"dead-letter\"` needs `dead_letter`, the file refused events go to".into(),
+                        "`caught_up` is the gate of `until = \"caught-up\"` or `\"cutover\"`"
+                            .into(),
+                    ));
+                }
+                if until == "cutover" {
+                    background.insert(id.clone());
+                }
+                positive(r.batch_size, "batch_size", &at)?;
+                if let (Some(_), Some(topic)) = (&r.dead_letter, &r.dead_letter_topic) {
+                    return Err(errors.at(
+                        topic.span(),
+                        "give `dead_letter` (a file) or `dead_letter_topic`, not both",
+                    ));
+                }
+                if let Some(topic) = &r.dead_letter_topic {
+                    if !kafka {
+                        return Err(errors.at(
+                            topic.span(),
+                            "`dead_letter_topic` is a topic of the source's cluster, so it needs a kafka source; use `dead_letter` (a file) with this one",
+                        ));
+                    }
+                    if topic.get_ref().trim().is_empty() {
+                        return Err(errors.at(topic.span(), "`dead_letter_topic` is empty"));
+                    }
+                }
+                if r.on_error == OnError::DeadLetter
+                    && r.dead_letter.is_none()
+                    && r.dead_letter_topic.is_none()
+                {
+                    return Err(at(
+                        "`on_error = \"dead-letter\"` needs `dead_letter` (the file refused events go to) or `dead_letter_topic` (a topic of the source's cluster)".into(),
                     ));
                 }
             }
@@ -136,6 +191,19 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                     ));
                 }
                 positive(c.batch_size, "batch_size", &at)?;
+            }
+            StepKind::Stop(s) => {
+                for replay in &s.replays {
+                    if !background.contains(replay.get_ref()) {
+                        return Err(errors.at(
+                            replay.span(),
+                            format!(
+                                "`{}` is not an earlier replay step with `until = \"cutover\"`; only those run in the background",
+                                replay.get_ref()
+                            ),
+                        ));
+                    }
+                }
             }
             StepKind::Cutover(c) => {
                 store(w, &c.to, errors)?;
@@ -199,4 +267,53 @@ fn missing<'a>(
         name.span(),
         format!("unknown {what} `{}`; {hint}", name.get_ref()),
     )
+}
+
+/// Checks the values of a `kind = "hbase"` store.
+pub fn hbase_store(s: &super::schema::HbaseStore) -> Result<(), String> {
+    let port = s
+        .thrift
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+        return Err(format!(
+            "`thrift` = `{}` is not `host:port`; give the Thrift1 server's address, like `127.0.0.1:9090`",
+            s.thrift
+        ));
+    }
+    for (name, value) in [("pool", s.pool), ("batch_rows", s.batch_rows)] {
+        if value == Some(0) {
+            return Err(format!("`{name}` must be at least 1"));
+        }
+    }
+    if let Some(v) = s.max_versions
+        && !(1..=i32::MAX as u32).contains(&v)
+    {
+        return Err(format!(
+            "`max_versions` = {v} must be between 1 and {}",
+            i32::MAX
+        ));
+    }
+    if s.timeout.is_some_and(|t| t.0.is_zero()) {
+        return Err("`timeout` must be longer than 0s".into());
+    }
+    for (table, families) in &s.tables {
+        crate::store::hbase::check_table_name(table).map_err(|e| format!("`tables`: {e}"))?;
+        if families.is_empty() {
+            return Err(format!(
+                "`tables`: table `{table}` lists no column family; name at least one, like `{table} = [\"d\"]`"
+            ));
+        }
+        let mut seen = HashSet::new();
+        for family in families {
+            crate::store::hbase::check_family_name(family)
+                .map_err(|e| format!("`tables`: table `{table}`: {e}"))?;
+            if !seen.insert(family) {
+                return Err(format!(
+                    "`tables`: table `{table}` lists family `{family}` twice"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

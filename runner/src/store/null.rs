@@ -1,0 +1,116 @@
+//! The null store (`kind = "null"`): discards writes. For measuring a
+//! source and transform alone, or a dry run of a replay that checks every
+//! event goes through the transform without writing anywhere.
+//!
+//! Every `apply` is acknowledged at once; nothing is kept but the last
+//! watermark, in memory, so scans and gets find nothing and a compare
+//! against it sees every row as missing.
+
+use super::{KeyRange, Page, Store, StoreError};
+use crate::model::{Row, RowMutation};
+
+/// A store that holds nothing.
+#[derive(Debug, Default)]
+pub struct NullStore {
+    name: String,
+    watermark: Option<i64>,
+}
+
+impl NullStore {
+    /// A new, empty store named `name`.
+    pub fn open(name: &str) -> Self {
+        NullStore {
+            name: name.to_string(),
+            watermark: None,
+        }
+    }
+}
+
+impl Store for NullStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn apply(
+        &mut self,
+        _mutations: &[RowMutation],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if watermark.is_some() {
+            self.watermark = watermark;
+        }
+        Ok(())
+    }
+
+    fn scan(
+        &mut self,
+        _table: &str,
+        _range: &KeyRange,
+        _limit: usize,
+        _as_of: Option<u64>,
+    ) -> Result<Page, StoreError> {
+        Ok(Page::default())
+    }
+
+    fn get(
+        &mut self,
+        _table: &str,
+        keys: &[Vec<u8>],
+        _as_of: Option<u64>,
+    ) -> Result<Vec<Option<Row>>, StoreError> {
+        Ok(vec![None; keys.len()])
+    }
+
+    fn tables(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn watermark(&mut self) -> Result<Option<i64>, StoreError> {
+        Ok(self.watermark)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Cell;
+
+    #[test]
+    fn acknowledges_everything_and_holds_nothing_but_the_watermark() {
+        let mut store = NullStore::open("dry");
+        let m = RowMutation {
+            table: "messages".into(),
+            row_key: b"k".to_vec().into(),
+            version: 5,
+            cells: vec![Cell::put("d", &b"text"[..], &b"hi"[..])],
+        };
+        assert_eq!(store.watermark().unwrap(), None);
+        store.apply(std::slice::from_ref(&m), Some(5)).unwrap();
+        store.apply(&[m], None).unwrap();
+        assert_eq!(store.watermark().unwrap(), Some(5));
+        let page = store
+            .scan("messages", &KeyRange::default(), 10, None)
+            .unwrap();
+        assert!(page.rows.is_empty() && page.next_after.is_none());
+        assert_eq!(
+            store.get("messages", &[b"k".to_vec()], None).unwrap(),
+            vec![None]
+        );
+        assert!(store.tables().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_workflow_names_it_with_kind_null_and_nothing_else() {
+        let text = "[workflow]\nname = \"w\"\n[store.dry]\nkind = \"null\"\n";
+        let file = std::path::Path::new("w.toml");
+        let options = crate::workflow::LoadOptions::default();
+        let w = crate::workflow::parse(file, text, &options).unwrap();
+        let mut store = crate::store::open(&w, "dry").unwrap();
+        assert_eq!(store.name(), "dry");
+        assert!(store.tables().unwrap().is_empty());
+
+        let extra = format!("{text}path = \"x\"\n");
+        let err = crate::workflow::parse(file, &extra, &options).unwrap_err();
+        assert!(err.to_string().contains("path"), "{err}");
+    }
+}
