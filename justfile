@@ -13,9 +13,21 @@ demo *ARGS:
 test:
     cargo test --workspace
 
-# Throughput figures and ratios (WASM vs native transform, replay vs read).
+# Throughput figures and ratios (WASM vs native transform, replay vs read;
+# Kafka replay vs a bare consumer, into HBase, and peak memory by backlog).
+# Scale the Kafka bench with SWITCHYARD_BENCH_EVENTS and friends (see
+# tests/benches/kafka.rs).
 bench:
     cargo bench -p switchyard-tests --bench throughput
+    cargo bench -p switchyard-tests --bench kafka
+
+# HBase store throughput against the in-process emulator, pool 1 vs 2 vs 4.
+bench-hbase:
+    cargo bench -p switchyard-tests --bench hbase
+
+# The HBase Thrift1 emulator on 127.0.0.1, to run the HBase workflows by hand.
+hbase-emulator PORT="9090":
+    cargo run -p switchyard-tests --bin hbase-emulator -- --port {{PORT}}
 
 # Build the example plugins and print their sha256 pins.
 plugins:
