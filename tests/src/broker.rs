@@ -1,10 +1,12 @@
 //! A real Kafka-protocol broker for the tests: Tansu, started on
 //! 127.0.0.1 on a free port, installed with `cargo install` the first time
 //! it is missing. It keeps its log in SQLite, so it survives a restart on
-//! the same port and answers offsets-for-times. (Tansu 0.6's memory storage
-//! is not used: it answers offsets-for-times with 0, counts batches instead
-//! of records in its log end, and returns nothing to a fetch from inside a
-//! batch, so a replay to the end can wait forever.)
+//! the same port and answers offsets-for-times; or in memory
+//! ([`Broker::start_in_memory`]), where Tansu 0.6 answers offsets-for-times
+//! with 0 whatever the time — a broker that answers wrong, for the tests
+//! of the source's check. Its memory storage also counts batches instead of
+//! records in its log end and returns nothing to a fetch from inside a
+//! batch, so producers to it send one record a batch.
 //! Also a producer of the chat sample, so tests feed the broker the same
 //! events the quickstart writes to a file, and a reader of whole topics.
 
@@ -26,6 +28,7 @@ use switchyard_runner::sample::{ChatSample, Counts};
 pub struct Broker {
     child: Option<Child>,
     port: u16,
+    in_memory: bool,
     dir: tempfile::TempDir,
 }
 
@@ -73,11 +76,22 @@ fn free_port() -> u16 {
 }
 
 impl Broker {
-    /// Starts a broker.
+    /// Starts a broker keeping its log in SQLite.
     pub fn start() -> Broker {
+        Self::launched(false)
+    }
+
+    /// Starts a broker keeping its log in memory: lost on restart, and
+    /// wrong answers to offsets-for-times.
+    pub fn start_in_memory() -> Broker {
+        Self::launched(true)
+    }
+
+    fn launched(in_memory: bool) -> Broker {
         let mut b = Broker {
             child: None,
             port: free_port(),
+            in_memory,
             dir: tempfile::tempdir().expect("temp dir"),
         };
         b.launch();
@@ -108,7 +122,11 @@ impl Broker {
                 "--advertised-listener-url",
                 &self.url(),
                 "--storage-engine",
-                "sqlite://tansu.db",
+                if self.in_memory {
+                    "memory://tansu/"
+                } else {
+                    "sqlite://tansu.db"
+                },
             ])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -179,7 +197,10 @@ impl Broker {
     pub fn producer(&self) -> ThreadedProducer<DefaultProducerContext> {
         ClientConfig::new()
             .set("bootstrap.servers", self.addr())
-            .set("batch.num.messages", "10000")
+            .set(
+                "batch.num.messages",
+                if self.in_memory { "1" } else { "10000" },
+            )
             .set("linger.ms", "5")
             .set("acks", "all")
             .set("enable.idempotence", "false")
