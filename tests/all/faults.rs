@@ -4,10 +4,10 @@
 //! exactly as an uninterrupted replay leaves it: nothing lost, nothing extra.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use switchyard_tests::bounded;
+use switchyard_tests::bounded::{self, Running};
 use switchyard_tests::cli::{Test, runner_bin};
 use switchyard_tests::hbase::HbaseEmulator;
 use switchyard_tests::plugins::repo_root;
@@ -53,17 +53,12 @@ fn args_of(
     a
 }
 
-fn spawn(site: &Site, green: &HbaseEmulator, group: &str) -> Child {
-    Command::new(runner_bin())
-        .args(args(site, green, group, &[]))
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("FAULTS_DEBUG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::piped()
-        })
-        .spawn()
-        .expect("runner starts")
+fn spawn(site: &Site, green: &HbaseEmulator, group: &str) -> Running {
+    bounded::spawn(
+        Command::new(runner_bin())
+            .args(args(site, green, group, &[]))
+            .env("RUST_LOG", "warn"),
+    )
 }
 
 fn run(
@@ -87,10 +82,10 @@ fn applied(site: &Site, group: &str) -> u64 {
 }
 
 /// Waits until the replay has applied at least `n` events.
-fn wait_applied(site: &Site, group: &str, n: u64, child: &mut Child) {
+fn wait_applied(site: &Site, group: &str, n: u64, child: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while applied(site, group) < n {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(status) = child.try_wait() {
             panic!("the replay ended ({status}) before {n} events were applied");
         }
         assert!(Instant::now() < deadline, "no progress to {n} events");
@@ -120,8 +115,7 @@ fn a_replay_killed_at_several_points_and_resumed_leaves_green_as_an_uninterrupte
         let before = applied(&site, "killed");
         let mut child = spawn(&site, &site.green, "killed");
         wait_applied(&site, "killed", before + more, &mut child);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
     }
     let out = run(&site, &site.green, "killed", &[]).success();
     assert!(out.stdout().contains("completed"), "{}", out.stdout());
@@ -140,11 +134,11 @@ fn a_broker_restarted_mid_replay_and_hbase_unreachable_for_seconds_lose_nothing(
     site.broker.restart();
     wait_applied(&site, "faults", 10_000, &mut child);
     site.green.pause(Duration::from_secs(3));
-    let out = bounded::wait_with_output(child, bounded::LIMIT);
+    let out = child.wait_with_output(bounded::LIMIT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("retry"),
+        stderr.contains("HBase call failed; retrying"),
         "the store said it retried: {stderr}"
     );
     assert!(applied(&site, "faults") >= EVENTS);
@@ -261,12 +255,7 @@ fn two_runners_sharing_the_group_split_the_partitions_and_green_is_complete() {
         let mut a = args(&site, &site.green, "shared", &[]);
         a[1] = scaled.display().to_string();
         a[3] = site.state(state).display().to_string();
-        Command::new(runner_bin())
-            .args(a)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runner starts")
+        bounded::spawn(Command::new(runner_bin()).args(a).env("RUST_LOG", "warn"))
     };
     let (a, b) = (spawn_scaled("runner-a"), spawn_scaled("runner-b"));
     // Both joined the group and split its partitions: each shows its own.
@@ -293,7 +282,7 @@ fn two_runners_sharing_the_group_split_the_partitions_and_green_is_complete() {
     }
     site.produce(EVENTS, 7, T);
     for child in [a, b] {
-        let out = bounded::wait_with_output(child, bounded::LIMIT);
+        let out = child.wait_with_output(bounded::LIMIT);
         assert!(
             out.status.success(),
             "{}",

@@ -21,7 +21,7 @@ fn the_hbase_upgrade_runs_end_to_end_and_keeps_green_in_sync_until_cutover() {
     // more events while the replay syncs in the background.
     let go = site.dir.path().join("go");
     let evaluate = format!(
-        "evaluate=while [ ! -f '{}' ]; do sleep 0.1; done",
+        "evaluate=for i in $(seq 3000); do [ -f '{}' ] && exit 0; sleep 0.1; done; exit 1",
         go.display()
     );
     let child = site.spawn_upgrade(
@@ -61,7 +61,7 @@ fn the_hbase_upgrade_runs_end_to_end_and_keeps_green_in_sync_until_cutover() {
     assert_eq!(end, 22_000, "green acknowledged every event of the topic");
     std::fs::write(&go, "").unwrap();
 
-    let out = bounded::wait_with_output(child, bounded::LIMIT);
+    let out = child.wait_with_output(bounded::LIMIT);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),

@@ -200,14 +200,12 @@ fn ctrl_c_stops_a_replay_cleanly_and_exec_resumes_it() {
     const EVENTS: u64 = 60_000;
     let test = with_events(Test::new().workflow(&replay_workflow(100)), EVENTS);
     let state = test.dir().join(".switchyard/replay-test/state.json");
-    let child = Command::new(runner_bin())
-        .args(["exec", "workflow.toml", "--no-progress"])
-        .current_dir(test.dir())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = bounded::spawn(
+        Command::new(runner_bin())
+            .args(["exec", "workflow.toml", "--no-progress"])
+            .current_dir(test.dir())
+            .env("RUST_LOG", "warn"),
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     while checkpoint_line(&state) < 10_000 {
         assert!(Instant::now() < deadline, "no progress");
@@ -218,7 +216,7 @@ fn ctrl_c_stops_a_replay_cleanly_and_exec_resumes_it() {
         .status()
         .unwrap();
     assert!(interrupted.success());
-    let out = bounded::wait_with_output(child, bounded::LIMIT);
+    let out = child.wait_with_output(bounded::LIMIT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(

@@ -1,5 +1,6 @@
 //! Child processes with a time limit. A runner that hangs must fail its
-//! test with what it printed, not stall the whole suite until CI gives up.
+//! test with what it printed, not stall the whole suite until CI gives up;
+//! and a test that panics must not leave its runner behind.
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -9,64 +10,90 @@ use std::time::{Duration, Instant};
 /// Long enough for the slowest workflow the tests run on two busy cores.
 pub const LIMIT: Duration = Duration::from_secs(300);
 
-/// Runs `cmd` to the end, capturing its output; kills it and panics with
-/// that output when it runs past `limit`.
-pub fn output(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd
+/// A running child whose stdout and stderr are read as it writes them (so
+/// a full pipe never blocks it), killed if dropped before it ends.
+pub struct Running {
+    child: Child,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+/// Starts `cmd` with its output captured.
+pub fn spawn(cmd: &mut Command) -> Running {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
-    wait_with_output(child, limit)
-}
-
-/// Waits for a spawned child, collecting whatever of stdout and stderr was
-/// piped; kills it and panics with that output past `limit`.
-pub fn wait_with_output(mut child: Child, limit: Duration) -> Output {
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let status = wait_or_kill(&mut child, limit);
-    let output = Output {
-        status: status.unwrap_or_else(|| child.wait().expect("wait after kill")),
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    };
-    if status.is_none() {
-        panic!(
-            "process {} still ran after {limit:?} and was killed;\nstdout:\n{}\nstderr:\n{}",
-            child.id(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    output
-}
-
-/// Waits for a child whose output is not captured; kills it and panics past
-/// `limit`.
-pub fn wait(mut child: Child, limit: Duration) -> ExitStatus {
-    match wait_or_kill(&mut child, limit) {
-        Some(status) => status,
-        None => panic!(
-            "process {} still ran after {limit:?} and was killed",
-            child.id()
-        ),
+    Running {
+        stdout: Some(drain(child.stdout.take())),
+        stderr: Some(drain(child.stderr.take())),
+        child,
     }
 }
 
-/// The exit status, or `None` after killing a child that outlived `limit`.
-fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
+/// Runs `cmd` to the end, capturing its output; kills it and panics with
+/// that output when it runs past `limit`.
+pub fn output(cmd: &mut Command, limit: Duration) -> Output {
+    spawn(cmd).wait_with_output(limit)
+}
+
+impl Running {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if it ended.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Kills it (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the end and collects the output; kills it and panics with
+    /// that output past `limit`.
+    pub fn wait_with_output(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.try_wait() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if status.is_none() {
+            self.kill();
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            return None;
+        let output = Output {
+            status: status.unwrap_or_else(|| self.child.wait().expect("wait after kill")),
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+        };
+        if status.is_none() {
+            panic!(
+                "process {} still ran after {limit:?} and was killed;\nstdout:\n{}\nstderr:\n{}",
+                self.child.id(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
-        std::thread::sleep(Duration::from_millis(20));
+        output
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            self.kill();
+        }
     }
 }
 
@@ -78,4 +105,8 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
         }
         buf
     })
+}
+
+fn join(reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    reader.and_then(|r| r.join().ok()).unwrap_or_default()
 }

@@ -4,11 +4,12 @@
 //! `workflows/hbase-upgrade.toml` pointed at all of them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use switchyard_runner::sample::{ChatSample, Counts};
 
+use crate::bounded::Running;
 use crate::broker::Broker;
 use crate::cli::{Run, Test, runner_bin};
 use crate::hbase::HbaseEmulator;
@@ -118,13 +119,12 @@ impl Site {
     }
 
     /// Starts the upgrade as a child process.
-    pub fn spawn_upgrade(&self, state: &str, extra: &[&str]) -> Child {
-        Command::new(runner_bin())
-            .args(self.exec_args(&Self::upgrade_workflow(), state, extra))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runner starts")
+    pub fn spawn_upgrade(&self, state: &str, extra: &[&str]) -> Running {
+        crate::bounded::spawn(
+            Command::new(runner_bin())
+                .args(self.exec_args(&Self::upgrade_workflow(), state, extra))
+                .env("RUST_LOG", "warn"),
+        )
     }
 
     /// The saved state of a run, as JSON (`runner status --json`).

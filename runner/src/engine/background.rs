@@ -52,11 +52,6 @@ impl BackgroundReplays {
         self.list().push(b);
     }
 
-    /// The ids running.
-    pub fn ids(&self) -> Vec<String> {
-        self.list().iter().map(|b| b.id.clone()).collect()
-    }
-
     /// Takes out the replays that ended by themselves (a failure: they only
     /// end when asked to).
     pub fn ended(&self) -> Vec<(String, Result<String, StepError>)> {

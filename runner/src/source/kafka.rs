@@ -313,7 +313,7 @@ impl KafkaSource {
         // Asynchronous: a failed commit only means re-applying a little
         // after a restart; `close` commits the last positions synchronously.
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::warn!(source = %self.name, "commit failed, will retry with the next batch: {e}");
+            tracing::warn!(source = %self.name, "commit failed ({e}); later positions go with the next commit");
         }
         self.last_commit = Some(Instant::now());
         self.committed = Some(tpl);

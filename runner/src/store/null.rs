@@ -36,9 +36,8 @@ impl Store for NullStore {
         _mutations: &[RowMutation],
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
-        if watermark.is_some() {
-            self.watermark = watermark;
-        }
+        // Like every store's, the watermark never goes back.
+        self.watermark = self.watermark.max(watermark);
         Ok(())
     }
 
