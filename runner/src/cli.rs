@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 done (or nothing left to do), 1 a step failed, 2 bad
 //! usage or an invalid workflow, 3 a gate failed (too many differences),
-//! 130 interrupted (progress is saved; `exec` resumes).
+//! 130 interrupted by Ctrl-C, 143 by SIGTERM (progress is saved; `exec`
+//! resumes).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +22,7 @@ use crate::workflow::{self, LoadOptions, Workflow, WorkflowError};
     version,
     about,
     long_about = None,
-    after_help = "Exit codes: 0 done (or nothing left to do), 1 a step failed, 2 bad usage or an invalid workflow, 3 a gate failed, 130 interrupted (progress is saved; `exec` resumes)."
+    after_help = "Exit codes: 0 done (or nothing left to do), 1 a step failed, 2 bad usage or an invalid workflow, 3 a gate failed, 130 interrupted by Ctrl-C and 143 by SIGTERM (progress is saved; `exec` resumes)."
 )]
 pub struct Cli {
     /// What to do.
@@ -212,7 +213,10 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                     ExitCode::from(match &e {
                         EngineError::Step { source, .. } => match **source {
                             StepError::Gate(_) => EXIT_GATE,
-                            StepError::Interrupted => EXIT_INTERRUPTED,
+                            StepError::Interrupted => options
+                                .cancel
+                                .reason()
+                                .map_or(EXIT_INTERRUPTED, |s| s.exit_code()),
                             _ => EXIT_FAILED,
                         },
                         _ => EXIT_FAILED,
@@ -323,6 +327,15 @@ fn status(w: &Workflow, json: bool) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     };
+    if state.workflow != w.name {
+        eprintln!(
+            "error: `{}` holds the state of workflow `{}`, not of `{}`",
+            w.state_dir.display(),
+            state.workflow,
+            w.name
+        );
+        return ExitCode::from(EXIT_FAILED);
+    }
     if json {
         println!(
             "{}",

@@ -5,15 +5,13 @@
 //!
 //! - `state`: the state folder (atomic writes, lock).
 //! - `plugins`: loads each plugin once and shares it between steps.
-//! - `cancel`: the stop signal every long-running step checks.
 //! - `run`: the step loop and its report.
 //! - `background`: replays that keep syncing while later steps run.
 
 pub mod background;
-pub mod cancel;
 pub mod plugins;
 pub mod run;
 pub mod state;
 
-pub use cancel::Cancel;
+pub use crate::cancel::{Cancel, Signal};
 pub use run::{EngineError, ExecOptions, ExecResult, RunReport, StepReport, exec};

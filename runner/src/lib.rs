@@ -24,8 +24,11 @@
 //! - [`source`], [`store`]: where events come from and rows go.
 //! - [`model`]: the data moved between them (the plugin contract's types).
 //! - [`report`]: progress and the final summary. [`sample`]: demo data.
+//! - [`text`]: outside text (plugin messages, row keys) bounded and kept on one line.
 //! - [`cli`]: the `runner` commands; `main.rs` only calls into it.
+//! - [`cancel`]: the stop signal (Ctrl-C, SIGTERM) every long task checks.
 
+pub mod cancel;
 pub mod cli;
 pub mod engine;
 pub mod model;
@@ -35,4 +38,5 @@ pub mod sample;
 pub mod source;
 pub mod steps;
 pub mod store;
+pub mod text;
 pub mod workflow;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchyard_runner::cli::{self, Cli};
-use switchyard_runner::engine::Cancel;
+use switchyard_runner::engine::{Cancel, Signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,12 +38,27 @@ fn main() -> ExitCode {
     let cancel = Cancel::default();
     let on_signal = cancel.clone();
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping: finishing the batches in flight and saving progress (Ctrl-C again to abort)");
-            on_signal.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(cli::EXIT_INTERRUPTED));
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            eprintln!("warning: cannot listen for Ctrl-C and SIGTERM; they stop the runner at once");
+            return;
+        };
+        let mut first = true;
+        loop {
+            let got = tokio::select! {
+                Some(()) = int.recv() => Signal::Interrupt,
+                Some(()) = term.recv() => Signal::Terminate,
+                else => return,
+            };
+            if !first {
+                std::process::exit(i32::from(got.exit_code()));
             }
+            first = false;
+            eprintln!("stopping: finishing the batches in flight and saving progress (Ctrl-C again to abort)");
+            on_signal.signal(got);
         }
     });
     let code = runtime.block_on(async move {

@@ -4,7 +4,10 @@
 //! - `engine`: the one shared engine and its deadline clock.
 //! - `load`: a plugin's bytes, from a `.wasm` or by building its crate; sha256 pins.
 //! - `sandbox`: what an instance may touch; grants and denials.
-//! - `limits`, `output`: memory and time limits; captured output.
+//! - `hostcalls`: WASI calls replaced so that none outlasts a deadline.
+//! - `limits`, `deadline`: memory, time and output limits; the per-call
+//!   deadline and the stop signal.
+//! - `output`, `log`: what a plugin prints (kept for trap reports) and logs.
 //! - `instance`: a loaded plugin and its per-task instances; error naming.
 //! - `transform`, `check`, `route`: one typed wrapper per world; `unpack`
 //!   reads the transform world's packed mutation batches.
@@ -12,11 +15,14 @@
 
 pub mod bindings;
 pub mod check;
+pub mod deadline;
 pub mod engine;
 pub mod error;
+pub mod hostcalls;
 pub mod instance;
 pub mod limits;
 pub mod load;
+pub mod log;
 pub mod output;
 pub mod route;
 pub mod sandbox;
@@ -26,7 +32,7 @@ pub mod unpack;
 pub use check::CheckPlugin;
 pub use engine::PluginEngine;
 pub use error::{Input, LoadError, PluginFailure};
-pub use limits::Limits;
+pub use limits::{Limits, OutputLimits};
 pub use load::PluginSource;
 pub use route::RoutePlugin;
 pub use sandbox::Grants;

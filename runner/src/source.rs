@@ -11,7 +11,7 @@
 pub mod file;
 pub mod kafka;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,10 +45,75 @@ pub struct Checkpoint {
     /// after a resume too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_filter: Option<StartFilter>,
-    /// The latest event time applied per partition (kept by the replay, so
-    /// the watermark it records is the same after a resume).
+    /// The latest event time reached per partition, read or skipped (so
+    /// the watermark is the same after a resume).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub event_times: BTreeMap<i32, i64>,
+}
+
+/// How big one batch may grow: it ends at whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit {
+    /// Events.
+    pub events: usize,
+    /// Bytes of keys and values (one event larger than this is a batch of
+    /// its own).
+    pub bytes: u64,
+}
+
+/// The event time each partition of a source has reached, for the
+/// watermark: the time that *every* partition has reached, over all the
+/// partitions the source has, not only those seen lately. A partition
+/// holding events counts from the start; until it is reached, there is no
+/// watermark. An empty partition holds nothing back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reached {
+    partitions: BTreeSet<i32>,
+    times: BTreeMap<i32, i64>,
+}
+
+impl Reached {
+    /// `partition` holds events: the watermark waits for it.
+    pub fn require(&mut self, partition: i32) {
+        self.partitions.insert(partition);
+    }
+
+    /// An event of `partition` at `time` was read (or skipped on purpose).
+    pub fn saw(&mut self, partition: i32, time: i64) {
+        self.partitions.insert(partition);
+        let t = self.times.entry(partition).or_insert(time);
+        *t = (*t).max(time);
+    }
+
+    /// Picks up the times of a checkpoint.
+    pub fn resume(&mut self, times: &BTreeMap<i32, i64>) {
+        for (p, t) in times {
+            self.saw(*p, *t);
+        }
+    }
+
+    /// Whether `partition` has a time.
+    pub fn has(&self, partition: i32) -> bool {
+        self.times.contains_key(&partition)
+    }
+
+    /// The time every partition (of `among`, when given) has reached.
+    pub fn watermark(&self, among: Option<&BTreeSet<i32>>) -> Option<i64> {
+        let mut lowest: Option<i64> = None;
+        for p in &self.partitions {
+            if among.is_some_and(|a| !a.contains(p)) {
+                continue;
+            }
+            let t = *self.times.get(p)?;
+            lowest = Some(lowest.map_or(t, |l| l.min(t)));
+        }
+        lowest
+    }
+
+    /// The times, for a checkpoint.
+    pub fn times(&self) -> BTreeMap<i32, i64> {
+        self.times.clone()
+    }
 }
 
 /// See [`Checkpoint::start_filter`].
@@ -80,6 +145,9 @@ pub struct Batch {
     pub bad: Vec<BadRecord>,
     /// Where the log stands after this batch.
     pub checkpoint: Checkpoint,
+    /// The event time every partition has reached once this batch (and
+    /// all before it) is applied; see [`Reached`].
+    pub watermark: Option<i64>,
 }
 
 /// A source failed (not a bad record: the source itself).
@@ -116,10 +184,10 @@ pub trait Source: Send {
     /// saved by an earlier run) left off.
     fn seek(&mut self, start: &Start, resume: Option<&Checkpoint>) -> Result<(), SourceError>;
 
-    /// The next batch of at most `max` records; `None` at the end of input.
-    /// A source that follows a live log returns an empty batch when nothing
-    /// arrived for a while, so the caller can look at its stop signal.
-    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>, SourceError>;
+    /// The next batch, within `limit`; `None` at the end of input. A source
+    /// that follows a live log returns an empty batch when nothing arrived
+    /// for a while, so the caller can look at its stop signal.
+    fn next_batch(&mut self, limit: BatchLimit) -> Result<Option<Batch>, SourceError>;
 
     /// Everything up to `checkpoint` is durable in the store.
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError>;
@@ -158,6 +226,7 @@ pub fn open(
         Some(SourceConfig::File(f)) => Ok(Box::new(file::FileSource::open(
             name,
             &workflow.path(&f.path),
+            f.max_event_size.map_or(file::DEFAULT_MAX_EVENT, |s| s.0),
         )?)),
         Some(SourceConfig::Kafka(k)) => Ok(Box::new(kafka::KafkaSource::open(
             name,
@@ -169,5 +238,28 @@ pub fn open(
             source_name: name.to_string(),
             message: "no such source in the workflow".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_waits_for_every_partition_that_holds_events() {
+        let mut r = Reached::default();
+        r.require(0);
+        r.require(1);
+        r.saw(0, 50);
+        assert_eq!(r.watermark(None), None, "partition 1 not reached yet");
+        r.saw(1, 10);
+        assert_eq!(r.watermark(None), Some(10));
+        r.saw(1, 5);
+        assert_eq!(r.watermark(None), Some(10), "never goes back");
+        let only_0: BTreeSet<i32> = [0].into();
+        assert_eq!(r.watermark(Some(&only_0)), Some(50));
+        let mut again = Reached::default();
+        again.resume(&r.times());
+        assert_eq!(again.watermark(None), Some(10));
     }
 }

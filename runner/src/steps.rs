@@ -59,7 +59,7 @@ pub enum StepError {
     Load(#[from] LoadError),
     /// The sandbox stopped a plugin.
     #[error(transparent)]
-    Plugin(#[from] PluginFailure),
+    Plugin(PluginFailure),
     /// A store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -84,6 +84,17 @@ pub enum StepError {
     /// Something else, explained.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<PluginFailure> for StepError {
+    /// A plugin call stopped because the runner is stopping is an
+    /// interruption like any other, not the plugin's failure.
+    fn from(failure: PluginFailure) -> Self {
+        match failure {
+            PluginFailure::Interrupted { .. } => StepError::Interrupted,
+            other => StepError::Plugin(other),
+        }
+    }
 }
 
 /// Runs one step; returns its summary line.

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod plan;
+pub mod quoting;
 pub mod schema;
 pub mod steps;
 pub mod validate;
@@ -20,7 +21,8 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::plugin::{Grants, Limits, PluginSource, PluginSpec};
+use crate::plugin::limits::{DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT};
+use crate::plugin::{Grants, Limits, OutputLimits, PluginSource, PluginSpec};
 use error::Errors;
 pub use error::{Location, WorkflowError};
 use schema::{PluginSection, SourceConfig, StoreConfig, WorkflowSection};
@@ -67,6 +69,16 @@ impl Workflow {
     /// The plugin named `name`.
     pub fn plugin(&self, name: &str) -> Option<&PluginSpec> {
         self.plugins.iter().find(|p| p.name == name)
+    }
+
+    /// The fingerprint of the steps (ids and kinds, in order), which a
+    /// state folder is matched against.
+    pub fn steps_fingerprint(&self) -> String {
+        let mut text = String::new();
+        for step in &self.steps {
+            text.push_str(&format!("{}\t{}\n", step.id.get_ref(), step.kind.name()));
+        }
+        crate::plugin::load::sha256_hex(text.as_bytes())
     }
 
     /// A path from the file, resolved against the workflow's folder.
@@ -314,7 +326,14 @@ fn store_config(
     let span = value.span();
     let (kind, rest) = kind(value, "store", &["sqlite", "hbase", "null"], errors)?;
     match kind.as_str() {
-        "sqlite" => Ok(StoreConfig::Sqlite(deserialize(rest, errors)?)),
+        "sqlite" => {
+            let sqlite: schema::SqliteStore = deserialize(rest, errors)?;
+            for table in sqlite.tables.iter().flatten() {
+                crate::store::sqlite::check_table_name(table)
+                    .map_err(|e| errors.at(span.clone(), format!("`tables`: {e}")))?;
+            }
+            Ok(StoreConfig::Sqlite(sqlite))
+        }
         "hbase" => {
             let hbase = deserialize(rest, errors)?;
             validate::hbase_store(&hbase).map_err(|message| errors.at(span, message))?;
@@ -391,17 +410,94 @@ fn plugin_spec(
         }
         _ => {}
     }
-    let defaults = Limits::default();
+    let memory_bytes = section
+        .memory_limit
+        .as_ref()
+        .map_or(DEFAULT_MEMORY, |s| s.get_ref().0);
+    let timeout = section
+        .timeout
+        .as_ref()
+        .map_or(DEFAULT_TIMEOUT, |s| s.get_ref().0);
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
+        return Err(errors.at(
+            section.timeout.as_ref().map_or(span.clone(), |t| t.span()),
+            format!(
+                "plugin `{name}`: `timeout` = {} is outside {} to {}; a call needs a few ticks of the 10ms clock, and one batch should never take an hour",
+                humantime::format_duration(timeout),
+                humantime::format_duration(MIN_TIMEOUT),
+                humantime::format_duration(MAX_TIMEOUT)
+            ),
+        ));
+    }
+    if memory_bytes < 1 << 20 {
+        return Err(errors.at(
+            section
+                .memory_limit
+                .as_ref()
+                .map_or(span.clone(), |m| m.span()),
+            format!("plugin `{name}`: `memory_limit` must be at least 1MiB"),
+        ));
+    }
+    if let (Some(pin), PluginSource::Wasm(file)) = (&section.sha256, &source) {
+        let bytes = std::fs::read(file).map_err(|e| {
+            errors.at(
+                span.clone(),
+                format!("plugin `{name}`: cannot read `{written}`: {e}"),
+            )
+        })?;
+        let actual = crate::plugin::load::sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(pin.get_ref().trim()) {
+            return Err(errors.at(
+                pin.span(),
+                format!(
+                    "plugin `{name}`: `{written}` has sha256 {actual}, but the workflow pins {}; rebuild the plugin or update `sha256`",
+                    pin.get_ref()
+                ),
+            ));
+        }
+    }
+    let defaults = OutputLimits::for_memory(memory_bytes);
+    let output = OutputLimits {
+        bytes_per_batch: section.max_output.map_or(defaults.bytes_per_batch, |s| s.0),
+        rows_per_event: section
+            .max_rows_per_event
+            .unwrap_or(defaults.rows_per_event),
+        cells_per_event: section
+            .max_cells_per_event
+            .unwrap_or(defaults.cells_per_event),
+        rows_per_batch: section
+            .max_rows_per_batch
+            .unwrap_or(defaults.rows_per_batch),
+        cells_per_batch: section
+            .max_cells_per_batch
+            .unwrap_or(defaults.cells_per_batch),
+    };
+    for (setting, value) in [
+        ("max_output", output.bytes_per_batch),
+        ("max_rows_per_event", output.rows_per_event),
+        ("max_cells_per_event", output.cells_per_event),
+        ("max_rows_per_batch", output.rows_per_batch),
+        ("max_cells_per_batch", output.cells_per_batch),
+    ] {
+        if value == 0 {
+            return Err(errors.at(
+                span,
+                format!("plugin `{name}`: `{setting}` must be at least 1"),
+            ));
+        }
+    }
     Ok(PluginSpec {
         name: name.to_string(),
         source,
-        sha256: section.sha256.map(|s| s.into_inner()),
+        sha256: section.sha256.as_ref().map(|s| s.get_ref().clone()),
         limits: Limits {
-            memory_bytes: section.memory_limit.map_or(defaults.memory_bytes, |s| s.0),
-            timeout: section.timeout.map_or(defaults.timeout, |s| s.0),
+            memory_bytes,
+            timeout,
+            output,
         },
         grants: Grants {
             clock: section.clock,
+            random: section.random,
             env: section
                 .env
                 .iter()
@@ -420,8 +516,21 @@ fn plugin_spec(
             read_dirs: section
                 .read_dirs
                 .iter()
-                .map(|d| (resolve_path(dir, d), d.clone()))
-                .collect(),
+                .map(|d| {
+                    let host = resolve_path(dir, d.get_ref());
+                    if host.is_dir() {
+                        Ok((host, d.get_ref().clone()))
+                    } else {
+                        Err(errors.at(
+                            d.span(),
+                            format!(
+                                "plugin `{name}`: `read_dirs` grants `{}`, which is not a folder (paths are relative to the workflow's folder)",
+                                d.get_ref()
+                            ),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
         },
         config: section
             .config

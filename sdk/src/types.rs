@@ -158,6 +158,37 @@ impl Cell {
 /// payload), never from the clock: the same event must always yield the same
 /// mutation, which is what makes replay idempotent.
 ///
+/// **Ties.** When two events write the same cell at the same version, the
+/// later one in log order wins, as in HBase, and every store behaves the
+/// same: `qty` 2 then `qty` 10 in one millisecond stores 10. Events of one
+/// key in one partition (Kafka's default when the key is the entity id)
+/// are applied in log order, so this is usually what you want. Events of
+/// different partitions have no order between them, though, and a replay
+/// stopped between the two leaves the earlier one on top until it goes on.
+/// When ties matter, make versions unique with something the event fixes,
+/// such as a per-entity sequence number it carries. (Versions are then no
+/// longer event times, so give the compare step an explicit `as_of`.)
+///
+/// ```
+/// use switchyard_sdk::{Cell, Event, PluginError, RowMutation};
+/// fn to_rows(event: &Event) -> Result<Vec<RowMutation>, PluginError> {
+///     // {"order":"order-7","seq":12,"qty":10}: `seq` grows with every
+///     // change of one order, so no two changes share a version.
+///     let text = event.value_str()?;
+///     let field = |name: &str| {
+///         text.split(&format!("\"{name}\":"))
+///             .nth(1)
+///             .and_then(|rest| rest.split([',', '}']).next())
+///             .map(|v| v.trim_matches('"').to_string())
+///             .ok_or_else(|| PluginError::Malformed(format!("no `{name}`")))
+///     };
+///     let seq: u64 = field("seq")?.parse().map_err(|_| PluginError::Malformed("bad `seq`".into()))?;
+///     Ok(vec![RowMutation::new("orders", field("order")?, seq).with(Cell::put("d", "qty", field("qty")?))])
+/// }
+/// let rows = to_rows(&Event::new(0, 5, 1, br#"{"order":"order-7","seq":12,"qty":10}"#)).unwrap();
+/// assert_eq!((rows[0].version, &rows[0].row_key[..]), (12, &b"order-7"[..]));
+/// ```
+///
 /// ```
 /// use switchyard_sdk::{Cell, RowMutation};
 /// let m = RowMutation::new("messages", "room-1/0001", 42).with(Cell::put("d", "text", "hi"));

@@ -145,3 +145,96 @@ fn a_shell_step_past_its_timeout_is_killed() {
         run.stderr()
     );
 }
+
+/// What `validate` can check without running anything, it checks: a pin
+/// against the file, granted folders, a prebuilt plugin's world, and a
+/// number written as a variable.
+#[test]
+fn validate_checks_pins_folders_worlds_and_numbers_written_as_variables() {
+    let misbehave = switchyard_tests::plugins::wasm("tests/plugins/misbehave");
+    let check = switchyard_tests::plugins::wasm("plugins/chat-check");
+    let workflow = |plugin: &std::path::Path, extra: &str| {
+        format!(
+            "[workflow]\nname = \"w\"\n\n[vars]\nbs = 500\n\n[source.log]\nkind = \"file\"\npath = \"e.ndjson\"\n\n[store.s]\nkind = \"sqlite\"\npath = \"s.sqlite\"\ntables = [\"t\"]\n\n[plugin.p]\nwasm = \"{}\"\n{extra}\n\n[[step]]\nid = \"r\"\nkind = \"replay\"\nsource = \"log\"\ntransform = \"p\"\ninto = \"s\"\nbatch_size = \"${{bs}}\"\n",
+            plugin.display()
+        )
+    };
+    let validate = |text: String| {
+        Test::new()
+            .workflow(&text)
+            .args(&["validate", "workflow.toml"])
+            .run()
+    };
+    validate(workflow(&misbehave, "")).success();
+    let pinned = validate(workflow(&misbehave, "sha256 = \"00\"")).expect_code(2);
+    assert!(
+        pinned
+            .stderr()
+            .starts_with("error: workflow.toml:18:10: plugin `p`: `")
+            && pinned
+                .stderr()
+                .contains("but the workflow pins 00; rebuild the plugin or update `sha256`"),
+        "{}",
+        pinned.stderr()
+    );
+    validate(workflow(&misbehave, "read_dirs = [\"nowhere\"]"))
+        .expect_code(2)
+        .stderr_is("error: workflow.toml:18:14: plugin `p`: `read_dirs` grants `nowhere`, which is not a folder (paths are relative to the workflow's folder)\n");
+    validate(workflow(&check, ""))
+        .expect_code(2)
+        .stderr_is("error: workflow.toml:24:13: plugin `p` is not a transform plugin: it exports `switchyard:plugin/checker@0.1.0`; expected `switchyard:plugin/transformer@0.1.0` (build it with `#[switchyard_sdk::transform]`)\n");
+    validate(workflow(&misbehave, "timeout = \"0s\""))
+        .expect_code(2)
+        .stderr_is("error: workflow.toml:18:11: plugin `p`: `timeout` = 0s is outside 10ms to 1h; a call needs a few ticks of the 10ms clock, and one batch should never take an hour\n");
+}
+
+/// A state folder records whose it is: another workflow's state, or this
+/// one's from before its steps changed, is refused instead of being taken
+/// for "already completed".
+#[test]
+fn another_workflows_state_is_refused_not_taken_for_done() {
+    let workflow = |name: &str, step: &str| {
+        format!(
+            "[workflow]\nname = \"{name}\"\n\n[[step]]\nid = \"{step}\"\nkind = \"shell\"\ncommand = [\"true\"]\n"
+        )
+    };
+    let test = Test::new()
+        .file("a.toml", &workflow("a", "only"))
+        .file("b.toml", &workflow("b", "only"))
+        .file("a2.toml", &workflow("a", "other"));
+    let exec = |file: &str, fresh: bool| {
+        let mut args = vec!["exec", file, "--state", "st", "--no-progress"];
+        if fresh {
+            args.push("--fresh");
+        }
+        switchyard_tests::bounded::output(
+            std::process::Command::new(switchyard_tests::cli::runner_bin())
+                .args(&args)
+                .current_dir(test.dir())
+                .env("RUST_LOG", "warn"),
+            switchyard_tests::bounded::LIMIT,
+        )
+    };
+    assert!(exec("a.toml", false).status.success());
+    let other = exec("b.toml", false);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).ends_with(
+            "/st` holds the state of workflow `a`, not of `b`; give this workflow its own `--state` folder\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    let changed = exec("a2.toml", false);
+    assert_eq!(changed.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&changed.stderr)
+            .contains("holds the state of a `a` with other steps"),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    assert!(
+        exec("a2.toml", true).status.success(),
+        "--fresh starts over"
+    );
+}

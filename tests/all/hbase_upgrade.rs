@@ -20,10 +20,19 @@ fn the_hbase_upgrade_runs_end_to_end_and_keeps_green_in_sync_until_cutover() {
     // The evaluate step waits for the test's go-ahead, so the test can send
     // more events while the replay syncs in the background.
     let go = site.dir.path().join("go");
-    let evaluate = format!(
-        "evaluate=for i in $(seq 3000); do [ -f '{}' ] && exit 0; sleep 0.1; done; exit 1",
-        go.display()
-    );
+    let script = site.dir.path().join("wait-for-go");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor i in $(seq 3000); do [ -f '{}' ] && exit 0; sleep 0.1; done; exit 1\n",
+            go.display()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).unwrap();
+    let evaluate = format!("evaluate={}", script.display());
     let child = site.spawn_upgrade(
         "upgrade",
         &["--var", "caught_up_for=1s", "--var", &evaluate],

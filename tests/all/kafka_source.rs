@@ -38,7 +38,7 @@ fn fill(broker: &Broker, topic: &str) {
 fn read_all(source: &mut KafkaSource) -> Vec<(i32, i64, i64)> {
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while let Some(batch) = source.next_batch(30).unwrap() {
+    while let Some(batch) = source.next_batch(events(30)).unwrap() {
         assert!(
             std::time::Instant::now() < deadline,
             "not at the end after 60s; read {out:?}"
@@ -105,7 +105,7 @@ fn positions_are_committed_only_when_told_and_a_new_consumer_of_the_group_resume
     let mut seen = Vec::new();
     let mut acked: Option<Checkpoint> = None;
     while seen.len() < 60 {
-        let batch = first.next_batch(20).unwrap().expect("more events");
+        let batch = first.next_batch(events(20)).unwrap().expect("more events");
         seen.extend(batch.events.iter().map(|e| (e.partition, e.offset)));
         if seen.len() <= 40 {
             acked = Some(batch.checkpoint.clone());
@@ -132,5 +132,12 @@ fn positions_are_committed_only_when_told_and_a_new_consumer_of_the_group_resume
     assert_eq!(ends.len(), 2);
     for (p, e) in ends {
         assert_eq!((e.high, e.read), (50, 50), "partition {p}");
+    }
+}
+
+fn events(n: usize) -> switchyard_runner::source::BatchLimit {
+    switchyard_runner::source::BatchLimit {
+        events: n,
+        bytes: u64::MAX,
     }
 }

@@ -6,6 +6,7 @@ mod hbase_emulator;
 mod hbase_store;
 mod hbase_upgrade;
 mod hbase_workflow;
+mod hostile;
 mod kafka_source;
 mod plugins;
 mod quickstart;

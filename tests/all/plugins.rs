@@ -78,13 +78,42 @@ fn bytes_that_are_not_a_component_are_refused() {
     let err = TransformPlugin::load(&engine, &spec("j", PluginSource::Wasm(path.clone()), None))
         .err()
         .unwrap();
-    let text = err.to_string();
-    assert!(
-        text.starts_with(&format!(
-            "plugin `j`: `{}` is not a valid WebAssembly component: ",
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "plugin `j`: `{}` is not a valid WebAssembly component: it is not WebAssembly at all (15 bytes that do not start with `\\0asm`); point `wasm` at the `.wasm` a plugin build produced",
             path.display()
-        )),
-        "{text}"
+        )
+    );
+}
+
+/// A core module (the output of `--target wasm32-unknown-unknown`, say) and
+/// a component cut short each say what they are and what to do.
+#[test]
+fn a_core_module_and_a_truncated_component_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = PluginEngine::new().unwrap();
+    let load = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        TransformPlugin::load(&engine, &spec("p", PluginSource::Wasm(path), None))
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let module = load("module.wasm", b"\0asm\x01\0\0\0");
+    assert!(
+        module.ends_with("is not a valid WebAssembly component: it is a core WebAssembly module, not a component; build the plugin with `cargo build --release --target wasm32-wasip2` (which makes a component), or wrap the module with `wasm-tools component new`"),
+        "{module}"
+    );
+    let whole = std::fs::read(wasm("tests/plugins/misbehave")).unwrap();
+    let cut = load("cut.wasm", &whole[..whole.len() / 2]);
+    assert!(
+        cut.contains(&format!(
+            "is not a valid WebAssembly component: it is cut short ({} bytes; ",
+            whole.len() / 2
+        )) && cut.ends_with("); build it again or copy it whole"),
+        "{cut}"
     );
 }
 
@@ -133,6 +162,7 @@ path = "events.ndjson"
 [store.green]
 kind = "sqlite"
 path = "green.sqlite"
+tables = ["t"]
 [plugin.bomb]
 wasm = "{}"
 memory_limit = "8MiB"

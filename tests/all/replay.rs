@@ -31,6 +31,7 @@ path = "events.ndjson"
 kind = "sqlite"
 path = "${{store}}"
 sync = "normal"
+tables = ["messages"]
 
 [plugin.t]
 wasm = "{}"
@@ -233,4 +234,239 @@ fn ctrl_c_stops_a_replay_cleanly_and_exec_resumes_it() {
         dump_sqlite(&test.dir().join("green.sqlite")),
         dump_sqlite(&reference.dir().join("green.sqlite"))
     );
+}
+
+/// A plugin stuck in a loop under a long deadline: SIGTERM (exit 143) or
+/// Ctrl-C (130) interrupts the call itself, the step is saved as
+/// interrupted (not failed on a time limit), and `exec` resumes it.
+#[test]
+fn a_signal_interrupts_a_plugin_call_in_progress_and_exec_resumes() {
+    for (signal, code) in [("-TERM", 143), ("-INT", 130)] {
+        let test = Test::new()
+            .workflow(&format!(
+                r#"[workflow]
+name = "stuck"
+
+[vars]
+mode = "loop"
+
+[source.log]
+kind = "file"
+path = "events.ndjson"
+
+[store.green]
+kind = "sqlite"
+path = "green.sqlite"
+tables = ["t"]
+
+[plugin.stuck]
+wasm = "{}"
+timeout = "1h"
+config = {{ mode = "${{mode}}" }}
+
+[[step]]
+id = "replay"
+kind = "replay"
+source = "log"
+transform = "stuck"
+into = "green"
+"#,
+                wasm("tests/plugins/misbehave").display()
+            ))
+            .file(
+                "events.ndjson",
+                "{\"timestamp\":1,\"value\":\"a\"}\n{\"timestamp\":2,\"value\":\"misbehave\"}\n",
+            );
+        let state = test.dir().join(".switchyard/stuck/state.json");
+        let child = bounded::spawn(
+            Command::new(runner_bin())
+                .args(["exec", "workflow.toml", "--no-progress"])
+                .current_dir(test.dir())
+                .env("RUST_LOG", "warn"),
+        );
+        let status = |state: &Path| {
+            std::fs::read(state)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .map(|v| v["steps"]["replay"]["status"].clone())
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while status(&state) != Some(serde_json::json!("running")) {
+            assert!(Instant::now() < deadline, "the step never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Time to load the plugin and enter its loop.
+        std::thread::sleep(Duration::from_secs(3));
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output(Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{signal}: {stderr}");
+        assert!(
+            stderr.contains("error: step `replay` (replay) failed: interrupted; progress is saved"),
+            "{signal}: {stderr}"
+        );
+        assert!(!stderr.contains("time limit"), "{signal}: {stderr}");
+        assert_eq!(status(&state), Some(serde_json::json!("interrupted")));
+        let resumed = test_args(&test, &["exec", "workflow.toml", "--var", "mode=ok"]).success();
+        assert!(
+            resumed.stdout().contains("2 events → 2 row mutations"),
+            "{signal}: {}",
+            resumed.stdout()
+        );
+    }
+}
+
+/// Partition 0 runs ahead in time and comes first in the file; partition 1
+/// is behind. Green replays a prefix of the log (it lags). Whatever the
+/// batch size, green's watermark is what *both* partitions reached, so the
+/// compare as of it finds blue and green equal.
+#[test]
+fn the_watermark_covers_every_partition_at_any_batch_size() {
+    let line = |p: i32, offset: i64, time: i64| {
+        format!(
+            "{{\"partition\":{p},\"offset\":{offset},\"timestamp\":{time},\"value\":\"v{offset}\"}}\n"
+        )
+    };
+    let mut log: Vec<String> = (0..10).map(|i| line(0, i, 1000 + i)).collect();
+    log.extend((0..10).map(|i| line(1, 100 + i, 500 + i)));
+    let mut watermarks = Vec::new();
+    for batch in [1, 5, 1000] {
+        let test = Test::new()
+            .workflow(&format!(
+                r#"[workflow]
+name = "aligned"
+
+[source.full]
+kind = "file"
+path = "full.ndjson"
+
+[source.prefix]
+kind = "file"
+path = "prefix.ndjson"
+
+[store.blue]
+kind = "sqlite"
+path = "blue.sqlite"
+tables = ["t"]
+
+[store.green]
+kind = "sqlite"
+path = "green.sqlite"
+tables = ["t"]
+
+[plugin.t]
+wasm = "{}"
+
+[[step]]
+id = "blue"
+kind = "replay"
+source = "full"
+transform = "t"
+into = "blue"
+
+[[step]]
+id = "green"
+kind = "replay"
+source = "prefix"
+transform = "t"
+into = "green"
+batch_size = {batch}
+
+[[step]]
+id = "compare"
+kind = "compare"
+blue = "blue"
+green = "green"
+tables = ["t"]
+recheck_after = "0s"
+"#,
+                wasm("tests/plugins/misbehave").display()
+            ))
+            .file("full.ndjson", &log.concat())
+            .file("prefix.ndjson", &log[..15].concat());
+        let run = test_args(&test, &["exec", "workflow.toml"]);
+        assert_eq!(run.code(), 0, "batch {batch}: {}", run.stderr());
+        let green = rusqlite::Connection::open(test.dir().join("green.sqlite")).unwrap();
+        let watermark: i64 = green
+            .query_row(
+                "SELECT value FROM sy_meta WHERE key = 'watermark'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        watermarks.push(watermark);
+        assert!(
+            run.stdout()
+                .contains("0 mismatched, 0 only in blue, 0 only in green"),
+            "batch {batch}: {}",
+            run.stdout()
+        );
+    }
+    assert_eq!(watermarks, vec![504, 504, 504], "partition 1 reached 504");
+}
+
+/// `qty` 2 then 10 at one millisecond: the later write wins, in SQLite
+/// and in HBase alike.
+#[test]
+fn a_tie_at_one_version_goes_to_the_later_event_in_every_store() {
+    let hbase = switchyard_tests::hbase::HbaseEmulator::start();
+    let test = Test::new()
+        .workflow(&format!(
+            r#"[workflow]
+name = "ties"
+
+[source.log]
+kind = "file"
+path = "events.ndjson"
+
+[store.sqlite]
+kind = "sqlite"
+path = "ties.sqlite"
+tables = ["t"]
+
+[store.hbase]
+kind = "hbase"
+thrift = "{}"
+tables = {{ t = ["d"] }}
+
+[plugin.t]
+wasm = "{}"
+config = {{ key = "order-7" }}
+
+[[step]]
+id = "sqlite"
+kind = "replay"
+source = "log"
+transform = "t"
+into = "sqlite"
+
+[[step]]
+id = "hbase"
+kind = "replay"
+source = "log"
+transform = "t"
+into = "hbase"
+"#,
+            hbase.addr(),
+            wasm("tests/plugins/misbehave").display()
+        ))
+        .file(
+            "events.ndjson",
+            "{\"offset\":0,\"timestamp\":1000,\"value\":\"2\"}\n{\"offset\":1,\"timestamp\":1000,\"value\":\"10\"}\n",
+        );
+    test_args(&test, &["exec", "workflow.toml"]).success();
+    let workflow =
+        switchyard_runner::workflow::load(&test.dir().join("workflow.toml"), &Default::default())
+            .unwrap();
+    for store in ["sqlite", "hbase"] {
+        let mut s = switchyard_runner::store::open(&workflow, store).unwrap();
+        let row = s.get("t", &[b"order-7".to_vec()], None).unwrap()[0]
+            .clone()
+            .expect("the row");
+        assert_eq!(row.cells[0].value, b"10", "{store}");
+    }
 }

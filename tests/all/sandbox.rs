@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use switchyard_runner::model::Event;
 use switchyard_runner::plugin::{
-    Grants, Limits, PluginEngine, PluginFailure, PluginSource, PluginSpec, TransformPlugin,
+    Grants, Limits, OutputLimits, PluginEngine, PluginFailure, PluginSource, PluginSpec,
+    TransformPlugin,
 };
 use switchyard_tests::plugins::wasm;
 
@@ -51,6 +52,7 @@ fn quick() -> Limits {
     Limits {
         memory_bytes: 16 << 20,
         timeout: Duration::from_millis(300),
+        output: OutputLimits::for_memory(16 << 20),
     }
 }
 
@@ -148,4 +150,38 @@ fn opening_a_connection_is_denied() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn random_numbers_are_denied_but_a_hash_map_works_and_is_the_same_every_time() {
+    let err = run("random", quick(), Grants::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PluginFailure::Denied {
+                capability: "random",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let granted = Grants {
+        random: true,
+        ..Grants::default()
+    };
+    assert_eq!(run("random", quick(), granted).unwrap(), 4);
+    // A hash map's seed is fixed, not denied: the same rows every time.
+    let rows = || {
+        let engine = PluginEngine::new().unwrap();
+        let plugin =
+            TransformPlugin::load(&engine, &spec("hashmap", quick(), Grants::default())).unwrap();
+        format!(
+            "{:?}",
+            plugin
+                .instance()
+                .transform(&events(&["misbehave"]))
+                .unwrap()
+        )
+    };
+    assert_eq!(rows(), rows());
 }

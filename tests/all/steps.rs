@@ -19,10 +19,12 @@ path = "events.ndjson"
 [store.blue]
 kind = "sqlite"
 path = "blue.sqlite"
+tables = ["messages"]
 
 [store.green]
 kind = "sqlite"
 path = "green.sqlite"
+tables = ["messages"]
 
 [plugin.rmu]
 wasm = "{transform}"
@@ -66,7 +68,7 @@ green = "green"
 tables = ["messages"]
 check = "check"
 recheck_after = "0s"
-sample = 2
+examples = 2
 "#,
         transform = wasm("plugins/chat-transform").display(),
         check = wasm("plugins/chat-check").display(),
@@ -100,7 +102,7 @@ fn the_compare_gate_fails_with_examples_when_rows_differ() {
     let report =
         std::fs::read_to_string(test.dir().join(".switchyard/gate/compare-compare.json")).unwrap();
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-    assert_eq!(report["samples"].as_array().unwrap().len(), 2);
+    assert_eq!(report["examples"].as_array().unwrap().len(), 2);
     assert_eq!(report["matching"], 0);
 
     let status = Test::new()
@@ -128,5 +130,81 @@ fn with_the_writer_ignored_the_same_stores_pass_and_restore_ran_its_command() {
     assert_eq!(
         std::fs::read_to_string(test.dir().join("restore.txt")).unwrap(),
         "restoring green as of 1767225600000\n"
+    );
+}
+
+/// 300 differing keys of 3 KiB each: the counts stay exact, the report
+/// keeps 100 examples with each text cut to 1 KiB, the error quotes ten,
+/// and the state file keeps a bounded error.
+#[test]
+fn compare_keeps_bounded_examples_and_exact_counts() {
+    use switchyard_runner::model::{Cell, RowMutation};
+    use switchyard_runner::store::Store;
+    use switchyard_runner::store::sqlite::SqliteStore;
+    use switchyard_runner::workflow::schema::SqliteSync;
+
+    let test = Test::new().workflow(
+        r#"[workflow]
+name = "caps"
+
+[store.blue]
+kind = "sqlite"
+path = "blue.sqlite"
+
+[store.green]
+kind = "sqlite"
+path = "green.sqlite"
+
+[[step]]
+id = "compare"
+kind = "compare"
+blue = "blue"
+green = "green"
+tables = ["t"]
+recheck_after = "0s"
+"#,
+    );
+    for (store, value) in [("blue", "b"), ("green", "g")] {
+        let mut s = SqliteStore::open(
+            store,
+            &test.dir().join(format!("{store}.sqlite")),
+            SqliteSync::Normal,
+        )
+        .unwrap();
+        let rows: Vec<RowMutation> = (0..300)
+            .map(|i| RowMutation {
+                table: "t".into(),
+                row_key: format!("{i:04}{}", "k".repeat(3000)).into_bytes().into(),
+                cells: vec![Cell::put("d", &b"v"[..], value.as_bytes().to_vec())],
+                version: 1,
+            })
+            .collect();
+        s.apply(&rows, Some(1)).unwrap();
+    }
+    let test = test.args(&["exec", "workflow.toml", "--no-progress"]);
+    let run = test.run().expect_code(3);
+    let err = run.stderr();
+    assert!(err.contains("300 keys as of "), "{err}");
+    assert!(err.contains("300 mismatched"), "{err}");
+    assert_eq!(err.matches("(Mismatched)").count(), 10, "{err}");
+    assert!(err.contains("full report (100 examples)"), "{err}");
+    assert!(err.len() < 16 * 1024, "{} bytes of error", err.len());
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(test.dir().join(".switchyard/caps/compare-compare.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["mismatched"], 300);
+    let examples = report["examples"].as_array().unwrap();
+    assert_eq!(examples.len(), 100);
+    let key = examples[0]["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("0000kkk") && key.ends_with("… (1980 more bytes cut)"),
+        "{key}"
+    );
+    let state = std::fs::read_to_string(test.dir().join(".switchyard/caps/state.json")).unwrap();
+    assert!(
+        state.len() < 24 * 1024,
+        "state.json is {} bytes",
+        state.len()
     );
 }

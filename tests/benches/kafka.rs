@@ -226,7 +226,7 @@ impl Bench {
         let dir = self.dir.join(format!("run-{run}"));
         std::fs::create_dir_all(&dir).expect("run dir");
         let store = match &sink {
-            Sink::Null => "kind = \"null\"".to_string(),
+            Sink::Null => "kind = \"null\"\ntables = [\"messages\"]".to_string(),
             Sink::Hbase(addr) => {
                 format!(
                     "kind = \"hbase\"\nthrift = \"{addr}\"\ntables = {{ messages = [\"d\", \"m\"] }}"

@@ -15,7 +15,9 @@ use switchyard_runner::plugin::{
     Grants, Limits, PluginEngine, PluginSource, PluginSpec, TransformPlugin,
 };
 use switchyard_runner::sample::{ChatSample, write_chat};
-use switchyard_runner::source::{Source, file::FileSource};
+use switchyard_runner::source::file::{DEFAULT_MAX_EVENT, FileSource};
+use switchyard_runner::source::{BatchLimit, Source};
+use switchyard_runner::steps::replay::DEFAULT_BATCH_BYTES;
 use switchyard_runner::workflow::{self, LoadOptions};
 use switchyard_tests::plugins::wasm;
 
@@ -147,6 +149,7 @@ path = "{}"
 [store.green]
 kind = "sqlite"
 path = "{}/green.sqlite"
+tables = ["messages"]
 [plugin.t]
 wasm = "{}"
 [[step]]
@@ -194,9 +197,14 @@ into = "green"
 }
 
 fn read_all(log: &std::path::Path) -> Vec<Event> {
-    let mut source = FileSource::open("log", log).expect("open");
+    // Opening reads the file once to learn its partitions, as a replay does.
+    let mut source = FileSource::open("log", log, DEFAULT_MAX_EVENT).expect("open");
+    let limit = BatchLimit {
+        events: BATCH,
+        bytes: DEFAULT_BATCH_BYTES,
+    };
     let mut out = Vec::new();
-    while let Some(batch) = source.next_batch(BATCH).expect("read") {
+    while let Some(batch) = source.next_batch(limit).expect("read") {
         out.extend(batch.events);
     }
     out

@@ -97,6 +97,58 @@ impl Drop for Running {
     }
 }
 
+/// What a measured run did: its output, its peak resident memory and how
+/// long it took.
+pub struct Measured {
+    /// Exit status and output.
+    pub output: Output,
+    /// The program's peak resident set, in KiB.
+    pub peak_rss_kib: u64,
+    /// Wall time from start to exit.
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` to the end like [`output`], through `peak-rss` (a bin of
+/// this crate), which measures the program's own peak memory.
+pub fn measured(cmd: &Command, limit: Duration) -> Measured {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let peak_file = dir.path().join("peak");
+    let exe = std::env::current_exe().expect("test exe path");
+    // target/debug/deps/all-… → target/debug/peak-rss
+    let tool = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target dir")
+        .join("peak-rss");
+    let mut wrapped = Command::new(tool);
+    wrapped
+        .arg(&peak_file)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    let started = Instant::now();
+    let output = self::output(&mut wrapped, limit);
+    let elapsed = started.elapsed();
+    let peak_rss_kib = std::fs::read_to_string(&peak_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    Measured {
+        output,
+        peak_rss_kib,
+        elapsed,
+    }
+}
+
 fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut buf = Vec::new();

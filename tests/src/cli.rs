@@ -96,15 +96,23 @@ impl Test {
 
     /// Runs `runner` in the scratch folder.
     pub fn run(&self) -> Run {
-        let output = crate::bounded::output(
-            Command::new(runner_bin())
-                .args(&self.args)
-                .current_dir(self.dir.path())
-                .env("RUST_LOG", "warn")
-                .envs(self.env.iter().cloned()),
-            crate::bounded::LIMIT,
-        );
+        let output = crate::bounded::output(&mut self.command(), crate::bounded::LIMIT);
         Run { output }
+    }
+
+    /// Runs `runner` in the scratch folder, measuring its peak memory and
+    /// wall time; kills it past `limit`.
+    pub fn measure(&self, limit: std::time::Duration) -> crate::bounded::Measured {
+        crate::bounded::measured(&self.command(), limit)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(runner_bin());
+        cmd.args(&self.args)
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "warn")
+            .envs(self.env.iter().cloned());
+        cmd
     }
 }
 

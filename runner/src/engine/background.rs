@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::cancel::Cancel;
+use crate::cancel::Cancel;
 use crate::steps::StepError;
 use crate::steps::replay::live::Live;
 

@@ -4,27 +4,25 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
+use crate::cancel::Cancel;
 use crate::plugin::instance::{Plugin, World};
 use crate::plugin::{CheckPlugin, LoadError, PluginEngine, TransformPlugin};
 use crate::workflow::Workflow;
 
 /// The plugins of one workflow run.
 pub struct PluginRegistry {
+    stop: Cancel,
     engine: OnceLock<PluginEngine>,
     transforms: Mutex<HashMap<String, TransformPlugin>>,
     checks: Mutex<HashMap<String, CheckPlugin>>,
 }
 
-impl Default for PluginRegistry {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl PluginRegistry {
-    /// An empty registry; the wasmtime engine starts on first load.
-    pub fn new() -> Self {
+    /// An empty registry; the wasmtime engine starts on first load. Plugin
+    /// calls in progress stop when `stop` is set.
+    pub fn new(stop: Cancel) -> Self {
         PluginRegistry {
+            stop,
             engine: OnceLock::new(),
             transforms: Mutex::new(HashMap::new()),
             checks: Mutex::new(HashMap::new()),
@@ -35,7 +33,7 @@ impl PluginRegistry {
         if let Some(e) = self.engine.get() {
             return Ok(e.clone());
         }
-        let engine = PluginEngine::new().map_err(|e| LoadError::Link {
+        let engine = PluginEngine::stopped_by(self.stop.clone()).map_err(|e| LoadError::Link {
             plugin: plugin.to_string(),
             message: format!("cannot start the WebAssembly engine: {e}"),
         })?;

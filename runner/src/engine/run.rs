@@ -4,10 +4,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::background::BackgroundReplays;
-use super::cancel::Cancel;
 use super::plugins::PluginRegistry;
-use super::state::{StateError, StateFile, Status, now_ms};
+use super::state::{Owner, StateError, StateFile, Status, now_ms};
+use crate::cancel::Cancel;
 use crate::steps::{self, StepContext, StepError};
+use crate::text::{STEP_TEXT_LIMIT, bounded};
 use crate::workflow::{StepKind, Workflow};
 
 /// How to run.
@@ -80,10 +81,23 @@ pub enum EngineError {
 /// Runs (or resumes) a workflow.
 pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, EngineError> {
     let started = Instant::now();
-    let mut state = StateFile::open(&workflow.state_dir, &workflow.name)?;
+    let owner = Owner {
+        workflow: workflow.name.clone(),
+        steps: workflow.steps_fingerprint(),
+    };
+    let mut state = StateFile::open(&workflow.state_dir, &owner)?;
     if options.fresh {
         // Under the lock, so a running runner's state is never removed.
-        state.clear()?;
+        state.clear(&owner)?;
+    } else if state.other_steps(&owner) {
+        return Err(StateError::NotOurs {
+            path: workflow.state_dir.clone(),
+            why: format!(
+                "holds the state of a `{}` with other steps (ids or kinds changed since it ran); run with `--fresh` to start over, or give it a new `--state` folder",
+                workflow.name
+            ),
+        }
+        .into());
     }
     let all_done = !workflow.steps.is_empty()
         && workflow.steps.iter().all(|s| {
@@ -104,13 +118,14 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         );
     }
     state.state.fingerprint = workflow.fingerprint.clone();
+    state.state.in_progress = true;
     state.save()?;
 
     let workflow = Arc::new(workflow);
     let ctx = StepContext {
         workflow: workflow.clone(),
         state: Arc::new(Mutex::new(state)),
-        plugins: Arc::new(PluginRegistry::new()),
+        plugins: Arc::new(PluginRegistry::new(options.cancel.clone())),
         cancel: options.cancel.clone(),
         progress: options.progress,
         background: BackgroundReplays::default(),
@@ -119,6 +134,12 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     // Whatever still syncs in the background stops now, committing what the
     // store acknowledged: at the end of the workflow, on a failure, on Ctrl-C.
     let stopped = steps::stop::stop_replays(&ctx, &[]);
+    {
+        // Every file this run made is listed by now.
+        let mut sf = ctx.lock_state();
+        sf.state.in_progress = false;
+        sf.save()?;
+    }
     let mut report = result?;
     let lines = stopped.map_err(|source| EngineError::Step {
         id: "background".into(),
@@ -166,7 +187,7 @@ fn check_background(ctx: &StepContext) -> Result<(), EngineError> {
         };
         let mut sf = ctx.lock_state();
         let st = sf.step_mut(&id, "replay");
-        st.error = Some(error.to_string());
+        st.error = Some(bounded(&error.to_string(), STEP_TEXT_LIMIT));
         if let Err(e) = sf.save() {
             tracing::error!("cannot record the failure in the state folder: {e}");
         }
@@ -220,6 +241,7 @@ fn run_steps(
         st.finished_at_ms = Some(now_ms());
         match result {
             Ok(summary) => {
+                let summary = bounded(&summary, STEP_TEXT_LIMIT);
                 st.status = Status::Done;
                 st.summary = Some(summary.clone());
                 sf.save()?;
@@ -233,8 +255,11 @@ fn run_steps(
                 });
             }
             Err(source) => {
-                st.status = Status::Failed;
-                st.error = Some(source.to_string());
+                st.status = match source {
+                    StepError::Interrupted => Status::Interrupted,
+                    _ => Status::Failed,
+                };
+                st.error = Some(bounded(&source.to_string(), STEP_TEXT_LIMIT));
                 if let Err(e) = sf.save() {
                     // The step's own error matters more; the next run redoes the step anyway.
                     tracing::error!("cannot record the failure in the state folder: {e}");

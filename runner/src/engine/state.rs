@@ -3,8 +3,14 @@
 //! rename) after every step and at replay checkpoints, so a runner killed
 //! at any moment finds a consistent file on restart. A lock file keeps two
 //! runners off the same state.
+//!
+//! The folder is the runner's own: it is new or empty when a workflow
+//! first uses it, it records which workflow it belongs to (name, and a
+//! fingerprint of its steps), and it lists every file that appeared in it
+//! while the runner worked there. `--fresh` removes those files only, and
+//! refuses a folder that holds anything else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,8 @@ pub enum Status {
     Done,
     /// Failed; `exec` runs it again.
     Failed,
+    /// Stopped by Ctrl-C or SIGTERM with its progress saved; `exec` resumes it.
+    Interrupted,
 }
 
 /// The saved state of one step.
@@ -82,13 +90,34 @@ pub struct PartitionStatus {
     pub at_ms: u64,
 }
 
+/// Which workflow a state folder belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// The workflow's name.
+    pub workflow: String,
+    /// The fingerprint of its steps (ids and kinds, in order).
+    pub steps: String,
+}
+
 /// The whole state of a workflow.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// The workflow's name.
     pub workflow: String,
+    /// Fingerprint of the workflow's steps: another workflow's state is
+    /// never used.
+    #[serde(default)]
+    pub steps_fingerprint: String,
     /// Fingerprint of the workflow file when the run started.
     pub fingerprint: String,
+    /// Entries of the folder that appeared while the runner worked in it
+    /// (its own files and what its steps wrote there); `--fresh` removes
+    /// these and nothing else.
+    #[serde(default)]
+    pub made: BTreeSet<String>,
+    /// A run is working in the folder (still set after a crash).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_progress: bool,
     /// When the first run started.
     pub started_at_ms: u64,
     /// When the last step finished.
@@ -121,24 +150,76 @@ pub enum StateError {
         /// The lock file.
         path: PathBuf,
     },
+    /// The folder is not this workflow's state folder.
+    #[error("`{}` {why}", .path.display())]
+    NotOurs {
+        /// The folder.
+        path: PathBuf,
+        /// Whose it is, and what to do.
+        why: String,
+    },
 }
+
+/// Files of the runner's own in every state folder.
+const OWN: &[&str] = &["lock", "state.json", "state.json.tmp"];
 
 /// The open, locked state folder.
 pub struct StateFile {
     dir: PathBuf,
     /// The state as last saved or changed.
     pub state: State,
+    /// Entries that were in the folder, not made by the runner, when it
+    /// was opened; never adopted.
+    foreign: BTreeSet<String>,
     _lock: File,
 }
 
+/// The names in `dir`.
+fn entries(dir: &Path) -> Result<BTreeSet<String>, StateError> {
+    let list = std::fs::read_dir(dir).map_err(|e| StateError::Io {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(list
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect())
+}
+
+/// `a`, `b` and 3 more.
+fn listed(names: &BTreeSet<String>) -> String {
+    let shown: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
+    match names.len().saturating_sub(5) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
 impl StateFile {
-    /// Opens (creating) the folder, takes the lock, reads the state.
-    pub fn open(dir: &Path, workflow: &str) -> Result<Self, StateError> {
+    /// Opens (creating) the folder, takes the lock, reads the state. A
+    /// folder that holds files but no state, or the state of another
+    /// workflow, is refused.
+    pub fn open(dir: &Path, owner: &Owner) -> Result<Self, StateError> {
         let io = |path: &Path, e: std::io::Error| StateError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let before = entries(dir)?;
+        let stray: BTreeSet<String> = before
+            .iter()
+            .filter(|n| !OWN.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        if !before.contains("state.json") && !stray.is_empty() {
+            return Err(StateError::NotOurs {
+                path: dir.to_path_buf(),
+                why: format!(
+                    "holds files but no Switchyard state ({}); give `--state` a new or empty folder",
+                    listed(&stray)
+                ),
+            });
+        }
         let lock_path = dir.join("lock");
         let lock = File::create(&lock_path).map_err(|e| io(&lock_path, e))?;
         match lock.try_lock() {
@@ -149,50 +230,92 @@ impl StateFile {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, e)),
         }
         let state = read(dir)?.unwrap_or_else(|| State {
-            workflow: workflow.to_string(),
+            workflow: owner.workflow.clone(),
+            steps_fingerprint: owner.steps.clone(),
             started_at_ms: now_ms(),
             ..State::default()
         });
+        if state.workflow != owner.workflow {
+            return Err(StateError::NotOurs {
+                path: dir.to_path_buf(),
+                why: format!(
+                    "holds the state of workflow `{}`, not of `{}`; give this workflow its own `--state` folder",
+                    state.workflow, owner.workflow
+                ),
+            });
+        }
+        // A run that was killed left files it had no time to list: they
+        // are its own. Otherwise what is there unlisted is somebody else's.
+        let foreign = if state.in_progress {
+            BTreeSet::new()
+        } else {
+            stray
+                .into_iter()
+                .filter(|n| !state.made.contains(n))
+                .collect()
+        };
         Ok(StateFile {
             dir: dir.to_path_buf(),
             state,
+            foreign,
             _lock: lock,
         })
     }
 
-    /// Empties the folder (all but the lock, which stays held) and starts
-    /// a new state. Refuses a folder that holds files but no `state.json`:
-    /// `--state` pointed somewhere that is not a state folder.
-    pub fn clear(&mut self) -> Result<(), StateError> {
+    /// Whether the saved state was written by a workflow with other steps
+    /// (an older one may have none recorded).
+    pub fn other_steps(&self, owner: &Owner) -> bool {
+        !self.state.steps_fingerprint.is_empty() && self.state.steps_fingerprint != owner.steps
+    }
+
+    /// Removes what the runner made in the folder (all but the lock, which
+    /// stays held) and starts a new state. Refuses a folder that holds
+    /// anything the runner did not make.
+    pub fn clear(&mut self, owner: &Owner) -> Result<(), StateError> {
         let io = |path: &Path, e: std::io::Error| StateError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
-        let entries: Vec<_> = std::fs::read_dir(&self.dir)
-            .map_err(|e| io(&self.dir, e))?
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name() != "lock")
-            .collect();
-        if !entries.is_empty() && !self.dir.join("state.json").exists() {
-            return Err(StateError::Io {
+        if !self.foreign.is_empty() {
+            return Err(StateError::NotOurs {
                 path: self.dir.clone(),
-                message: "refusing to clear for --fresh: the folder holds files but no state.json, so it is not a Switchyard state folder".into(),
+                why: format!(
+                    "holds files the runner did not make ({}); refusing to clear it for `--fresh`: move them away first",
+                    listed(&self.foreign)
+                ),
             });
         }
-        for entry in entries {
-            let path = entry.path();
-            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
+        let made = std::mem::take(&mut self.state.made);
+        for name in made
+            .iter()
+            .map(String::as_str)
+            .chain(["state.json", "state.json.tmp"])
+        {
+            let path = self.dir.join(name);
+            let removed = match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+                Ok(_) => std::fs::remove_file(&path),
+                Err(_) => continue,
             };
             removed.map_err(|e| io(&path, e))?;
         }
         self.state = State {
-            workflow: self.state.workflow.clone(),
+            workflow: owner.workflow.clone(),
+            steps_fingerprint: owner.steps.clone(),
             started_at_ms: now_ms(),
             ..State::default()
         };
+        Ok(())
+    }
+
+    /// Lists as the runner's what appeared in the folder since it was
+    /// opened (stores, reports, what the steps wrote).
+    fn adopt(&mut self) -> Result<(), StateError> {
+        for name in entries(&self.dir)? {
+            if !OWN.contains(&name.as_str()) && !self.foreign.contains(&name) {
+                self.state.made.insert(name);
+            }
+        }
         Ok(())
     }
 
@@ -202,7 +325,8 @@ impl StateFile {
     }
 
     /// Writes the state atomically.
-    pub fn save(&self) -> Result<(), StateError> {
+    pub fn save(&mut self) -> Result<(), StateError> {
+        self.adopt()?;
         let path = self.dir.join("state.json");
         let tmp = self.dir.join("state.json.tmp");
         let io = |e: std::io::Error| StateError::Io {
@@ -276,39 +400,91 @@ pub fn now_ms() -> u64 {
 mod tests {
     use super::*;
 
+    fn owner(name: &str) -> Owner {
+        Owner {
+            workflow: name.into(),
+            steps: format!("steps of {name}"),
+        }
+    }
+
     #[test]
     fn state_survives_a_reopen_and_the_lock_excludes_a_second_runner() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = StateFile::open(dir.path(), "w").unwrap();
+        let w = owner("w");
+        let mut s = StateFile::open(dir.path(), &w).unwrap();
         s.step_mut("a", "shell").status = Status::Done;
         s.state.restore_points.insert("green".into(), 42);
+        std::fs::write(dir.path().join("blue.sqlite"), "x").unwrap();
         s.save().unwrap();
         assert!(matches!(
-            StateFile::open(dir.path(), "w"),
+            StateFile::open(dir.path(), &w),
             Err(StateError::Locked { .. })
         ));
         drop(s);
-        let mut again = StateFile::open(dir.path(), "w").unwrap();
+        let mut again = StateFile::open(dir.path(), &w).unwrap();
         assert_eq!(again.state.steps["a"].status, Status::Done);
         assert_eq!(again.state.restore_points["green"], 42);
-        std::fs::write(dir.path().join("blue.sqlite"), "x").unwrap();
-        again.clear().unwrap();
+        again.clear(&w).unwrap();
         assert!(again.state.steps.is_empty());
         assert!(!dir.path().join("blue.sqlite").exists());
         assert!(dir.path().join("lock").exists());
     }
 
     #[test]
-    fn clearing_refuses_a_folder_that_is_not_a_state_folder() {
+    fn a_folder_that_is_not_a_state_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("precious.txt"), "keep").unwrap();
-        let mut s = StateFile::open(dir.path(), "w").unwrap();
+        let err = StateFile::open(dir.path(), &owner("w")).err().unwrap();
         assert!(
-            s.clear()
-                .unwrap_err()
-                .to_string()
-                .contains("refusing to clear")
+            err.to_string()
+                .contains("holds files but no Switchyard state (`precious.txt`)"),
+            "{err}"
         );
         assert!(dir.path().join("precious.txt").exists());
+    }
+
+    #[test]
+    fn fresh_removes_only_what_the_runner_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = owner("w");
+        let mut s = StateFile::open(dir.path(), &w).unwrap();
+        std::fs::write(dir.path().join("green.sqlite"), "x").unwrap();
+        s.save().unwrap();
+        drop(s);
+        // Dropped in between runs: not the runner's.
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let mut s = StateFile::open(dir.path(), &w).unwrap();
+        s.save().unwrap();
+        let err = s.clear(&w).unwrap_err().to_string();
+        assert!(err.contains("did not make (`notes.txt`)"), "{err}");
+        assert!(dir.path().join("green.sqlite").exists());
+        std::fs::remove_file(dir.path().join("notes.txt")).unwrap();
+        drop(s);
+        let mut s = StateFile::open(dir.path(), &w).unwrap();
+        s.clear(&w).unwrap();
+        assert!(!dir.path().join("green.sqlite").exists());
+    }
+
+    #[test]
+    fn another_workflows_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = StateFile::open(dir.path(), &owner("a")).unwrap();
+        s.save().unwrap();
+        drop(s);
+        let err = StateFile::open(dir.path(), &owner("b")).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("holds the state of workflow `a`, not of `b`"),
+            "{err}"
+        );
+        let same_name = Owner {
+            workflow: "a".into(),
+            steps: "other steps".into(),
+        };
+        assert!(
+            StateFile::open(dir.path(), &same_name)
+                .unwrap()
+                .other_steps(&same_name)
+        );
     }
 }

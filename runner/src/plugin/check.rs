@@ -27,7 +27,7 @@ impl Instance<Check> {
         let at = match pairs {
             [one] => Input::Key {
                 table: one.table.clone(),
-                key: String::from_utf8_lossy(&one.row_key).into_owned(),
+                key: crate::text::foreign_bytes(&one.row_key),
             },
             _ => Input::Keys { count: pairs.len() },
         };
@@ -37,7 +37,7 @@ impl Instance<Check> {
                 .call_check(store, pairs)
         });
         match verdicts {
-            Ok(v) if v.len() == pairs.len() => Ok(v),
+            Ok(v) if v.len() == pairs.len() => Ok(v.into_iter().map(bounded).collect()),
             Ok(v) => Err(PluginFailure::Contract {
                 plugin: self.name().to_string(),
                 what: format!(
@@ -58,5 +58,14 @@ impl Instance<Check> {
             }
             Err(failure) => Err(failure),
         }
+    }
+}
+
+/// A verdict with what the plugin said in it bounded and on one line.
+fn bounded(verdict: Result<Verdict, types::PluginError>) -> Result<Verdict, types::PluginError> {
+    match verdict {
+        Ok(Verdict::Different(why)) => Ok(Verdict::Different(crate::text::foreign(&why))),
+        Ok(other) => Ok(other),
+        Err(e) => Err(super::error::bounded(e)),
     }
 }

@@ -1,10 +1,13 @@
-//! The one wasmtime engine every plugin runs on, and its deadline clock.
+//! The one wasmtime engine every plugin runs on, and its epoch ticker.
 
 use std::time::Duration;
 
 use wasmtime::{Config, Engine};
 
-/// How often the epoch advances; a call's deadline is counted in these.
+use crate::cancel::Cancel;
+
+/// How often the epoch advances: how often a running call looks at its
+/// deadline and at the stop signal.
 const TICK: Duration = Duration::from_millis(10);
 
 /// The shared engine: compiled code and configuration live here; every task
@@ -12,12 +15,19 @@ const TICK: Duration = Duration::from_millis(10);
 #[derive(Clone)]
 pub struct PluginEngine {
     engine: Engine,
+    stop: Cancel,
 }
 
 impl PluginEngine {
     /// Creates the engine and starts the thread that advances its epoch,
     /// which is what interrupts a plugin that runs past its deadline.
     pub fn new() -> wasmtime::Result<Self> {
+        Self::stopped_by(Cancel::default())
+    }
+
+    /// Like [`PluginEngine::new`]; calls in progress stop when `stop` is set
+    /// (Ctrl-C, SIGTERM).
+    pub fn stopped_by(stop: Cancel) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -35,7 +45,7 @@ impl PluginEngine {
                     std::thread::sleep(TICK);
                 }
             })?;
-        Ok(PluginEngine { engine })
+        Ok(PluginEngine { engine, stop })
     }
 
     /// The wasmtime engine.
@@ -43,9 +53,8 @@ impl PluginEngine {
         &self.engine
     }
 
-    /// Epoch ticks that cover `timeout` (at least one whole tick more, as
-    /// the current tick may be about to end).
-    pub fn ticks(timeout: Duration) -> u64 {
-        (timeout.as_millis() / TICK.as_millis()) as u64 + 1
+    /// The signal that stops calls in progress.
+    pub fn stop(&self) -> &Cancel {
+        &self.stop
     }
 }

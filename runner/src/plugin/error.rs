@@ -104,7 +104,8 @@ pub enum PluginFailure {
     },
     /// Asked for a capability the workflow does not grant.
     #[error(
-        "plugin `{plugin}` tried to use the {capability} {at}, which the workflow does not grant{hint}"
+        "plugin `{plugin}` tried to use {} {at}, which the workflow does not grant{hint}",
+        capability_words(.capability)
     )]
     Denied {
         /// Plugin name.
@@ -116,7 +117,43 @@ pub enum PluginFailure {
         /// Where.
         at: Input,
     },
-    /// Trapped: a panic, an out-of-bounds access, a stack overflow.
+    /// Passed more data to the host in one call than its output allows
+    /// (wasmtime's hostcall fuel, set from `max_output`).
+    #[error(
+        "plugin `{plugin}` passed more than {} to the host in one call {at}; raise `max_output` in [plugin.{plugin}] if that is legitimate, or lower the step's `batch_size`",
+        show_size(*.limit)
+    )]
+    Output {
+        /// Plugin name.
+        plugin: String,
+        /// The limit in bytes.
+        limit: u64,
+        /// Where.
+        at: Input,
+    },
+    /// Recursed deeper than the stack allows.
+    #[error(
+        "plugin `{plugin}` overflowed its stack {at} (too deep a recursion); make the plugin iterate instead of recursing{}",
+        output_suffix(.output)
+    )]
+    StackOverflow {
+        /// Plugin name.
+        plugin: String,
+        /// The end of what the plugin printed.
+        output: String,
+        /// Where.
+        at: Input,
+    },
+    /// Stopped because the runner is stopping (Ctrl-C, SIGTERM): neither
+    /// the plugin's fault nor its input's.
+    #[error("plugin `{plugin}` was stopped {at} because the runner is stopping")]
+    Interrupted {
+        /// Plugin name.
+        plugin: String,
+        /// Where.
+        at: Input,
+    },
+    /// Trapped: a panic, an out-of-bounds access, an unreachable.
     #[error("plugin `{plugin}` trapped {at}: {trap}{}", output_suffix(.output))]
     Trap {
         /// Plugin name.
@@ -156,10 +193,21 @@ impl PluginFailure {
             | PluginFailure::Memory { at, .. }
             | PluginFailure::Denied { at, .. }
             | PluginFailure::Trap { at, .. }
+            | PluginFailure::Output { at, .. }
+            | PluginFailure::StackOverflow { at, .. }
+            | PluginFailure::Interrupted { at, .. }
             | PluginFailure::Contract { at, .. } => *at = input,
             PluginFailure::Config { .. } => {}
         }
         self
+    }
+}
+
+/// A capability as a sentence names it.
+fn capability_words(capability: &str) -> String {
+    match capability {
+        "random" => "random numbers".to_string(),
+        other => format!("the {other}"),
     }
 }
 
@@ -168,6 +216,27 @@ fn output_suffix(output: &str) -> String {
         String::new()
     } else {
         format!("; it printed: {output}")
+    }
+}
+
+/// What a plugin said, bounded and on one line (see [`crate::text`]): the
+/// form in which the host keeps it.
+pub fn bounded(e: types::PluginError) -> types::PluginError {
+    use crate::text::foreign;
+    use types::PluginError as E;
+    match e {
+        E::Malformed(m) => E::Malformed(foreign(&m)),
+        E::Unsupported(m) => E::Unsupported(foreign(&m)),
+        E::Config(m) => E::Config(foreign(&m)),
+        E::Other(m) => E::Other(foreign(&m)),
+    }
+}
+
+/// The text of a plugin-reported error.
+pub fn message(e: &types::PluginError) -> &str {
+    use types::PluginError as E;
+    match e {
+        E::Malformed(m) | E::Unsupported(m) | E::Config(m) | E::Other(m) => m,
     }
 }
 

@@ -8,15 +8,16 @@
 
 use std::sync::Arc;
 
-use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
+use wasmtime::{Store, UpdateDeadline};
 
 use super::PluginSpec;
 use super::bindings::types;
+use super::deadline::Stopped;
 use super::engine::PluginEngine;
 use super::error::{Input, LoadError, PluginFailure};
 use super::limits::{Limits, MemoryLimitHit};
-use super::load::component_bytes;
+use super::load::{component_bytes, describe_invalid};
 use super::sandbox::{self, CapabilityDenied, Grants, HostState};
 
 /// One plugin world as the host sees it; implemented for each `bindgen!`
@@ -106,7 +107,7 @@ impl<W: World> Plugin<W> {
             Component::new(engine.engine(), &bytes).map_err(|e| LoadError::Invalid {
                 plugin: spec.name.clone(),
                 path: path.clone(),
-                message: e.to_string(),
+                message: describe_invalid(&bytes, &e),
             })?;
         let exports: Vec<String> = component
             .component_type()
@@ -162,6 +163,11 @@ impl<W: World> Plugin<W> {
         &self.shared.name
     }
 
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
     /// The sha256 of the component that was loaded (for pinning).
     pub fn sha256(&self) -> &str {
         &self.shared.sha256
@@ -188,6 +194,11 @@ impl<W: World> Instance<W> {
         self.plugin.name()
     }
 
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &Limits {
+        self.plugin.limits()
+    }
+
     /// Runs `f` against the live instance (starting one if needed) under the
     /// plugin's deadline, and turns whatever the sandbox stopped into a
     /// [`PluginFailure`] about `at`.
@@ -203,8 +214,14 @@ impl<W: World> Instance<W> {
             unreachable!("instance was just started");
         };
         store.data().output.clear();
-        store.set_epoch_deadline(PluginEngine::ticks(self.plugin.shared.limits.timeout));
-        match f(bindings, store) {
+        store
+            .data_mut()
+            .clock
+            .start(self.plugin.shared.limits.timeout);
+        store.set_epoch_deadline(1);
+        let result = f(bindings, store);
+        store.data_mut().log.end_call();
+        match result {
             Ok(r) => Ok(r),
             Err(e) => {
                 let output = store.data().output.text();
@@ -218,22 +235,49 @@ impl<W: World> Instance<W> {
     fn start(&self) -> Result<(Store<HostState>, W), PluginFailure> {
         let shared = &self.plugin.shared;
         let fail = |e: wasmtime::Error, output: String| classify(shared, e, output, Input::Init);
-        let state = HostState::new(shared.name.clone(), &shared.grants, &shared.limits)
-            .map_err(|e| fail(e, String::new()))?;
+        let state = HostState::new(
+            shared.name.clone(),
+            &shared.grants,
+            &shared.limits,
+            shared.engine.stop().clone(),
+        )
+        .map_err(|e| fail(e, String::new()))?;
         let mut store = Store::new(shared.engine.engine(), state);
         store.limiter(|s| s.limiter());
-        store.set_epoch_deadline(PluginEngine::ticks(shared.limits.timeout));
+        // What the guest may hand the host in one call (lifted lists and
+        // strings) is bounded by the plugin's output budget.
+        let fuel = usize::try_from(shared.limits.output.bytes_per_batch).unwrap_or(usize::MAX);
+        store.set_hostcall_fuel(fuel);
+        // Every epoch tick, a running call looks at its wall-clock deadline
+        // and at the stop signal.
+        store.epoch_deadline_callback(|store| {
+            store.data().clock.check()?;
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.data_mut().clock.start(shared.limits.timeout);
+        store.set_epoch_deadline(1);
         let bindings = W::instantiate(&shared.pre, &mut store)
             .map_err(|e| fail(e, store.data().output.text()))?;
-        match bindings.init(&mut store, &shared.config) {
+        let init = bindings.init(&mut store, &shared.config);
+        store.data_mut().log.end_call();
+        match init {
             Ok(Ok(())) => Ok((store, bindings)),
             Ok(Err(error)) => Err(PluginFailure::Config {
                 plugin: shared.name.to_string(),
-                error,
+                error: super::error::bounded(error),
             }),
             Err(e) => Err(fail(e, store.data().output.text())),
         }
     }
+}
+
+/// Whether a trap's backtrace (wasmtime keeps its 20 innermost frames) is
+/// runaway recursion: every frame one of at most two functions.
+fn recursion(frames: &[wasmtime::FrameInfo]) -> bool {
+    let mut functions: Vec<u32> = frames.iter().map(|f| f.func_index()).collect();
+    functions.sort_unstable();
+    functions.dedup();
+    frames.len() >= 20 && functions.len() <= 2
 }
 
 /// Names what stopped a plugin.
@@ -244,6 +288,17 @@ fn classify<W: World>(
     at: Input,
 ) -> PluginFailure {
     let plugin = shared.name.to_string();
+    match e.downcast_ref::<Stopped>() {
+        Some(Stopped::Deadline) => {
+            return PluginFailure::Deadline {
+                plugin,
+                timeout: shared.limits.timeout,
+                at,
+            };
+        }
+        Some(Stopped::Interrupted) => return PluginFailure::Interrupted { plugin, at },
+        None => {}
+    }
     if let Some(hit) = e.downcast_ref::<MemoryLimitHit>() {
         return PluginFailure::Memory {
             plugin,
@@ -256,12 +311,36 @@ fn classify<W: World>(
             "clock" => "; grant it with `clock = true` in the plugin's section",
             "environment" => "; pass variables with `env = [\"NAME\"]` in the plugin's section",
             "filesystem" => "; grant folders with `read_dirs = [\"path\"]` in the plugin's section",
+            "random" => {
+                "; versions and keys must come from the event, so that a replay gives the same rows (grant it with `random = true` if the plugin's output does not depend on it)"
+            }
             _ => "; plugins have no network access",
         };
         return PluginFailure::Denied {
             plugin,
             capability: denied.capability,
             hint,
+            at,
+        };
+    }
+    // wasmtime's error for it is private; its words are what is left.
+    if error_chain(&e).contains("fuel allocated for hostcalls has been exhausted") {
+        return PluginFailure::Output {
+            plugin,
+            limit: shared.limits.output.bytes_per_batch,
+            at,
+        };
+    }
+    // Rust keeps a guest's locals on a stack in linear memory: overflowing
+    // it reads out of bounds, not past wasmtime's stack limit. A trap under
+    // a full backtrace of one or two functions is recursion either way.
+    let deep = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .is_some_and(|bt| recursion(bt.frames()));
+    if deep || matches!(e.downcast_ref(), Some(wasmtime::Trap::StackOverflow)) {
+        return PluginFailure::StackOverflow {
+            plugin,
+            output: panic_message(&output),
             at,
         };
     }
@@ -287,12 +366,14 @@ fn classify<W: World>(
 }
 
 /// The useful part of what a plugin printed before it trapped: the last
-/// panic message if there is one, else the last line.
+/// panic message if there is one, else the last line; bounded and on one
+/// line like anything else a plugin says.
 fn panic_message(output: &str) -> String {
-    if let Some(i) = output.rfind("panicked at ") {
-        return output[i..].replace('\n', " ").trim().to_string();
-    }
-    output.lines().last().unwrap_or("").trim().to_string()
+    let said = match output.rfind("panicked at ") {
+        Some(i) => output[i..].replace('\n', " ").trim().to_string(),
+        None => output.lines().last().unwrap_or("").trim().to_string(),
+    };
+    crate::text::foreign(&said)
 }
 
 /// An error and its causes on one line.

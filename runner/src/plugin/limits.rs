@@ -1,21 +1,69 @@
-//! What a plugin may use: memory and time per call.
+//! What a plugin may use: memory and time per call, and how much the host
+//! takes back from one call.
 
 use std::time::Duration;
 
-/// Limits set by `[plugin.NAME]` (`memory_limit`, `timeout`).
+/// Limits set by `[plugin.NAME]` (`memory_limit`, `timeout`, `max_output`
+/// and the `max_rows_…`/`max_cells_…` caps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Linear memory of one instance, in bytes.
     pub memory_bytes: u64,
     /// Wall time of one call (one batch).
     pub timeout: Duration,
+    /// What the host materialises from one call's answer.
+    pub output: OutputLimits,
 }
+
+/// The default memory limit of an instance.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+/// The default time limit of a call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The shortest time limit a call may have (a few epoch ticks).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+/// The longest time limit a call may have.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            memory_bytes: 64 << 20,
-            timeout: Duration::from_secs(5),
+            memory_bytes: DEFAULT_MEMORY,
+            timeout: DEFAULT_TIMEOUT,
+            output: OutputLimits::for_memory(DEFAULT_MEMORY),
+        }
+    }
+}
+
+/// Bounds on what the host builds from a plugin's answer. A plugin inside
+/// its memory limit can still describe far more than it holds (many rows
+/// sharing one range of cells, many cells sharing one value), so the host
+/// counts what it would build — every row's share, each time it is used —
+/// and stops at these bounds with a contract error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Bytes one call's answer may become on the host (`max_output`;
+    /// default twice the memory limit). Also the most data the plugin may
+    /// pass to the host in one call (wasmtime's hostcall fuel).
+    pub bytes_per_batch: u64,
+    /// Rows one event may become (`max_rows_per_event`).
+    pub rows_per_event: u64,
+    /// Cells one event's rows may hold in all (`max_cells_per_event`).
+    pub cells_per_event: u64,
+    /// Rows one batch may become (`max_rows_per_batch`).
+    pub rows_per_batch: u64,
+    /// Cells one batch's rows may hold in all (`max_cells_per_batch`).
+    pub cells_per_batch: u64,
+}
+
+impl OutputLimits {
+    /// The defaults for an instance with `memory_bytes` of memory.
+    pub fn for_memory(memory_bytes: u64) -> Self {
+        OutputLimits {
+            bytes_per_batch: memory_bytes.saturating_mul(2),
+            rows_per_event: 1_000,
+            cells_per_event: 10_000,
+            rows_per_batch: 100_000,
+            cells_per_batch: 1_000_000,
         }
     }
 }

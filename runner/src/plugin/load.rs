@@ -51,6 +51,63 @@ pub fn component_bytes(
     Ok((bytes, path))
 }
 
+/// Why `bytes` are not a component wasmtime accepts, in words a plugin
+/// author can act on.
+pub fn describe_invalid(bytes: &[u8], error: &wasmtime::Error) -> String {
+    const MAGIC: &[u8] = b"\0asm";
+    const MODULE: [u8; 4] = [1, 0, 0, 0];
+    if bytes.len() < 8 || !bytes.starts_with(MAGIC) {
+        return format!(
+            "it is not WebAssembly at all ({} bytes that do not start with `\\0asm`); point `wasm` at the `.wasm` a plugin build produced",
+            bytes.len()
+        );
+    }
+    if bytes[4..8] == MODULE {
+        return format!(
+            "it is a core WebAssembly module, not a component; build the plugin with `cargo build --release --target {TARGET}` (which makes a component), or wrap the module with `wasm-tools component new`"
+        );
+    }
+    let detail = error
+        .chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ");
+    if detail.contains("unexpected end") || detail.contains("out of bounds") {
+        return format!(
+            "it is cut short ({} bytes; {detail}); build it again or copy it whole",
+            bytes.len()
+        );
+    }
+    detail
+}
+
+/// The names a component exports at its top level (its interfaces), read
+/// without compiling it; an error says why the bytes are not a component.
+pub fn exports(bytes: &[u8]) -> Result<Vec<String>, String> {
+    use wasmparser::{Parser, Payload};
+    if bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[4..8] == [1, 0, 0, 0] {
+        return Err(format!(
+            "it is a core WebAssembly module, not a component; build the plugin with `cargo build --release --target {TARGET}`"
+        ));
+    }
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("it is not a valid component: {e}"))? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| format!("it is not a valid component: {e}"))?;
+                    names.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -3,10 +3,13 @@
 //!
 //! Rust's standard library on wasm32-wasip2 imports the WASI interfaces it
 //! may need, so they are all linked, but the workflow grants nothing by
-//! default: no preopened directories, no environment, no network, no clock.
-//! Reading the clock, the environment or the network without a grant traps
-//! with [`CapabilityDenied`], which names the capability, instead of quietly
-//! handing the plugin something it could come to depend on.
+//! default: no preopened directories, no environment, no network, no clock,
+//! no random numbers. Using one without a grant traps with
+//! [`CapabilityDenied`], which names the capability, instead of quietly
+//! handing the plugin something it could come to depend on. (The seed of
+//! hash maps is not denied but fixed, so a plugin that uses a `HashMap`
+//! still gives the same answer every time.) The host calls that could wait
+//! past a call's deadline are replaced (see `hostcalls`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,18 +19,28 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host;
+use super::deadline::CallClock;
 use super::limits::{Limits, MemoryLimiter};
+use super::log::PluginLog;
 use super::output::OutputTail;
+use crate::cancel::Cancel;
 
 /// The WASI release whose interfaces wasmtime-wasi links; the denials below
 /// replace functions under these exact names.
-const WASI_VERSION: &str = "0.2.12";
+pub const WASI_VERSION: &str = "0.2.12";
 
-/// What a workflow grants one plugin (`[plugin.NAME]` `clock`, `env`, `read_dirs`).
+/// The most random bytes a plugin granted `random` may ask for at once.
+const RANDOM_BYTES_PER_CALL: u64 = 1 << 20;
+
+/// What a workflow grants one plugin (`[plugin.NAME]` `clock`, `random`,
+/// `env`, `read_dirs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     /// The wall and monotonic clocks.
     pub clock: bool,
+    /// Random numbers (which make a transform give different rows for the
+    /// same event, so replays would no longer agree).
+    pub random: bool,
     /// Environment variables passed in, by name and value.
     pub env: Vec<(String, String)>,
     /// The environment is granted even if none of the listed variables is
@@ -41,30 +54,42 @@ pub struct Grants {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{capability} access is not granted")]
 pub struct CapabilityDenied {
-    /// `clock`, `environment`, `filesystem` or `network`.
+    /// `clock`, `random`, `environment`, `filesystem` or `network`.
     pub capability: &'static str,
 }
 
 /// The data of one plugin instance's store.
 pub struct HostState {
-    plugin: Arc<str>,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
     /// What the plugin printed, for trap reports.
     pub output: OutputTail,
+    /// The deadline of the call in progress.
+    pub clock: CallClock,
+    /// The plugin's lines in the runner's log.
+    pub log: PluginLog,
 }
 
 impl HostState {
-    /// Builds the sandbox of one instance.
-    pub fn new(plugin: Arc<str>, grants: &Grants, limits: &Limits) -> wasmtime::Result<Self> {
+    /// Builds the sandbox of one instance; its calls stop when `stop` is set.
+    pub fn new(
+        plugin: Arc<str>,
+        grants: &Grants,
+        limits: &Limits,
+        stop: Cancel,
+    ) -> wasmtime::Result<Self> {
         let output = OutputTail::default();
         let mut wasi = WasiCtx::builder();
         wasi.stdout(output.clone())
             .stderr(output.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            .max_random_size(RANDOM_BYTES_PER_CALL);
+        if !grants.random {
+            wasi.insecure_random_seed(0);
+        }
         for (k, v) in &grants.env {
             wasi.env(k, v);
         }
@@ -72,17 +97,23 @@ impl HostState {
             wasi.preopened_dir(host, guest, FsPerms::ReadOnly)?;
         }
         Ok(HostState {
-            plugin,
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
             output,
+            clock: CallClock::new(stop),
+            log: PluginLog::new(plugin),
         })
     }
 
     /// The limiter to attach with `Store::limiter`.
     pub fn limiter(&mut self) -> &mut MemoryLimiter {
         &mut self.limiter
+    }
+
+    /// The instance's resources (pollables, streams, descriptors).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 
@@ -97,14 +128,7 @@ impl WasiView for HostState {
 
 impl host::Host for HostState {
     fn log(&mut self, level: host::Level, message: String) {
-        let plugin = &*self.plugin;
-        match level {
-            host::Level::Trace => tracing::trace!(plugin, "{message}"),
-            host::Level::Debug => tracing::debug!(plugin, "{message}"),
-            host::Level::Info => tracing::info!(plugin, "{message}"),
-            host::Level::Warn => tracing::warn!(plugin, "{message}"),
-            host::Level::Error => tracing::error!(plugin, "{message}"),
-        }
+        self.log.write(level, &message);
     }
 }
 
@@ -115,6 +139,21 @@ pub fn linker(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<HostS
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     linker.allow_shadowing(true);
+    super::hostcalls::add_to_linker(&mut linker)?;
+    if !grants.random {
+        deny(
+            &mut linker,
+            "wasi:random/random",
+            &["get-random-bytes", "get-random-u64"],
+            "random",
+        )?;
+        deny(
+            &mut linker,
+            "wasi:random/insecure",
+            &["get-insecure-random-bytes", "get-insecure-random-u64"],
+            "random",
+        )?;
+    }
     if !grants.clock {
         deny(
             &mut linker,

@@ -45,10 +45,16 @@ impl Instance<Transform> {
                 .switchyard_plugin_transformer()
                 .call_transform(store, events)
         })?;
-        super::unpack::unpack(batch, events.len()).map_err(|what| PluginFailure::Contract {
-            plugin: self.name().to_string(),
-            what,
-            at: at.clone(),
+        let limits = self.limits().output;
+        super::unpack::unpack(batch, events.len(), &limits, self.name()).map_err(|broken| {
+            PluginFailure::Contract {
+                plugin: self.name().to_string(),
+                what: broken.what,
+                at: broken
+                    .event
+                    .and_then(|i| events.get(i))
+                    .map_or_else(|| at.clone(), event_input),
+            }
         })
     }
 
@@ -57,16 +63,25 @@ impl Instance<Transform> {
         events: &[Event],
         batch_failure: PluginFailure,
     ) -> Result<Vec<Outcome>, PluginFailure> {
-        if matches!(batch_failure, PluginFailure::Config { .. }) {
+        // Only a limit the batch as a whole may have hit is worth running
+        // again event by event; a stop, a refused configuration or an
+        // answer already pinned on one event is final.
+        let retry = match &batch_failure {
+            PluginFailure::Deadline { .. }
+            | PluginFailure::Memory { .. }
+            | PluginFailure::Trap { .. }
+            | PluginFailure::Output { .. }
+            | PluginFailure::StackOverflow { .. }
+            | PluginFailure::Denied { .. } => true,
+            PluginFailure::Contract { at, .. } => !matches!(at, Input::Event { .. }),
+            PluginFailure::Config { .. } | PluginFailure::Interrupted { .. } => false,
+        };
+        if !retry {
             return Err(batch_failure);
         }
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
-            let at = Input::Event {
-                partition: event.partition,
-                offset: event.offset,
-            };
-            outcomes.extend(self.transform_once(&at, std::slice::from_ref(event))?);
+            outcomes.extend(self.transform_once(&event_input(event), std::slice::from_ref(event))?);
         }
         tracing::warn!(
             plugin = self.name(),
@@ -76,12 +91,16 @@ impl Instance<Transform> {
     }
 }
 
+fn event_input(event: &Event) -> Input {
+    Input::Event {
+        partition: event.partition,
+        offset: event.offset,
+    }
+}
+
 fn batch_input(events: &[Event]) -> Input {
     match events {
-        [one] => Input::Event {
-            partition: one.partition,
-            offset: one.offset,
-        },
+        [one] => event_input(one),
         _ => Input::Events {
             partition: events.first().map_or(0, |e| e.partition),
             first: events.first().map_or(0, |e| e.offset),

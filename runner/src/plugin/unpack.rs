@@ -7,6 +7,7 @@
 use super::bindings::transform::exports::switchyard::plugin::transformer::{
     CellOp, MutationBatch, Span,
 };
+use super::limits::{OutputLimits, show_size};
 use super::transform::Outcome;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +16,36 @@ use bytes::Bytes;
 
 use crate::model::{Cell, RowMutation};
 
+/// Host bytes counted for each row beyond its key and table name (and
+/// for each refusal beyond its text).
+const ROW_COST: u64 = std::mem::size_of::<RowMutation>() as u64;
+
+/// Why a batch cannot be taken: what is wrong, and the index of the event
+/// it is about when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// The event of the batch, when the fault lies with one.
+    pub event: Option<usize>,
+    /// What is wrong, and what to do about it.
+    pub what: String,
+}
+
+fn broken(event: impl Into<Option<usize>>, what: String) -> Broken {
+    Broken {
+        event: event.into(),
+        what,
+    }
+}
+
 /// One outcome per event of a batch of `events`, or what was wrong.
-pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, String> {
+/// Nothing beyond `limits` is built: each row and cell is counted before
+/// it is made, with its key, names and value, each time it is used.
+pub fn unpack(
+    batch: MutationBatch,
+    events: usize,
+    limits: &OutputLimits,
+    plugin: &str,
+) -> Result<Vec<Outcome>, Broken> {
     let MutationBatch {
         bytes,
         rows,
@@ -27,75 +56,76 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
     let bytes = Bytes::from(bytes);
     let mut outcomes: Vec<Outcome> = (0..events).map(|_| Ok(Vec::new())).collect();
     let mut names = Names::default();
+    let mut tally = Tally::new(limits, plugin);
     let mut last_event = 0;
-    // The packer writes every key, qualifier and value once; a plugin that
-    // points many cells at the same bytes could make the host copy far more
-    // than it returned, so the total is held to what was returned.
-    let mut referenced: u64 = 0;
-    let mut refer = |span: &Span| -> Result<(), String> {
-        referenced += u64::from(span.len);
-        if referenced > bytes.len() as u64 {
-            return Err(format!(
-                "its rows refer to more bytes than the {} it returned (spans may not overlap)",
-                bytes.len()
-            ));
-        }
-        Ok(())
-    };
     for row in &rows {
         let event = row.event as usize;
         if event >= events || event < last_event {
-            return Err(format!(
-                "a row names event {event} of a batch of {events} (rows must follow event order)"
+            return Err(broken(
+                None,
+                format!(
+                    "a row names event {event} of a batch of {events} (rows must follow event order)"
+                ),
             ));
         }
         last_event = event;
+        let fail = |what: String| broken(event, what);
         let first = row.first_cell as usize;
         let packed = cells
             .get(first..first.saturating_add(row.cell_count as usize))
             .ok_or_else(|| {
-                format!(
+                fail(format!(
                     "a row's cells {first}+{} lie outside the {} cells returned",
                     row.cell_count,
                     cells.len()
-                )
+                ))
             })?;
-        let table = names.get(&bytes, &row.table, "a table name")?;
-        let row_key = slice(&bytes, &row.row_key, "a row key")?;
-        refer(&row.row_key)?;
+        let table = names
+            .get(&bytes, &row.table, "a table name")
+            .map_err(fail)?;
+        let row_key = slice(&bytes, &row.row_key, "a row key").map_err(fail)?;
         if row_key.is_empty() {
-            return Err(format!("event {event} has a row with an empty row key"));
+            return Err(fail("a row has an empty row key".into()));
         }
         if i64::try_from(row.version).is_err() {
-            return Err(format!(
-                "event {event} has a row at version {}, above the largest version stores accept (2^63 - 1)",
+            return Err(fail(format!(
+                "a row is at version {}, above the largest version stores accept (2^63 - 1)",
                 row.version
-            ));
+            )));
         }
+        tally.row(event, ROW_COST + table.len() as u64 + row_key.len() as u64)?;
+        tally.cells(event, packed.len() as u64)?;
         let mut out = Vec::with_capacity(packed.len());
         for c in packed {
-            out.push(match c.op {
-                CellOp::Put => {
-                    refer(&c.qualifier)?;
-                    refer(&c.value)?;
-                    Cell::Put {
-                        family: names.get(&bytes, &c.family, "a family")?,
-                        qualifier: slice(&bytes, &c.qualifier, "a qualifier")?,
-                        value: slice(&bytes, &c.value, "a value")?,
-                    }
+            let family = |names: &mut Names| match c.op {
+                CellOp::DeleteRow => Ok(Arc::from("")),
+                _ => names.get(&bytes, &c.family, "a family"),
+            };
+            let family = family(&mut names).map_err(fail)?;
+            let qualifier = match c.op {
+                CellOp::Put | CellOp::DeleteCell => {
+                    slice(&bytes, &c.qualifier, "a qualifier").map_err(fail)?
                 }
-                CellOp::DeleteCell => {
-                    refer(&c.qualifier)?;
-                    Cell::DeleteCell {
-                        family: names.get(&bytes, &c.family, "a family")?,
-                        qualifier: slice(&bytes, &c.qualifier, "a qualifier")?,
-                    }
-                }
-                CellOp::DeleteFamily => Cell::DeleteFamily {
-                    family: names.get(&bytes, &c.family, "a family")?,
+                _ => Bytes::new(),
+            };
+            let value = match c.op {
+                CellOp::Put => slice(&bytes, &c.value, "a value").map_err(fail)?,
+                _ => Bytes::new(),
+            };
+            let cell = match c.op {
+                CellOp::Put => Cell::Put {
+                    family,
+                    qualifier,
+                    value,
                 },
+                CellOp::DeleteCell => Cell::DeleteCell { family, qualifier },
+                CellOp::DeleteFamily => Cell::DeleteFamily { family },
                 CellOp::DeleteRow => Cell::DeleteRow,
-            });
+            };
+            // Counted before it is kept; its parts are slices and shared
+            // names, so making it cost nothing yet.
+            tally.bytes(event, cell.host_bytes())?;
+            out.push(cell);
         }
         if let Ok(list) = &mut outcomes[event] {
             list.push(RowMutation {
@@ -108,15 +138,118 @@ pub fn unpack(batch: MutationBatch, events: usize) -> Result<Vec<Outcome>, Strin
     }
     for r in refused {
         let event = r.event as usize;
-        let slot = outcomes
-            .get_mut(event)
-            .ok_or_else(|| format!("a refusal names event {event} of a batch of {events}"))?;
+        let slot = outcomes.get_mut(event).ok_or_else(|| {
+            broken(
+                None,
+                format!("a refusal names event {event} of a batch of {events}"),
+            )
+        })?;
         if !matches!(slot, Ok(rows) if rows.is_empty()) {
-            return Err(format!("event {event} is both refused and given rows"));
+            return Err(broken(
+                event,
+                "the event is both refused and given rows".into(),
+            ));
         }
-        *slot = Err(r.error);
+        let error = super::error::bounded(r.error);
+        tally.bytes(event, ROW_COST + super::error::message(&error).len() as u64)?;
+        *slot = Err(error);
     }
     Ok(outcomes)
+}
+
+/// What a batch's answer has cost so far, against the limits.
+struct Tally<'a> {
+    limits: &'a OutputLimits,
+    plugin: &'a str,
+    bytes: u64,
+    rows: u64,
+    cells: u64,
+    event: usize,
+    event_rows: u64,
+    event_cells: u64,
+}
+
+impl<'a> Tally<'a> {
+    fn new(limits: &'a OutputLimits, plugin: &'a str) -> Self {
+        Tally {
+            limits,
+            plugin,
+            bytes: 0,
+            rows: 0,
+            cells: 0,
+            event: 0,
+            event_rows: 0,
+            event_cells: 0,
+        }
+    }
+
+    fn over(&self, event: usize, what: String, setting: &str) -> Broken {
+        broken(
+            event,
+            format!(
+                "{what}; raise `{setting}` in [plugin.{}] if that is legitimate, or lower the step's `batch_size`",
+                self.plugin
+            ),
+        )
+    }
+
+    fn at(&mut self, event: usize) {
+        if event != self.event {
+            self.event = event;
+            self.event_rows = 0;
+            self.event_cells = 0;
+        }
+    }
+
+    fn row(&mut self, event: usize, bytes: u64) -> Result<(), Broken> {
+        self.at(event);
+        self.rows += 1;
+        self.event_rows += 1;
+        let l = self.limits;
+        if self.event_rows > l.rows_per_event {
+            let what = format!("one event became more than {} rows", l.rows_per_event);
+            return Err(self.over(event, what, "max_rows_per_event"));
+        }
+        if self.rows > l.rows_per_batch {
+            let what = format!("the batch became more than {} rows", l.rows_per_batch);
+            return Err(self.over(event, what, "max_rows_per_batch"));
+        }
+        self.bytes(event, bytes)
+    }
+
+    fn cells(&mut self, event: usize, count: u64) -> Result<(), Broken> {
+        self.at(event);
+        self.cells = self.cells.saturating_add(count);
+        self.event_cells = self.event_cells.saturating_add(count);
+        let l = self.limits;
+        if self.event_cells > l.cells_per_event {
+            let what = format!(
+                "one event's rows hold more than {} cells",
+                l.cells_per_event
+            );
+            return Err(self.over(event, what, "max_cells_per_event"));
+        }
+        if self.cells > l.cells_per_batch {
+            let what = format!(
+                "the batch's rows hold more than {} cells",
+                l.cells_per_batch
+            );
+            return Err(self.over(event, what, "max_cells_per_batch"));
+        }
+        Ok(())
+    }
+
+    fn bytes(&mut self, event: usize, bytes: u64) -> Result<(), Broken> {
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.bytes > self.limits.bytes_per_batch {
+            let what = format!(
+                "the batch's rows come to more than {} on the host (every key, name and value counted each time a row uses it)",
+                show_size(self.limits.bytes_per_batch)
+            );
+            return Err(self.over(event, what, "max_output"));
+        }
+        Ok(())
+    }
 }
 
 /// The bytes a span points at, as a shared slice of the batch buffer.
@@ -200,6 +333,14 @@ mod tests {
         }
     }
 
+    fn limits() -> OutputLimits {
+        OutputLimits::for_memory(1 << 20)
+    }
+
+    fn unpack(b: MutationBatch, events: usize) -> Result<Vec<Outcome>, String> {
+        super::unpack(b, events, &limits(), "p").map_err(|b| b.what)
+    }
+
     #[test]
     fn rows_and_refusals_land_on_their_events() {
         let out = unpack(batch(), 3).unwrap();
@@ -221,13 +362,6 @@ mod tests {
         b.rows[0].cell_count = 5;
         assert!(unpack(b, 3).unwrap_err().contains("outside the 2 cells"));
         let mut b = batch();
-        b.cells[0].value = span(0, 6);
-        assert!(
-            unpack(b, 3)
-                .unwrap_err()
-                .contains("refer to more bytes than the 6")
-        );
-        let mut b = batch();
         b.rows[0].version = u64::MAX;
         assert!(
             unpack(b, 3)
@@ -246,5 +380,75 @@ mod tests {
                 .unwrap_err()
                 .contains("names event 1 of a batch of 1")
         );
+    }
+
+    /// Rows that all share one range of cells, cells that all share one
+    /// value: each use is counted, so the host stops before building them.
+    #[test]
+    fn shared_cells_and_values_count_every_time_they_are_used() {
+        let mut b = batch();
+        b.bytes = vec![b'x'; 4096];
+        let cells = |value: u32| {
+            (0..500)
+                .map(|_| PackedCell {
+                    op: CellOp::Put,
+                    family: span(0, 1),
+                    qualifier: span(0, 1),
+                    value: span(0, value),
+                })
+                .collect()
+        };
+        b.cells = cells(1);
+        b.rows = (0..500)
+            .map(|i| PackedRow {
+                event: 0,
+                table: span(0, 1),
+                row_key: span(i, 1),
+                version: 1,
+                first_cell: 0,
+                cell_count: 500,
+            })
+            .collect();
+        b.refused.clear();
+        let err = super::unpack(b.clone(), 1, &limits(), "p").unwrap_err();
+        assert_eq!(err.event, Some(0));
+        assert!(err.what.contains("max_cells_per_event"), "{}", err.what);
+        let roomy = OutputLimits {
+            cells_per_event: u64::MAX,
+            cells_per_batch: u64::MAX,
+            ..limits()
+        };
+        b.cells = cells(4096);
+        let err = super::unpack(b, 1, &roomy, "p").unwrap_err();
+        assert!(
+            err.what
+                .starts_with("the batch's rows come to more than 2 MiB")
+                && err.what.contains("raise `max_output` in [plugin.p]"),
+            "{}",
+            err.what
+        );
+    }
+
+    #[test]
+    fn deletes_and_empty_puts_are_counted_too() {
+        let mut b = batch();
+        b.cells = vec![
+            PackedCell {
+                op: CellOp::DeleteRow,
+                family: span(0, 0),
+                qualifier: span(0, 0),
+                value: span(0, 0),
+            };
+            2000
+        ];
+        b.rows[0].cell_count = 2000;
+        b.refused.clear();
+        let tight = OutputLimits {
+            bytes_per_batch: 64 * 1024,
+            ..limits()
+        };
+        let err = super::unpack(b, 3, &tight, "p").unwrap_err();
+        assert_eq!(err.event, Some(1));
+        assert!(err.what.contains("max_output"), "{}", err.what);
     }
 }

@@ -9,23 +9,39 @@
 //! text, anything else as its JSON). Positions are committed by the engine's
 //! state; the cursor is the line number, so resuming skips exactly the
 //! lines already acknowledged.
+//!
+//! A line longer than `max_event_size` is never read into memory whole: it
+//! becomes an unreadable record (its line number and length), handled by
+//! the replay's `on_error`. The file is read once at open to learn its
+//! partitions, which the watermark must cover.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{BadRecord, Batch, Checkpoint, Progress, Source, SourceError, Start, StartFilter};
+use super::{
+    BadRecord, Batch, BatchLimit, Checkpoint, Progress, Reached, Source, SourceError, Start,
+    StartFilter,
+};
 use crate::model::{Event, Header};
+use crate::plugin::limits::show_size;
+
+/// The longest line taken as an event, by default.
+pub const DEFAULT_MAX_EVENT: u64 = 16 << 20;
+
+/// Bytes of an over-long line kept for the dead letter.
+const KEPT_OF_OVERSIZED: usize = 1024;
 
 /// Reads an NDJSON event file.
 pub struct FileSource {
     name: String,
     path: PathBuf,
     reader: BufReader<File>,
+    max_event: u64,
     /// Lines consumed so far.
     line: u64,
     bytes_read: u64,
@@ -34,7 +50,67 @@ pub struct FileSource {
     next: BTreeMap<i32, i64>,
     /// With a timestamp start: partitions still before the start time.
     skip_before: Option<(i64, BTreeMap<i32, bool>)>,
+    /// The time each of the file's partitions has reached.
+    reached: Reached,
     buf: Vec<u8>,
+}
+
+/// One line as read: its full length, and whether it was longer than the
+/// limit (then only its start is in the buffer).
+struct LineRead {
+    len: u64,
+    oversized: bool,
+}
+
+/// Reads the next line into `buf`, keeping at most `max` bytes of it (the
+/// rest of a longer line is skipped, never held); `None` at the end.
+fn next_line(
+    reader: &mut BufReader<File>,
+    buf: &mut Vec<u8>,
+    max: u64,
+) -> std::io::Result<Option<LineRead>> {
+    buf.clear();
+    let n = reader.by_ref().take(max + 1).read_until(b'\n', buf)? as u64;
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut len = n;
+    let complete = buf.last() == Some(&b'\n') || n <= max;
+    if !complete {
+        loop {
+            let chunk = reader.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    reader.consume(i + 1);
+                    len += i as u64 + 1;
+                    break;
+                }
+                None => {
+                    let l = chunk.len();
+                    reader.consume(l);
+                    len += l as u64;
+                }
+            }
+        }
+        buf.truncate(KEPT_OF_OVERSIZED);
+    }
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+    Ok(Some(LineRead {
+        len,
+        oversized: !complete,
+    }))
+}
+
+/// The partition of a line, and nothing else of it (for the scan at open).
+#[derive(Deserialize)]
+struct PartitionOnly {
+    #[serde(default)]
+    partition: i32,
 }
 
 #[derive(Deserialize)]
@@ -54,23 +130,39 @@ struct Line<'a> {
 }
 
 impl FileSource {
-    /// Opens the file.
-    pub fn open(name: &str, path: &Path) -> Result<Self, SourceError> {
-        let file = File::open(path).map_err(|e| SourceError {
+    /// Opens the file and learns its partitions; lines longer than
+    /// `max_event` bytes are unreadable records.
+    pub fn open(name: &str, path: &Path, max_event: u64) -> Result<Self, SourceError> {
+        let error = |e: std::io::Error| SourceError {
             source_name: name.to_string(),
-            message: format!("cannot open `{}`: {e}", path.display()),
-        })?;
-        let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+            message: format!("cannot read `{}`: {e}", path.display()),
+        };
+        let open = || File::open(path).map(|f| BufReader::with_capacity(1 << 20, f));
+        let mut reached = Reached::default();
+        let mut scan = open().map_err(error)?;
+        let mut buf = Vec::new();
+        while let Some(line) = next_line(&mut scan, &mut buf, max_event).map_err(error)? {
+            if line.oversized {
+                continue;
+            }
+            if let Ok(p) = serde_json::from_slice::<PartitionOnly>(&buf) {
+                reached.require(p.partition);
+            }
+        }
+        let reader = open().map_err(error)?;
+        let total_bytes = reader.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
         Ok(FileSource {
             name: name.to_string(),
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(1 << 20, file),
+            reader,
+            max_event,
             line: 0,
             bytes_read: 0,
             total_bytes,
             next: BTreeMap::new(),
             skip_before: None,
-            buf: Vec::new(),
+            reached,
+            buf,
         })
     }
 
@@ -81,22 +173,15 @@ impl FileSource {
         }
     }
 
-    /// Reads one line into `self.buf`; false at the end of the file.
-    fn read_line(&mut self) -> Result<bool, SourceError> {
-        self.buf.clear();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut self.buf)
+    /// Reads one line into `self.buf`; `None` at the end of the file.
+    fn read_line(&mut self) -> Result<Option<LineRead>, SourceError> {
+        let line = next_line(&mut self.reader, &mut self.buf, self.max_event)
             .map_err(|e| self.error(format!("cannot read `{}`: {e}", self.path.display())))?;
-        if n == 0 {
-            return Ok(false);
+        if let Some(l) = &line {
+            self.line += 1;
+            self.bytes_read += l.len;
         }
-        self.line += 1;
-        self.bytes_read += n as u64;
-        while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
-            self.buf.pop();
-        }
-        Ok(true)
+        Ok(line)
     }
 
     fn parse(&mut self) -> Result<Event, String> {
@@ -122,6 +207,8 @@ impl FileSource {
     }
 
     fn wanted(&mut self, event: &Event) -> bool {
+        // A skipped event is reached as much as an applied one.
+        self.reached.saw(event.partition, event.timestamp_ms);
         let Some((at, started)) = &mut self.skip_before else {
             return true;
         };
@@ -158,7 +245,7 @@ impl Source for FileSource {
             (Some(cp), _) => {
                 let lines = cp.cursor.unwrap_or(0);
                 while self.line < lines {
-                    if !self.read_line()? {
+                    if self.read_line()?.is_none() {
                         return Err(self.error(format!(
                             "the checkpoint is at line {lines} but `{}` has only {} lines; was the file replaced?",
                             self.path.display(),
@@ -167,6 +254,7 @@ impl Source for FileSource {
                     }
                 }
                 self.next = cp.next.clone();
+                self.reached.resume(&cp.event_times);
                 self.skip_before = cp
                     .start_filter
                     .as_ref()
@@ -176,11 +264,29 @@ impl Source for FileSource {
         Ok(())
     }
 
-    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>, SourceError> {
+    fn next_batch(&mut self, limit: BatchLimit) -> Result<Option<Batch>, SourceError> {
         let mut batch = Batch::default();
         let mut read = 0;
-        while read < max && self.read_line()? {
+        let mut bytes = 0;
+        while read < limit.events && bytes < limit.bytes {
+            let Some(line) = self.read_line()? else {
+                break;
+            };
             read += 1;
+            bytes += line.len;
+            if line.oversized {
+                batch.bad.push(BadRecord {
+                    place: format!("line {} of `{}`", self.line, self.path.display()),
+                    raw: self.buf.clone(),
+                    error: format!(
+                        "the line is {} bytes, more than `max_event_size` ({}); only its first {} bytes are kept here",
+                        line.len,
+                        show_size(self.max_event),
+                        self.buf.len()
+                    ),
+                });
+                continue;
+            }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -211,8 +317,9 @@ impl Source for FileSource {
                     .map(|(p, _)| *p)
                     .collect(),
             }),
-            event_times: BTreeMap::new(),
+            event_times: self.reached.times(),
         };
+        batch.watermark = self.reached.watermark(None);
         Ok(Some(batch))
     }
 
@@ -233,6 +340,17 @@ impl Source for FileSource {
 mod tests {
     use super::*;
 
+    fn open(path: &Path) -> FileSource {
+        FileSource::open("f", path, DEFAULT_MAX_EVENT).unwrap()
+    }
+
+    fn limit(events: usize) -> BatchLimit {
+        BatchLimit {
+            events,
+            bytes: u64::MAX,
+        }
+    }
+
     fn write(lines: &[&str]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.ndjson");
@@ -247,8 +365,8 @@ mod tests {
             r#"{"timestamp":6,"value":"plain"}"#,
             "not json",
         ]);
-        let mut s = FileSource::open("f", &path).unwrap();
-        let b = s.next_batch(10).unwrap().unwrap();
+        let mut s = open(&path);
+        let b = s.next_batch(limit(10)).unwrap().unwrap();
         assert_eq!(b.events.len(), 2);
         assert_eq!(b.events[0].value, br#"{"a":1}"#);
         assert_eq!(b.events[0].key.as_deref(), Some(&b"k"[..]));
@@ -261,7 +379,7 @@ mod tests {
             b.bad[0].place
         );
         assert_eq!(b.checkpoint.next.get(&1), Some(&8));
-        assert!(s.next_batch(10).unwrap().is_none());
+        assert!(s.next_batch(limit(10)).unwrap().is_none());
     }
 
     #[test]
@@ -271,16 +389,16 @@ mod tests {
             .collect();
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let (_d, path) = write(&refs);
-        let mut first = FileSource::open("f", &path).unwrap();
-        let cp = first.next_batch(4).unwrap().unwrap().checkpoint;
-        let mut resumed = FileSource::open("f", &path).unwrap();
+        let mut first = open(&path);
+        let cp = first.next_batch(limit(4)).unwrap().unwrap().checkpoint;
+        let mut resumed = open(&path);
         resumed.seek(&Start::Earliest, Some(&cp)).unwrap();
-        let b = resumed.next_batch(100).unwrap().unwrap();
+        let b = resumed.next_batch(limit(100)).unwrap().unwrap();
         assert_eq!(b.events.first().unwrap().offset, 4);
         assert_eq!(b.events.len(), 6);
-        let mut timed = FileSource::open("f", &path).unwrap();
+        let mut timed = open(&path);
         timed.seek(&Start::Timestamp(55), None).unwrap();
-        let b = timed.next_batch(100).unwrap().unwrap();
+        let b = timed.next_batch(limit(100)).unwrap().unwrap();
         assert_eq!(b.events.first().unwrap().timestamp_ms, 60);
     }
 
@@ -294,20 +412,82 @@ mod tests {
             r#"{"partition":1,"timestamp":60,"value":"d"}"#,
         ];
         let (_d, path) = write(&lines);
-        let mut first = FileSource::open("f", &path).unwrap();
+        let mut first = open(&path);
         first.seek(&Start::Timestamp(40), None).unwrap();
-        let b = first.next_batch(2).unwrap().unwrap();
+        let b = first.next_batch(limit(2)).unwrap().unwrap();
         assert_eq!(b.events.len(), 1, "only partition 0's event");
-        let mut resumed = FileSource::open("f", &path).unwrap();
+        let mut resumed = open(&path);
         resumed
             .seek(&Start::Timestamp(40), Some(&b.checkpoint))
             .unwrap();
-        let rest = resumed.next_batch(10).unwrap().unwrap();
+        let rest = resumed.next_batch(limit(10)).unwrap().unwrap();
         let values: Vec<&[u8]> = rest.events.iter().map(|e| e.value.as_slice()).collect();
         assert_eq!(
             values,
             vec![&b"d"[..]],
             "partition 1's old event stays skipped"
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_unreadable_and_never_held_whole() {
+        let long = format!(r#"{{"timestamp":1,"value":"{}"}}"#, "x".repeat(5000));
+        let (_d, path) = write(&[
+            r#"{"timestamp":0,"value":"a"}"#,
+            &long,
+            r#"{"timestamp":2,"value":"b"}"#,
+        ]);
+        let mut s = FileSource::open("f", &path, 1000).unwrap();
+        let b = s.next_batch(limit(10)).unwrap().unwrap();
+        assert_eq!(b.events.len(), 2);
+        assert_eq!(b.bad.len(), 1);
+        assert!(
+            b.bad[0].place.starts_with("line 2 of"),
+            "{}",
+            b.bad[0].place
+        );
+        assert!(
+            b.bad[0]
+                .error
+                .starts_with("the line is 5027 bytes, more than `max_event_size` (1000 bytes)"),
+            "{}",
+            b.bad[0].error
+        );
+        assert!(b.bad[0].raw.len() <= KEPT_OF_OVERSIZED);
+    }
+
+    #[test]
+    fn batches_end_at_a_byte_limit_too() {
+        let lines: Vec<String> = (0..10)
+            .map(|i| format!(r#"{{"timestamp":{i},"value":"{}"}}"#, "v".repeat(100)))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (_d, path) = write(&refs);
+        let mut s = open(&path);
+        let small = BatchLimit {
+            events: 1000,
+            bytes: 300,
+        };
+        assert_eq!(s.next_batch(small).unwrap().unwrap().events.len(), 3);
+    }
+
+    #[test]
+    fn the_watermark_covers_every_partition_of_the_file() {
+        // Partition 1 appears late in the file but is behind in time.
+        let (_d, path) = write(&[
+            r#"{"partition":0,"timestamp":100,"value":"a"}"#,
+            r#"{"partition":0,"timestamp":200,"value":"b"}"#,
+            r#"{"partition":1,"timestamp":50,"value":"c"}"#,
+        ]);
+        let mut s = open(&path);
+        let first = s.next_batch(limit(2)).unwrap().unwrap();
+        assert_eq!(first.watermark, None, "partition 1 not reached yet");
+        let second = s.next_batch(limit(2)).unwrap().unwrap();
+        assert_eq!(second.watermark, Some(50));
+        let mut whole = open(&path);
+        assert_eq!(
+            whole.next_batch(limit(1000)).unwrap().unwrap().watermark,
+            Some(50)
         );
     }
 }

@@ -32,7 +32,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Batch, Checkpoint, Follow, PartitionEnd, Progress, Source, SourceError, Start};
+use super::{
+    Batch, BatchLimit, Checkpoint, Follow, PartitionEnd, Progress, Reached, Source, SourceError,
+    Start,
+};
 use crate::model::{Event, Header};
 use crate::workflow::schema::KafkaSource as KafkaConfig;
 use client::{REQUEST_TIMEOUT, SourceContext};
@@ -85,6 +88,8 @@ pub struct KafkaSource {
     found: BTreeMap<i32, by_time::Found>,
     /// When the group's positions were last asked for (`until = "end"`).
     last_group_check: Option<Instant>,
+    /// The time each partition has reached, for the watermark.
+    reached: Reached,
 }
 
 impl KafkaSource {
@@ -125,6 +130,7 @@ impl KafkaSource {
             total: None,
             found: BTreeMap::new(),
             last_group_check: None,
+            reached: Reached::default(),
         })
     }
 
@@ -243,6 +249,40 @@ impl KafkaSource {
                 offset
             }
         })
+    }
+
+    /// What a partition has reached before reading starts at `from`: the
+    /// time of the record before it. A partition with records counts for
+    /// the watermark from the start; an empty one holds nothing back.
+    fn seed_reached(
+        &mut self,
+        partition: i32,
+        (low, high): (i64, i64),
+        from: i64,
+        probe: &mut Option<by_time::Probe>,
+    ) -> Result<(), SourceError> {
+        if high <= low || self.reached.has(partition) {
+            return Ok(());
+        }
+        self.reached.require(partition);
+        let before = from.clamp(low, high) - 1;
+        if before < low {
+            return Ok(());
+        }
+        if probe.is_none() {
+            *probe = Some(
+                by_time::Probe::new(&self.settings, &self.cfg.topic).map_err(|e| self.error(e))?,
+            );
+        }
+        let probe = probe.as_mut().expect("set above");
+        if let Some((offset, time)) = probe
+            .first_from(partition, before)
+            .map_err(|e| self.error(format!("partition {partition}: {e}")))?
+            && offset < from
+        {
+            self.reached.saw(partition, time);
+        }
+        Ok(())
     }
 
     /// How each partition's start time was found (for a time start).
@@ -370,6 +410,9 @@ impl Source for KafkaSource {
         let mut seeds = BTreeMap::new();
         let mut probe = None;
         let mut total = 0u64;
+        if let Some(cp) = resume {
+            self.reached.resume(&cp.event_times);
+        }
         for &p in &partitions {
             let (low, high) = self.watermarks(p)?;
             let from = match (group.get(&p), resume.and_then(|cp| cp.next.get(&p))) {
@@ -387,6 +430,7 @@ impl Source for KafkaSource {
                 }
             };
             self.started_at.insert(p, from);
+            self.seed_reached(p, (low, high), from, &mut probe)?;
             if self.follow == Follow::UntilEnd {
                 self.end.insert(p, high);
             }
@@ -431,12 +475,13 @@ impl Source for KafkaSource {
         Ok(())
     }
 
-    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>, SourceError> {
+    fn next_batch(&mut self, limit: BatchLimit) -> Result<Option<Batch>, SourceError> {
         // Positions held back go out once due, also while the log is quiet.
         self.send_commit(false)?;
         let mut batch = Batch::default();
+        let mut bytes = 0u64;
         let deadline = Instant::now() + POLL_WAIT;
-        while batch.events.len() < max {
+        while batch.events.len() < limit.events && bytes < limit.bytes {
             if self.follow == Follow::UntilEnd && batch.events.is_empty() && self.reached_end() {
                 // A lone runner read every partition: done. A runner of a
                 // shared group waits until the whole group committed the
@@ -467,7 +512,10 @@ impl Source for KafkaSource {
                     }
                     self.at_eof.remove(&m.partition());
                     self.read.insert(m.partition(), m.offset() + 1);
-                    batch.events.push(self.event(&m));
+                    let event = self.event(&m);
+                    bytes += (event.value.len() + event.key.as_ref().map_or(0, Vec::len)) as u64;
+                    self.reached.saw(event.partition, event.timestamp_ms);
+                    batch.events.push(event);
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     self.at_eof.insert(p);
@@ -494,8 +542,12 @@ impl Source for KafkaSource {
         self.events_read += batch.events.len() as u64;
         batch.checkpoint = Checkpoint {
             next: self.read.clone(),
+            event_times: self.reached.times(),
             ..Checkpoint::default()
         };
+        // With scale-out, the partitions this runner owns now.
+        let assigned = self.context().assigned();
+        batch.watermark = self.reached.watermark(Some(&assigned));
         Ok(Some(batch))
     }
 

@@ -26,6 +26,12 @@ use crate::workflow::values::Point;
 /// Keys kept for the recheck; beyond this, differences count at once.
 const RECHECK_LIMIT: usize = 100_000;
 
+/// Example differences kept for the report, by default.
+pub const DEFAULT_EXAMPLES: usize = 100;
+
+/// Examples quoted in the gate's error (the report has them all).
+const EXAMPLES_IN_ERROR: usize = 10;
+
 /// How a key came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -35,15 +41,27 @@ enum Category {
     OnlyGreen,
 }
 
-/// A key that differed.
+/// A key that differed, as the report shows it: key and reason bounded
+/// and on one line (they come from stores and plugins).
 #[derive(Debug, Clone, Serialize)]
 struct Difference {
     table: String,
     key: String,
     category: Category,
     reason: String,
-    #[serde(skip)]
-    raw_key: Vec<u8>,
+}
+
+/// A key to read again before it counts.
+struct Suspect {
+    table: String,
+    key: Vec<u8>,
+}
+
+/// How many examples the report keeps, and how long each text may be.
+#[derive(Clone, Copy)]
+struct Caps {
+    examples: usize,
+    text: usize,
 }
 
 /// The report written to `compare-ID.json`.
@@ -57,7 +75,8 @@ struct Report {
     only_blue: u64,
     only_green: u64,
     settled_on_recheck: u64,
-    samples: Vec<Difference>,
+    /// The first differences found, at most `examples` of them.
+    examples: Vec<Difference>,
 }
 
 /// Runs the comparison and its gate.
@@ -69,7 +88,13 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         None => None,
     };
     let batch = c.batch_size.unwrap_or(1000);
-    let sample = c.sample.unwrap_or(10);
+    let caps = Caps {
+        examples: c.examples.unwrap_or(DEFAULT_EXAMPLES),
+        text: c
+            .example_text
+            .map_or(crate::text::TEXT_LIMIT, |s| s.0 as usize),
+    };
+    let recheck_after = c.recheck_after.map_or(Duration::from_secs(1), |s| s.0);
     let mut as_of = resolve(&c.as_of, &mut *blue, &mut *green)?;
     let mut report = Report {
         as_of,
@@ -87,7 +112,7 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
             )));
         }
     }
-    let mut suspects: Vec<Difference> = Vec::new();
+    let mut suspects: Vec<Suspect> = Vec::new();
     for table in &c.tables {
         let mut join = MergeJoin::new(table, batch, as_of);
         loop {
@@ -104,11 +129,14 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
                     Verdict::Equal => report.matching += 1,
                     Verdict::Ignore => report.ignored += 1,
                     Verdict::Different(reason) => {
-                        let d = difference(pair, reason);
-                        if suspects.len() < RECHECK_LIMIT {
-                            suspects.push(d);
+                        if !recheck_after.is_zero() && suspects.len() < RECHECK_LIMIT {
+                            // Only the key is kept: the recheck judges again.
+                            suspects.push(Suspect {
+                                table: pair.table.clone(),
+                                key: pair.row_key.clone(),
+                            });
                         } else {
-                            count(&mut report, d, sample);
+                            count(&mut report, pair, &reason, caps);
                         }
                     }
                 }
@@ -116,8 +144,7 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         }
     }
     // Re-read what differed: a lagging side may have caught up since.
-    let recheck_after = c.recheck_after.map_or(Duration::from_secs(1), |s| s.0);
-    if !suspects.is_empty() && !recheck_after.is_zero() {
+    if !suspects.is_empty() {
         tracing::info!(
             keys = suspects.len(),
             "re-reading differing keys in {}",
@@ -126,13 +153,13 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         std::thread::sleep(recheck_after);
         as_of = resolve(&c.as_of, &mut *blue, &mut *green)?;
         report.as_of = as_of;
-        let mut by_table: BTreeMap<String, Vec<Difference>> = BTreeMap::new();
-        for d in suspects.drain(..) {
-            by_table.entry(d.table.clone()).or_default().push(d);
+        let mut by_table: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for s in suspects.drain(..) {
+            by_table.entry(s.table).or_default().push(s.key);
         }
-        for (table, diffs) in by_table {
-            for chunk in diffs.chunks(batch) {
-                let keys: Vec<Vec<u8>> = chunk.iter().map(|d| d.raw_key.clone()).collect();
+        for (table, keys) in by_table {
+            for chunk in keys.chunks(batch) {
+                let keys: Vec<Vec<u8>> = chunk.to_vec();
                 let b = blue.get(&table, &keys, as_of)?;
                 let g = green.get(&table, &keys, as_of)?;
                 let pairs: Vec<Pair> = keys
@@ -152,16 +179,10 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
                             report.settled_on_recheck += 1;
                         }
                         Verdict::Ignore => report.ignored += 1,
-                        Verdict::Different(reason) => {
-                            count(&mut report, difference(pair, reason), sample)
-                        }
+                        Verdict::Different(reason) => count(&mut report, pair, &reason, caps),
                     }
                 }
             }
-        }
-    } else {
-        for d in suspects.drain(..) {
-            count(&mut report, d, sample);
         }
     }
 
@@ -202,16 +223,18 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         .max_mismatch_ratio
         .is_some_and(|r| report.keys > 0 && differing as f64 / report.keys as f64 > r);
     if differing > max || ratio_exceeded {
-        let samples: Vec<String> = report
-            .samples
+        let examples: Vec<String> = report
+            .examples
             .iter()
+            .take(EXAMPLES_IN_ERROR)
             .map(|d| format!("{} `{}` ({:?}): {}", d.table, d.key, d.category, d.reason))
             .collect();
         return Err(StepError::Gate(format!(
-            "{summary}; {differing} differing keys exceed the gate (max_mismatches = {max}{}); examples:\n  {}\nfull report: {}",
+            "{summary}; {differing} differing keys exceed the gate (max_mismatches = {max}{}); examples:\n  {}\nfull report ({} examples): {}",
             c.max_mismatch_ratio
                 .map_or(String::new(), |r| format!(", max_mismatch_ratio = {r}")),
-            samples.join("\n  "),
+            examples.join("\n  "),
+            report.examples.len(),
             path.display()
         )));
     }
@@ -300,35 +323,26 @@ fn builtin_verdict(pair: &Pair) -> Verdict {
     }
 }
 
-fn difference(pair: &Pair, reason: String) -> Difference {
+/// Counts a difference (the counts are exact) and keeps it as an example
+/// while there is room for one.
+fn count(report: &mut Report, pair: &Pair, reason: &str, caps: Caps) {
     let category = match (&pair.blue, &pair.green) {
         (Some(_), None) => Category::OnlyBlue,
         (None, Some(_)) => Category::OnlyGreen,
         _ => Category::Mismatched,
     };
-    Difference {
-        table: pair.table.clone(),
-        key: String::from_utf8_lossy(&pair.row_key).into_owned(),
-        category,
-        reason,
-        raw_key: pair.row_key.clone(),
-    }
-}
-
-fn count(report: &mut Report, d: Difference, sample: usize) {
-    match d.category {
+    match category {
         Category::Mismatched => report.mismatched += 1,
         Category::OnlyBlue => report.only_blue += 1,
         Category::OnlyGreen => report.only_green += 1,
     }
-    if report
-        .samples
-        .iter()
-        .filter(|s| s.category == d.category)
-        .count()
-        < sample
-    {
-        report.samples.push(d);
+    if report.examples.len() < caps.examples {
+        report.examples.push(Difference {
+            table: pair.table.clone(),
+            key: crate::text::shown_bytes(&pair.row_key, caps.text),
+            category,
+            reason: crate::text::one_line(&crate::text::bounded(reason, caps.text)),
+        });
     }
 }
 

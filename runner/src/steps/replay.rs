@@ -15,9 +15,10 @@
 //! `cutover` step (see `engine::background`).
 
 pub mod dead_letter;
+pub mod in_flight;
 pub mod live;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
@@ -26,9 +27,9 @@ use super::{StepContext, StepError};
 use crate::engine::Cancel;
 use crate::engine::background::Background;
 use crate::model::{Event, RowMutation};
-use crate::plugin::TransformPlugin;
 use crate::plugin::bindings::types;
 use crate::plugin::error::describe;
+use crate::plugin::{Input, PluginFailure, TransformPlugin};
 use crate::report::progress::ProgressLine;
 use crate::source::{self, BadRecord, Batch, Checkpoint, Follow, SourceError, Start};
 use crate::store;
@@ -36,12 +37,17 @@ use crate::workflow::steps::ReplayStep;
 use crate::workflow::values::Point;
 
 use dead_letter::DeadLetter;
+use in_flight::InFlight;
 use live::{Gate, Live};
 
 /// The catch-up gate's defaults: at most this many messages behind …
 pub const DEFAULT_MAX_LAG: u64 = 100;
 /// … for this long.
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
+
+/// Bytes of events per batch, by default: a batch is copied into the
+/// plugin's memory (64 MiB by default) and must fit there with its output.
+pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
 
 /// Batches in flight between two stages.
 const IN_FLIGHT: usize = 8;
@@ -57,8 +63,10 @@ struct Transformed {
     refused: Vec<(Event, types::PluginError)>,
     bad: Vec<BadRecord>,
     events: u64,
-    /// Latest event time per partition in this batch.
-    times: BTreeMap<i32, i64>,
+    /// The watermark once this batch is applied (see `source::Reached`).
+    watermark: Option<i64>,
+    /// What its mutations hold on the host (see `InFlight`).
+    bytes: u64,
     /// Events per partition in this batch.
     counts: BTreeMap<i32, u64>,
     checkpoint: Checkpoint,
@@ -71,10 +79,8 @@ impl Transformed {
         self.refused.extend(next.refused);
         self.bad.extend(next.bad);
         self.events += next.events;
-        for (p, t) in next.times {
-            let e = self.times.entry(p).or_insert(i64::MIN);
-            *e = (*e).max(t);
-        }
+        self.bytes += next.bytes;
+        self.watermark = self.watermark.max(next.watermark);
         for (p, n) in next.counts {
             *self.counts.entry(p).or_insert(0) += n;
         }
@@ -222,9 +228,13 @@ fn pipeline(
 ) -> Result<String, StepError> {
     let workflow = &ctx.workflow;
     let plugin = ctx.plugins.transform(workflow, r.transform.get_ref())?;
+    let tables = Tables::of(workflow, r.into.get_ref());
     let mut store = store::open(workflow, r.into.get_ref())?;
     let mut source = source::open(workflow, r.source.get_ref(), follow)?;
-    let batch_size = r.batch_size.unwrap_or(1000);
+    let limit = source::BatchLimit {
+        events: r.batch_size.unwrap_or(1000),
+        bytes: r.batch_bytes.map_or(DEFAULT_BATCH_BYTES, |s| s.0),
+    };
     let checkpoint_every = r.checkpoint_every.map_or(Duration::from_secs(1), |s| s.0);
 
     let (start, resume, mut metrics) = {
@@ -282,11 +292,13 @@ fn pipeline(
     // channel to notice: at the end of the log it reads empty batches and
     // sends nothing, waiting for commits that a failed writer never makes.
     let writer_gone = Cancel::default();
+    // Twice one batch's allowed output: one being written, one waiting.
+    let in_flight = InFlight::new(plugin.limits().output.bytes_per_batch.saturating_mul(2));
     let result = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             read(
                 source,
-                batch_size,
+                limit,
                 batch_tx,
                 commit_rx,
                 [&cancel, stop, &writer_gone],
@@ -294,7 +306,9 @@ fn pipeline(
                 progress_reader,
             )
         });
-        let transformer = scope.spawn(move || transform(plugin, batch_rx, done_tx));
+        let (in_flight, writer_gone) = (&in_flight, &writer_gone);
+        let transformer = scope
+            .spawn(move || transform(plugin, &tables, batch_rx, done_tx, in_flight, writer_gone));
         let written = write(
             ctx,
             id,
@@ -307,6 +321,7 @@ fn pipeline(
             checkpoint_every,
             &progress,
             live,
+            in_flight,
         );
         writer_gone.cancel();
         let read_result = reader.join().unwrap_or_else(|_| {
@@ -349,7 +364,7 @@ fn pipeline(
 #[allow(clippy::too_many_arguments)]
 fn read(
     mut source: Box<dyn source::Source>,
-    batch_size: usize,
+    limit: source::BatchLimit,
     out: SyncSender<Result<Batch, SourceError>>,
     commits: Receiver<Checkpoint>,
     stops: [&Cancel; 3],
@@ -364,7 +379,7 @@ fn read(
         if stops.iter().any(|s| s.is_cancelled()) {
             break;
         }
-        match source.next_batch(batch_size) {
+        match source.next_batch(limit) {
             Ok(Some(batch)) => {
                 live.set_ends(source.ends());
                 progress.source(source.progress());
@@ -389,11 +404,58 @@ fn read(
     source.close()
 }
 
+/// The tables a replay may write: those the workflow declares for its
+/// store (validation makes sure there are some).
+struct Tables {
+    store: String,
+    names: HashSet<String>,
+}
+
+impl Tables {
+    fn of(workflow: &crate::workflow::Workflow, store: &str) -> Self {
+        Tables {
+            store: store.to_string(),
+            names: workflow
+                .store(store)
+                .and_then(|s| s.declared_tables())
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// A contract error for the first row of `rows` in a table not declared.
+    fn check(&self, plugin: &str, event: &Event, rows: &[RowMutation]) -> Result<(), StepError> {
+        let Some(row) = rows.iter().find(|m| !self.names.contains(&*m.table)) else {
+            return Ok(());
+        };
+        let mut declared: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        declared.sort_unstable();
+        Err(PluginFailure::Contract {
+            plugin: plugin.to_string(),
+            what: format!(
+                "it wrote to table `{}`, which store `{}` does not declare (it declares {}); add the table to the store's `tables` if it belongs there",
+                crate::text::foreign(&row.table),
+                self.store,
+                crate::workflow::quoted(&declared)
+            ),
+            at: Input::Event {
+                partition: event.partition,
+                offset: event.offset,
+            },
+        }
+        .into())
+    }
+}
+
 /// Stage 2: runs the transform plugin on each batch.
 fn transform(
     plugin: TransformPlugin,
+    tables: &Tables,
     input: Receiver<Result<Batch, SourceError>>,
     out: SyncSender<Result<Transformed, StepError>>,
+    in_flight: &InFlight,
+    writer_gone: &Cancel,
 ) {
     let mut instance = plugin.instance();
     for batch in input {
@@ -407,29 +469,33 @@ fn transform(
         let outcome = instance
             .transform(&batch.events)
             .map_err(StepError::from)
-            .map(|outcomes| {
+            .and_then(|outcomes| {
                 let mut t = Transformed {
                     mutations: Vec::with_capacity(batch.events.len()),
                     refused: Vec::new(),
                     bad: batch.bad,
                     events: batch.events.len() as u64,
-                    times: BTreeMap::new(),
+                    watermark: batch.watermark,
+                    bytes: 0,
                     counts: BTreeMap::new(),
                     checkpoint: batch.checkpoint,
                 };
                 for (event, outcome) in batch.events.into_iter().zip(outcomes) {
-                    let time = t.times.entry(event.partition).or_insert(i64::MIN);
-                    *time = (*time).max(event.timestamp_ms);
                     *t.counts.entry(event.partition).or_insert(0) += 1;
                     match outcome {
-                        Ok(ms) => t.mutations.extend(ms),
+                        Ok(ms) => {
+                            tables.check(plugin.name(), &event, &ms)?;
+                            t.bytes += ms.iter().map(RowMutation::host_bytes).sum::<u64>();
+                            t.mutations.extend(ms)
+                        }
                         Err(e) => t.refused.push((event, e)),
                     }
                 }
-                t
+                Ok(t)
             });
         let failed = outcome.is_err();
-        if out.send(outcome).is_err() || failed {
+        let bytes = outcome.as_ref().map_or(0, |t| t.bytes);
+        if !in_flight.take(bytes, writer_gone) || out.send(outcome).is_err() || failed {
             break;
         }
     }
@@ -449,17 +515,10 @@ fn write(
     checkpoint_every: Duration,
     progress: &ProgressLine,
     live: &Live,
+    in_flight: &InFlight,
 ) -> Result<(), StepError> {
     let plugin = r.transform.get_ref();
-    // Resume the per-partition event times, so the watermark is the same
-    // as an uninterrupted run's.
-    let mut times: BTreeMap<i32, i64> = ctx
-        .lock_state()
-        .step_mut(id, "replay")
-        .checkpoint
-        .as_ref()
-        .map(|cp| cp.event_times.clone())
-        .unwrap_or_default();
+    let mut watermark = None;
     let mut last_save = Instant::now();
     metrics.insert("events_this_run".into(), 0);
     let mut pending = false;
@@ -519,12 +578,10 @@ fn write(
         if let Some(dl) = dead_letter {
             dl.sync()?;
         }
-        for (p, t) in &batch.times {
-            let e = times.entry(*p).or_insert(i64::MIN);
-            *e = (*e).max(*t);
-        }
-        let watermark = times.values().min().copied().filter(|t| *t != i64::MIN);
+        // The source says what every partition has reached with this batch.
+        watermark = watermark.max(batch.watermark);
         store.apply(&batch.mutations, watermark)?;
+        in_flight.give(batch.bytes);
         // Acknowledged: from here on the batch may be committed.
         for (name, n) in [
             ("events", batch.events),
@@ -540,9 +597,7 @@ fn write(
         {
             let mut state = ctx.lock_state();
             let st = state.step_mut(id, "replay");
-            let mut checkpoint = batch.checkpoint.clone();
-            checkpoint.event_times = times.clone();
-            st.checkpoint = Some(checkpoint);
+            st.checkpoint = Some(batch.checkpoint.clone());
             st.metrics = metrics.clone();
             pending = true;
             if last_save.elapsed() >= checkpoint_every {

@@ -31,7 +31,8 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
         super::shell::run_command(command, &ctx.workflow.dir, &env, timeout, &ctx.cancel, id)?;
         record(ctx, into, t0)?;
         return Ok(format!(
-            "`{command}` restored `{into}`; restore point {}",
+            "`{}` restored `{into}`; restore point {}",
+            command.shown(),
             crate::report::version_time(t0)
         ));
     }

@@ -1,9 +1,11 @@
-//! `shell`: runs a command with `sh -c` in the workflow's folder. Its output
-//! goes to the log line by line; a non-zero exit, a timeout or Ctrl-C fails
-//! the step, quoting the last lines of output.
+//! `shell`: runs a command in the workflow's folder: a program and its
+//! arguments directly (`command = [...]`), or a line with `sh -c` (`run`),
+//! in which the workflow loader has quoted every `${var}`. Its output goes
+//! to the log line by line; a non-zero exit, a timeout or Ctrl-C fails the
+//! step, quoting the last lines of output.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -11,10 +13,15 @@ use std::time::{Duration, Instant};
 
 use super::{StepContext, StepError};
 use crate::engine::Cancel;
-use crate::workflow::steps::ShellStep;
+use crate::workflow::steps::{CommandLine, ShellStep};
 
 /// Lines of output quoted when a command fails.
 const TAIL: usize = 20;
+
+/// The longest line of a command's output that is kept; the rest of a
+/// longer line is skipped, so a command that never prints a newline cannot
+/// fill the runner's memory.
+const LINE_LIMIT: u64 = 4096;
 
 /// Runs the step's command.
 pub fn run(ctx: &StepContext, id: &str, s: &ShellStep) -> Result<String, StepError> {
@@ -24,7 +31,16 @@ pub fn run(ctx: &StepContext, id: &str, s: &ShellStep) -> Result<String, StepErr
         .map_or(ctx.workflow.dir.clone(), |d| ctx.workflow.path(d));
     let timeout = s.timeout.map_or(Duration::from_secs(600), |t| t.0);
     let env: Vec<(String, String)> = s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let elapsed = run_command(&s.run, &dir, &env, timeout, &ctx.cancel, id)?;
+    let command = match (&s.command, &s.run) {
+        (Some(args), _) => CommandLine::Args(args.clone()),
+        (None, Some(line)) => CommandLine::Shell(line.clone()),
+        (None, None) => {
+            return Err(StepError::Other(
+                "the step has neither `command` nor `run`".into(),
+            ));
+        }
+    };
+    let elapsed = run_command(&command, &dir, &env, timeout, &ctx.cancel, id)?;
     Ok(format!(
         "command succeeded in {}",
         crate::report::duration(elapsed)
@@ -33,7 +49,7 @@ pub fn run(ctx: &StepContext, id: &str, s: &ShellStep) -> Result<String, StepErr
 
 /// Runs `command` and waits for it, within `timeout`.
 pub fn run_command(
-    command: &str,
+    command: &CommandLine,
     dir: &Path,
     env: &[(String, String)],
     timeout: Duration,
@@ -41,16 +57,30 @@ pub fn run_command(
     step: &str,
 ) -> Result<Duration, StepError> {
     let started = Instant::now();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
+    let shown = command.shown();
+    let mut cmd = match command {
+        CommandLine::Shell(line) => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(line);
+            c
+        }
+        CommandLine::Args(args) => {
+            let Some((program, rest)) = args.split_first() else {
+                return Err(StepError::Command("the command is empty".into()));
+            };
+            let mut c = Command::new(program);
+            c.args(rest);
+            c
+        }
+    };
+    let mut child = cmd
         .current_dir(dir)
         .envs(env.iter().cloned())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| StepError::Command(format!("cannot start `sh -c {command}`: {e}")))?;
+        .map_err(|e| StepError::Command(format!("cannot start `{shown}`: {e}")))?;
     let tail = Arc::new(Mutex::new(VecDeque::new()));
     let readers: Vec<_> = [
         child
@@ -68,7 +98,9 @@ pub fn run_command(
         let tail = tail.clone();
         let step = step.to_string();
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let mut out = BufReader::new(out);
+            while let Some(line) = bounded_line(&mut out) {
+                let line = crate::text::one_line(&line);
                 tracing::info!(step = %step, "| {line}");
                 let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
                 if t.len() == TAIL {
@@ -82,7 +114,7 @@ pub fn run_command(
     let status = loop {
         if let Some(status) = child
             .try_wait()
-            .map_err(|e| StepError::Command(format!("cannot wait for `{command}`: {e}")))?
+            .map_err(|e| StepError::Command(format!("cannot wait for `{shown}`: {e}")))?
         {
             break Some(status);
         }
@@ -110,14 +142,53 @@ pub fn run_command(
     match status {
         Some(s) if s.success() => Ok(started.elapsed()),
         Some(s) => Err(StepError::Command(format!(
-            "`{command}` exited with {}{quoted}",
+            "`{shown}` exited with {}{quoted}",
             s.code()
                 .map_or("a signal".to_string(), |c| format!("status {c}"))
         ))),
         None if cancel.is_cancelled() => Err(StepError::Interrupted),
         None => Err(StepError::Command(format!(
-            "`{command}` ran longer than its timeout of {} and was killed{quoted}",
+            "`{shown}` ran longer than its timeout of {} and was killed{quoted}",
             humantime::format_duration(timeout)
         ))),
+    }
+}
+
+/// The next line of `out`, at most [`LINE_LIMIT`] bytes of it; `None` at
+/// the end.
+fn bounded_line(out: &mut impl BufRead) -> Option<String> {
+    let mut line = Vec::new();
+    let n = out.take(LINE_LIMIT).read_until(b'\n', &mut line).ok()?;
+    if n == 0 {
+        return None;
+    }
+    if line.last() != Some(&b'\n') {
+        // Cut short: skip to the end of the line without keeping it.
+        let mut skipped = Vec::new();
+        while out.take(LINE_LIMIT).read_until(b'\n', &mut skipped).ok()? > 0 {
+            if skipped.last() == Some(&b'\n') {
+                break;
+            }
+            skipped.clear();
+        }
+    }
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    Some(String::from_utf8_lossy(&line).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_without_end_is_cut() {
+        let mut text = vec![b'x'; 10_000];
+        text.extend_from_slice(b"\nnext\n");
+        let mut out = std::io::Cursor::new(text);
+        assert_eq!(bounded_line(&mut out).unwrap().len(), LINE_LIMIT as usize);
+        assert_eq!(bounded_line(&mut out).unwrap(), "next");
+        assert_eq!(bounded_line(&mut out), None);
     }
 }

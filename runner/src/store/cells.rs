@@ -127,9 +127,10 @@ pub type Part<'a> = (EntryKind, &'a str, &'a [u8], &'a [u8]);
 
 /// Packs borrowed entries exactly as [`encode`] packs owned ones.
 pub fn encode_parts(parts: &mut Vec<Part<'_>>) -> Vec<u8> {
-    // Two writes of the same cell (or marker) at the same version keep the
-    // larger value, so the result never depends on the order they came in.
-    parts.sort_unstable_by(|a, b| (a.1, a.2, a.0, a.3).cmp(&(b.1, b.2, b.0, b.3)));
+    // Two writes of the same cell (or marker) at the same version: the
+    // later one wins, as in HBase. `parts` come in log order and the sort
+    // is stable, so the later one is the last of its kind.
+    parts.sort_by(|a, b| (a.1, a.2, a.0).cmp(&(b.1, b.2, b.0)));
     let mut kept: Vec<Part<'_>> = Vec::with_capacity(parts.len());
     for part in parts.drain(..) {
         match kept.last_mut() {
@@ -197,7 +198,7 @@ pub fn decode(bytes: &[u8], version: u64, out: &mut Vec<Entry>) -> Result<(), St
 }
 
 /// Merges two packed entry sets of one row version: the union, where the
-/// same cell written twice keeps the larger value (as [`encode_parts`]).
+/// same cell written twice keeps the newer write (as [`encode_parts`]).
 pub fn merge(older: &[u8], newer: &[u8]) -> Result<Vec<u8>, String> {
     let mut entries = Vec::new();
     decode(older, 0, &mut entries)?;
@@ -225,11 +226,28 @@ mod tests {
         let mut newer = vec![e("d", "text", 1, EntryKind::Put, "ok")];
         let merged = merge(&pa, &encode(&mut newer)).unwrap();
         assert_eq!(merge(&merged, &encode(&mut newer)).unwrap(), merged);
-        // The same cell at the same version keeps the larger value, in either order.
-        assert_eq!(merge(&encode(&mut newer), &pa).unwrap(), merged);
         let mut back = Vec::new();
         decode(&merged, 1, &mut back).unwrap();
         assert_eq!(back.iter().find(|x| x.family == "d").unwrap().value, b"ok");
+        // The same cell at the same version: the later write wins, as in
+        // HBase (`qty` 2 then 10 at one millisecond stores 10).
+        let mut two = vec![e("d", "qty", 1, EntryKind::Put, "2")];
+        let mut ten = vec![e("d", "qty", 1, EntryKind::Put, "10")];
+        let (two, ten) = (encode(&mut two), encode(&mut ten));
+        let mut back = Vec::new();
+        decode(&merge(&two, &ten).unwrap(), 1, &mut back).unwrap();
+        assert_eq!(back[0].value, b"10");
+        back.clear();
+        decode(&merge(&ten, &two).unwrap(), 1, &mut back).unwrap();
+        assert_eq!(back[0].value, b"2");
+        let mut in_one_batch = vec![
+            e("d", "qty", 1, EntryKind::Put, "2"),
+            e("d", "qty", 1, EntryKind::Put, "10"),
+        ];
+        back.clear();
+        decode(&encode(&mut in_one_batch), 1, &mut back).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].value, b"10");
         assert!(decode(&pa[..pa.len() - 1], 1, &mut back).is_err());
     }
 

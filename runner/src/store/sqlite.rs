@@ -5,9 +5,9 @@
 //! version packed into one value ([`cells::encode`], canonical order).
 //! Writing a mutation inserts its version, or merges into the version
 //! already there (`sy_merge`: the union, where a cell written twice at the
-//! same version keeps the larger value whatever the order), so writing it
-//! again, or in another order, changes nothing. What a read sees
-//! is decided by [`cells::visible_row`] as of a version.
+//! same version keeps the later write, as HBase does), so writing the same
+//! mutations again changes nothing. What a read sees is decided by
+//! [`cells::visible_row`] as of a version.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -346,17 +346,24 @@ impl Store for SqliteStore {
     }
 }
 
-/// The quoted SQLite name of a logical table.
-fn sql_table(table: &str) -> Result<String, String> {
+/// Whether `table` can name a table of this store.
+pub fn check_table_name(table: &str) -> Result<(), String> {
     if table.is_empty()
         || !table
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
         return Err(format!(
-            "table name `{table}` may only use letters, digits, `_`, `-` and `.`"
+            "table name `{}` may only use letters, digits, `_`, `-` and `.`",
+            crate::text::foreign(table)
         ));
     }
+    Ok(())
+}
+
+/// The quoted SQLite name of a logical table.
+fn sql_table(table: &str) -> Result<String, String> {
+    check_table_name(table)?;
     // SQLite ignores case in names; `^` marks an upper-case letter so that
     // `Messages` and `messages` stay two tables.
     let encoded: String = table

@@ -18,7 +18,14 @@ pub fn describe(w: &Workflow) -> Vec<(String, &'static str, String)> {
 
 fn step_text(w: &Workflow, kind: &StepKind) -> String {
     match kind {
-        StepKind::Shell(s) => format!("run `{}`", s.run),
+        StepKind::Shell(s) => match (&s.command, &s.run) {
+            (Some(args), _) => format!(
+                "run `{}` (no shell)",
+                super::steps::CommandLine::Args(args.clone()).shown()
+            ),
+            (None, Some(line)) => format!("run `{line}` with sh -c"),
+            (None, None) => String::new(),
+        },
         StepKind::Restore(r) => {
             let point = r.as_of.clone().unwrap_or(Point::Latest);
             match (&r.from, &r.command) {
@@ -28,7 +35,8 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
                     store_text(w, r.into.get_ref())
                 ),
                 (_, Some(cmd)) => format!(
-                    "run `{cmd}` to restore {} as of {point}",
+                    "run `{}` to restore {} as of {point}",
+                    cmd.shown(),
                     store_text(w, r.into.get_ref())
                 ),
                 _ => String::new(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::{Size, Span};
+use super::values::{Size, Span, flag, whole};
 
 /// `[workflow]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +38,10 @@ pub enum SourceConfig {
 pub struct FileSource {
     /// The file.
     pub path: String,
+    /// The longest line taken as an event (default 16MiB); a longer one is
+    /// an unreadable record, handled by the replay's `on_error`.
+    #[serde(default)]
+    pub max_event_size: Option<Size>,
 }
 
 /// `kind = "kafka"`: one topic, read by the replay's own consumer group.
@@ -57,7 +61,7 @@ pub struct KafkaSource {
     /// every partition itself and uses the group only for its committed
     /// positions, so a restarted runner never waits for the group to
     /// notice that its previous process died.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub scale_out: bool,
     /// librdkafka settings passed through as they are
     /// (`"security.protocol" = "SASL_SSL"`, `"sasl.mechanism" = "SCRAM-SHA-512"`, …).
@@ -113,12 +117,27 @@ pub enum StoreConfig {
     Null(NullStore),
 }
 
+impl StoreConfig {
+    /// The tables the workflow declares for this store, if it declares any.
+    pub fn declared_tables(&self) -> Option<Vec<String>> {
+        match self {
+            StoreConfig::Sqlite(s) => s.tables.clone(),
+            StoreConfig::Null(s) => s.tables.clone(),
+            StoreConfig::Hbase(s) if s.tables.is_empty() => None,
+            StoreConfig::Hbase(s) => Some(s.tables.keys().cloned().collect()),
+        }
+    }
+}
+
 /// `kind = "sqlite"`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqliteStore {
     /// The database file (created if missing).
     pub path: String,
+    /// The tables plugins may write (needed by a replay into this store).
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
     /// `full` (default: a committed batch survives power loss) or `normal`
     /// (survives a crash of the runner, not of the machine; faster).
     #[serde(default)]
@@ -139,10 +158,10 @@ pub struct HbaseStore {
     pub tables: BTreeMap<String, Vec<String>>,
     /// Versions each family keeps in the tables the runner creates, so
     /// as-of reads see history (default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_versions: Option<u32>,
     /// Connections, and so Thrift calls in flight (default 4).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub pool: Option<usize>,
     /// Limit of connecting and of waiting for one reply (default 10s).
     #[serde(default)]
@@ -153,7 +172,7 @@ pub struct HbaseStore {
     #[serde(default)]
     pub retry_for: Option<Span>,
     /// Rows per `mutateRowsTs` call (default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub batch_rows: Option<usize>,
 }
 
@@ -162,7 +181,11 @@ pub struct HbaseStore {
 /// find nothing; the watermark is remembered in memory only.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NullStore {}
+pub struct NullStore {
+    /// The tables plugins may write (needed by a replay into this store).
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+}
 
 /// SQLite's `synchronous` setting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -190,19 +213,38 @@ pub struct PluginSection {
     pub sha256: Option<Spanned<String>>,
     /// Memory of one instance (default 64MiB).
     #[serde(default)]
-    pub memory_limit: Option<Size>,
-    /// Time of one call (default 5s).
+    pub memory_limit: Option<Spanned<Size>>,
+    /// Time of one call (default 5s, at least 10ms, at most 1h).
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Spanned<Span>>,
+    /// What one call's answer may become on the host (default twice
+    /// `memory_limit`).
+    #[serde(default)]
+    pub max_output: Option<Size>,
+    /// Rows one event may become (default 1000).
+    #[serde(default, deserialize_with = "whole")]
+    pub max_rows_per_event: Option<u64>,
+    /// Cells one event's rows may hold (default 10000).
+    #[serde(default, deserialize_with = "whole")]
+    pub max_cells_per_event: Option<u64>,
+    /// Rows one batch may become (default 100000).
+    #[serde(default, deserialize_with = "whole")]
+    pub max_rows_per_batch: Option<u64>,
+    /// Cells one batch's rows may hold (default 1000000).
+    #[serde(default, deserialize_with = "whole")]
+    pub max_cells_per_batch: Option<u64>,
     /// Grant the clocks.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub clock: bool,
+    /// Grant random numbers.
+    #[serde(default, deserialize_with = "flag")]
+    pub random: bool,
     /// Environment variables to pass in, by name.
     #[serde(default)]
     pub env: Vec<String>,
     /// Folders to make visible, read-only, under the same path.
     #[serde(default)]
-    pub read_dirs: Vec<String>,
+    pub read_dirs: Vec<Spanned<String>>,
     /// Settings for the plugin's `init`.
     #[serde(default)]
     pub config: BTreeMap<String, ConfigValue>,

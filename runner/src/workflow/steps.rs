@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::{Point, Span};
+use super::values::{Point, Span, fraction, whole};
 
 /// One `[[step]]`: what is common to every kind, and the kind's own fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,12 +52,71 @@ impl StepKind {
 /// Every kind, for error messages.
 pub const KINDS: &[&str] = &["restore", "replay", "compare", "shell", "cutover", "stop"];
 
-/// `kind = "shell"`: a command run with `sh -c`; a non-zero exit fails the step.
+/// A command to run: a program and its arguments, run directly
+/// (`["runner", "sample", "chat"]`), or one line run by `sh -c`, in which
+/// the runner quotes every `${var}` itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandLine {
+    /// Run without a shell.
+    Args(Vec<String>),
+    /// Run with `sh -c`.
+    Shell(String),
+}
+
+impl CommandLine {
+    /// How the command reads in messages.
+    pub fn shown(&self) -> String {
+        match self {
+            CommandLine::Shell(line) => line.clone(),
+            CommandLine::Args(args) => args
+                .iter()
+                .map(|a| crate::text::one_line(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = CommandLine;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a list of arguments (`[\"prog\", \"arg\"]`) or a shell command line"
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CommandLine, E> {
+                Ok(CommandLine::Shell(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CommandLine, A::Error> {
+                let mut args = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    args.push(arg);
+                }
+                Ok(CommandLine::Args(args))
+            }
+        }
+        d.deserialize_any(Either)
+    }
+}
+
+/// `kind = "shell"`: a command, run directly (`command = ["prog", "arg"]`)
+/// or with `sh -c` (`run = "…"`); a non-zero exit fails the step.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShellStep {
-    /// The command line.
-    pub run: String,
+    /// A command line for `sh -c`; every `${var}` in it is quoted by the runner.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// A program and its arguments, run without a shell.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
     /// Longest it may run (default 10m); then it is killed and the step fails.
     #[serde(default)]
     pub timeout: Option<Span>,
@@ -85,14 +144,15 @@ pub struct RestoreStep {
     /// Tables to copy (default: every table of `from`).
     #[serde(default)]
     pub tables: Vec<String>,
-    /// Instead of copying: a snapshot/restore command.
+    /// Instead of copying: a snapshot/restore command (a list of arguments,
+    /// or a line for `sh -c`).
     #[serde(default)]
-    pub command: Option<String>,
+    pub command: Option<CommandLine>,
     /// Longest `command` may run (default 1h).
     #[serde(default)]
     pub timeout: Option<Span>,
     /// Rows per write batch (default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub batch_size: Option<usize>,
 }
 
@@ -122,8 +182,12 @@ pub struct ReplayStep {
     #[serde(default)]
     pub caught_up: Option<CaughtUp>,
     /// Events per batch (default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub batch_size: Option<usize>,
+    /// Bytes of events per batch (default 8MiB); a batch ends at whichever
+    /// of `batch_size` and this comes first.
+    #[serde(default)]
+    pub batch_bytes: Option<super::values::Size>,
     /// How often positions are saved (default 1s).
     #[serde(default)]
     pub checkpoint_every: Option<Span>,
@@ -146,7 +210,7 @@ pub struct ReplayStep {
 #[serde(deny_unknown_fields)]
 pub struct CaughtUp {
     /// Most messages behind (default 100).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_lag: Option<u64>,
     /// How long the lag must stay low (default 10s).
     #[serde(default, rename = "for")]
@@ -189,16 +253,20 @@ pub struct CompareStep {
     #[serde(default)]
     pub recheck_after: Option<Span>,
     /// The gate: most mismatching keys allowed (default 0).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_mismatches: Option<u64>,
     /// The gate as a fraction of keys compared, if set.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fraction")]
     pub max_mismatch_ratio: Option<f64>,
-    /// Example keys to report per category (default 10).
+    /// Example differences kept for the report (default 100); the counts
+    /// stay exact.
+    #[serde(default, deserialize_with = "whole")]
+    pub examples: Option<usize>,
+    /// The longest text kept of one difference (default 1KiB).
     #[serde(default)]
-    pub sample: Option<usize>,
+    pub example_text: Option<super::values::Size>,
     /// Keys per read batch (default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub batch_size: Option<usize>,
 }
 

@@ -10,6 +10,8 @@ use super::schema::SourceConfig;
 use super::steps::{OnError, StepKind};
 use super::values::Point;
 use super::{Workflow, quoted, valid_name};
+use crate::plugin::PluginSource;
+use crate::plugin::bindings::{CHECKER_INTERFACE, TRANSFORMER_INTERFACE};
 
 /// Checks a parsed workflow.
 pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
@@ -33,11 +35,20 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
         }
         let at = |message: String| errors.at(step.id.span(), format!("step `{id}`: {message}"));
         match &step.kind {
-            StepKind::Shell(s) => {
-                if s.run.trim().is_empty() {
+            StepKind::Shell(s) => match (&s.command, &s.run) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(at(
+                        "needs exactly one of `command` (a program and its arguments, run without a shell) or `run` (a line for `sh -c`)".into(),
+                    ));
+                }
+                (Some(args), None) if args.first().is_none_or(|p| p.trim().is_empty()) => {
+                    return Err(at("`command` is empty; give the program first, like `[\"runner\", \"sample\", \"chat\"]`".into()));
+                }
+                (None, Some(run)) if run.trim().is_empty() => {
                     return Err(at("`run` is empty".into()));
                 }
-            }
+                _ => {}
+            },
             StepKind::Restore(r) => {
                 store(w, &r.into, errors)?;
                 match (&r.from, &r.command) {
@@ -75,7 +86,20 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                     )
                 })?;
                 plugin(w, &r.transform, errors)?;
+                world(w, &r.transform, "transform", TRANSFORMER_INTERFACE, errors)?;
                 store(w, &r.into, errors)?;
+                if w.store(r.into.get_ref())
+                    .is_some_and(|s| s.declared_tables().is_none_or(|t| t.is_empty()))
+                {
+                    return Err(errors.at(
+                        r.into.span(),
+                        format!(
+                            "store `{}` declares no `tables`; list the tables the plugin writes in `[store.{}]` (`tables = [\"messages\"]`): a plugin writes only to tables the workflow declares",
+                            r.into.get_ref(),
+                            r.into.get_ref()
+                        ),
+                    ));
+                }
                 let kafka = matches!(source, SourceConfig::Kafka(_));
                 match &r.start {
                     Some(Point::Restore(_)) if !restored.contains(r.into.get_ref()) => {
@@ -177,6 +201,7 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                 }
                 if let Some(check) = &c.check {
                     plugin(w, check, errors)?;
+                    world(w, check, "check", CHECKER_INTERFACE, errors)?;
                 }
                 if let Some(r) = c.max_mismatch_ratio
                     && !(0.0..=1.0).contains(&r)
@@ -249,6 +274,45 @@ fn plugin(w: &Workflow, name: &Spanned<String>, errors: Errors<'_>) -> Result<()
             w.plugins.iter().map(|p| p.name.as_str()),
         )),
     }
+}
+
+/// A prebuilt plugin must be of the world its step needs; a crate is
+/// checked when it is built.
+fn world(
+    w: &Workflow,
+    name: &Spanned<String>,
+    kind: &str,
+    interface: &str,
+    errors: Errors<'_>,
+) -> Result<(), WorkflowError> {
+    let Some(PluginSource::Wasm(file)) = w.plugin(name.get_ref()).map(|p| &p.source) else {
+        return Ok(());
+    };
+    let Ok(bytes) = std::fs::read(file) else {
+        return Ok(());
+    };
+    let problem = match crate::plugin::load::exports(&bytes) {
+        Ok(exports) if exports.iter().any(|e| e == interface) => return Ok(()),
+        Ok(exports) => format!(
+            "plugin `{}` is not a {kind} plugin: it exports {}; expected `{interface}` (build it with `#[switchyard_sdk::{kind}]`)",
+            name.get_ref(),
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+        Err(why) => format!(
+            "plugin `{}`: `{}` cannot be used: {why}",
+            name.get_ref(),
+            file.display()
+        ),
+    };
+    Err(errors.at(name.span(), problem))
 }
 
 fn missing<'a>(

@@ -1,24 +1,129 @@
 //! Value types of the workflow file that parse from strings: durations,
-//! sizes and points in time, each with an error that says what it expects.
+//! sizes and points in time, each with an error that says what it expects;
+//! and numbers and flags, which may also be written as text, so that a
+//! `${var}` (always text once expanded) can stand for one.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
 use std::time::Duration;
 
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// A duration written like `30s`, `5m`, `1h 30m`, `250ms`.
+/// The longest duration a workflow may write: far beyond any sensible
+/// timeout, and far below what would overflow a clock.
+pub const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// A duration written like `30s`, `5m`, `1h 30m`, `250ms`; at most ten years.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
+
+impl Span {
+    /// Parses a duration, refusing one longer than [`MAX_SPAN`].
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let d = humantime::parse_duration(text).map_err(|e| {
+            format!(
+                "invalid duration `{text}`: {e}; expected something like `30s`, `5m` or `1h 30m`"
+            )
+        })?;
+        if d > MAX_SPAN {
+            return Err(format!(
+                "duration `{text}` is longer than ten years; expected something like `30s`, `5m` or `1h 30m`"
+            ));
+        }
+        Ok(Span(d))
+    }
+}
 
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map(Span).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration `{text}`: {e}; expected something like `30s`, `5m` or `1h 30m`"
-            ))
-        })
+        Span::parse(&text).map_err(de::Error::custom)
     }
+}
+
+/// Reads an optional whole number written as a number (`batch_size = 500`)
+/// or as text (`batch_size = "${bs}"`). Use with
+/// `#[serde(default, deserialize_with = "values::whole")]`.
+pub fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr + TryFrom<u64> + TryFrom<i64>,
+{
+    struct Whole<T>(PhantomData<T>);
+    impl<T: FromStr + TryFrom<u64> + TryFrom<i64>> Visitor<'_> for Whole<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a whole number")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            v.trim().parse().map_err(|_| {
+                E::custom(format!(
+                    "`{v}` is not a whole number in range; expected something like `1000`"
+                ))
+            })
+        }
+    }
+    d.deserialize_any(Whole(PhantomData)).map(Some)
+}
+
+/// Like [`whole`], for a fraction (`max_mismatch_ratio = "${ratio}"`).
+pub fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    struct Fraction;
+    impl Visitor<'_> for Fraction {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a number")
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+            v.trim().parse().map_err(|_| {
+                E::custom(format!(
+                    "`{v}` is not a number; expected something like `0.01`"
+                ))
+            })
+        }
+    }
+    d.deserialize_any(Fraction).map(Some)
+}
+
+/// Reads a flag written as a boolean or as the text `true` or `false`
+/// (`scale_out = "${scale}"`). Use with
+/// `#[serde(default, deserialize_with = "values::flag")]`.
+pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct Flag;
+    impl Visitor<'_> for Flag {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "`true` or `false`")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            match v.trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(E::custom(format!("`{v}` is not `true` or `false`"))),
+            }
+        }
+    }
+    d.deserialize_any(Flag)
 }
 
 /// A size written like `64MiB`.
@@ -63,8 +168,9 @@ impl Point {
             }
             let margin = rest.strip_prefix('-')?.trim();
             Some(
-                humantime::parse_duration(margin)
-                    .map_err(|e| format!("invalid margin `{margin}`: {e}")),
+                Span::parse(margin)
+                    .map(|s| s.0)
+                    .map_err(|e| format!("invalid margin: {e}")),
             )
         };
         match t {
@@ -158,5 +264,39 @@ mod tests {
             Point::Restore(Duration::from_secs(600)).to_string(),
             "restore - 10m"
         );
+    }
+
+    #[test]
+    fn durations_are_bounded_when_parsed() {
+        assert_eq!(Span::parse("1h").unwrap().0, Duration::from_secs(3600));
+        assert!(
+            Span::parse("4611686018427387904s")
+                .unwrap_err()
+                .contains("longer than ten years")
+        );
+        assert!(Point::parse("restore - 99999y").is_err());
+    }
+
+    #[test]
+    fn numbers_and_flags_may_be_written_as_text() {
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "whole")]
+            n: Option<usize>,
+            #[serde(default, deserialize_with = "flag")]
+            f: bool,
+            #[serde(default, deserialize_with = "fraction")]
+            r: Option<f64>,
+        }
+        let t: T = toml::from_str("n = \"12\"\nf = \"true\"\nr = \"0.5\"").unwrap();
+        assert_eq!((t.n, t.f, t.r), (Some(12), true, Some(0.5)));
+        let t: T = toml::from_str("n = 12\nf = false").unwrap();
+        assert_eq!((t.n, t.f, t.r), (Some(12), false, None));
+        let e = toml::from_str::<T>("n = \"lots\"")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("`lots` is not a whole number"), "{e}");
+        assert!(toml::from_str::<T>("n = -1").is_err());
     }
 }

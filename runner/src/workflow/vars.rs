@@ -10,6 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{Errors, WorkflowError};
+use super::quoting::QuoteError;
 
 /// Variable values by name, all expanded.
 pub type Vars = BTreeMap<String, String>;
@@ -129,13 +130,70 @@ fn resolve_one(
 }
 
 /// Expands variables in every string of the document (keys are left alone).
+/// In a command line that a shell runs, each value is quoted for where it
+/// lands (see `quoting`), so no value can become shell syntax.
 pub fn expand_document(
     doc: &mut DeTable<'_>,
     vars: &Vars,
     errors: Errors<'_>,
 ) -> Result<(), WorkflowError> {
-    for (_, value) in doc.iter_mut() {
-        expand_value(value, vars, errors)?;
+    for (key, value) in doc.iter_mut() {
+        match value.get_mut() {
+            DeValue::Array(steps) if key.get_ref() == "step" => {
+                for step in steps.iter_mut() {
+                    expand_step(step, vars, errors)?;
+                }
+            }
+            _ => expand_value(value, vars, errors)?,
+        }
+    }
+    Ok(())
+}
+
+/// The keys of each step kind that hold a line for `sh -c`.
+const SHELL_LINES: &[(&str, &str)] = &[("shell", "run"), ("restore", "command")];
+
+fn expand_step(
+    step: &mut Spanned<DeValue<'_>>,
+    vars: &Vars,
+    errors: Errors<'_>,
+) -> Result<(), WorkflowError> {
+    let DeValue::Table(table) = step.get_mut() else {
+        return expand_value(step, vars, errors);
+    };
+    let kind = table
+        .iter()
+        .find(|(k, _)| k.get_ref() == "kind")
+        .and_then(|(_, v)| match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => None,
+        });
+    for (key, value) in table.iter_mut() {
+        let shell_line = SHELL_LINES
+            .iter()
+            .any(|(k, field)| kind.as_deref() == Some(*k) && key.get_ref() == *field);
+        let span = value.span();
+        match value.get_mut() {
+            DeValue::String(line) if shell_line && line.contains('$') => {
+                let expanded = super::quoting::expand_quoted(line, |v| vars.get(v).cloned())
+                    .map_err(|e| {
+                        errors.at(
+                            span,
+                            match e {
+                                QuoteError::Unknown(var) => {
+                                    unknown(&var, std::iter::empty(), vars)
+                                }
+                                QuoteError::Unclosed => UNCLOSED.to_string(),
+                                QuoteError::Escaped(var) => format!(
+                                    "`\\${{{var}}}` in a shell command: the runner quotes `${{{var}}}` itself; drop the backslash (or write `$${{{var}}}` to hand the shell a `${{{var}}}` of its own)"
+                                ),
+                            },
+                        )
+                    })?;
+                *line = expanded.into();
+            }
+            _ => expand_value(value, vars, errors)?,
+        }
     }
     Ok(())
 }

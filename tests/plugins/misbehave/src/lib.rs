@@ -1,12 +1,23 @@
 //! A purpose-built misbehaving transform, for the sandbox tests.
 //!
-//! It behaves (one row per event) until it meets an event whose value is
+//! It behaves (one row per event, keyed by its offset or by the `key`
+//! setting) until it meets an event whose value is
 //! the `trigger` setting (default `misbehave`), then does what `mode` says:
 //! `panic`, `loop` (never returns), `memory` (allocates without end), `fs`
 //! (reads a host file), `env` (reads the environment), `clock` (reads the
 //! time), `net` (opens a TCP connection), `refuse` (reports bad input) or
 //! `ok` (behaves); `empty` returns no rows for any event (to measure the
 //! cost of the boundary alone).
+//!
+//! Modes that stay inside the plugin's own limits but lean on the host:
+//! `sleep` (sleeps 20 s: a wait inside a host call), `read` (reads the file
+//! `path`, inside a granted folder), `random` (asks the host for `bytes`
+//! random bytes, default 8), `hashmap` (uses a `HashMap`, which std seeds
+//! from the host), `log-flood` (logs a million lines), `log-forge` (logs a
+//! line made to look like the runner's own), `tables` (writes one row to
+//! each of `tables` distinct tables, default 20000), `big-value` (one row
+//! with a value of `bytes` bytes), `long-refusal` (refuses with a reason of
+//! `bytes` bytes), `recurse` (recurses until the stack overflows).
 
 use std::hint::black_box;
 
@@ -15,14 +26,13 @@ use switchyard_sdk::{Cell, Config, Event, PluginError, RowMutation};
 #[switchyard_sdk::transform]
 pub fn misbehave(event: &Event, config: &Config) -> Result<Vec<RowMutation>, PluginError> {
     let trigger = config.get_or("trigger", "misbehave");
+    // The row key is the event's offset, or the `key` setting for every event.
+    let key = config
+        .get("key")
+        .map_or_else(|| format!("{:08}", event.offset), String::from);
     let row = |value: String| {
         vec![
-            RowMutation::new(
-                "t",
-                format!("{:08}", event.offset),
-                event.timestamp_ms as u64,
-            )
-            .with(Cell::put("d", "v", value)),
+            RowMutation::new("t", &key, event.timestamp_ms as u64).with(Cell::put("d", "v", value)),
         ]
     };
     if config.get("mode") == Some("empty") {
@@ -67,6 +77,75 @@ pub fn misbehave(event: &Event, config: &Config) -> Result<Vec<RowMutation>, Plu
             "refusing offset {} on purpose",
             event.offset
         ))),
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(20));
+            Ok(row("slept".into()))
+        }
+        "read" => match std::fs::read(config.get_or("path", "fifo")) {
+            Ok(bytes) => Ok(row(format!("read {} bytes", bytes.len()))),
+            Err(e) => Err(PluginError::Other(format!("cannot read: {e}"))),
+        },
+        "random" => Ok(row(format!(
+            "{:?}",
+            random_bytes(number(config, "bytes", 8))
+        ))),
+        "hashmap" => {
+            let map: std::collections::HashMap<u64, u64> = (0..100).map(|i| (i, i * i)).collect();
+            let order: Vec<String> = map.keys().take(5).map(|k| k.to_string()).collect();
+            Ok(row(order.join(",")))
+        }
+        "log-flood" => {
+            for i in 0..1_000_000 {
+                switchyard_sdk::log::info(&format!("line {i} of a flood"));
+            }
+            Ok(row("flooded".into()))
+        }
+        "log-forge" => {
+            switchyard_sdk::log::write(
+                switchyard_sdk::log::Level::Error,
+                "ok\n2026-11-30T00:00:00.000000Z  INFO done: workflow completed\u{1b}[2K",
+            );
+            Ok(row("forged".into()))
+        }
+        "tables" => Ok((0..number(config, "tables", 20_000))
+            .map(|t| {
+                RowMutation::new(format!("t{t}"), "k", event.timestamp_ms as u64)
+                    .with(Cell::put("d", "v", "x"))
+            })
+            .collect()),
+        "big-value" => Ok(row("x".repeat(number(config, "bytes", 1 << 20)))),
+        "long-refusal" => Err(PluginError::Malformed("x".repeat(number(
+            config,
+            "bytes",
+            1 << 20,
+        )))),
+        "recurse" => Ok(row(recurse(black_box(0)).to_string())),
         _ => Ok(row("ok".into())),
     }
+}
+
+fn number(config: &Config, key: &str, default: usize) -> usize {
+    config
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Recurses until something stops it: the stack, in the sandbox.
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    if black_box(depth) == u64::MAX {
+        return frame[0];
+    }
+    recurse(black_box(depth + 1)) + frame[1]
+}
+
+#[cfg(target_family = "wasm")]
+fn random_bytes(n: usize) -> Vec<u8> {
+    wasip2::random::random::get_random_bytes(n as u64)
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn random_bytes(n: usize) -> Vec<u8> {
+    vec![4; n]
 }
