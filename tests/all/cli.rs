@@ -183,6 +183,12 @@ fn validate_checks_pins_folders_worlds_and_numbers_written_as_variables() {
     validate(workflow(&check, ""))
         .expect_code(2)
         .stderr_is("error: workflow.toml:24:13: plugin `p` is not a transform plugin: it exports `switchyard:plugin/checker@0.1.0`; expected `switchyard:plugin/transformer@0.1.0` (build it with `#[switchyard_sdk::transform]`)\n");
+    Test::new()
+        .workflow("[workflow]\nname = \"w\"\n\n[[step]]\nid = \"s\"\nkind = \"shell\"\ncommand = [\"true\"]\ntimeout = \"0s\"\n")
+        .args(&["validate", "workflow.toml"])
+        .run()
+        .expect_code(2)
+        .stderr_is("error: workflow.toml:5:6: step `s`: `timeout` must be longer than 0s\n");
     validate(workflow(&misbehave, "timeout = \"0s\""))
         .expect_code(2)
         .stderr_is("error: workflow.toml:18:11: plugin `p`: `timeout` = 0s is outside 10ms to 1h; a call needs a few ticks of the 10ms clock, and one batch should never take an hour\n");

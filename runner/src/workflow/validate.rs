@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::error::{Errors, WorkflowError};
 use super::schema::SourceConfig;
 use super::steps::{OnError, StepKind};
-use super::values::Point;
+use super::values::{Point, Span};
 use super::{Workflow, quoted, valid_name};
 use crate::plugin::PluginSource;
 use crate::plugin::bindings::{CHECKER_INTERFACE, TRANSFORMER_INTERFACE};
@@ -47,7 +47,7 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                 (None, Some(run)) if run.trim().is_empty() => {
                     return Err(at("`run` is empty".into()));
                 }
-                _ => {}
+                _ => not_zero(s.timeout, "timeout", &at)?,
             },
             StepKind::Restore(r) => {
                 store(w, &r.into, errors)?;
@@ -74,6 +74,7 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                     ));
                 }
                 positive(r.batch_size, "batch_size", &at)?;
+                not_zero(r.timeout, "timeout", &at)?;
                 restored.insert(r.into.get_ref().clone());
             }
             StepKind::Replay(r) => {
@@ -163,6 +164,11 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                 if until == "cutover" {
                     background.insert(id.clone());
                 }
+                not_zero(
+                    r.caught_up.as_ref().and_then(|g| g.timeout),
+                    "caught_up.timeout",
+                    &at,
+                )?;
                 positive(r.batch_size, "batch_size", &at)?;
                 if let (Some(_), Some(topic)) = (&r.dead_letter, &r.dead_letter_topic) {
                     return Err(errors.at(
@@ -248,6 +254,18 @@ fn positive(
 ) -> Result<(), WorkflowError> {
     match value {
         Some(0) => Err(at(format!("`{name}` must be at least 1"))),
+        _ => Ok(()),
+    }
+}
+
+/// A time limit of zero would fail at once; it is a mistake, not a limit.
+fn not_zero(
+    value: Option<Span>,
+    name: &str,
+    at: &dyn Fn(String) -> WorkflowError,
+) -> Result<(), WorkflowError> {
+    match value {
+        Some(t) if t.0.is_zero() => Err(at(format!("`{name}` must be longer than 0s"))),
         _ => Ok(()),
     }
 }
