@@ -55,17 +55,6 @@ pub enum Cell {
     DeleteRow,
 }
 
-impl RowMutation {
-    /// What the row holds on the host, counted as the plugin output limits
-    /// count it: its own size, key and table name, and every cell's.
-    pub fn host_bytes(&self) -> u64 {
-        std::mem::size_of::<RowMutation>() as u64
-            + self.table.len() as u64
-            + self.row_key.len() as u64
-            + self.cells.iter().map(Cell::host_bytes).sum::<u64>()
-    }
-}
-
 impl Cell {
     /// What the cell holds on the host: its own size, names and value.
     pub fn host_bytes(&self) -> u64 {

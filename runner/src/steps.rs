@@ -16,6 +16,7 @@ pub mod restore;
 pub mod shell;
 pub mod stop;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::Cancel;
@@ -24,7 +25,7 @@ use crate::engine::plugins::PluginRegistry;
 use crate::engine::state::{StateError, StateFile};
 use crate::plugin::{LoadError, PluginFailure};
 use crate::source::SourceError;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::workflow::{Step, StepKind, Workflow};
 
 /// What every step gets.
@@ -48,6 +49,32 @@ impl StepContext {
     /// The state, locked.
     pub fn lock_state(&self) -> MutexGuard<'_, StateFile> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists files a step is about to create as the runner's own (those in
+    /// the state folder are what `--fresh` may remove).
+    pub fn own(&self, paths: &[PathBuf]) -> Result<(), StepError> {
+        Ok(self.lock_state().own(paths)?)
+    }
+
+    /// Opens the store `name`, after listing the files it may create.
+    pub fn store(&self, name: &str) -> Result<Box<dyn Store>, StepError> {
+        if let Some(config) = self.workflow.store(name) {
+            self.own(&config.files(&self.workflow))?;
+        }
+        Ok(crate::store::open(&self.workflow, name)?)
+    }
+
+    /// Runs `command` for a step; what it leaves in the state folder is
+    /// listed as the runner's.
+    pub fn run_command<T>(
+        &self,
+        command: impl FnOnce() -> Result<T, StepError>,
+    ) -> Result<T, StepError> {
+        self.lock_state().command_starts()?;
+        let result = command();
+        self.lock_state().command_ended()?;
+        result
     }
 }
 

@@ -32,7 +32,15 @@ pub fn one_line(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            // Controls, and the separators and direction marks that move
+            // or reorder what a terminal shows.
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c) =>
+            {
+                out.push_str(&c.escape_unicode().to_string())
+            }
             c => out.push(c),
         }
     }
@@ -60,6 +68,61 @@ pub fn shown_bytes(bytes: &[u8], limit: usize) -> String {
     text
 }
 
+/// One line as [`read_line`] read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRead {
+    /// Its whole length in bytes, end of line included.
+    pub len: u64,
+    /// Longer than the limit: only its first bytes were kept.
+    pub cut: bool,
+}
+
+/// Reads the next line into `buf` (without its end of line), keeping at
+/// most `max` bytes of it: the rest of a longer line is skipped, never
+/// held, so a line without end cannot fill the memory. `None` at the end.
+pub fn read_line(
+    reader: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    max: u64,
+) -> std::io::Result<Option<LineRead>> {
+    use std::io::{BufRead, Read};
+    buf.clear();
+    let n = reader
+        .by_ref()
+        .take(max.saturating_add(1))
+        .read_until(b'\n', buf)? as u64;
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut len = n;
+    let cut = buf.last() != Some(&b'\n') && n > max;
+    if cut {
+        loop {
+            let chunk = reader.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    reader.consume(i + 1);
+                    len += i as u64 + 1;
+                    break;
+                }
+                None => {
+                    let l = chunk.len();
+                    reader.consume(l);
+                    len += l as u64;
+                }
+            }
+        }
+        buf.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    }
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+    Ok(Some(LineRead { len, cut }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +142,19 @@ mod tests {
             "ok\\nERROR forged\\u{1b}[31m"
         );
         assert_eq!(foreign_bytes(b"k\n1"), "k\\n1");
+        assert_eq!(one_line("a\u{202e}b\u{2028}"), "a\\u{202e}b\\u{2028}");
+    }
+
+    #[test]
+    fn a_line_without_end_is_cut_and_the_next_one_read_whole() {
+        let mut text = vec![b'x'; 10_000];
+        text.extend_from_slice(b"\nnext\r\n");
+        let mut input = std::io::Cursor::new(text);
+        let mut buf = Vec::new();
+        let first = read_line(&mut input, &mut buf, 100).unwrap().unwrap();
+        assert_eq!((first.len, first.cut, buf.len()), (10_001, true, 100));
+        let next = read_line(&mut input, &mut buf, 100).unwrap().unwrap();
+        assert_eq!((next.cut, &buf[..]), (false, &b"next"[..]));
+        assert_eq!(read_line(&mut input, &mut buf, 100).unwrap(), None);
     }
 }

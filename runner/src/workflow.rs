@@ -71,16 +71,6 @@ impl Workflow {
         self.plugins.iter().find(|p| p.name == name)
     }
 
-    /// The fingerprint of the steps (ids and kinds, in order), which a
-    /// state folder is matched against.
-    pub fn steps_fingerprint(&self) -> String {
-        let mut text = String::new();
-        for step in &self.steps {
-            text.push_str(&format!("{}\t{}\n", step.id.get_ref(), step.kind.name()));
-        }
-        crate::plugin::load::sha256_hex(text.as_bytes())
-    }
-
     /// A path from the file, resolved against the workflow's folder.
     pub fn path(&self, text: &str) -> PathBuf {
         resolve_path(&self.dir, text)
@@ -95,6 +85,9 @@ pub struct LoadOptions {
     /// Keep state here instead of the default.
     pub state_dir: Option<PathBuf>,
 }
+
+/// The largest event a file source may be set to take.
+const MAX_EVENT_SIZE: u64 = 1 << 30;
 
 /// The sections a workflow may have.
 const SECTIONS: &[&str] = &["workflow", "vars", "source", "store", "plugin", "step"];
@@ -311,9 +304,19 @@ fn source_config(
     value: Spanned<DeValue<'_>>,
     errors: Errors<'_>,
 ) -> Result<SourceConfig, WorkflowError> {
+    let span = value.span();
     let (kind, rest) = kind(value, "source", &["file", "kafka"], errors)?;
     match kind.as_str() {
-        "file" => Ok(SourceConfig::File(deserialize(rest, errors)?)),
+        "file" => {
+            let file: schema::FileSource = deserialize(rest, errors)?;
+            if file
+                .max_event_size
+                .is_some_and(|s| s.0 == 0 || s.0 > MAX_EVENT_SIZE)
+            {
+                return Err(errors.at(span, "`max_event_size` must be between 1 byte and 1GiB"));
+            }
+            Ok(SourceConfig::File(file))
+        }
         "kafka" => Ok(SourceConfig::Kafka(deserialize(rest, errors)?)),
         _ => unreachable!("kinds are checked"),
     }

@@ -189,6 +189,12 @@ fn validate_checks_pins_folders_worlds_and_numbers_written_as_variables() {
         .run()
         .expect_code(2)
         .stderr_is("error: workflow.toml:5:6: step `s`: `timeout` must be longer than 0s\n");
+    Test::new()
+        .workflow("[workflow]\nname = \"w\"\n\n[vars]\nk = \"shell\"\n\n[[step]]\nid = \"s\"\nkind = \"${k}\"\nrun = \"true\"\n")
+        .args(&["validate", "workflow.toml"])
+        .run()
+        .expect_code(2)
+        .stderr_is("error: workflow.toml:9:8: a step's `kind` is written out, not taken from a variable\n");
     validate(workflow(&misbehave, "timeout = \"0s\""))
         .expect_code(2)
         .stderr_is("error: workflow.toml:18:11: plugin `p`: `timeout` = 0s is outside 10ms to 1h; a call needs a few ticks of the 10ms clock, and one batch should never take an hour\n");
@@ -235,7 +241,7 @@ fn another_workflows_state_is_refused_not_taken_for_done() {
     assert_eq!(changed.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&changed.stderr)
-            .contains("holds the state of a `a` with other steps"),
+            .contains("holds the state of another version of `a`: it ran a step `only` (shell) that the workflow no longer has"),
         "{}",
         String::from_utf8_lossy(&changed.stderr)
     );

@@ -218,6 +218,7 @@ macro_rules! cases {
 cases! {
     rows_sharing_one_range_of_cells_are_stopped_before_they_are_built => "shared-cells",
     cells_sharing_one_value_count_every_use_against_the_batch_budget => "shared-puts",
+    a_batch_run_again_event_by_event_keeps_one_budget => "one-at-a-time",
     a_plugin_writes_only_to_the_tables_the_store_declares => "tables",
     a_refusal_of_a_megabyte_is_kept_to_a_kilobyte => "long-refusal",
     a_sleep_inside_a_host_call_still_ends_at_the_deadline => "sleep",

@@ -41,10 +41,10 @@ fn run(mode: &str, limits: Limits, grants: Grants) -> Result<usize, PluginFailur
     let plugin = TransformPlugin::load(&engine, &spec(mode, limits, grants)).unwrap();
     let mut instance = plugin.instance();
     let batch = events(&["a", "b", "misbehave", "c"]);
-    let result = instance.transform(&batch).map(|o| o.len());
+    let result = instance.transform(&batch, None).map(|a| a.outcomes.len());
     // Whatever happened, the same plugin keeps serving good batches.
-    let after = instance.transform(&events(&["a", "b"])).unwrap();
-    assert_eq!(after.len(), 2, "instance recovers after `{mode}`");
+    let after = instance.transform(&events(&["a", "b"]), None).unwrap();
+    assert_eq!(after.outcomes.len(), 2, "instance recovers after `{mode}`");
     result
 }
 
@@ -179,7 +179,7 @@ fn random_numbers_are_denied_but_a_hash_map_works_and_is_the_same_every_time() {
             "{:?}",
             plugin
                 .instance()
-                .transform(&events(&["misbehave"]))
+                .transform(&events(&["misbehave"]), None)
                 .unwrap()
         )
     };

@@ -92,7 +92,11 @@ fn transform_wasm_vs_native(events: &[Event]) {
         best(|| {
             let mut n = 0;
             for chunk in events.chunks(BATCH) {
-                for outcome in instance.transform(chunk).expect("wasm transform") {
+                for outcome in instance
+                    .transform(chunk, None)
+                    .expect("wasm transform")
+                    .outcomes
+                {
                     n += outcome.expect("event accepted").len();
                 }
             }

@@ -83,17 +83,21 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     let started = Instant::now();
     let owner = Owner {
         workflow: workflow.name.clone(),
-        steps: workflow.steps_fingerprint(),
+        steps: workflow
+            .steps
+            .iter()
+            .map(|s| (s.id.get_ref().clone(), s.kind.name().to_string()))
+            .collect(),
     };
     let mut state = StateFile::open(&workflow.state_dir, &owner)?;
     if options.fresh {
         // Under the lock, so a running runner's state is never removed.
         state.clear(&owner)?;
-    } else if state.other_steps(&owner) {
+    } else if let Some(why) = state.other_steps(&owner) {
         return Err(StateError::NotOurs {
             path: workflow.state_dir.clone(),
             why: format!(
-                "holds the state of a `{}` with other steps (ids or kinds changed since it ran); run with `--fresh` to start over, or give it a new `--state` folder",
+                "holds the state of another version of `{}`: {why}; run with `--fresh` to start over, or give it a new `--state` folder",
                 workflow.name
             ),
         }
@@ -118,7 +122,6 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         );
     }
     state.state.fingerprint = workflow.fingerprint.clone();
-    state.state.in_progress = true;
     state.save()?;
 
     let workflow = Arc::new(workflow);
@@ -134,12 +137,6 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     // Whatever still syncs in the background stops now, committing what the
     // store acknowledged: at the end of the workflow, on a failure, on Ctrl-C.
     let stopped = steps::stop::stop_replays(&ctx, &[]);
-    {
-        // Every file this run made is listed by now.
-        let mut sf = ctx.lock_state();
-        sf.state.in_progress = false;
-        sf.save()?;
-    }
     let mut report = result?;
     let lines = stopped.map_err(|source| EngineError::Step {
         id: "background".into(),

@@ -5,10 +5,12 @@
 //! runners off the same state.
 //!
 //! The folder is the runner's own: it is new or empty when a workflow
-//! first uses it, it records which workflow it belongs to (name, and a
-//! fingerprint of its steps), and it lists every file that appeared in it
-//! while the runner worked there. `--fresh` removes those files only, and
-//! refuses a folder that holds anything else.
+//! first uses it, and it records which workflow it belongs to (the name,
+//! and each step's id and kind) and every file the runner made in it:
+//! stores, dead letters and reports are listed before they are created,
+//! and what a `shell` step (or a restore command) left there is listed
+//! when it ends. `--fresh` removes those files only, and refuses a folder
+//! that holds anything else.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -95,29 +97,34 @@ pub struct PartitionStatus {
 pub struct Owner {
     /// The workflow's name.
     pub workflow: String,
-    /// The fingerprint of its steps (ids and kinds, in order).
-    pub steps: String,
+    /// Its steps: id and kind.
+    pub steps: BTreeMap<String, String>,
 }
+
+/// The version of the state format this runner writes: 1 lists the files
+/// the runner made (a folder of an older runner has everything it holds
+/// taken as made by it).
+const FORMAT: u32 = 1;
 
 /// The whole state of a workflow.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// The workflow's name.
     pub workflow: String,
-    /// Fingerprint of the workflow's steps: another workflow's state is
-    /// never used.
+    /// The state format (see [`FORMAT`]).
     #[serde(default)]
-    pub steps_fingerprint: String,
+    pub format: u32,
     /// Fingerprint of the workflow file when the run started.
     pub fingerprint: String,
-    /// Entries of the folder that appeared while the runner worked in it
-    /// (its own files and what its steps wrote there); `--fresh` removes
-    /// these and nothing else.
+    /// Entries of the folder the runner made (stores, dead letters,
+    /// reports, what its commands wrote there); `--fresh` removes these
+    /// and nothing else.
     #[serde(default)]
     pub made: BTreeSet<String>,
-    /// A run is working in the folder (still set after a crash).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub in_progress: bool,
+    /// What the folder held when a command step started, until it ends: a
+    /// runner killed during the step takes what is new as the command's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_command: Option<BTreeSet<String>>,
     /// When the first run started.
     pub started_at_ms: u64,
     /// When the last step finished.
@@ -229,9 +236,9 @@ impl StateFile {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, e)),
         }
-        let state = read(dir)?.unwrap_or_else(|| State {
+        let mut state = read(dir)?.unwrap_or_else(|| State {
             workflow: owner.workflow.clone(),
-            steps_fingerprint: owner.steps.clone(),
+            format: FORMAT,
             started_at_ms: now_ms(),
             ..State::default()
         });
@@ -244,16 +251,21 @@ impl StateFile {
                 ),
             });
         }
-        // A run that was killed left files it had no time to list: they
-        // are its own. Otherwise what is there unlisted is somebody else's.
-        let foreign = if state.in_progress {
-            BTreeSet::new()
-        } else {
-            stray
-                .into_iter()
-                .filter(|n| !state.made.contains(n))
-                .collect()
-        };
+        if state.format < FORMAT {
+            // An older runner listed nothing: what is there is its own.
+            state.made.extend(stray.iter().cloned());
+            state.format = FORMAT;
+        }
+        if let Some(before) = state.before_command.take() {
+            // Killed during a command step: what is new is the command's.
+            state
+                .made
+                .extend(stray.iter().filter(|n| !before.contains(*n)).cloned());
+        }
+        let foreign = stray
+            .into_iter()
+            .filter(|n| !state.made.contains(n))
+            .collect();
         Ok(StateFile {
             dir: dir.to_path_buf(),
             state,
@@ -262,10 +274,21 @@ impl StateFile {
         })
     }
 
-    /// Whether the saved state was written by a workflow with other steps
-    /// (an older one may have none recorded).
-    pub fn other_steps(&self, owner: &Owner) -> bool {
-        !self.state.steps_fingerprint.is_empty() && self.state.steps_fingerprint != owner.steps
+    /// Why the saved state is not this workflow's, if it is not: a step it
+    /// recorded that the workflow no longer has, or has as another kind.
+    /// (New steps may be added.)
+    pub fn other_steps(&self, owner: &Owner) -> Option<String> {
+        self.state
+            .steps
+            .iter()
+            .find_map(|(id, st)| match owner.steps.get(id) {
+                Some(kind) if *kind == st.kind => None,
+                Some(kind) => Some(format!("its step `{id}` was a {}, now a {kind}", st.kind)),
+                None => Some(format!(
+                    "it ran a step `{id}` ({}) that the workflow no longer has",
+                    st.kind
+                )),
+            })
     }
 
     /// Removes what the runner made in the folder (all but the lock, which
@@ -301,22 +324,44 @@ impl StateFile {
         }
         self.state = State {
             workflow: owner.workflow.clone(),
-            steps_fingerprint: owner.steps.clone(),
+            format: FORMAT,
             started_at_ms: now_ms(),
             ..State::default()
         };
         Ok(())
     }
 
-    /// Lists as the runner's what appeared in the folder since it was
-    /// opened (stores, reports, what the steps wrote).
-    fn adopt(&mut self) -> Result<(), StateError> {
-        for name in entries(&self.dir)? {
-            if !OWN.contains(&name.as_str()) && !self.foreign.contains(&name) {
-                self.state.made.insert(name);
+    /// Lists `paths` as the runner's, before it creates them, and saves:
+    /// those inside the folder are removed by `--fresh`.
+    pub fn own(&mut self, paths: &[PathBuf]) -> Result<(), StateError> {
+        let mut new = false;
+        for path in paths {
+            let Ok(inside) = path.strip_prefix(&self.dir) else {
+                continue;
+            };
+            if let Some(std::path::Component::Normal(first)) = inside.components().next() {
+                new |= self.state.made.insert(first.to_string_lossy().into_owned());
             }
         }
-        Ok(())
+        if new { self.save() } else { Ok(()) }
+    }
+
+    /// A command step starts: what the folder holds now is remembered.
+    pub fn command_starts(&mut self) -> Result<(), StateError> {
+        self.state.before_command = Some(entries(&self.dir)?);
+        self.save()
+    }
+
+    /// A command step ended: what it left in the folder is the runner's.
+    pub fn command_ended(&mut self) -> Result<(), StateError> {
+        if let Some(before) = self.state.before_command.take() {
+            for name in entries(&self.dir)? {
+                if !before.contains(&name) && !OWN.contains(&name.as_str()) {
+                    self.state.made.insert(name);
+                }
+            }
+        }
+        self.save()
     }
 
     /// The folder.
@@ -325,8 +370,7 @@ impl StateFile {
     }
 
     /// Writes the state atomically.
-    pub fn save(&mut self) -> Result<(), StateError> {
-        self.adopt()?;
+    pub fn save(&self) -> Result<(), StateError> {
         let path = self.dir.join("state.json");
         let tmp = self.dir.join("state.json.tmp");
         let io = |e: std::io::Error| StateError::Io {
@@ -403,7 +447,7 @@ mod tests {
     fn owner(name: &str) -> Owner {
         Owner {
             workflow: name.into(),
-            steps: format!("steps of {name}"),
+            steps: [("a".to_string(), "shell".to_string())].into(),
         }
     }
 
@@ -414,6 +458,7 @@ mod tests {
         let mut s = StateFile::open(dir.path(), &w).unwrap();
         s.step_mut("a", "shell").status = Status::Done;
         s.state.restore_points.insert("green".into(), 42);
+        s.own(&[dir.path().join("blue.sqlite")]).unwrap();
         std::fs::write(dir.path().join("blue.sqlite"), "x").unwrap();
         s.save().unwrap();
         assert!(matches!(
@@ -448,13 +493,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = owner("w");
         let mut s = StateFile::open(dir.path(), &w).unwrap();
+        s.own(&[dir.path().join("green.sqlite")]).unwrap();
         std::fs::write(dir.path().join("green.sqlite"), "x").unwrap();
-        s.save().unwrap();
-        drop(s);
-        // Dropped in between runs: not the runner's.
+        // Dropped in while the runner works: still not the runner's.
         std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        s.command_starts().unwrap();
+        std::fs::write(dir.path().join("events.ndjson"), "made by a command").unwrap();
+        s.command_ended().unwrap();
+        drop(s);
         let mut s = StateFile::open(dir.path(), &w).unwrap();
-        s.save().unwrap();
         let err = s.clear(&w).unwrap_err().to_string();
         assert!(err.contains("did not make (`notes.txt`)"), "{err}");
         assert!(dir.path().join("green.sqlite").exists());
@@ -463,12 +510,26 @@ mod tests {
         let mut s = StateFile::open(dir.path(), &w).unwrap();
         s.clear(&w).unwrap();
         assert!(!dir.path().join("green.sqlite").exists());
+        assert!(!dir.path().join("events.ndjson").exists());
+    }
+
+    #[test]
+    fn a_runner_killed_during_a_command_takes_what_it_left_as_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = owner("w");
+        let mut s = StateFile::open(dir.path(), &w).unwrap();
+        s.command_starts().unwrap();
+        std::fs::write(dir.path().join("half.ndjson"), "x").unwrap();
+        drop(s); // killed: `command_ended` never ran
+        let mut s = StateFile::open(dir.path(), &w).unwrap();
+        s.clear(&w).unwrap();
+        assert!(!dir.path().join("half.ndjson").exists());
     }
 
     #[test]
     fn another_workflows_state_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = StateFile::open(dir.path(), &owner("a")).unwrap();
+        let s = StateFile::open(dir.path(), &owner("a")).unwrap();
         s.save().unwrap();
         drop(s);
         let err = StateFile::open(dir.path(), &owner("b")).err().unwrap();
@@ -477,14 +538,27 @@ mod tests {
                 .contains("holds the state of workflow `a`, not of `b`"),
             "{err}"
         );
-        let same_name = Owner {
+        let mut s = StateFile::open(dir.path(), &owner("a")).unwrap();
+        s.step_mut("a", "shell");
+        s.save().unwrap();
+        drop(s);
+        let grown = Owner {
             workflow: "a".into(),
-            steps: "other steps".into(),
+            steps: [("a", "shell"), ("b", "compare")]
+                .map(|(i, k)| (i.to_string(), k.to_string()))
+                .into(),
         };
-        assert!(
-            StateFile::open(dir.path(), &same_name)
-                .unwrap()
-                .other_steps(&same_name)
+        let s = StateFile::open(dir.path(), &grown).unwrap();
+        assert_eq!(s.other_steps(&grown), None, "a step may be added");
+        drop(s);
+        let changed = Owner {
+            workflow: "a".into(),
+            steps: [("a".to_string(), "replay".to_string())].into(),
+        };
+        let s = StateFile::open(dir.path(), &changed).unwrap();
+        assert_eq!(
+            s.other_steps(&changed).as_deref(),
+            Some("its step `a` was a shell, now a replay")
         );
     }
 }

@@ -207,6 +207,18 @@ impl<W: World> Instance<W> {
         at: &Input,
         f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
+        let timeout = self.plugin.shared.limits.timeout;
+        self.call_within(at, timeout, f)
+    }
+
+    /// Like [`Instance::call`], with a deadline `timeout` from now (at most
+    /// the plugin's own).
+    pub fn call_within<R>(
+        &mut self,
+        at: &Input,
+        timeout: std::time::Duration,
+        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFailure> {
         if self.live.is_none() {
             self.live = Some(self.start()?);
         }
@@ -217,7 +229,7 @@ impl<W: World> Instance<W> {
         store
             .data_mut()
             .clock
-            .start(self.plugin.shared.limits.timeout);
+            .start(timeout.min(self.plugin.shared.limits.timeout));
         store.set_epoch_deadline(1);
         let result = f(bindings, store);
         store.data_mut().log.end_call();
@@ -334,10 +346,11 @@ fn classify<W: World>(
     // Rust keeps a guest's locals on a stack in linear memory: overflowing
     // it reads out of bounds, not past wasmtime's stack limit. A trap under
     // a full backtrace of one or two functions is recursion either way.
-    let deep = e
-        .downcast_ref::<wasmtime::WasmBacktrace>()
-        .is_some_and(|bt| recursion(bt.frames()));
-    if deep || matches!(e.downcast_ref(), Some(wasmtime::Trap::StackOverflow)) {
+    let trap = e.downcast_ref::<wasmtime::Trap>();
+    let deep = matches!(trap, Some(wasmtime::Trap::MemoryOutOfBounds))
+        && e.downcast_ref::<wasmtime::WasmBacktrace>()
+            .is_some_and(|bt| recursion(bt.frames()));
+    if deep || matches!(trap, Some(wasmtime::Trap::StackOverflow)) {
         return PluginFailure::StackOverflow {
             plugin,
             output: panic_message(&output),

@@ -51,21 +51,29 @@ pub fn component_bytes(
     Ok((bytes, path))
 }
 
+/// What a core module is told.
+fn core_module() -> String {
+    format!(
+        "it is a core WebAssembly module, not a component; build the plugin with `cargo build --release --target {TARGET}` (which makes a component), or wrap the module with `wasm-tools component new`"
+    )
+}
+
+/// Whether `bytes` are a core WebAssembly module (not a component).
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[4..8] == [1, 0, 0, 0]
+}
+
 /// Why `bytes` are not a component wasmtime accepts, in words a plugin
 /// author can act on.
 pub fn describe_invalid(bytes: &[u8], error: &wasmtime::Error) -> String {
-    const MAGIC: &[u8] = b"\0asm";
-    const MODULE: [u8; 4] = [1, 0, 0, 0];
-    if bytes.len() < 8 || !bytes.starts_with(MAGIC) {
+    if bytes.len() < 8 || !bytes.starts_with(b"\0asm") {
         return format!(
             "it is not WebAssembly at all ({} bytes that do not start with `\\0asm`); point `wasm` at the `.wasm` a plugin build produced",
             bytes.len()
         );
     }
-    if bytes[4..8] == MODULE {
-        return format!(
-            "it is a core WebAssembly module, not a component; build the plugin with `cargo build --release --target {TARGET}` (which makes a component), or wrap the module with `wasm-tools component new`"
-        );
+    if is_core_module(bytes) {
+        return core_module();
     }
     let detail = error
         .chain()
@@ -85,10 +93,8 @@ pub fn describe_invalid(bytes: &[u8], error: &wasmtime::Error) -> String {
 /// without compiling it; an error says why the bytes are not a component.
 pub fn exports(bytes: &[u8]) -> Result<Vec<String>, String> {
     use wasmparser::{Parser, Payload};
-    if bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[4..8] == [1, 0, 0, 0] {
-        return Err(format!(
-            "it is a core WebAssembly module, not a component; build the plugin with `cargo build --release --target {TARGET}`"
-        ));
+    if is_core_module(bytes) {
+        return Err(core_module());
     }
     let mut names = Vec::new();
     let mut depth = 0usize;

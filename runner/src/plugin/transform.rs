@@ -1,10 +1,14 @@
 //! The `transform` world: a batch of events in, row mutations out.
 
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
 use super::bindings::{
     TRANSFORMER_INTERFACE, transform::Transform, transform::TransformPre, types,
 };
 use super::error::{Input, PluginFailure};
 use super::instance::{Instance, Plugin, world};
+use super::unpack::{Tally, unpack};
 use crate::model::{Event, RowMutation};
 
 /// What the plugin made of one event: its mutations, or why it refused it.
@@ -21,16 +25,47 @@ world!(
     switchyard_plugin_transformer
 );
 
+/// What a batch became.
+#[derive(Debug)]
+pub struct Answer {
+    /// One outcome per event, in order.
+    pub outcomes: Vec<Outcome>,
+    /// What it holds on the host, counted as the output limits count it.
+    pub bytes: u64,
+}
+
+/// The tables a transform may write: those the workflow declares for the
+/// store its rows go to.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// The store, for messages.
+    pub store: String,
+    /// Its tables.
+    pub names: HashSet<String>,
+}
+
 impl Instance<Transform> {
-    /// Transforms a batch: one outcome per event, in order.
+    /// Transforms a batch: one outcome per event, in order. With `tables`,
+    /// a row for any other table breaks the contract.
     ///
     /// When the sandbox stops the plugin on a batch, the events are run again
-    /// one at a time so that the error names the very event that caused it.
-    pub fn transform(&mut self, events: &[Event]) -> Result<Vec<Outcome>, PluginFailure> {
+    /// one at a time so that the error names the very event that caused it:
+    /// within one more `timeout` in all, and within the batch's output limits
+    /// in all (each event alone does not get a fresh budget).
+    pub fn transform(
+        &mut self,
+        events: &[Event],
+        tables: Option<&Tables>,
+    ) -> Result<Answer, PluginFailure> {
         let at = batch_input(events);
-        match self.transform_once(&at, events) {
-            Ok(outcomes) => Ok(outcomes),
-            Err(failure) if events.len() > 1 => self.single_out(events, failure),
+        let mut tally = Tally::new(self.limits().output, self.name(), tables);
+        let timeout = self.limits().timeout;
+        match self.transform_once(&at, events, &mut tally, timeout) {
+            Ok(outcomes) => Ok(Answer {
+                outcomes,
+                bytes: tally.spent(),
+            }),
+            Err(failure) if events.len() > 1 => self.single_out(events, failure, tables),
             Err(failure) => Err(failure),
         }
     }
@@ -39,22 +74,21 @@ impl Instance<Transform> {
         &mut self,
         at: &Input,
         events: &[Event],
+        tally: &mut Tally<'_>,
+        timeout: Duration,
     ) -> Result<Vec<Outcome>, PluginFailure> {
-        let batch = self.call(at, |bindings, store| {
+        let batch = self.call_within(at, timeout, |bindings, store| {
             bindings
                 .switchyard_plugin_transformer()
                 .call_transform(store, events)
         })?;
-        let limits = self.limits().output;
-        super::unpack::unpack(batch, events.len(), &limits, self.name()).map_err(|broken| {
-            PluginFailure::Contract {
-                plugin: self.name().to_string(),
-                what: broken.what,
-                at: broken
-                    .event
-                    .and_then(|i| events.get(i))
-                    .map_or_else(|| at.clone(), event_input),
-            }
+        unpack(batch, events.len(), tally).map_err(|broken| PluginFailure::Contract {
+            plugin: self.name().to_string(),
+            what: broken.what,
+            at: broken
+                .event
+                .and_then(|i| events.get(i))
+                .map_or_else(|| at.clone(), event_input),
         })
     }
 
@@ -62,7 +96,8 @@ impl Instance<Transform> {
         &mut self,
         events: &[Event],
         batch_failure: PluginFailure,
-    ) -> Result<Vec<Outcome>, PluginFailure> {
+        tables: Option<&Tables>,
+    ) -> Result<Answer, PluginFailure> {
         // Only a limit the batch as a whole may have hit is worth running
         // again event by event; a stop, a refused configuration or an
         // answer already pinned on one event is final.
@@ -79,15 +114,29 @@ impl Instance<Transform> {
         if !retry {
             return Err(batch_failure);
         }
+        let limits = *self.limits();
+        let started = Instant::now();
+        let mut tally = Tally::new(limits.output, self.name(), tables);
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
-            outcomes.extend(self.transform_once(&event_input(event), std::slice::from_ref(event))?);
+            let left = limits.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                // Event by event would take far longer than the batch was
+                // allowed: say so of the batch.
+                return Err(batch_failure);
+            }
+            tally.next_call();
+            let one = std::slice::from_ref(event);
+            outcomes.extend(self.transform_once(&event_input(event), one, &mut tally, left)?);
         }
         tracing::warn!(
             plugin = self.name(),
             "{batch_failure}; each event alone succeeded, so the batch was too large for the plugin's limits: lower the step's `batch_size` or raise the limits"
         );
-        Ok(outcomes)
+        Ok(Answer {
+            outcomes,
+            bytes: tally.spent(),
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use super::bindings::transform::exports::switchyard::plugin::transformer::{
     CellOp, MutationBatch, Span,
 };
 use super::limits::{OutputLimits, show_size};
-use super::transform::Outcome;
+use super::transform::{Outcome, Tables};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,13 +38,14 @@ fn broken(event: impl Into<Option<usize>>, what: String) -> Broken {
 }
 
 /// One outcome per event of a batch of `events`, or what was wrong.
-/// Nothing beyond `limits` is built: each row and cell is counted before
-/// it is made, with its key, names and value, each time it is used.
+/// Nothing beyond the tally's limits is built: the returned buffer (which
+/// every slice keeps alive) is counted, and each row and cell before it is
+/// made, with its key, names and value, each time it is used. A table the
+/// tally does not accept breaks the contract before any of its rows is made.
 pub fn unpack(
     batch: MutationBatch,
     events: usize,
-    limits: &OutputLimits,
-    plugin: &str,
+    tally: &mut Tally<'_>,
 ) -> Result<Vec<Outcome>, Broken> {
     let MutationBatch {
         bytes,
@@ -54,9 +55,9 @@ pub fn unpack(
     } = batch;
     // Keys, qualifiers and values become slices of this one buffer.
     let bytes = Bytes::from(bytes);
+    tally.bytes(None, bytes.len() as u64)?;
     let mut outcomes: Vec<Outcome> = (0..events).map(|_| Ok(Vec::new())).collect();
     let mut names = Names::default();
-    let mut tally = Tally::new(limits, plugin);
     let mut last_event = 0;
     for row in &rows {
         let event = row.event as usize;
@@ -83,6 +84,7 @@ pub fn unpack(
         let table = names
             .get(&bytes, &row.table, "a table name")
             .map_err(fail)?;
+        tally.accepts(event, &table)?;
         let row_key = slice(&bytes, &row.row_key, "a row key").map_err(fail)?;
         if row_key.is_empty() {
             return Err(fail("a row has an empty row key".into()));
@@ -157,10 +159,12 @@ pub fn unpack(
     Ok(outcomes)
 }
 
-/// What a batch's answer has cost so far, against the limits.
-struct Tally<'a> {
-    limits: &'a OutputLimits,
-    plugin: &'a str,
+/// What a batch's answer has cost so far, against the limits; kept over
+/// the calls that run a batch again event by event.
+pub struct Tally<'a> {
+    limits: OutputLimits,
+    plugin: String,
+    tables: Option<&'a Tables>,
     bytes: u64,
     rows: u64,
     cells: u64,
@@ -170,10 +174,13 @@ struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
-    fn new(limits: &'a OutputLimits, plugin: &'a str) -> Self {
+    /// A tally of nothing yet, for `plugin`'s answers, writing `tables`
+    /// (any table, when `None`).
+    pub fn new(limits: OutputLimits, plugin: &str, tables: Option<&'a Tables>) -> Self {
         Tally {
             limits,
-            plugin,
+            plugin: plugin.to_string(),
+            tables,
             bytes: 0,
             rows: 0,
             cells: 0,
@@ -183,7 +190,41 @@ impl<'a> Tally<'a> {
         }
     }
 
-    fn over(&self, event: usize, what: String, setting: &str) -> Broken {
+    /// The next call's events are other events (their counts start anew;
+    /// the batch's go on).
+    pub fn next_call(&mut self) {
+        self.event = 0;
+        self.event_rows = 0;
+        self.event_cells = 0;
+    }
+
+    /// What the answers hold on the host so far.
+    pub fn spent(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether rows may go to `table`.
+    fn accepts(&self, event: usize, table: &str) -> Result<(), Broken> {
+        let Some(tables) = self.tables else {
+            return Ok(());
+        };
+        if tables.names.contains(table) {
+            return Ok(());
+        }
+        let mut declared: Vec<&str> = tables.names.iter().map(String::as_str).collect();
+        declared.sort_unstable();
+        Err(broken(
+            event,
+            format!(
+                "it wrote to table `{}`, which store `{}` does not declare (it declares {}); add the table to the store's `tables` if it belongs there",
+                crate::text::foreign(table),
+                tables.store,
+                crate::workflow::quoted(&declared)
+            ),
+        ))
+    }
+
+    fn over(&self, event: impl Into<Option<usize>>, what: String, setting: &str) -> Broken {
         broken(
             event,
             format!(
@@ -205,7 +246,7 @@ impl<'a> Tally<'a> {
         self.at(event);
         self.rows += 1;
         self.event_rows += 1;
-        let l = self.limits;
+        let l = &self.limits;
         if self.event_rows > l.rows_per_event {
             let what = format!("one event became more than {} rows", l.rows_per_event);
             return Err(self.over(event, what, "max_rows_per_event"));
@@ -221,7 +262,7 @@ impl<'a> Tally<'a> {
         self.at(event);
         self.cells = self.cells.saturating_add(count);
         self.event_cells = self.event_cells.saturating_add(count);
-        let l = self.limits;
+        let l = &self.limits;
         if self.event_cells > l.cells_per_event {
             let what = format!(
                 "one event's rows hold more than {} cells",
@@ -239,7 +280,7 @@ impl<'a> Tally<'a> {
         Ok(())
     }
 
-    fn bytes(&mut self, event: usize, bytes: u64) -> Result<(), Broken> {
+    fn bytes(&mut self, event: impl Into<Option<usize>>, bytes: u64) -> Result<(), Broken> {
         self.bytes = self.bytes.saturating_add(bytes);
         if self.bytes > self.limits.bytes_per_batch {
             let what = format!(
@@ -338,7 +379,15 @@ mod tests {
     }
 
     fn unpack(b: MutationBatch, events: usize) -> Result<Vec<Outcome>, String> {
-        super::unpack(b, events, &limits(), "p").map_err(|b| b.what)
+        super::unpack(b, events, &mut Tally::new(limits(), "p", None)).map_err(|b| b.what)
+    }
+
+    fn unpack_with(
+        b: MutationBatch,
+        events: usize,
+        limits: OutputLimits,
+    ) -> Result<Vec<Outcome>, Broken> {
+        super::unpack(b, events, &mut Tally::new(limits, "p", None))
     }
 
     #[test]
@@ -410,7 +459,7 @@ mod tests {
             })
             .collect();
         b.refused.clear();
-        let err = super::unpack(b.clone(), 1, &limits(), "p").unwrap_err();
+        let err = unpack_with(b.clone(), 1, limits()).unwrap_err();
         assert_eq!(err.event, Some(0));
         assert!(err.what.contains("max_cells_per_event"), "{}", err.what);
         let roomy = OutputLimits {
@@ -419,7 +468,7 @@ mod tests {
             ..limits()
         };
         b.cells = cells(4096);
-        let err = super::unpack(b, 1, &roomy, "p").unwrap_err();
+        let err = unpack_with(b, 1, roomy).unwrap_err();
         assert!(
             err.what
                 .starts_with("the batch's rows come to more than 2 MiB")
@@ -447,8 +496,56 @@ mod tests {
             bytes_per_batch: 64 * 1024,
             ..limits()
         };
-        let err = super::unpack(b, 3, &tight, "p").unwrap_err();
+        let err = unpack_with(b, 3, tight).unwrap_err();
         assert_eq!(err.event, Some(1));
         assert!(err.what.contains("max_output"), "{}", err.what);
+    }
+
+    #[test]
+    fn the_returned_buffer_counts_even_when_rows_use_little_of_it() {
+        let mut b = batch();
+        b.bytes.resize(3 << 20, 0);
+        let err = unpack_with(b, 3, limits()).unwrap_err();
+        assert_eq!(err.event, None);
+        assert!(err.what.contains("max_output"), "{}", err.what);
+    }
+
+    #[test]
+    fn a_table_the_store_does_not_declare_is_refused_before_its_rows_are_built() {
+        let tables = Tables {
+            store: "green".into(),
+            names: ["other".to_string()].into(),
+        };
+        let err =
+            super::unpack(batch(), 3, &mut Tally::new(limits(), "p", Some(&tables))).unwrap_err();
+        assert_eq!(err.event, Some(1));
+        assert!(
+            err.what.starts_with(
+                "it wrote to table `t`, which store `green` does not declare (it declares `other`)"
+            ),
+            "{}",
+            err.what
+        );
+    }
+
+    /// Run again event by event, a batch keeps one budget: each event alone
+    /// fits, all of them together do not.
+    #[test]
+    fn the_budget_holds_over_calls_event_by_event() {
+        let tight = OutputLimits {
+            rows_per_batch: 1,
+            ..limits()
+        };
+        let mut tally = Tally::new(tight, "p", None);
+        let one = || {
+            let mut b = batch();
+            b.rows[0].event = 0;
+            b.refused.clear();
+            b
+        };
+        assert!(super::unpack(one(), 1, &mut tally).is_ok());
+        tally.next_call();
+        let err = super::unpack(one(), 1, &mut tally).unwrap_err();
+        assert!(err.what.contains("max_rows_per_batch"), "{}", err.what);
     }
 }

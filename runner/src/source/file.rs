@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -29,6 +29,7 @@ use super::{
 };
 use crate::model::{Event, Header};
 use crate::plugin::limits::show_size;
+use crate::text::{LineRead, read_line};
 
 /// The longest line taken as an event, by default.
 pub const DEFAULT_MAX_EVENT: u64 = 16 << 20;
@@ -55,62 +56,18 @@ pub struct FileSource {
     buf: Vec<u8>,
 }
 
-/// One line as read: its full length, and whether it was longer than the
-/// limit (then only its start is in the buffer).
-struct LineRead {
-    len: u64,
-    oversized: bool,
-}
-
-/// Reads the next line into `buf`, keeping at most `max` bytes of it (the
-/// rest of a longer line is skipped, never held); `None` at the end.
+/// Reads the next line into `buf`, keeping at most `max` bytes of it and
+/// only the first [`KEPT_OF_OVERSIZED`] of a longer one.
 fn next_line(
     reader: &mut BufReader<File>,
     buf: &mut Vec<u8>,
     max: u64,
 ) -> std::io::Result<Option<LineRead>> {
-    buf.clear();
-    let n = reader.by_ref().take(max + 1).read_until(b'\n', buf)? as u64;
-    if n == 0 {
-        return Ok(None);
-    }
-    let mut len = n;
-    let complete = buf.last() == Some(&b'\n') || n <= max;
-    if !complete {
-        loop {
-            let chunk = reader.fill_buf()?;
-            if chunk.is_empty() {
-                break;
-            }
-            match chunk.iter().position(|b| *b == b'\n') {
-                Some(i) => {
-                    reader.consume(i + 1);
-                    len += i as u64 + 1;
-                    break;
-                }
-                None => {
-                    let l = chunk.len();
-                    reader.consume(l);
-                    len += l as u64;
-                }
-            }
-        }
+    let line = read_line(reader, buf, max)?;
+    if line.is_some_and(|l| l.cut) {
         buf.truncate(KEPT_OF_OVERSIZED);
     }
-    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-        buf.pop();
-    }
-    Ok(Some(LineRead {
-        len,
-        oversized: !complete,
-    }))
-}
-
-/// The partition of a line, and nothing else of it (for the scan at open).
-#[derive(Deserialize)]
-struct PartitionOnly {
-    #[serde(default)]
-    partition: i32,
+    Ok(line)
 }
 
 #[derive(Deserialize)]
@@ -142,11 +99,13 @@ impl FileSource {
         let mut scan = open().map_err(error)?;
         let mut buf = Vec::new();
         while let Some(line) = next_line(&mut scan, &mut buf, max_event).map_err(error)? {
-            if line.oversized {
+            if line.cut {
                 continue;
             }
-            if let Ok(p) = serde_json::from_slice::<PartitionOnly>(&buf) {
-                reached.require(p.partition);
+            // Only lines that are events: a partition of unreadable lines
+            // would never be reached.
+            if let Ok(line) = serde_json::from_slice::<Line>(&buf) {
+                reached.require(line.partition);
             }
         }
         let reader = open().map_err(error)?;
@@ -274,7 +233,7 @@ impl Source for FileSource {
             };
             read += 1;
             bytes += line.len;
-            if line.oversized {
+            if line.cut {
                 batch.bad.push(BadRecord {
                     place: format!("line {} of `{}`", self.line, self.path.display()),
                     raw: self.buf.clone(),
@@ -489,5 +448,16 @@ mod tests {
             whole.next_batch(limit(1000)).unwrap().unwrap().watermark,
             Some(50)
         );
+    }
+
+    #[test]
+    fn a_partition_of_unreadable_lines_holds_no_watermark_back() {
+        let (_d, path) = write(&[
+            r#"{"partition":0,"timestamp":100,"value":"a"}"#,
+            r#"{"partition":1,"timestmap":50,"value":"typo"}"#,
+        ]);
+        let batch = open(&path).next_batch(limit(10)).unwrap().unwrap();
+        assert_eq!(batch.bad.len(), 1);
+        assert_eq!(batch.watermark, Some(100));
     }
 }

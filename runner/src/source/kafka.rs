@@ -513,7 +513,13 @@ impl Source for KafkaSource {
                     self.at_eof.remove(&m.partition());
                     self.read.insert(m.partition(), m.offset() + 1);
                     let event = self.event(&m);
-                    bytes += (event.value.len() + event.key.as_ref().map_or(0, Vec::len)) as u64;
+                    bytes += (event.value.len()
+                        + event.key.as_ref().map_or(0, Vec::len)
+                        + event
+                            .headers
+                            .iter()
+                            .map(|h| h.key.len() + h.value.len())
+                            .sum::<usize>()) as u64;
                     self.reached.saw(event.partition, event.timestamp_ms);
                     batch.events.push(event);
                 }

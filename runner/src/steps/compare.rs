@@ -19,7 +19,7 @@ use crate::plugin::bindings::types;
 use crate::plugin::check::{Pair, Verdict};
 use crate::plugin::error::describe;
 use crate::plugin::instance::Instance;
-use crate::store::{self, Store};
+use crate::store::Store;
 use crate::workflow::steps::CompareStep;
 use crate::workflow::values::Point;
 
@@ -81,8 +81,8 @@ struct Report {
 
 /// Runs the comparison and its gate.
 pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError> {
-    let mut blue = store::open(&ctx.workflow, c.blue.get_ref())?;
-    let mut green = store::open(&ctx.workflow, c.green.get_ref())?;
+    let mut blue = ctx.store(c.blue.get_ref())?;
+    let mut green = ctx.store(c.green.get_ref())?;
     let mut checker = match &c.check {
         Some(name) => Some(ctx.plugins.check(&ctx.workflow, name.get_ref())?.instance()),
         None => None,
@@ -188,6 +188,7 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
 
     let differing = report.mismatched + report.only_blue + report.only_green;
     let path = ctx.workflow.state_dir.join(format!("compare-{id}.json"));
+    ctx.own(std::slice::from_ref(&path))?;
     let _ = std::fs::write(
         &path,
         serde_json::to_vec_pretty(&report).unwrap_or_default(),

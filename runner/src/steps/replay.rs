@@ -18,7 +18,7 @@ pub mod dead_letter;
 pub mod in_flight;
 pub mod live;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
@@ -27,9 +27,10 @@ use super::{StepContext, StepError};
 use crate::engine::Cancel;
 use crate::engine::background::Background;
 use crate::model::{Event, RowMutation};
+use crate::plugin::TransformPlugin;
 use crate::plugin::bindings::types;
 use crate::plugin::error::describe;
-use crate::plugin::{Input, PluginFailure, TransformPlugin};
+use crate::plugin::transform::Tables;
 use crate::report::progress::ProgressLine;
 use crate::source::{self, BadRecord, Batch, Checkpoint, Follow, SourceError, Start};
 use crate::store;
@@ -228,8 +229,8 @@ fn pipeline(
 ) -> Result<String, StepError> {
     let workflow = &ctx.workflow;
     let plugin = ctx.plugins.transform(workflow, r.transform.get_ref())?;
-    let tables = Tables::of(workflow, r.into.get_ref());
-    let mut store = store::open(workflow, r.into.get_ref())?;
+    let tables = tables_of(workflow, r.into.get_ref());
+    let mut store = ctx.store(r.into.get_ref())?;
     let mut source = source::open(workflow, r.source.get_ref(), follow)?;
     let limit = source::BatchLimit {
         events: r.batch_size.unwrap_or(1000),
@@ -275,6 +276,9 @@ fn pipeline(
         None => tracing::info!(start = ?start, "starting"),
     }
     source.seek(&start, resume.as_ref())?;
+    if let Some(file) = &r.dead_letter {
+        ctx.own(&[workflow.path(file.get_ref())])?;
+    }
     let mut dead_letter = dead_letter::open(workflow, r)?;
 
     let started = Instant::now();
@@ -406,45 +410,15 @@ fn read(
 
 /// The tables a replay may write: those the workflow declares for its
 /// store (validation makes sure there are some).
-struct Tables {
-    store: String,
-    names: HashSet<String>,
-}
-
-impl Tables {
-    fn of(workflow: &crate::workflow::Workflow, store: &str) -> Self {
-        Tables {
-            store: store.to_string(),
-            names: workflow
-                .store(store)
-                .and_then(|s| s.declared_tables())
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-        }
-    }
-
-    /// A contract error for the first row of `rows` in a table not declared.
-    fn check(&self, plugin: &str, event: &Event, rows: &[RowMutation]) -> Result<(), StepError> {
-        let Some(row) = rows.iter().find(|m| !self.names.contains(&*m.table)) else {
-            return Ok(());
-        };
-        let mut declared: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        declared.sort_unstable();
-        Err(PluginFailure::Contract {
-            plugin: plugin.to_string(),
-            what: format!(
-                "it wrote to table `{}`, which store `{}` does not declare (it declares {}); add the table to the store's `tables` if it belongs there",
-                crate::text::foreign(&row.table),
-                self.store,
-                crate::workflow::quoted(&declared)
-            ),
-            at: Input::Event {
-                partition: event.partition,
-                offset: event.offset,
-            },
-        }
-        .into())
+fn tables_of(workflow: &crate::workflow::Workflow, store: &str) -> Tables {
+    Tables {
+        store: store.to_string(),
+        names: workflow
+            .store(store)
+            .and_then(|s| s.declared_tables())
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -467,31 +441,27 @@ fn transform(
             }
         };
         let outcome = instance
-            .transform(&batch.events)
+            .transform(&batch.events, Some(tables))
             .map_err(StepError::from)
-            .and_then(|outcomes| {
+            .map(|answer| {
                 let mut t = Transformed {
                     mutations: Vec::with_capacity(batch.events.len()),
                     refused: Vec::new(),
                     bad: batch.bad,
                     events: batch.events.len() as u64,
                     watermark: batch.watermark,
-                    bytes: 0,
+                    bytes: answer.bytes,
                     counts: BTreeMap::new(),
                     checkpoint: batch.checkpoint,
                 };
-                for (event, outcome) in batch.events.into_iter().zip(outcomes) {
+                for (event, outcome) in batch.events.into_iter().zip(answer.outcomes) {
                     *t.counts.entry(event.partition).or_insert(0) += 1;
                     match outcome {
-                        Ok(ms) => {
-                            tables.check(plugin.name(), &event, &ms)?;
-                            t.bytes += ms.iter().map(RowMutation::host_bytes).sum::<u64>();
-                            t.mutations.extend(ms)
-                        }
+                        Ok(ms) => t.mutations.extend(ms),
                         Err(e) => t.refused.push((event, e)),
                     }
                 }
-                Ok(t)
+                t
             });
         let failed = outcome.is_err();
         let bytes = outcome.as_ref().map_or(0, |t| t.bytes);

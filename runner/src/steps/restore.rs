@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{StepContext, StepError};
 use crate::engine::state::now_ms;
 use crate::model::{Cell, Row, RowMutation};
-use crate::store::{self, Store};
+use crate::store::Store;
 use crate::workflow::steps::RestoreStep;
 use crate::workflow::values::Point;
 
@@ -24,11 +24,13 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
             _ => now_ms() as i64,
         };
         let timeout = r.timeout.map_or(Duration::from_secs(3600), |t| t.0);
-        let env = vec![
-            ("SWITCHYARD_RESTORE_POINT".to_string(), t0.to_string()),
-            ("SWITCHYARD_STORE".to_string(), into.clone()),
-        ];
-        super::shell::run_command(command, &ctx.workflow.dir, &env, timeout, &ctx.cancel, id)?;
+        let mut env: Vec<(String, String)> =
+            r.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("SWITCHYARD_RESTORE_POINT".to_string(), t0.to_string()));
+        env.push(("SWITCHYARD_STORE".to_string(), into.clone()));
+        ctx.run_command(|| {
+            super::shell::run_command(command, &ctx.workflow.dir, &env, timeout, &ctx.cancel, id)
+        })?;
         record(ctx, into, t0)?;
         return Ok(format!(
             "`{}` restored `{into}`; restore point {}",
@@ -41,8 +43,8 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
         .as_ref()
         .map(|f| f.get_ref().clone())
         .unwrap_or_default();
-    let mut from = store::open(&ctx.workflow, &from_name)?;
-    let mut green = store::open(&ctx.workflow, into)?;
+    let mut from = ctx.store(&from_name)?;
+    let mut green = ctx.store(into)?;
 
     // The restore point is fixed on the first attempt, so a resumed copy
     // continues the same snapshot.

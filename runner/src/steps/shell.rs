@@ -5,7 +5,7 @@
 //! step, quoting the last lines of output.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -40,7 +40,8 @@ pub fn run(ctx: &StepContext, id: &str, s: &ShellStep) -> Result<String, StepErr
             ));
         }
     };
-    let elapsed = run_command(&command, &dir, &env, timeout, &ctx.cancel, id)?;
+    let elapsed =
+        ctx.run_command(|| run_command(&command, &dir, &env, timeout, &ctx.cancel, id))?;
     Ok(format!(
         "command succeeded in {}",
         crate::report::duration(elapsed)
@@ -158,37 +159,6 @@ pub fn run_command(
 /// the end.
 fn bounded_line(out: &mut impl BufRead) -> Option<String> {
     let mut line = Vec::new();
-    let n = out.take(LINE_LIMIT).read_until(b'\n', &mut line).ok()?;
-    if n == 0 {
-        return None;
-    }
-    if line.last() != Some(&b'\n') {
-        // Cut short: skip to the end of the line without keeping it.
-        let mut skipped = Vec::new();
-        while out.take(LINE_LIMIT).read_until(b'\n', &mut skipped).ok()? > 0 {
-            if skipped.last() == Some(&b'\n') {
-                break;
-            }
-            skipped.clear();
-        }
-    }
-    while matches!(line.last(), Some(b'\n' | b'\r')) {
-        line.pop();
-    }
+    crate::text::read_line(out, &mut line, LINE_LIMIT).ok()??;
     Some(String::from_utf8_lossy(&line).into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_line_without_end_is_cut() {
-        let mut text = vec![b'x'; 10_000];
-        text.extend_from_slice(b"\nnext\n");
-        let mut out = std::io::Cursor::new(text);
-        assert_eq!(bounded_line(&mut out).unwrap().len(), LINE_LIMIT as usize);
-        assert_eq!(bounded_line(&mut out).unwrap(), "next");
-        assert_eq!(bounded_line(&mut out), None);
-    }
 }

@@ -118,6 +118,24 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
+    /// The files the store may create on this machine (a SQLite database
+    /// and its journals).
+    pub fn files(&self, workflow: &super::Workflow) -> Vec<std::path::PathBuf> {
+        match self {
+            StoreConfig::Sqlite(s) => {
+                let db = workflow.path(&s.path);
+                let mut files = vec![db.clone()];
+                for suffix in ["-wal", "-shm", "-journal"] {
+                    let mut name = db.clone().into_os_string();
+                    name.push(suffix);
+                    files.push(name.into());
+                }
+                files
+            }
+            StoreConfig::Hbase(_) | StoreConfig::Null(_) => Vec::new(),
+        }
+    }
+
     /// The tables the workflow declares for this store, if it declares any.
     pub fn declared_tables(&self) -> Option<Vec<String>> {
         match self {

@@ -67,7 +67,7 @@ impl CommandLine {
     /// How the command reads in messages.
     pub fn shown(&self) -> String {
         match self {
-            CommandLine::Shell(line) => line.clone(),
+            CommandLine::Shell(line) => crate::text::one_line(line),
             CommandLine::Args(args) => args
                 .iter()
                 .map(|a| crate::text::one_line(a))
@@ -148,6 +148,9 @@ pub struct RestoreStep {
     /// or a line for `sh -c`).
     #[serde(default)]
     pub command: Option<CommandLine>,
+    /// Extra environment variables for `command`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     /// Longest `command` may run (default 1h).
     #[serde(default)]
     pub timeout: Option<Span>,
@@ -170,7 +173,7 @@ pub struct ReplayStep {
     #[serde(default)]
     pub start: Option<Point>,
     /// Start at these offsets, by partition (instead of `start`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::values::whole_values")]
     pub start_offsets: BTreeMap<String, i64>,
     /// When to stop: `end` of the input as it was when the step started
     /// (the only choice for file sources), `caught-up` (once the catch-up

@@ -170,6 +170,9 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                     &at,
                 )?;
                 positive(r.batch_size, "batch_size", &at)?;
+                if r.batch_bytes.is_some_and(|b| b.0 == 0) {
+                    return Err(at("`batch_bytes` must be at least 1".into()));
+                }
                 if let (Some(_), Some(topic)) = (&r.dead_letter, &r.dead_letter_topic) {
                     return Err(errors.at(
                         topic.span(),

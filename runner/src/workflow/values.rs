@@ -74,6 +74,19 @@ where
     d.deserialize_any(Whole(PhantomData)).map(Some)
 }
 
+/// Like [`whole`], for the values of a table (`start_offsets = { 0 = "${o}" }`).
+pub fn whole_values<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Value(#[serde(deserialize_with = "whole")] Option<i64>);
+    let raw: std::collections::BTreeMap<String, Value> = Deserialize::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(k, v)| v.0.map(|v| (k, v)))
+        .collect())
+}
+
 /// Like [`whole`], for a fraction (`max_mismatch_ratio = "${ratio}"`).
 pub fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     struct Fraction;

@@ -153,21 +153,32 @@ pub fn expand_document(
 /// The keys of each step kind that hold a line for `sh -c`.
 const SHELL_LINES: &[(&str, &str)] = &[("shell", "run"), ("restore", "command")];
 
+/// Expands one `[[step]]`. In its shell line, each `${var}` becomes a
+/// reference to an environment variable, added to the step's `env`.
 fn expand_step(
     step: &mut Spanned<DeValue<'_>>,
     vars: &Vars,
     errors: Errors<'_>,
 ) -> Result<(), WorkflowError> {
+    let step_span = step.span();
     let DeValue::Table(table) = step.get_mut() else {
         return expand_value(step, vars, errors);
     };
-    let kind = table
-        .iter()
-        .find(|(k, _)| k.get_ref() == "kind")
-        .and_then(|(_, v)| match v.get_ref() {
-            DeValue::String(s) => Some(s.to_string()),
-            _ => None,
-        });
+    let mut kind = None;
+    for (key, value) in table.iter() {
+        if key.get_ref() == "kind"
+            && let DeValue::String(k) = value.get_ref()
+        {
+            if k.contains('$') {
+                return Err(errors.at(
+                    value.span(),
+                    "a step's `kind` is written out, not taken from a variable",
+                ));
+            }
+            kind = Some(k.to_string());
+        }
+    }
+    let mut env: Vec<(String, String)> = Vec::new();
     for (key, value) in table.iter_mut() {
         let shell_line = SHELL_LINES
             .iter()
@@ -175,7 +186,7 @@ fn expand_step(
         let span = value.span();
         match value.get_mut() {
             DeValue::String(line) if shell_line && line.contains('$') => {
-                let expanded = super::quoting::expand_quoted(line, |v| vars.get(v).cloned())
+                let quoted = super::quoting::expand_quoted(line, |v| vars.get(v).cloned())
                     .map_err(|e| {
                         errors.at(
                             span,
@@ -185,17 +196,42 @@ fn expand_step(
                                 }
                                 QuoteError::Unclosed => UNCLOSED.to_string(),
                                 QuoteError::Escaped(var) => format!(
-                                    "`\\${{{var}}}` in a shell command: the runner quotes `${{{var}}}` itself; drop the backslash (or write `$${{{var}}}` to hand the shell a `${{{var}}}` of its own)"
+                                    "`\\${{{var}}}` in a shell command: the runner passes `${{{var}}}` itself; drop the backslash (or write `$${{{var}}}` to hand the shell a `${{{var}}}` of its own)"
                                 ),
                             },
                         )
                     })?;
-                *line = expanded.into();
+                *line = quoted.line.into();
+                env = quoted.env;
             }
             _ => expand_value(value, vars, errors)?,
         }
     }
+    if !env.is_empty() {
+        add_env(table, env, step_span);
+    }
     Ok(())
+}
+
+/// Adds variables to a step's `env` table (making one if needed).
+fn add_env(table: &mut DeTable<'_>, env: Vec<(String, String)>, span: Range<usize>) {
+    let found = table
+        .iter()
+        .find(|(k, _)| k.get_ref() == "env")
+        .map(|(k, _)| k.clone());
+    let key = found.unwrap_or_else(|| Spanned::new(span.clone(), "env".into()));
+    let mut entry = table
+        .remove(&key)
+        .unwrap_or_else(|| Spanned::new(span.clone(), DeValue::Table(DeTable::new())));
+    if let DeValue::Table(vars) = entry.get_mut() {
+        for (name, value) in env {
+            vars.insert(
+                Spanned::new(span.clone(), name.into()),
+                Spanned::new(span.clone(), DeValue::String(value.into())),
+            );
+        }
+    }
+    table.insert(key, entry);
 }
 
 fn expand_value(

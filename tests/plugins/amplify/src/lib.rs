@@ -6,7 +6,8 @@
 //! rows that all share the one range of cells. With `op = "delete-row"`
 //! (the default) each cell is a row delete, which names no bytes at all;
 //! with `op = "put"` each is a put of the same `value` bytes. Other events
-//! get nothing.
+//! get nothing. With `batches = "trap"` it traps on any batch of more than
+//! one event, so the host runs the events again one at a time.
 //!
 //! Built for wasm32-wasip2 only; natively the crate is empty.
 #![cfg(target_family = "wasm")]
@@ -46,6 +47,12 @@ impl Guest for Amplify {
     }
 
     fn transform(events: Vec<Event>) -> MutationBatch {
+        let trap = CONFIG
+            .get()
+            .is_some_and(|c| c.iter().any(|(k, v)| k == "batches" && v == "trap"));
+        if trap && events.len() > 1 {
+            panic!("only one event at a time");
+        }
         let (rows, cells, value) = (
             setting("rows", 200_000),
             setting("cells", 200_000),
