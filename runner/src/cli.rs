@@ -79,8 +79,8 @@ pub enum Command {
         /// Random seed.
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Partitions.
-        #[arg(long, default_value_t = 4)]
+        /// Partitions (1 to 1024).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
         partitions: u64,
         /// Output file (NDJSON).
         #[arg(long)]
@@ -219,6 +219,10 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                                 .map_or(EXIT_INTERRUPTED, |s| s.exit_code()),
                             _ => EXIT_FAILED,
                         },
+                        // Pointed at a folder that is not this workflow's.
+                        EngineError::State(engine::state::StateError::NotOurs { .. }) => {
+                            EXIT_INVALID
+                        }
                         _ => EXIT_FAILED,
                     })
                 }
@@ -276,16 +280,18 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                 }
             }
         }
-        Command::Plugin(PluginCommand::Hash { file }) => match std::fs::read(&file) {
-            Ok(bytes) => {
-                println!("sha256 = \"{}\"", crate::plugin::load::sha256_hex(&bytes));
-                ExitCode::SUCCESS
+        Command::Plugin(PluginCommand::Hash { file }) => {
+            match crate::plugin::load::read_component(&file) {
+                Ok(bytes) => {
+                    println!("sha256 = \"{}\"", crate::plugin::load::sha256_hex(&bytes));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot read `{}`: {e}", file.display());
+                    ExitCode::from(EXIT_FAILED)
+                }
             }
-            Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", file.display());
-                ExitCode::from(EXIT_FAILED)
-            }
-        },
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
 use crate::model::Event;
 use crate::workflow::Workflow;
 use crate::workflow::schema::SourceConfig;
@@ -90,6 +91,11 @@ impl Reached {
         for (p, t) in times {
             self.saw(*p, *t);
         }
+    }
+
+    /// How many partitions the watermark waits for.
+    pub fn partitions(&self) -> usize {
+        self.partitions.len()
     }
 
     /// Whether `partition` has a time.
@@ -216,17 +222,20 @@ pub enum Follow {
     Live,
 }
 
-/// Opens the source `name` of a workflow.
+/// Opens the source `name` of a workflow; a long opening (a file source
+/// reads its file once) ends early when `stop` is set.
 pub fn open(
     workflow: &Workflow,
     name: &str,
     follow: Follow,
+    stop: &Cancel,
 ) -> Result<Box<dyn Source>, SourceError> {
     match workflow.source(name) {
         Some(SourceConfig::File(f)) => Ok(Box::new(file::FileSource::open(
             name,
             &workflow.path(&f.path),
             f.max_event_size.map_or(file::DEFAULT_MAX_EVENT, |s| s.0),
+            stop,
         )?)),
         Some(SourceConfig::Kafka(k)) => Ok(Box::new(kafka::KafkaSource::open(
             name,

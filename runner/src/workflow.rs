@@ -405,10 +405,16 @@ fn plugin_spec(
                 format!("plugin `{name}`: `{written}` is not a crate folder (no Cargo.toml in it)"),
             ));
         }
-        PluginSource::Wasm(file) if !file.is_file() => {
+        PluginSource::Wasm(file) if !file.exists() => {
             return Err(errors.at(
                 span,
                 format!("plugin `{name}`: `{written}` does not exist; build the plugin, or point `wasm` at its .wasm (paths are relative to the workflow's folder)"),
+            ));
+        }
+        PluginSource::Wasm(file) if !file.is_file() => {
+            return Err(errors.at(
+                span,
+                format!("plugin `{name}`: `{written}` is not a regular file; point `wasm` at the .wasm a plugin build produced"),
             ));
         }
         _ => {}
@@ -432,17 +438,19 @@ fn plugin_spec(
             ),
         ));
     }
-    if memory_bytes < 1 << 20 {
+    if !(1 << 20..=4 << 30).contains(&memory_bytes) {
         return Err(errors.at(
             section
                 .memory_limit
                 .as_ref()
                 .map_or(span.clone(), |m| m.span()),
-            format!("plugin `{name}`: `memory_limit` must be at least 1MiB"),
+            format!(
+                "plugin `{name}`: `memory_limit` must be between 1MiB and 4GiB (all a 32-bit WebAssembly memory can hold)"
+            ),
         ));
     }
     if let (Some(pin), PluginSource::Wasm(file)) = (&section.sha256, &source) {
-        let bytes = std::fs::read(file).map_err(|e| {
+        let bytes = crate::plugin::load::read_component(file).map_err(|e| {
             errors.at(
                 span.clone(),
                 format!("plugin `{name}`: cannot read `{written}`: {e}"),

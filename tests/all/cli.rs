@@ -229,7 +229,7 @@ fn another_workflows_state_is_refused_not_taken_for_done() {
     };
     assert!(exec("a.toml", false).status.success());
     let other = exec("b.toml", false);
-    assert_eq!(other.status.code(), Some(1));
+    assert_eq!(other.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&other.stderr).ends_with(
             "/st` holds the state of workflow `a`, not of `b`; give this workflow its own `--state` folder\n"
@@ -238,7 +238,7 @@ fn another_workflows_state_is_refused_not_taken_for_done() {
         String::from_utf8_lossy(&other.stderr)
     );
     let changed = exec("a2.toml", false);
-    assert_eq!(changed.status.code(), Some(1));
+    assert_eq!(changed.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&changed.stderr)
             .contains("holds the state of another version of `a`: it ran a step `only` (shell) that the workflow no longer has"),

@@ -202,7 +202,8 @@ into = "green"
 
 fn read_all(log: &std::path::Path) -> Vec<Event> {
     // Opening reads the file once to learn its partitions, as a replay does.
-    let mut source = FileSource::open("log", log, DEFAULT_MAX_EVENT).expect("open");
+    let mut source =
+        FileSource::open("log", log, DEFAULT_MAX_EVENT, &Default::default()).expect("open");
     let limit = BatchLimit {
         events: BATCH,
         bytes: DEFAULT_BATCH_BYTES,

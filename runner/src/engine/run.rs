@@ -252,6 +252,16 @@ fn run_steps(
                 });
             }
             Err(source) => {
+                // Asked to stop, a step that then fails (a source cut off,
+                // a store call given up) was interrupted.
+                let source = match source {
+                    StepError::Interrupted => source,
+                    other if ctx.cancel.is_cancelled() => {
+                        tracing::warn!("after the stop was asked for: {other}");
+                        StepError::Interrupted
+                    }
+                    other => other,
+                };
                 st.status = match source {
                     StepError::Interrupted => Status::Interrupted,
                     _ => Status::Failed,

@@ -178,6 +178,8 @@ pub struct StateFile {
     /// Entries that were in the folder, not made by the runner, when it
     /// was opened; never adopted.
     foreign: BTreeSet<String>,
+    /// The last run was killed during a command step.
+    interrupted_command: bool,
     _lock: File,
 }
 
@@ -191,6 +193,11 @@ fn entries(dir: &Path) -> Result<BTreeSet<String>, StateError> {
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect())
+}
+
+/// Whether `name` is one entry of a folder (no separator, not `.`/`..`).
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
 /// `a`, `b` and 3 more.
@@ -211,6 +218,12 @@ impl StateFile {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(StateError::NotOurs {
+                path: dir.to_path_buf(),
+                why: "is not a folder; give `--state` a new or empty folder".into(),
+            });
+        }
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let before = entries(dir)?;
         let stray: BTreeSet<String> = before
@@ -227,8 +240,26 @@ impl StateFile {
                 ),
             });
         }
+        // The runner writes its own files in place: never through a link
+        // somebody left there under their names.
+        for own in OWN {
+            let path = dir.join(own);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+                return Err(StateError::NotOurs {
+                    path: dir.to_path_buf(),
+                    why: format!(
+                        "holds `{own}`, which is not a plain file (a link or a folder); the runner writes only its own files: remove it"
+                    ),
+                });
+            }
+        }
         let lock_path = dir.join("lock");
-        let lock = File::create(&lock_path).map_err(|e| io(&lock_path, e))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io(&lock_path, e))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -251,17 +282,20 @@ impl StateFile {
                 ),
             });
         }
-        if state.format < FORMAT {
-            // An older runner listed nothing: what is there is its own.
-            state.made.extend(stray.iter().cloned());
-            state.format = FORMAT;
+        if let Some(odd) = state.made.iter().find(|n| !plain_name(n)) {
+            return Err(StateError::NotOurs {
+                path: dir.to_path_buf(),
+                why: format!(
+                    "has a state.json that lists `{}` as the runner's, which is not a name in the folder; the runner did not write it: move the folder away",
+                    crate::text::foreign(odd)
+                ),
+            });
         }
-        if let Some(before) = state.before_command.take() {
-            // Killed during a command step: what is new is the command's.
-            state
-                .made
-                .extend(stray.iter().filter(|n| !before.contains(*n)).cloned());
-        }
+        // What a command step killed halfway left is not taken as the
+        // runner's (nor is what an older runner, which listed nothing, made):
+        // `--fresh` names it, and a person decides.
+        let interrupted_command = state.before_command.take().is_some();
+        state.format = FORMAT;
         let foreign = stray
             .into_iter()
             .filter(|n| !state.made.contains(n))
@@ -270,6 +304,7 @@ impl StateFile {
             dir: dir.to_path_buf(),
             state,
             foreign,
+            interrupted_command,
             _lock: lock,
         })
     }
@@ -303,8 +338,13 @@ impl StateFile {
             return Err(StateError::NotOurs {
                 path: self.dir.clone(),
                 why: format!(
-                    "holds files the runner did not make ({}); refusing to clear it for `--fresh`: move them away first",
-                    listed(&self.foreign)
+                    "holds files the runner did not make ({}){}; refusing to clear it for `--fresh`: move them away first",
+                    listed(&self.foreign),
+                    if self.interrupted_command {
+                        " (a command step stopped by a kill may have left some of them)"
+                    } else {
+                        ""
+                    }
                 ),
             });
         }
@@ -381,7 +421,17 @@ impl StateFile {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let mut f = File::create(&tmp).map_err(io)?;
+        // A fresh file every time, never one found there (a link would be
+        // followed).
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io)?;
         f.write_all(&text).map_err(io)?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
@@ -514,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn a_runner_killed_during_a_command_takes_what_it_left_as_its_own() {
+    fn what_a_command_killed_halfway_left_is_named_not_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let w = owner("w");
         let mut s = StateFile::open(dir.path(), &w).unwrap();
@@ -522,8 +572,50 @@ mod tests {
         std::fs::write(dir.path().join("half.ndjson"), "x").unwrap();
         drop(s); // killed: `command_ended` never ran
         let mut s = StateFile::open(dir.path(), &w).unwrap();
-        s.clear(&w).unwrap();
-        assert!(!dir.path().join("half.ndjson").exists());
+        let err = s.clear(&w).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "(`half.ndjson`) (a command step stopped by a kill may have left some of them)"
+            ),
+            "{err}"
+        );
+        assert!(dir.path().join("half.ndjson").exists());
+    }
+
+    #[test]
+    fn a_forged_list_or_a_link_in_the_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        std::fs::write(victim.path().join("keep.txt"), "keep").unwrap();
+        std::fs::write(
+            dir.path().join("state.json"),
+            format!(
+                r#"{{"workflow":"w","fingerprint":"","started_at_ms":0,"steps":{{}},"made":["../{}"]}}"#,
+                victim.path().file_name().unwrap().to_string_lossy()
+            ),
+        )
+        .unwrap();
+        let err = StateFile::open(dir.path(), &owner("w"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("which is not a name in the folder"), "{err}");
+        std::fs::remove_file(dir.path().join("state.json")).unwrap();
+        std::fs::remove_file(dir.path().join("lock")).unwrap();
+        std::os::unix::fs::symlink(victim.path().join("keep.txt"), dir.path().join("lock"))
+            .unwrap();
+        let err = StateFile::open(dir.path(), &owner("w"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("holds `lock`, which is not a plain file"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(victim.path().join("keep.txt")).unwrap(),
+            "keep"
+        );
     }
 
     #[test]

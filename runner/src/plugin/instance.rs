@@ -369,9 +369,11 @@ fn classify<W: World>(
             output: panic_message(&output),
             at,
         },
+        // A host call that failed (a limit of wasmtime-wasi, say): its own
+        // words, without the backtrace wrapped around them.
         None => PluginFailure::Trap {
             plugin,
-            trap: error_chain(&e),
+            trap: crate::text::foreign(&e.root_cause().to_string()),
             output: panic_message(&output),
             at,
         },

@@ -32,7 +32,7 @@ pub fn component_bytes(
         PluginSource::Wasm(path) => path.clone(),
         PluginSource::Crate(dir) => build_crate(plugin, dir)?,
     };
-    let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+    let bytes = read_component(&path).map_err(|source| LoadError::Read {
         plugin: plugin.to_string(),
         path: path.clone(),
         source,
@@ -49,6 +49,30 @@ pub fn component_bytes(
         }
     }
     Ok((bytes, path))
+}
+
+/// The largest component the runner reads.
+pub const MAX_COMPONENT: u64 = 256 << 20;
+
+/// Reads a component file: a regular file of at most [`MAX_COMPONENT`]
+/// bytes (a device or a FIFO would never end).
+pub fn read_component(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.len() > MAX_COMPONENT {
+        return Err(std::io::Error::other(format!(
+            "it is {} bytes, more than the {} a component may have",
+            meta.len(),
+            super::limits::show_size(MAX_COMPONENT)
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_COMPONENT).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// What a core module is told.
@@ -249,6 +273,12 @@ mod tests {
             artifact_wasm("not json", Path::new("/p/a/Cargo.toml")),
             None
         );
+    }
+
+    #[test]
+    fn a_device_is_not_read_as_a_component() {
+        let err = read_component(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(err.to_string(), "it is not a regular file");
     }
 
     #[test]

@@ -27,9 +27,33 @@ use super::{
     BadRecord, Batch, BatchLimit, Checkpoint, Progress, Reached, Source, SourceError, Start,
     StartFilter,
 };
+use crate::cancel::Cancel;
 use crate::model::{Event, Header};
 use crate::plugin::limits::show_size;
 use crate::text::{LineRead, read_line};
+
+/// The most partitions a file source may have: beyond a sane topic's, and
+/// each is carried in every checkpoint.
+pub const MAX_PARTITIONS: usize = 10_000;
+
+/// What an event's numbers must be: partitions, offsets and times are
+/// never negative (a time is milliseconds since 1970, and becomes a
+/// version).
+fn check(line: &Line<'_>) -> Result<(), String> {
+    if line.partition < 0 {
+        return Err(format!("`partition` {} is below 0", line.partition));
+    }
+    if line.offset.is_some_and(|o| o < 0) {
+        return Err(format!("`offset` {} is below 0", line.offset.unwrap_or(0)));
+    }
+    if line.timestamp < 0 {
+        return Err(format!(
+            "`timestamp` {} is below 0; it is milliseconds since 1970",
+            line.timestamp
+        ));
+    }
+    Ok(())
+}
 
 /// The longest line taken as an event, by default.
 pub const DEFAULT_MAX_EVENT: u64 = 16 << 20;
@@ -87,25 +111,56 @@ struct Line<'a> {
 }
 
 impl FileSource {
-    /// Opens the file and learns its partitions; lines longer than
-    /// `max_event` bytes are unreadable records.
-    pub fn open(name: &str, path: &Path, max_event: u64) -> Result<Self, SourceError> {
-        let error = |e: std::io::Error| SourceError {
+    /// Opens the file and learns its partitions (reading it once, which
+    /// ends early if `stop` is set); lines longer than `max_event` bytes
+    /// are unreadable records.
+    pub fn open(
+        name: &str,
+        path: &Path,
+        max_event: u64,
+        stop: &Cancel,
+    ) -> Result<Self, SourceError> {
+        let fail = |message: String| SourceError {
             source_name: name.to_string(),
-            message: format!("cannot read `{}`: {e}", path.display()),
+            message,
         };
+        let error = |e: std::io::Error| fail(format!("cannot read `{}`: {e}", path.display()));
+        // A FIFO or a device never ends, nor does a file that is one.
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => {
+                return Err(fail(format!(
+                    "`{}` is not a regular file; give the source a file of events",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(fail(format!("cannot open `{}`: {e}", path.display()))),
+            Ok(_) => {}
+        }
         let open = || File::open(path).map(|f| BufReader::with_capacity(1 << 20, f));
         let mut reached = Reached::default();
         let mut scan = open().map_err(error)?;
         let mut buf = Vec::new();
+        let mut lines = 0u64;
         while let Some(line) = next_line(&mut scan, &mut buf, max_event).map_err(error)? {
+            lines += 1;
+            if lines.is_multiple_of(4096) && stop.is_cancelled() {
+                return Err(fail("stopped while reading the file".into()));
+            }
             if line.cut {
                 continue;
             }
             // Only lines that are events: a partition of unreadable lines
             // would never be reached.
-            if let Ok(line) = serde_json::from_slice::<Line>(&buf) {
-                reached.require(line.partition);
+            if let Ok(event) = serde_json::from_slice::<Line>(&buf)
+                && check(&event).is_ok()
+            {
+                reached.require(event.partition);
+                if reached.partitions() > MAX_PARTITIONS {
+                    return Err(fail(format!(
+                        "`{}` has events of more than {MAX_PARTITIONS} partitions; a source may have at most that many",
+                        path.display()
+                    )));
+                }
             }
         }
         let reader = open().map_err(error)?;
@@ -145,8 +200,12 @@ impl FileSource {
 
     fn parse(&mut self) -> Result<Event, String> {
         let line: Line = serde_json::from_slice(&self.buf).map_err(|e| e.to_string())?;
+        check(&line)?;
         let next = self.next.entry(line.partition).or_insert(0);
         let offset = line.offset.unwrap_or(*next);
+        if offset == i64::MAX {
+            return Err(format!("`offset` {offset} leaves no room for the next one"));
+        }
         *next = offset + 1;
         Ok(Event {
             partition: line.partition,
@@ -300,7 +359,7 @@ mod tests {
     use super::*;
 
     fn open(path: &Path) -> FileSource {
-        FileSource::open("f", path, DEFAULT_MAX_EVENT).unwrap()
+        FileSource::open("f", path, DEFAULT_MAX_EVENT, &Cancel::default()).unwrap()
     }
 
     fn limit(events: usize) -> BatchLimit {
@@ -396,7 +455,7 @@ mod tests {
             &long,
             r#"{"timestamp":2,"value":"b"}"#,
         ]);
-        let mut s = FileSource::open("f", &path, 1000).unwrap();
+        let mut s = FileSource::open("f", &path, 1000, &Cancel::default()).unwrap();
         let b = s.next_batch(limit(10)).unwrap().unwrap();
         assert_eq!(b.events.len(), 2);
         assert_eq!(b.bad.len(), 1);
@@ -459,5 +518,52 @@ mod tests {
         let batch = open(&path).next_batch(limit(10)).unwrap().unwrap();
         assert_eq!(batch.bad.len(), 1);
         assert_eq!(batch.watermark, Some(100));
+    }
+
+    #[test]
+    fn numbers_that_cannot_be_are_unreadable_events() {
+        let (_d, path) = write(&[
+            r#"{"timestamp":-5,"value":"before 1970"}"#,
+            r#"{"partition":-1,"timestamp":5,"value":"no such partition"}"#,
+            r#"{"offset":9223372036854775807,"timestamp":5,"value":"no next offset"}"#,
+            r#"{"timestamp":6,"value":"fine"}"#,
+        ]);
+        let b = open(&path).next_batch(limit(10)).unwrap().unwrap();
+        assert_eq!(b.events.len(), 1);
+        let errors: Vec<&str> = b.bad.iter().map(|r| r.error.as_str()).collect();
+        assert_eq!(
+            errors,
+            vec![
+                "`timestamp` -5 is below 0; it is milliseconds since 1970",
+                "`partition` -1 is below 0",
+                "`offset` 9223372036854775807 leaves no room for the next one",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_device_or_too_many_partitions_is_refused_at_open() {
+        let stop = Cancel::default();
+        let err = FileSource::open("f", Path::new("/dev/zero"), DEFAULT_MAX_EVENT, &stop)
+            .err()
+            .unwrap();
+        assert!(
+            err.message.contains("is not a regular file"),
+            "{}",
+            err.message
+        );
+        let lines: Vec<String> = (0..=MAX_PARTITIONS)
+            .map(|p| format!(r#"{{"partition":{p},"timestamp":1,"value":"v"}}"#))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (_d, path) = write(&refs);
+        let err = FileSource::open("f", &path, DEFAULT_MAX_EVENT, &stop)
+            .err()
+            .unwrap();
+        assert!(
+            err.message.contains("more than 10000 partitions"),
+            "{}",
+            err.message
+        );
     }
 }

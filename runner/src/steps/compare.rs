@@ -219,11 +219,14 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         report.only_green,
         report.ignored
     );
+    // With only a ratio given, the ratio is the gate; otherwise both hold.
     let max = c.max_mismatches.unwrap_or(0);
+    let count_exceeded =
+        (c.max_mismatches.is_some() || c.max_mismatch_ratio.is_none()) && differing > max;
     let ratio_exceeded = c
         .max_mismatch_ratio
         .is_some_and(|r| report.keys > 0 && differing as f64 / report.keys as f64 > r);
-    if differing > max || ratio_exceeded {
+    if count_exceeded || ratio_exceeded {
         let examples: Vec<String> = report
             .examples
             .iter()
@@ -267,7 +270,7 @@ fn resolve(
                 _ => 0,
             };
             match (blue.watermark()?, green.watermark()?) {
-                (Some(b), Some(g)) => Some((b.min(g) - margin).max(0) as u64),
+                (Some(b), Some(g)) => Some(b.min(g).saturating_sub(margin).max(0) as u64),
                 _ => {
                     tracing::warn!(
                         "`{}` or `{}` records no watermark; comparing the latest state, so lag may show up as differences until the recheck",

@@ -231,7 +231,7 @@ fn pipeline(
     let plugin = ctx.plugins.transform(workflow, r.transform.get_ref())?;
     let tables = tables_of(workflow, r.into.get_ref());
     let mut store = ctx.store(r.into.get_ref())?;
-    let mut source = source::open(workflow, r.source.get_ref(), follow)?;
+    let mut source = source::open(workflow, r.source.get_ref(), follow, &ctx.cancel)?;
     let limit = source::BatchLimit {
         events: r.batch_size.unwrap_or(1000),
         bytes: r.batch_bytes.map_or(DEFAULT_BATCH_BYTES, |s| s.0),
@@ -259,7 +259,9 @@ fn pipeline(
                         r.into.get_ref()
                     ))
                 })?;
-                Start::Timestamp(t0 - margin.as_millis() as i64)
+                Start::Timestamp(
+                    t0.saturating_sub(i64::try_from(margin.as_millis()).unwrap_or(i64::MAX)),
+                )
             }
             Some(other) => {
                 return Err(StepError::Other(format!(

@@ -149,7 +149,7 @@ fn resolve_point(point: &Point, from: &mut dyn Store) -> Result<i64, StepError> 
                     from.name()
                 ))
             })?;
-            w - margin.as_millis() as i64
+            w.saturating_sub(i64::try_from(margin.as_millis()).unwrap_or(i64::MAX))
         }
         Point::Restore(_) | Point::Earliest => {
             return Err(StepError::Other(format!(

@@ -1,31 +1,61 @@
-//! `${var}` inside a command line that `sh -c` runs (a `shell` step's `run`,
-//! a restore `command` written as one string). A value comes from `--var`
-//! or from a path, so it may hold a quote, a `;` or a `$(…)`. It never
-//! enters the line itself: the line gets a reference to an environment
-//! variable that holds the value (`"$SWITCHYARD_word"`), and the shell
-//! never reads the result of a parameter expansion as code. The reference
-//! is written for where it lands (outside quotes, inside `'…'` or `"…"`),
-//! so that it also stays one word.
+//! `${var}` inside a script a shell runs (a `shell` step's `run`, a restore
+//! `command` written as one string, the script after `sh -c` in a command
+//! list). A value comes from `--var` or from a path, so it may hold a
+//! quote, a `;` or a `$(…)`. It never enters the script itself: the script
+//! gets a reference to an environment variable that holds the value
+//! (`"${SWITCHYARD_word}"`), and a shell never reads the result of a
+//! parameter expansion as code. Every command step gets all the
+//! workflow's variables that way ([`environment`]), so a script can also
+//! write `"$SWITCHYARD_word"` itself where the runner cannot place one.
+//!
+//! The reference is written for where it lands, which the runner follows
+//! through quotes and comments. Where it cannot tell how the value would be
+//! read — inside `'…'` (often a script for another shell), a command
+//! substitution, arithmetic or a here-document — it refuses, and says to
+//! write the variable's name there instead.
 
-/// Why a command line cannot be expanded.
+use std::collections::BTreeMap;
+
+/// Why a script cannot be expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuoteError {
     /// `${name}` names no variable.
     Unknown(String),
     /// `${` without `}`.
     Unclosed,
-    /// `\${name}`: a backslash that would escape the runner's reference.
-    Escaped(String),
+    /// `${name}` in a place the runner does not follow (named).
+    Unclear {
+        /// The variable.
+        name: String,
+        /// The place, in words.
+        place: &'static str,
+        /// The environment variable that holds its value.
+        env: String,
+    },
 }
 
-/// A command line with its variables replaced by references, and the
-/// environment that holds their values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quoted {
-    /// The line for `sh -c`.
-    pub line: String,
-    /// The variables the references read: name and value.
-    pub env: Vec<(String, String)>,
+/// The environment variables that hold the workflow's variables, by
+/// variable name: `SWITCHYARD_` and the name, with anything but letters,
+/// digits and `_` made `_` (a name that would clash gets a number).
+pub fn environment(vars: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    let mut taken = std::collections::BTreeSet::new();
+    for var in vars.keys() {
+        let base: String = std::iter::once("SWITCHYARD_".to_string())
+            .chain(
+                var.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }.to_string()),
+            )
+            .collect();
+        let mut env = base.clone();
+        let mut n = 1;
+        while !taken.insert(env.clone()) {
+            n += 1;
+            env = format!("{base}_{n}");
+        }
+        names.insert(var.clone(), env);
+    }
+    names
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,49 +63,71 @@ enum Context {
     Bare,
     Single,
     Double,
+    Comment,
 }
 
-/// Replaces `${name}` in `line` with a reference to an environment
-/// variable holding `lookup(name)`; `$$` is a literal `$` for the shell.
-pub fn expand_quoted(
-    line: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Quoted, QuoteError> {
-    let mut out = Quoted {
-        line: String::with_capacity(line.len()),
-        env: Vec::new(),
-    };
+/// Replaces `${name}` in `script` with a reference to the environment
+/// variable `env[name]`; `$$` is a literal `$` for the shell.
+pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<String, QuoteError> {
+    let mut out = String::with_capacity(script.len());
     let mut context = Context::Bare;
     let mut escaped = false;
-    let mut rest = line;
+    // Open command substitutions and arithmetic, and backquotes.
+    let mut substitutions = 0usize;
+    let mut backquote = false;
+    let mut here_document = false;
+    let mut word_start = true;
+    let mut rest = script;
     while let Some(c) = rest.chars().next() {
-        if c == '$' && !escaped {
+        if c == '$' && !escaped && context != Context::Comment {
             if let Some(tail) = rest.strip_prefix("$$") {
-                out.line.push('$');
+                out.push('$');
                 rest = tail;
+                word_start = false;
                 continue;
             }
             if let Some(tail) = rest.strip_prefix("${") {
                 let end = tail.find('}').ok_or(QuoteError::Unclosed)?;
                 let name = tail[..end].trim();
-                let value = lookup(name).ok_or_else(|| QuoteError::Unknown(name.to_string()))?;
-                let env = out.variable(name, value);
-                out.line.push_str(&reference(&env, context));
+                let var = env
+                    .get(name)
+                    .ok_or_else(|| QuoteError::Unknown(name.to_string()))?;
+                let unclear = |place| QuoteError::Unclear {
+                    name: name.to_string(),
+                    place,
+                    env: var.clone(),
+                };
+                if substitutions > 0 || backquote {
+                    return Err(unclear("a command substitution, arithmetic or backquotes"));
+                }
+                if here_document {
+                    return Err(unclear("a here-document"));
+                }
+                out.push_str(&match context {
+                    Context::Bare => format!("\"${{{var}}}\""),
+                    Context::Double => format!("${{{var}}}"),
+                    Context::Single => return Err(unclear("single quotes")),
+                    Context::Comment => unreachable!("comments are copied as they are"),
+                });
                 rest = &tail[end + 1..];
+                word_start = false;
                 continue;
             }
+            if rest.starts_with("$(") && context != Context::Single {
+                substitutions += 1;
+            }
         }
-        if c == '$' && escaped && rest.starts_with("${") {
-            let name = rest[2..].split('}').next().unwrap_or("").trim();
-            return Err(QuoteError::Escaped(name.to_string()));
-        }
-        out.line.push(c);
+        out.push(c);
         rest = &rest[c.len_utf8()..];
         if escaped {
             escaped = false;
+            word_start = false;
             continue;
         }
         context = match (context, c) {
+            (Context::Comment, '\n') => Context::Bare,
+            (Context::Comment, _) => Context::Comment,
+            (Context::Bare, '#') if word_start => Context::Comment,
             (Context::Bare, '\'') => Context::Single,
             (Context::Bare, '"') => Context::Double,
             (Context::Single, '\'') | (Context::Double, '"') => Context::Bare,
@@ -83,49 +135,40 @@ pub fn expand_quoted(
                 escaped = true;
                 context
             }
+            (Context::Bare | Context::Double, '`') => {
+                backquote = !backquote;
+                context
+            }
+            (Context::Bare | Context::Double, ')') if substitutions > 0 => {
+                substitutions -= 1;
+                context
+            }
+            (Context::Bare, '<') if rest.starts_with('<') => {
+                here_document = true;
+                context
+            }
             (c, _) => c,
         };
+        word_start = context == Context::Bare && (c.is_whitespace() || ";&|(".contains(c));
     }
     Ok(out)
 }
 
-impl Quoted {
-    /// The environment variable that holds `name`'s value (one per name;
-    /// another name that would map to the same one gets a number).
-    fn variable(&mut self, name: &str, value: String) -> String {
-        let base: String = std::iter::once("SWITCHYARD_".to_string())
-            .chain(
-                name.chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }.to_string()),
-            )
-            .collect();
-        let mut env = base.clone();
-        let mut n = 1;
-        loop {
-            match self.env.iter().find(|(e, _)| *e == env) {
-                Some((_, v)) if *v == value => return env,
-                Some(_) => {
-                    n += 1;
-                    env = format!("{base}_{n}");
-                }
-                None => {
-                    self.env.push((env.clone(), value));
-                    return env;
-                }
-            }
-        }
+/// Whether a command list runs a shell on a script (`["sh", "-c", …]`):
+/// the index of the script, if so.
+pub fn shell_script(args: &[String]) -> Option<usize> {
+    let program = args.first()?;
+    let name = program.rsplit('/').next().unwrap_or(program);
+    if !matches!(
+        name,
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash" | "busybox"
+    ) {
+        return None;
     }
-}
-
-/// A reference to `env` that is one word at a place of `context`.
-fn reference(env: &str, context: Context) -> String {
-    match context {
-        Context::Bare => format!("\"${{{env}}}\""),
-        // Close the quote, expand in double quotes, open it again: the
-        // shell joins the three into one word.
-        Context::Single => format!("'\"${{{env}}}\"'"),
-        Context::Double => format!("${{{env}}}"),
-    }
+    let flag = args
+        .iter()
+        .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))?;
+    (flag + 1 < args.len()).then_some(flag + 1)
 }
 
 #[cfg(test)]
@@ -133,26 +176,26 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    const EVIL: &str = "1; touch pwned # $(touch pwned) `touch pwned` \"x\" 'y' \\ $HOME";
+    const EVIL: &str = "1; touch pwned # $(touch pwned) `touch pwned` \"x\" 'y' \\ $HOME *";
 
-    fn vars(name: &str) -> Option<String> {
-        match name {
-            "evil" => Some(EVIL.into()),
-            "plain" => Some("a b".into()),
-            "a-b" | "a_b" => Some(name.into()),
-            _ => None,
-        }
+    fn vars() -> BTreeMap<String, String> {
+        [("evil", EVIL), ("plain", "a b"), ("a-b", "1"), ("a_b", "2")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into()
     }
 
-    /// What `sh` prints for `line` once expanded, run in a fresh folder;
-    /// and whether anything there was touched.
-    fn run(line: &str) -> (String, bool) {
-        let q = expand_quoted(line, vars).unwrap();
+    /// What `sh` prints for `script` once expanded, run in a fresh folder
+    /// with one file in it (for globs); and whether anything was touched.
+    fn run(script: &str) -> (String, bool) {
+        let vars = vars();
+        let env = environment(&vars);
+        let line = expand_quoted(script, &env).unwrap();
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
         let out = Command::new("sh")
             .arg("-c")
-            .arg(&q.line)
-            .envs(q.env.iter().cloned())
+            .arg(&line)
+            .envs(env.iter().map(|(var, name)| (name, &vars[var])))
             .current_dir(dir.path())
             .output()
             .unwrap();
@@ -164,12 +207,13 @@ mod tests {
 
     #[test]
     fn a_value_is_one_literal_word_wherever_it_lands() {
-        for line in [
+        for script in [
             "printf '[%s]' ${evil}",
-            "printf '[%s]' '${evil}'",
             "printf '[%s]' \"${evil}\"",
+            "printf '[%s]' \"<${evil}>\" | tr -d '<>'",
+            "# it's a comment with a \" in it\nprintf '[%s]' ${evil}",
         ] {
-            assert_eq!(run(line), (format!("[{EVIL}]"), false), "{line}");
+            assert_eq!(run(script), (format!("[{EVIL}]"), false), "{script}");
         }
         assert_eq!(run("printf '[%s]' x${plain}y"), ("[xa by]".into(), false));
         assert_eq!(
@@ -177,50 +221,65 @@ mod tests {
             ("[]".into(), false),
             "`$$` hands the shell a `$`"
         );
+        assert_eq!(
+            run("sh -c 'printf \"[%s]\" \"$SWITCHYARD_evil\"'"),
+            (format!("[{EVIL}]"), false),
+            "a nested shell reads the variable itself"
+        );
     }
 
-    /// Places where a quote tracker could be wrong: inside a command
-    /// substitution in double quotes, a here-document, after a quote in a
-    /// comment. At worst a value is split into words; it never runs.
     #[test]
-    fn no_value_ever_runs_as_code() {
-        for line in [
-            "echo \"$(echo ${evil})\"",
-            "cat <<EOF\n${evil}\nEOF",
-            "# it's a comment\necho ${evil}",
-            "echo `echo ${evil}`",
+    fn where_the_reading_is_unclear_the_runner_refuses() {
+        let env = environment(&vars());
+        for (script, place) in [
+            ("sh -c 'echo ${plain}'", "single quotes"),
+            (
+                "echo \"$(echo ${plain})\"",
+                "a command substitution, arithmetic or backquotes",
+            ),
+            (
+                "echo $(( ${plain} + 1 ))",
+                "a command substitution, arithmetic or backquotes",
+            ),
+            (
+                "echo `echo ${plain}`",
+                "a command substitution, arithmetic or backquotes",
+            ),
+            ("cat <<EOF\n${plain}\nEOF", "a here-document"),
         ] {
-            let (_, touched) = run(line);
-            assert!(!touched, "{line}");
+            assert_eq!(
+                expand_quoted(script, &env),
+                Err(QuoteError::Unclear {
+                    name: "plain".into(),
+                    place,
+                    env: "SWITCHYARD_plain".into()
+                }),
+                "{script}"
+            );
         }
     }
 
     #[test]
     fn names_that_map_to_one_variable_are_kept_apart() {
-        let q = expand_quoted("${a-b} ${a_b} ${a-b}", vars).unwrap();
-        assert_eq!(
-            q.env,
-            vec![
-                ("SWITCHYARD_a_b".to_string(), "a-b".to_string()),
-                ("SWITCHYARD_a_b_2".to_string(), "a_b".to_string())
-            ]
-        );
-        assert_eq!(
-            q.line,
-            "\"${SWITCHYARD_a_b}\" \"${SWITCHYARD_a_b_2}\" \"${SWITCHYARD_a_b}\""
-        );
+        let env = environment(&vars());
+        assert_eq!(env["a-b"], "SWITCHYARD_a_b");
+        assert_eq!(env["a_b"], "SWITCHYARD_a_b_2");
     }
 
     #[test]
-    fn mistakes_are_named() {
+    fn mistakes_are_named_and_shells_in_command_lists_found() {
+        let env = environment(&vars());
         assert_eq!(
-            expand_quoted("${nope}", vars),
+            expand_quoted("${nope}", &env),
             Err(QuoteError::Unknown("nope".into()))
         );
-        assert_eq!(expand_quoted("${open", vars), Err(QuoteError::Unclosed));
+        assert_eq!(expand_quoted("${open", &env), Err(QuoteError::Unclosed));
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(shell_script(&args(&["sh", "-c", "x"])), Some(2));
         assert_eq!(
-            expand_quoted("\\${plain}", vars),
-            Err(QuoteError::Escaped("plain".into()))
+            shell_script(&args(&["/bin/bash", "-ec", "x", "a"])),
+            Some(2)
         );
+        assert_eq!(shell_script(&args(&["runner", "-c", "x"])), None);
     }
 }

@@ -225,6 +225,12 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                     ));
                 }
                 positive(c.batch_size, "batch_size", &at)?;
+                if c.examples.is_some_and(|n| n > 100_000) {
+                    return Err(at(
+                        "`examples` may be at most 100000; the counts stay exact whatever it is"
+                            .into(),
+                    ));
+                }
             }
             StepKind::Stop(s) => {
                 for replay in &s.replays {
@@ -250,6 +256,9 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
     Ok(())
 }
 
+/// The most a batch may hold: a batch is held whole in memory.
+const MAX_BATCH: usize = 1_000_000;
+
 fn positive(
     value: Option<usize>,
     name: &str,
@@ -257,6 +266,7 @@ fn positive(
 ) -> Result<(), WorkflowError> {
     match value {
         Some(0) => Err(at(format!("`{name}` must be at least 1"))),
+        Some(n) if n > MAX_BATCH => Err(at(format!("`{name}` = {n} is more than {MAX_BATCH}"))),
         _ => Ok(()),
     }
 }
@@ -309,7 +319,7 @@ fn world(
     let Some(PluginSource::Wasm(file)) = w.plugin(name.get_ref()).map(|p| &p.source) else {
         return Ok(());
     };
-    let Ok(bytes) = std::fs::read(file) else {
+    let Ok(bytes) = crate::plugin::load::read_component(file) else {
         return Ok(());
     };
     let problem = match crate::plugin::load::exports(&bytes) {

@@ -122,6 +122,7 @@ fn resolve_one(
     .map_err(|e| match e {
         Expand::Unknown(var) => errors.at(span.clone(), unknown(&var, declared.keys(), resolved)),
         Expand::Unclosed => errors.at(span.clone(), UNCLOSED),
+        Expand::TooLong => errors.at(span.clone(), TOO_LONG),
         Expand::Inner(e) => e,
     })?;
     stack.pop();
@@ -150,11 +151,17 @@ pub fn expand_document(
     Ok(())
 }
 
-/// The keys of each step kind that hold a line for `sh -c`.
-const SHELL_LINES: &[(&str, &str)] = &[("shell", "run"), ("restore", "command")];
+/// The step kinds that run commands, and the key of each that holds the
+/// command (a script for `sh -c` when it is a string).
+const COMMANDS: &[(&str, &str)] = &[
+    ("shell", "run"),
+    ("shell", "command"),
+    ("restore", "command"),
+];
 
-/// Expands one `[[step]]`. In its shell line, each `${var}` becomes a
-/// reference to an environment variable, added to the step's `env`.
+/// Expands one `[[step]]`. A command step gets every variable as an
+/// environment variable (`SWITCHYARD_NAME`, added to its `env`), and in a
+/// script for a shell each `${var}` becomes a reference to it.
 fn expand_step(
     step: &mut Spanned<DeValue<'_>>,
     vars: &Vars,
@@ -178,36 +185,57 @@ fn expand_step(
             kind = Some(k.to_string());
         }
     }
-    let mut env: Vec<(String, String)> = Vec::new();
+    let names = super::quoting::environment(vars);
+    let script = |text: &str, span: Range<usize>| {
+        super::quoting::expand_quoted(text, &names).map_err(|e| {
+            errors.at(
+                span,
+                match e {
+                    QuoteError::Unknown(var) => unknown(&var, std::iter::empty(), vars),
+                    QuoteError::Unclosed => UNCLOSED.to_string(),
+                    QuoteError::Unclear { name, place, env } => format!(
+                        "`${{{name}}}` inside {place} of a shell script: the runner cannot tell how the value would be read there; write `\"${env}\"` in its place (every command gets `{env}` set to the value of `{name}`), or use `command = [\"program\", \"arg\"]`"
+                    ),
+                },
+            )
+        })
+    };
+    let mut runs_command = false;
     for (key, value) in table.iter_mut() {
-        let shell_line = SHELL_LINES
+        let command = COMMANDS
             .iter()
             .any(|(k, field)| kind.as_deref() == Some(*k) && key.get_ref() == *field);
+        runs_command |= command;
         let span = value.span();
         match value.get_mut() {
-            DeValue::String(line) if shell_line && line.contains('$') => {
-                let quoted = super::quoting::expand_quoted(line, |v| vars.get(v).cloned())
-                    .map_err(|e| {
-                        errors.at(
-                            span,
-                            match e {
-                                QuoteError::Unknown(var) => {
-                                    unknown(&var, std::iter::empty(), vars)
-                                }
-                                QuoteError::Unclosed => UNCLOSED.to_string(),
-                                QuoteError::Escaped(var) => format!(
-                                    "`\\${{{var}}}` in a shell command: the runner passes `${{{var}}}` itself; drop the backslash (or write `$${{{var}}}` to hand the shell a `${{{var}}}` of its own)"
-                                ),
-                            },
-                        )
-                    })?;
-                *line = quoted.line.into();
-                env = quoted.env;
+            DeValue::String(line) if command => *line = script(line, span)?.into(),
+            DeValue::Array(args) if command => {
+                let raw: Vec<String> = args
+                    .iter()
+                    .map(|a| match a.get_ref() {
+                        DeValue::String(s) => s.to_string(),
+                        _ => String::new(),
+                    })
+                    .collect();
+                let shell_at = super::quoting::shell_script(&raw);
+                for (i, arg) in args.iter_mut().enumerate() {
+                    let span = arg.span();
+                    match arg.get_mut() {
+                        DeValue::String(text) if Some(i) == shell_at => {
+                            *text = script(text, span)?.into()
+                        }
+                        _ => expand_value(arg, vars, errors)?,
+                    }
+                }
             }
             _ => expand_value(value, vars, errors)?,
         }
     }
-    if !env.is_empty() {
+    if runs_command {
+        let env = names
+            .into_iter()
+            .map(|(var, name)| (name, vars[&var].clone()))
+            .collect();
         add_env(table, env, step_span);
     }
     Ok(())
@@ -248,6 +276,7 @@ fn expand_value(
                         errors.at(span, unknown(&var, std::iter::empty(), vars))
                     }
                     Expand::Unclosed => errors.at(span, UNCLOSED),
+                    Expand::TooLong => errors.at(span, TOO_LONG),
                     Expand::Inner(e) => e,
                 })?;
             *s = expanded.into();
@@ -272,6 +301,7 @@ pub fn expand_text(text: &str, vars: &Vars) -> Result<String, String> {
     expand_with(text, |v| Ok::<_, ()>(vars.get(v).cloned())).map_err(|e| match e {
         Expand::Unknown(var) => format!("unknown variable `{var}`"),
         Expand::Unclosed => UNCLOSED.to_string(),
+        Expand::TooLong => TOO_LONG.to_string(),
         Expand::Inner(()) => String::new(),
     })
 }
@@ -296,8 +326,15 @@ fn unknown<'a>(var: &str, declared: impl Iterator<Item = &'a String>, known: &Va
 enum Expand<E> {
     Unknown(String),
     Unclosed,
+    TooLong,
     Inner(E),
 }
+
+/// The longest a string may grow by expanding variables: variables that
+/// refer to each other could double it with every level.
+pub const MAX_EXPANDED: usize = 1 << 20;
+
+const TOO_LONG: &str = "expanding variables makes this longer than 1 MiB; variables that use other variables may double with every level";
 
 /// Replaces `${name}` using `lookup`; `$$` becomes `$`.
 fn expand_with<E>(
@@ -316,6 +353,7 @@ fn expand_with<E>(
             let end = tail.find('}').ok_or(Expand::Unclosed)?;
             let name = tail[..end].trim();
             match lookup(name).map_err(Expand::Inner)? {
+                Some(v) if out.len() + v.len() > MAX_EXPANDED => return Err(Expand::TooLong),
                 Some(v) => out.push_str(&v),
                 None => return Err(Expand::Unknown(name.to_string())),
             }
@@ -350,6 +388,7 @@ mod tests {
         expand_with(text, |n| Ok::<_, ()>(vars.get(n).cloned())).map_err(|e| match e {
             Expand::Unknown(n) => format!("unknown {n}"),
             Expand::Unclosed => "unclosed".into(),
+            Expand::TooLong => "too long".into(),
             Expand::Inner(()) => "inner".into(),
         })
     }
@@ -365,6 +404,8 @@ mod tests {
             Ok("cost: $5 and $x".into())
         );
         assert_eq!(expand("${nope}", &[]), Err("unknown nope".into()));
+        let big = "x".repeat(MAX_EXPANDED / 2 + 1);
+        assert_eq!(expand("${b}${b}", &[("b", &big)]), Err("too long".into()));
         assert_eq!(expand("${open", &[]), Err("unclosed".into()));
     }
 }

@@ -25,19 +25,17 @@ use switchyard_sdk::{Cell, Config, Event, PluginError, RowMutation};
 
 #[switchyard_sdk::transform]
 pub fn misbehave(event: &Event, config: &Config) -> Result<Vec<RowMutation>, PluginError> {
-    let trigger = config.get_or("trigger", "misbehave");
-    // The row key is the event's offset, or the `key` setting for every event.
-    let key = config
-        .get("key")
-        .map_or_else(|| format!("{:08}", event.offset), String::from);
-    let row = |value: String| {
-        vec![
-            RowMutation::new("t", &key, event.timestamp_ms as u64).with(Cell::put("d", "v", value)),
-        ]
-    };
     if config.get("mode") == Some("empty") {
         return Ok(Vec::new());
     }
+    let trigger = config.get_or("trigger", "misbehave");
+    let row = |value: String| {
+        // The row key is the event's offset, or the `key` setting for every event.
+        let key = config
+            .get("key")
+            .map_or_else(|| format!("{:08}", event.offset), String::from);
+        vec![RowMutation::new("t", key, event.timestamp_ms as u64).with(Cell::put("d", "v", value))]
+    };
     if event.value != trigger.as_bytes() {
         return Ok(row(String::from_utf8_lossy(&event.value).into_owned()));
     }
