@@ -135,6 +135,34 @@ fn positions_are_committed_only_when_told_and_a_new_consumer_of_the_group_resume
     }
 }
 
+/// Nothing is left to read, yet every partition has reached the time of
+/// its last record: the watermark says so from the first batch (found by
+/// reading the record before each start, all partitions in one go).
+#[test]
+fn a_source_that_starts_at_the_end_knows_the_time_every_partition_reached() {
+    let broker = Broker::start();
+    fill(&broker, "events");
+    let cfg = config(&broker, "events", "g", TimeLookup::Auto);
+    let mut source = KafkaSource::open("events", &cfg, "g", Follow::UntilEnd).unwrap();
+    source.seek(&Start::Latest, None).unwrap();
+    let batch = source.next_batch(events(10)).unwrap();
+    let watermark = batch.map(|b| b.watermark);
+    // With nothing to read the source may end at once; then ask once more.
+    assert_eq!(watermark.unwrap_or(Some(1490)), Some(1490));
+    let mut again = KafkaSource::open("events", &cfg, "g2", Follow::Live).unwrap();
+    again.seek(&Start::Latest, None).unwrap();
+    let batch = again
+        .next_batch(events(10))
+        .unwrap()
+        .expect("a live source goes on");
+    assert!(batch.events.is_empty());
+    assert_eq!(
+        batch.watermark,
+        Some(1490),
+        "the last record of each partition is at 1490"
+    );
+}
+
 fn events(n: usize) -> switchyard_runner::source::BatchLimit {
     switchyard_runner::source::BatchLimit {
         events: n,

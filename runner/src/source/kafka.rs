@@ -251,22 +251,27 @@ impl KafkaSource {
         })
     }
 
-    /// What a partition has reached before reading starts at `from`: the
-    /// time of the record before it. A partition with records counts for
-    /// the watermark from the start; an empty one holds nothing back.
+    /// What the partitions have reached before reading starts at their
+    /// positions (`partition → (low, high, from)`): the time of the record
+    /// before `from`, all read in one go. A partition with records counts
+    /// for the watermark from the start; an empty one holds nothing back.
     fn seed_reached(
         &mut self,
-        partition: i32,
-        (low, high): (i64, i64),
-        from: i64,
+        positions: &BTreeMap<i32, (i64, i64, i64)>,
         probe: &mut Option<by_time::Probe>,
     ) -> Result<(), SourceError> {
-        if high <= low || self.reached.has(partition) {
-            return Ok(());
+        let mut before = BTreeMap::new();
+        for (&p, &(low, high, from)) in positions {
+            if high <= low || self.reached.has(p) {
+                continue;
+            }
+            self.reached.require(p);
+            let last = from.clamp(low, high) - 1;
+            if last >= low {
+                before.insert(p, last);
+            }
         }
-        self.reached.require(partition);
-        let before = from.clamp(low, high) - 1;
-        if before < low {
+        if before.is_empty() {
             return Ok(());
         }
         if probe.is_none() {
@@ -275,12 +280,9 @@ impl KafkaSource {
             );
         }
         let probe = probe.as_mut().expect("set above");
-        if let Some((offset, time)) = probe
-            .first_from(partition, before)
-            .map_err(|e| self.error(format!("partition {partition}: {e}")))?
-            && offset < from
-        {
-            self.reached.saw(partition, time);
+        let times = probe.times_at(&before).map_err(|e| self.error(e))?;
+        for (p, time) in times {
+            self.reached.saw(p, time);
         }
         Ok(())
     }
@@ -413,6 +415,7 @@ impl Source for KafkaSource {
         if let Some(cp) = resume {
             self.reached.resume(&cp.event_times);
         }
+        let mut positions = BTreeMap::new();
         for &p in &partitions {
             let (low, high) = self.watermarks(p)?;
             let from = match (group.get(&p), resume.and_then(|cp| cp.next.get(&p))) {
@@ -430,12 +433,13 @@ impl Source for KafkaSource {
                 }
             };
             self.started_at.insert(p, from);
-            self.seed_reached(p, (low, high), from, &mut probe)?;
+            positions.insert(p, (low, high, from));
             if self.follow == Follow::UntilEnd {
                 self.end.insert(p, high);
             }
             total += (high - from.clamp(low, high)).max(0) as u64;
         }
+        self.seed_reached(&positions, &mut probe)?;
         if let Some(probe) = &probe {
             tracing::debug!(source = %self.name, reads = probe.reads, "time lookup done");
         }

@@ -10,6 +10,7 @@
 //! does). Either way a wrong answer can only start the replay earlier,
 //! never skip an event.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -94,6 +95,54 @@ impl Probe {
             "no answer reading partition {partition} at offset {offset} within {}s",
             REQUEST_TIMEOUT.as_secs()
         ))
+    }
+}
+
+impl Probe {
+    /// The time of the record at each `partition → offset`, read in one go
+    /// (all partitions assigned at once, so one fetch round covers them);
+    /// a partition whose record is gone is left out.
+    pub fn times_at(&mut self, at: &BTreeMap<i32, i64>) -> Result<BTreeMap<i32, i64>, String> {
+        let mut found = BTreeMap::new();
+        if at.is_empty() {
+            return Ok(found);
+        }
+        self.reads += at.len() as u32;
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in at {
+            tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*o))
+                .map_err(|e| e.to_string())?;
+        }
+        self.consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        let mut open: std::collections::BTreeSet<i32> = at.keys().copied().collect();
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        while !open.is_empty() && Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) if open.contains(&m.partition()) => {
+                    let p = m.partition();
+                    open.remove(&p);
+                    if m.offset() == at[&p]
+                        && let Some(time) = m.timestamp().to_millis()
+                    {
+                        found.insert(p, time);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    open.remove(&p);
+                }
+                Some(Err(e)) => tracing::debug!("probe of {:?}: {e}", at),
+                None => {}
+            }
+        }
+        if open.is_empty() {
+            Ok(found)
+        } else {
+            Err(format!(
+                "no answer reading partitions {open:?} within {}s",
+                REQUEST_TIMEOUT.as_secs()
+            ))
+        }
     }
 }
 
