@@ -10,7 +10,7 @@
 //! does). Either way a wrong answer can only start the replay earlier,
 //! never skip an event.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -114,7 +114,7 @@ impl Probe {
                 .map_err(|e| e.to_string())?;
         }
         self.consumer.assign(&tpl).map_err(|e| e.to_string())?;
-        let mut open: std::collections::BTreeSet<i32> = at.keys().copied().collect();
+        let mut open: BTreeSet<i32> = at.keys().copied().collect();
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         while !open.is_empty() && Instant::now() < deadline {
             match self.consumer.poll(Duration::from_millis(200)) {
