@@ -1,5 +1,6 @@
-//! The stop signal: set on Ctrl-C or SIGTERM (and by the engine to stop a
-//! background replay). Replays stop reading, finish what they have in
+//! The stop signal: set on Ctrl-C or SIGTERM, by the engine when a
+//! background replay failed (and, one per replay, to stop a background
+//! replay). Replays stop reading, finish what they have in
 //! flight, save their checkpoint and return; a plugin call in progress is
 //! interrupted at its next deadline check.
 
@@ -13,6 +14,8 @@ pub enum Signal {
     Interrupt,
     /// SIGTERM.
     Terminate,
+    /// A background replay failed: the step in the foreground stops too.
+    Failed,
 }
 
 impl Signal {
@@ -21,6 +24,7 @@ impl Signal {
         match self {
             Signal::Interrupt => 130,
             Signal::Terminate => 143,
+            Signal::Failed => 1,
         }
     }
 
@@ -28,6 +32,7 @@ impl Signal {
         match self {
             Signal::Interrupt => 1,
             Signal::Terminate => 2,
+            Signal::Failed => 3,
         }
     }
 }
@@ -59,6 +64,7 @@ impl Cancel {
         match self.0.load(Ordering::SeqCst) {
             1 => Some(Signal::Interrupt),
             2 => Some(Signal::Terminate),
+            3 => Some(Signal::Failed),
             _ => None,
         }
     }

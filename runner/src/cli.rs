@@ -49,11 +49,20 @@ pub enum Command {
         /// No progress bars.
         #[arg(long)]
         no_progress: bool,
+        /// Run this step and every later one again, even if done (after
+        /// fixing a plugin or a store); earlier steps are not run again.
+        #[arg(long, value_name = "STEP")]
+        from: Option<String>,
     },
-    /// Check a workflow without touching any system.
+    /// Check a workflow without touching any system (with `--connect`,
+    /// also ask every source, store and plugin it uses, writing nothing).
     Validate {
         #[command(flatten)]
         file: FileArgs,
+        /// Also run the preflight: brokers, topics, consumer groups, Thrift
+        /// servers, tables and plugins, as `exec` does before it starts.
+        #[arg(long)]
+        connect: bool,
     },
     /// Show the steps in order and what each will do, touching nothing.
     Plan {
@@ -150,7 +159,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Runs a parsed command line; `cancel` is set on Ctrl-C.
 pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
     match cli.command {
-        Command::Validate { file } => match file.load() {
+        Command::Validate { file, connect } => match file.load() {
             Ok(w) => {
                 println!(
                     "{} is valid: {} steps, {} sources, {} stores, {} plugins",
@@ -160,7 +169,11 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                     w.stores.len(),
                     w.plugins.len()
                 );
-                ExitCode::SUCCESS
+                if connect {
+                    preflight(&w, cancel)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => invalid(e),
         },
@@ -179,6 +192,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
             file,
             fresh,
             no_progress,
+            from,
         } => {
             let w = match file.load() {
                 Ok(w) => w,
@@ -188,6 +202,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                 fresh,
                 cancel,
                 progress: !no_progress,
+                from,
             };
             match engine::exec(w, &options) {
                 Ok(ExecResult::Completed(report)) => {
@@ -223,6 +238,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                         EngineError::State(engine::state::StateError::NotOurs { .. }) => {
                             EXIT_INVALID
                         }
+                        EngineError::Usage(_) => EXIT_INVALID,
                         _ => EXIT_FAILED,
                     })
                 }
@@ -295,6 +311,26 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
     }
 }
 
+/// `validate --connect`: the preflight of every step.
+fn preflight(w: &Workflow, cancel: Cancel) -> ExitCode {
+    let plugins = engine::plugins::PluginRegistry::new(cancel);
+    let steps: Vec<&workflow::Step> = w.steps.iter().collect();
+    match engine::preflight::check(w, &plugins, &steps) {
+        Ok(lines) => {
+            for line in lines {
+                println!("  ok: {line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
 fn invalid(e: WorkflowError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(EXIT_INVALID)
@@ -316,6 +352,10 @@ pub fn plan_text(w: &Workflow) -> String {
     }
     out
 }
+
+/// Figures older than this are marked stale in `status` (the heartbeat
+/// comes every two seconds).
+const STALE_AFTER_MS: u64 = 5_000;
 
 fn status(w: &Workflow, json: bool) -> ExitCode {
     let state = match engine::state::read(&w.state_dir) {
@@ -342,46 +382,85 @@ fn status(w: &Workflow, json: bool) -> ExitCode {
         );
         return ExitCode::from(EXIT_FAILED);
     }
+    let alive = engine::state::runner_alive(&w.state_dir);
     if json {
+        let mut value = serde_json::to_value(&state).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("runner_alive".into(), alive.into());
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&state).unwrap_or_default()
+            serde_json::to_string_pretty(&value).unwrap_or_default()
         );
         return ExitCode::SUCCESS;
     }
     println!("workflow `{}` (state in {})", w.name, w.state_dir.display());
+    let now = engine::state::now_ms();
+    let ago = |ms: u64| report::duration(std::time::Duration::from_millis(now.saturating_sub(ms)));
+    let last = state
+        .heartbeat_ms
+        .map(|ms| format!("last report {} ago", ago(ms)));
+    let pid = state.runner_pid.map(|p| format!("pid {p}"));
+    let detail: Vec<String> = [pid, last].into_iter().flatten().collect();
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", detail.join(", "))
+    };
+    if alive {
+        println!("  runner: alive{detail}");
+    } else {
+        println!("  runner: none alive for this state folder{detail}; `runner exec` resumes");
+    }
     for step in &w.steps {
         let id = step.id.get_ref();
         match state.steps.get(id) {
             None => println!("  {id:<16} pending"),
             Some(st) => {
-                let status = if st.live {
-                    "syncing".to_string()
-                } else {
-                    format!("{:?}", st.status).to_lowercase()
+                use engine::state::Status;
+                let status = match (st.live, st.status, alive) {
+                    (true, _, true) => "syncing".to_string(),
+                    // Marked to resume: the next run starts it again.
+                    (true, _, false) => "paused".to_string(),
+                    // The runner died in the step.
+                    (false, Status::Running, false) => "stopped".to_string(),
+                    (false, other, _) => format!("{other:?}").to_lowercase(),
                 };
-                let detail = st.error.as_deref().or(st.summary.as_deref()).unwrap_or("");
+                let detail = match (
+                    st.error.as_deref().or(st.summary.as_deref()),
+                    status.as_str(),
+                ) {
+                    (Some(d), _) => d,
+                    (None, "stopped") => {
+                        "the runner ended during this step; `runner exec` runs it again"
+                    }
+                    (None, "paused") => "resumes from its committed position with `runner exec`",
+                    (None, _) => "",
+                };
                 println!("  {id:<16} {status:<8} {detail}");
-                let running = st.live || st.status != engine::state::Status::Done;
+                let running = st.live || st.status != Status::Done;
                 if running && !st.partitions.is_empty() {
-                    let lag: u64 = st.partitions.values().map(|p| p.lag).sum();
+                    let lag: Option<u64> = st.partitions.values().map(|p| p.lag).sum();
                     let rate: f64 = st.partitions.values().map(|p| p.rate).sum();
-                    let age = engine::state::now_ms()
-                        .saturating_sub(st.partitions.values().map(|p| p.at_ms).max().unwrap_or(0));
+                    let at = st.partitions.values().map(|p| p.at_ms).max().unwrap_or(0);
+                    let stale = !alive || now.saturating_sub(at) > STALE_AFTER_MS;
                     println!(
-                        "  {:<16}          lag {} messages, {}/s (as of {} ago)",
+                        "  {:<16}          lag {}, {}/s (as of {} ago{})",
                         "",
-                        report::thousands(lag),
+                        lag.map_or("unknown (the source could not be asked)".to_string(), |l| {
+                            format!("{} messages", report::thousands(l))
+                        }),
                         report::thousands(rate as u64),
-                        report::duration(std::time::Duration::from_millis(age))
+                        ago(at),
+                        if stale { "; stale" } else { "" }
                     );
                     for (p, ps) in &st.partitions {
                         println!(
                             "  {:<16}          partition {p:>3}: at {} of {}, lag {}, {}/s",
                             "",
                             ps.acked,
-                            ps.high,
-                            report::thousands(ps.lag),
+                            ps.high.map_or("unknown".to_string(), |h| h.to_string()),
+                            ps.lag.map_or("unknown".to_string(), report::thousands),
                             report::thousands(ps.rate as u64)
                         );
                     }

@@ -27,12 +27,14 @@
 //! - [`text`]: outside text (plugin messages, row keys) bounded and kept on one line.
 //! - [`cli`]: the `runner` commands; `main.rs` only calls into it.
 //! - [`cancel`]: the stop signal (Ctrl-C, SIGTERM) every long task checks.
+//! - [`process`]: commands in their own process group, never outliving the runner.
 
 pub mod cancel;
 pub mod cli;
 pub mod engine;
 pub mod model;
 pub mod plugin;
+pub mod process;
 pub mod report;
 pub mod sample;
 pub mod source;

@@ -222,6 +222,44 @@ pub enum Follow {
     Live,
 }
 
+/// Checks, reading nothing, that the source `name` of a workflow can be
+/// reached and has the shape the workflow declares; `topics` are more
+/// topics that must exist beside a Kafka source's own (dead letters).
+/// `made_earlier` says a step still to run may write a file source first.
+pub fn probe(
+    workflow: &Workflow,
+    name: &str,
+    topics: &[&str],
+    made_earlier: bool,
+) -> Result<String, SourceError> {
+    let error = |message: String| SourceError {
+        source_name: name.to_string(),
+        message,
+    };
+    match workflow.source(name) {
+        Some(SourceConfig::File(f)) => {
+            let path = workflow.path(&f.path);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => Ok(format!("file {}", path.display())),
+                Ok(_) => Err(error(format!("`{}` is not a file", path.display()))),
+                Err(_) if made_earlier => Ok(format!(
+                    "file {} (not there yet; an earlier step may write it)",
+                    path.display()
+                )),
+                Err(e) => Err(error(format!("cannot read `{}`: {e}", path.display()))),
+            }
+        }
+        Some(SourceConfig::Kafka(k)) => kafka::KafkaSource::open(
+            name,
+            k,
+            &kafka::group_of(k, &workflow.name, name),
+            Follow::UntilEnd,
+        )?
+        .probe(topics),
+        None => Err(error("no such source in the workflow".into())),
+    }
+}
+
 /// Opens the source `name` of a workflow; a long opening (a file source
 /// reads its file once) ends early when `stop` is set.
 pub fn open(

@@ -8,15 +8,18 @@
 //! - `hbase`: HBase through its Thrift1 server.
 //! - `null`: discards writes, for measuring a source and transform alone,
 //!   or a dry run.
+//! - `fed_by`: any of them written by a service's own consumer, positioned
+//!   by that consumer's group.
 
 pub mod cells;
+pub mod fed_by;
 pub mod hbase;
 pub mod null;
 pub mod sqlite;
 
 use crate::model::{Row, RowMutation};
 use crate::workflow::Workflow;
-use crate::workflow::schema::StoreConfig;
+use crate::workflow::schema::{SourceConfig, StoreConfig};
 
 /// A store failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +90,48 @@ pub trait Store: Send {
     fn watermark(&mut self) -> Result<Option<i64>, StoreError>;
 }
 
+/// Checks, writing nothing, that the store `name` of a workflow can be
+/// reached and has the shape the workflow declares (or will be given it);
+/// says what was found.
+pub fn probe(workflow: &Workflow, name: &str) -> Result<String, StoreError> {
+    match workflow.store(name) {
+        Some(StoreConfig::Sqlite(cfg)) => Ok(format!(
+            "SQLite file {}",
+            workflow.path(&cfg.path).display()
+        )),
+        Some(StoreConfig::Hbase(cfg)) => hbase::HbaseStore::probe(name, cfg),
+        Some(StoreConfig::Null(_)) => Ok("discards writes".into()),
+        None => Err(StoreError {
+            store: name.to_string(),
+            message: "no such store in the workflow".into(),
+        }),
+    }
+}
+
 /// Opens the store `name` of a workflow.
 pub fn open(workflow: &Workflow, name: &str) -> Result<Box<dyn Store>, StoreError> {
+    let store = open_kind(workflow, name)?;
+    let Some(fed) = workflow.store(name).and_then(StoreConfig::fed_by) else {
+        return Ok(store);
+    };
+    match workflow.source(fed.source.get_ref()) {
+        Some(SourceConfig::Kafka(kafka)) => Ok(Box::new(fed_by::FedBy::new(
+            store,
+            fed.source.get_ref(),
+            kafka,
+            &fed.group,
+        ))),
+        _ => Err(StoreError {
+            store: name.to_string(),
+            message: format!(
+                "`fed_by` names `{}`, which is not a kafka source",
+                fed.source.get_ref()
+            ),
+        }),
+    }
+}
+
+fn open_kind(workflow: &Workflow, name: &str) -> Result<Box<dyn Store>, StoreError> {
     match workflow.store(name) {
         Some(StoreConfig::Sqlite(cfg)) => Ok(Box::new(sqlite::SqliteStore::open(
             name,

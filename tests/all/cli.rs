@@ -132,6 +132,23 @@ fn a_failing_shell_step_fails_the_run_with_its_output_and_resumes_there() {
 }
 
 #[test]
+fn exec_from_a_step_runs_it_and_the_later_ones_again_and_nothing_before() {
+    let test = Test::new().workflow(
+        "[workflow]\nname = \"w\"\n\n[[step]]\nid = \"one\"\nkind = \"shell\"\nrun = \"echo one >> log.txt\"\n\n[[step]]\nid = \"two\"\nkind = \"shell\"\nrun = \"echo two >> log.txt\"\n\n[[step]]\nid = \"three\"\nkind = \"shell\"\nrun = \"echo three >> log.txt\"\n",
+    );
+    test.run_args(&["exec", "workflow.toml"]).success();
+    test.run_args(&["exec", "workflow.toml", "--from", "two"])
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(test.dir().join("log.txt")).unwrap(),
+        "one\ntwo\nthree\ntwo\nthree\n"
+    );
+    test.run_args(&["exec", "workflow.toml", "--from", "four"])
+        .expect_code(2)
+        .stderr_is("error: `--from four`: the workflow has no step `four`; its steps are `one`, `two`, `three`\n");
+}
+
+#[test]
 fn a_shell_step_past_its_timeout_is_killed() {
     let run = Test::new()
         .workflow("[workflow]\nname = \"w\"\n\n[[step]]\nid = \"slow\"\nkind = \"shell\"\nrun = \"sleep 5\"\ntimeout = \"300ms\"\n")

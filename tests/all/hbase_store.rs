@@ -28,6 +28,7 @@ fn config(hbase: &HbaseEmulator, tables: &[(&str, &[&str])]) -> HbaseConfig {
         timeout: None,
         retry_for: None,
         batch_rows: None,
+        fed_by: None,
     }
 }
 
@@ -248,6 +249,37 @@ fn applying_again_or_in_another_order_leaves_the_same_cells() {
 }
 
 #[test]
+fn a_table_keeping_one_version_is_refused_at_open_and_by_the_preflight() {
+    let hbase = HbaseEmulator::start();
+    let mut c = hbase.client();
+    let family = |name: &str, versions: i32| ColumnDescriptor {
+        name: Some(format!("{name}:").into_bytes()),
+        max_versions: Some(versions),
+        compression: Some("NONE".into()),
+        bloom_filter_type: Some("NONE".into()),
+        ..ColumnDescriptor::default()
+    };
+    c.create_table(
+        b"messages".to_vec(),
+        vec![family("d", 1000), family("m", 1)],
+    )
+    .unwrap();
+    let cfg = config(&hbase, &[("messages", &["d", "m"])]);
+    let expected = "store `h`: family `m` of table `messages` keeps 1 version, too few for reads as of a time (restore, compare): keep more in HBase (`alter 'messages', {NAME => 'm', VERSIONS => 1000}`)";
+    let err = HbaseStore::open("h", &cfg).err().unwrap();
+    assert_eq!(err.to_string(), expected);
+    assert_eq!(
+        HbaseStore::probe("h", &cfg).unwrap_err().to_string(),
+        expected
+    );
+    // The preflight writes nothing: a missing table is only announced.
+    let other = HbaseEmulator::start();
+    let probe = HbaseStore::probe("g", &config(&other, &[("messages", &["d"])])).unwrap();
+    assert!(probe.ends_with("; will create `messages`"), "{probe}");
+    assert!(other.table_names().is_empty());
+}
+
+#[test]
 fn a_missing_family_or_table_fails_at_once_naming_store_table_and_family() {
     let hbase = HbaseEmulator::start();
     let mut store = open(&hbase);
@@ -263,7 +295,7 @@ fn a_missing_family_or_table_fails_at_once_naming_store_table_and_family() {
     let err = store.apply(&[other], None).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "store `h`: table `other` does not exist in HBase; list it in the store's `tables` so the runner creates it"
+        "store `h`: table `other` is not among the store's `tables` (`messages`); list it there"
     );
     // The table changes behind the store's back: HBase's own error comes
     // back at once, although it says canRetry (RetriesExhaustedWithDetails).

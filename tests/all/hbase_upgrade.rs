@@ -1,8 +1,12 @@
-//! `workflows/hbase-upgrade.toml` end to end on real wires: chat events
-//! produced to Tansu, blue fed by the old updater's stand-in, green
-//! restored from blue and replayed from Kafka, kept in sync in the
-//! background while more events arrive, compared and cut over.
+//! `workflows/hbase-upgrade.toml` end to end on real wires, against a blue
+//! that only the service writes: chat events produced to Tansu the whole
+//! time, blue fed by the old updater's stand-in as the service would (its
+//! own consumer group, offsets committed after each write, no Switchyard
+//! watermark of blue's), green restored from blue as of the group's
+//! position, replayed from Kafka, kept in sync in the background while the
+//! traffic goes on, compared and cut over.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use switchyard_tests::bounded;
@@ -10,15 +14,25 @@ use switchyard_tests::site::Site;
 
 /// 2026-01-01T00:00:00Z, where the chat sample starts.
 const T: i64 = 1_767_225_600_000;
+const HOUR: i64 = 3_600_000;
+
+/// Events green acknowledged, over all partitions, as the state says.
+fn acknowledged(state: &serde_json::Value) -> i64 {
+    state["steps"]["replay-green"]["partitions"]
+        .as_object()
+        .map_or(0, |ps| {
+            ps.values().filter_map(|p| p["acked"].as_i64()).sum()
+        })
+}
 
 #[test]
-fn the_hbase_upgrade_runs_end_to_end_and_keeps_green_in_sync_until_cutover() {
+fn the_hbase_upgrade_runs_end_to_end_against_a_service_fed_blue_with_live_traffic() {
     let site = Site::new();
     site.produce(20_000, 7, T);
     site.feed_blue();
 
-    // The evaluate step waits for the test's go-ahead, so the test can send
-    // more events while the replay syncs in the background.
+    // The evaluate step waits for the test's go-ahead, so traffic flows
+    // while the replay syncs in the background.
     let go = site.dir.path().join("go");
     let script = site.dir.path().join("wait-for-go");
     std::fs::write(
@@ -33,49 +47,51 @@ fn the_hbase_upgrade_runs_end_to_end_and_keeps_green_in_sync_until_cutover() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
     std::fs::set_permissions(&script, permissions).unwrap();
     let evaluate = format!("evaluate={}", script.display());
-    let child = site.spawn_upgrade(
-        "upgrade",
-        &["--var", "caught_up_for=1s", "--var", &evaluate],
-    );
-    site.wait_for(
-        "upgrade",
-        Duration::from_secs(120),
-        "the catch-up gate",
-        |s| s["steps"]["replay-green"]["live"] == true,
-    );
 
-    // Live traffic: the service keeps writing; its updater keeps blue fed.
-    site.produce(2_000, 8, T + 18 * 3_600_000);
-    site.feed_blue();
-    let end: i64 = {
-        let s = site.wait_for("upgrade", Duration::from_secs(60), "green in sync", |s| {
-            let parts = &s["steps"]["replay-green"]["partitions"];
-            parts.as_object().is_some_and(|ps| {
-                ps.len() == 4
-                    && ps.values().all(|p| p["lag"] == 0)
-                    && ps
-                        .values()
-                        .map(|p| p["high"].as_i64().unwrap_or(0))
-                        .sum::<i64>()
-                        == 22_000
-            })
+    let stop = AtomicBool::new(false);
+    let (out, produced) = std::thread::scope(|scope| {
+        // The service: events keep coming, and its updater keeps blue fed.
+        let traffic = scope.spawn(|| {
+            let mut produced = 20_000;
+            let mut round = 0;
+            while !stop.load(Ordering::SeqCst) {
+                site.produce(200, 100 + round, T + 20 * HOUR + round as i64 * HOUR / 4);
+                produced += 200;
+                site.feed_blue();
+                round += 1;
+            }
+            produced
         });
-        s["steps"]["replay-green"]["partitions"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|p| p["acked"].as_i64().unwrap())
-            .sum()
-    };
-    assert_eq!(end, 22_000, "green acknowledged every event of the topic");
-    std::fs::write(&go, "").unwrap();
+        let child = site.spawn_upgrade(
+            "upgrade",
+            &["--var", "caught_up_for=1s", "--var", &evaluate],
+        );
+        let live = site.wait_for(
+            "upgrade",
+            Duration::from_secs(180),
+            "the catch-up gate",
+            |s| s["steps"]["replay-green"]["live"] == true,
+        );
+        // Green follows the live log in the background.
+        let from = acknowledged(&live);
+        site.wait_for(
+            "upgrade",
+            Duration::from_secs(120),
+            "green following",
+            |s| acknowledged(s) >= from + 1_000,
+        );
+        std::fs::write(&go, "").unwrap();
+        let out = child.wait_with_output(bounded::LIMIT);
+        stop.store(true, Ordering::SeqCst);
+        (out, traffic.join().unwrap())
+    });
 
-    let out = child.wait_with_output(bounded::LIMIT);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(produced > 21_000, "{produced}");
     assert!(
         stdout.contains(" 0 mismatched, 0 only in blue, 0 only in green"),
         "{stdout}"
@@ -88,6 +104,10 @@ fn the_hbase_upgrade_runs_end_to_end_and_keeps_green_in_sync_until_cutover() {
         stdout.contains("switched from `blue` to `green`"),
         "{stdout}"
     );
+    // Blue holds no watermark of Switchyard's under its name: the restore
+    // and compare points came from the service's consumer group.
+    let meta = site.blue.dump("switchyard_meta");
+    assert!(!meta.contains("m:blue"), "{meta}");
     let state = site.status("upgrade");
     assert_eq!(
         state["steps"]["replay-green"]["live"],
@@ -98,6 +118,10 @@ fn the_hbase_upgrade_runs_end_to_end_and_keeps_green_in_sync_until_cutover() {
             .as_str()
             .unwrap()
             .contains("stopped:"),
+        "{state:#}"
+    );
+    assert!(
+        state["restore_points"]["green"].as_i64().unwrap() > T,
         "{state:#}"
     );
 }

@@ -1,6 +1,8 @@
 //! Switchyard's integration tests: one binary, a module per area.
 
+mod background;
 mod cli;
+mod compare;
 mod faults;
 mod hbase_emulator;
 mod hbase_store;
@@ -9,7 +11,9 @@ mod hbase_workflow;
 mod hostile;
 mod kafka_source;
 mod plugins;
+mod preflight;
 mod quickstart;
 mod replay;
 mod sandbox;
+mod signals;
 mod steps;

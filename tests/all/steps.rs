@@ -98,7 +98,10 @@ fn the_compare_gate_fails_with_examples_when_rows_differ() {
         err.contains("exceed the gate (max_mismatches = 0); examples:\n  messages `room-"),
         "{err}"
     );
-    assert!(err.contains("(Mismatched): `m:writer` differs"), "{err}");
+    assert!(
+        err.contains("(differs): `m:writer` differs between blue and green"),
+        "{err}"
+    );
     let report =
         std::fs::read_to_string(test.dir().join(".switchyard/gate/compare-compare.json")).unwrap();
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
@@ -186,7 +189,7 @@ recheck_after = "0s"
     let err = run.stderr();
     assert!(err.contains("300 keys as of "), "{err}");
     assert!(err.contains("300 mismatched"), "{err}");
-    assert_eq!(err.matches("(Mismatched)").count(), 10, "{err}");
+    assert_eq!(err.matches("(differs)").count(), 10, "{err}");
     assert!(err.contains("full report (100 examples)"), "{err}");
     assert!(err.len() < 16 * 1024, "{} bytes of error", err.len());
     let report: serde_json::Value = serde_json::from_str(

@@ -101,6 +101,7 @@ fn open(hbase: &HbaseEmulator, pool: usize) -> HbaseStore {
         timeout: None,
         retry_for: None,
         batch_rows: None,
+        fed_by: None,
     };
     HbaseStore::open("bench", &cfg).expect("open the store")
 }

@@ -94,6 +94,15 @@ impl Test {
         self
     }
 
+    /// Runs `runner` with `args` in the scratch folder.
+    pub fn run_args(&self, args: &[&str]) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args);
+        Run {
+            output: crate::bounded::output(&mut cmd, crate::bounded::LIMIT),
+        }
+    }
+
     /// Runs `runner` in the scratch folder.
     pub fn run(&self) -> Run {
         let output = crate::bounded::output(&mut self.command(), crate::bounded::LIMIT);

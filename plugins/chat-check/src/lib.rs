@@ -27,8 +27,14 @@ pub fn compare_rows(pair: &Pair, config: &Config) -> Result<Verdict, PluginError
         return Ok(Verdict::Equal);
     }
     if blue.is_empty() || green.is_empty() {
-        let side = if blue.is_empty() { "blue" } else { "green" };
-        return Ok(Verdict::Different(format!("row missing in {side}")));
+        let (has, lacks) = if blue.is_empty() {
+            ("green", "blue")
+        } else {
+            ("blue", "green")
+        };
+        return Ok(Verdict::Different(format!(
+            "{has} has the row, {lacks} does not"
+        )));
     }
     for b in &blue {
         match green
@@ -37,12 +43,15 @@ pub fn compare_rows(pair: &Pair, config: &Config) -> Result<Verdict, PluginError
         {
             None => {
                 return Ok(Verdict::Different(format!(
-                    "`{}` missing in green",
+                    "blue has `{}`, green does not",
                     name(b)
                 )));
             }
             Some(g) if g.value != b.value => {
-                return Ok(Verdict::Different(format!("`{}` differs", name(b))));
+                return Ok(Verdict::Different(format!(
+                    "`{}` differs between blue and green",
+                    name(b)
+                )));
             }
             Some(_) => {}
         }
@@ -53,7 +62,7 @@ pub fn compare_rows(pair: &Pair, config: &Config) -> Result<Verdict, PluginError
             .any(|b| b.family == g.family && b.qualifier == g.qualifier)
     }) {
         return Ok(Verdict::Different(format!(
-            "`{}` missing in blue",
+            "green has `{}`, blue does not",
             name(extra)
         )));
     }
@@ -121,7 +130,7 @@ mod tests {
         );
         assert_eq!(
             compare_rows(&p, &Config::default()).unwrap(),
-            Verdict::Different("`d:text` differs".into())
+            Verdict::Different("`d:text` differs between blue and green".into())
         );
     }
 
@@ -130,7 +139,7 @@ mod tests {
         let p = pair(row(&[("d", "text", "hi", 1)]), None);
         assert_eq!(
             compare_rows(&p, &Config::default()).unwrap(),
-            Verdict::Different("row missing in green".into())
+            Verdict::Different("blue has the row, green does not".into())
         );
     }
 

@@ -4,8 +4,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::background::BackgroundReplays;
+use super::current;
 use super::plugins::PluginRegistry;
+use super::preflight;
 use super::state::{Owner, StateError, StateFile, Status, now_ms};
+use super::watch::Watch;
 use crate::cancel::Cancel;
 use crate::steps::{self, StepContext, StepError};
 use crate::text::{STEP_TEXT_LIMIT, bounded};
@@ -20,6 +23,9 @@ pub struct ExecOptions {
     pub cancel: Cancel,
     /// Show progress bars (when stderr is a terminal).
     pub progress: bool,
+    /// Run this step and every later one again, even if done (earlier
+    /// steps that are done stay done).
+    pub from: Option<String>,
 }
 
 /// What one step did in this run.
@@ -66,6 +72,12 @@ pub enum EngineError {
     /// The state folder cannot be used.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The command line asked for something the workflow does not have.
+    #[error("{0}")]
+    Usage(String),
+    /// The preflight found problems; nothing was started.
+    #[error("preflight: {}; nothing was started or written", .0.join("; "))]
+    Preflight(Vec<String>),
     /// A step failed.
     #[error("step `{id}` ({kind}) failed: {source}")]
     Step {
@@ -103,6 +115,9 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         }
         .into());
     }
+    if let Some(from) = &options.from {
+        redo_from(&workflow, &mut state, from)?;
+    }
     let all_done = !workflow.steps.is_empty()
         && workflow.steps.iter().all(|s| {
             state
@@ -133,12 +148,57 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         progress: options.progress,
         background: BackgroundReplays::default(),
     };
+    // What the steps still to run (and the replays to resume) use is
+    // checked before anything starts.
+    let pending: Vec<&crate::workflow::Step> = workflow
+        .steps
+        .iter()
+        .filter(|s| {
+            ctx.lock_state()
+                .state
+                .steps
+                .get(s.id.get_ref())
+                .is_none_or(|st| st.status != Status::Done || st.live)
+        })
+        .collect();
+    match preflight::check(&workflow, &ctx.plugins, &pending) {
+        Ok(lines) => {
+            for line in lines {
+                tracing::info!("preflight: {line}");
+            }
+        }
+        Err(problems) => return Err(EngineError::Preflight(problems)),
+    }
+    let watch = Watch::start(&ctx);
     let result = run_steps(&workflow, &ctx, started);
-    // Whatever still syncs in the background stops now, committing what the
-    // store acknowledged: at the end of the workflow, on a failure, on Ctrl-C.
-    let stopped = steps::stop::stop_replays(&ctx, &[]);
-    let mut report = result?;
-    let lines = stopped.map_err(|source| EngineError::Step {
+    watch.stop();
+    // A background replay that failed is why the run stopped, whatever the
+    // foreground step said when it was stopped for it.
+    let background_failed = |ctx: &StepContext| {
+        ctx.background
+            .take_failure()
+            .map(|(id, source)| EngineError::Step {
+                id,
+                kind: "replay",
+                source: Box::new(source),
+            })
+    };
+    let mut report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            // The background replays stop for now, committing what the
+            // store acknowledged, and stay marked to resume on the next run.
+            pause_background(&ctx);
+            return Err(background_failed(&ctx).unwrap_or(e));
+        }
+    };
+    if let Some(e) = background_failed(&ctx) {
+        pause_background(&ctx);
+        return Err(e);
+    }
+    // The workflow is done: whatever still syncs in the background (a
+    // workflow without `cutover`) stops for good.
+    let lines = steps::stop::stop_replays(&ctx, &[]).map_err(|source| EngineError::Step {
         id: "background".into(),
         kind: "replay",
         source: Box::new(source),
@@ -153,7 +213,55 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     Ok(ExecResult::Completed(report))
 }
 
-/// Starts again the background replays a killed run left syncing.
+/// Forgets what `from` and every later step did, so they run again: a
+/// restore records a new restore point, a replay starts over (a Kafka
+/// source still goes on from its group's committed offsets), a cutover is
+/// undone in the state. Earlier steps keep what they did.
+fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(), EngineError> {
+    let Some(at) = workflow.steps.iter().position(|s| s.id.get_ref() == from) else {
+        let ids: Vec<String> = workflow
+            .steps
+            .iter()
+            .map(|s| format!("`{}`", s.id.get_ref()))
+            .collect();
+        return Err(EngineError::Usage(format!(
+            "`--from {from}`: the workflow has no step `{from}`; its steps are {}",
+            ids.join(", ")
+        )));
+    };
+    for step in &workflow.steps[at..] {
+        state.state.steps.remove(step.id.get_ref());
+        match &step.kind {
+            StepKind::Restore(r) => {
+                state.state.restore_points.remove(r.into.get_ref());
+            }
+            StepKind::Cutover(_) => state.state.cutover_to = None,
+            _ => {}
+        }
+    }
+    state.state.finished_at_ms = None;
+    tracing::info!("running `{from}` and every later step again");
+    Ok(state.save()?)
+}
+
+/// Stops the background replays of an unfinished run: each commits what
+/// the store acknowledged and keeps its `live` mark, so the next run starts
+/// it again; one that failed is recorded as failed.
+fn pause_background(ctx: &StepContext) {
+    for (id, result) in ctx.background.stop(&[]) {
+        match result {
+            Ok(summary) => tracing::info!(step = %id, "background replay paused: {summary}"),
+            Err(StepError::Interrupted) => {
+                tracing::info!(step = %id, "background replay paused")
+            }
+            Err(e) => super::watch::fail(ctx, &id, e),
+        }
+    }
+}
+
+/// Starts again the background replays that the last run left syncing,
+/// whatever ended it (a failed step, Ctrl-C, a kill): each resumes from
+/// its committed position before any later step runs.
 fn restart_background(workflow: &Workflow, ctx: &StepContext) {
     for step in &workflow.steps {
         let StepKind::Replay(r) = &step.kind else {
@@ -167,31 +275,20 @@ fn restart_background(workflow: &Workflow, ctx: &StepContext) {
             .get(id)
             .is_some_and(|st| st.status == Status::Done && st.live);
         if live {
-            tracing::info!(step = %id, "resuming the background replay");
+            tracing::info!(step = %id, "resuming the background replay from its committed position");
             ctx.background.add(steps::replay::spawn(ctx, id, r));
         }
     }
 }
 
-/// A background replay that ended by itself failed the run.
+/// A background replay that failed stops the run.
 fn check_background(ctx: &StepContext) -> Result<(), EngineError> {
-    // Every ended replay is taken out; the first one fails the run.
-    if let Some((id, result)) = ctx.background.ended().into_iter().next() {
-        let error = match result {
-            Err(e) => e,
-            Ok(_) if ctx.cancel.is_cancelled() => StepError::Interrupted,
-            Ok(summary) => StepError::Other(format!("stopped unexpectedly after {summary}")),
-        };
-        let mut sf = ctx.lock_state();
-        let st = sf.step_mut(&id, "replay");
-        st.error = Some(bounded(&error.to_string(), STEP_TEXT_LIMIT));
-        if let Err(e) = sf.save() {
-            tracing::error!("cannot record the failure in the state folder: {e}");
-        }
+    if ctx.background.has_failed() {
+        // `exec` puts the replay's own error in place of this one.
         return Err(EngineError::Step {
-            id,
+            id: "background".into(),
             kind: "replay",
-            source: Box::new(error),
+            source: Box::new(StepError::Interrupted),
         });
     }
     Ok(())
@@ -232,7 +329,7 @@ fn run_steps(
         let _enter = span.enter();
         tracing::info!("starting");
         let step_started = Instant::now();
-        let result = steps::run(ctx, step);
+        let result = current::require(ctx, step).and_then(|()| steps::run(ctx, step));
         let mut sf = ctx.lock_state();
         let st = sf.step_mut(&id, kind);
         st.finished_at_ms = Some(now_ms());

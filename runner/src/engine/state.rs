@@ -78,12 +78,13 @@ pub struct StepState {
 /// Where one partition of a replay stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartitionStatus {
-    /// The log end (high watermark).
-    pub high: i64,
+    /// The log end (high watermark); `None` while the source cannot be
+    /// asked (a broker unreachable).
+    pub high: Option<i64>,
     /// The next offset not yet acknowledged by the store.
     pub acked: i64,
-    /// Messages behind the log end.
-    pub lag: u64,
+    /// Messages behind the log end; `None` while unknown.
+    pub lag: Option<u64>,
     /// Events applied from this partition in this run.
     pub events: u64,
     /// Events per second over the last interval.
@@ -135,6 +136,13 @@ pub struct State {
     /// Restore point (T0) per store restored.
     #[serde(default)]
     pub restore_points: BTreeMap<String, i64>,
+    /// When a running runner last reported (ms since the epoch): it
+    /// writes this every few seconds while it works on the workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
+    /// The process id of the runner that last worked on the workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_pid: Option<u32>,
     /// The store reads were switched to, once cut over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cutover_to: Option<String>,
@@ -166,6 +174,9 @@ pub enum StateError {
         why: String,
     },
 }
+
+/// Attempts, 100 ms apart, to take a lock held for an instant.
+const LOCK_TRIES: u32 = 20;
 
 /// Files of the runner's own in every state folder.
 const OWN: &[&str] = &["lock", "state.json", "state.json.tmp"];
@@ -260,12 +271,21 @@ impl StateFile {
             .write(true)
             .open(&lock_path)
             .map_err(|e| io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StateError::Locked { path: lock_path });
+        // `runner status` holds the lock for an instant to see whether a
+        // runner is alive; a short retry keeps that from refusing a start.
+        let mut tries = 0;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StateError::Locked { path: lock_path });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, e)),
         }
         let mut state = read(dir)?.unwrap_or_else(|| State {
             workflow: owner.workflow.clone(),
@@ -480,6 +500,19 @@ pub fn read(dir: &Path) -> Result<Option<State>, StateError> {
             message: e.to_string(),
         }),
     }
+}
+
+/// Whether a runner holds the lock of the state folder `dir` now (for
+/// `status`): the lock is an advisory file lock, released by the kernel
+/// when its process ends however it ends, kill -9 included.
+pub fn runner_alive(dir: &Path) -> bool {
+    let Ok(lock) = File::open(dir.join("lock")) else {
+        return false;
+    };
+    matches!(
+        lock.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    )
 }
 
 /// Milliseconds since the epoch.

@@ -221,26 +221,32 @@ fn artifact_wasm(line: &str, manifest: &Path) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// Whether rustup lists the target as installed; `None` without rustup.
+fn target_installed() -> Option<bool> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .ok()?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == TARGET),
+    )
+}
+
 /// Makes sure the wasm32-wasip2 target is installed, adding it with rustup.
 fn ensure_target() -> Result<(), String> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
-    match installed {
-        Ok(out)
-            if String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| l.trim() == TARGET) =>
-        {
-            Ok(())
-        }
-        Ok(_) => {
+    match target_installed() {
+        Some(true) => Ok(()),
+        Some(false) => {
             tracing::info!("adding the Rust target {TARGET} with rustup");
             let status = Command::new("rustup")
                 .args(["target", "add", TARGET])
                 .status()
                 .map_err(|e| format!("cannot run `rustup target add {TARGET}`: {e}"))?;
-            if status.success() {
+            // Another runner adding it at the same moment makes this one
+            // fail, with the target there all the same.
+            if status.success() || target_installed() == Some(true) {
                 Ok(())
             } else {
                 Err(format!(
@@ -248,7 +254,7 @@ fn ensure_target() -> Result<(), String> {
                 ))
             }
         }
-        Err(_) => {
+        None => {
             // Without rustup the toolchain may still have the target (a
             // distribution's Rust); let cargo say so if it does not.
             tracing::debug!("rustup not found; assuming the toolchain has {TARGET}");

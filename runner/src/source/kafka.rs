@@ -19,11 +19,14 @@
 //! - **End.** With `until = "end"` the source stops once each partition
 //!   it owns reached the log end as it was when the step started; otherwise
 //!   it follows the log and reports lag per partition.
+//! - **A service's position** (`group_time`): the event time another
+//!   consumer group has reached, for stores that group writes.
 
 pub mod by_time;
 pub mod client;
+pub mod group_time;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -61,6 +64,29 @@ pub fn group_of(cfg: &KafkaConfig, workflow: &str, source: &str) -> String {
         .unwrap_or_else(|| format!("switchyard.{workflow}.{source}"))
 }
 
+/// Whether a consumer error will not go away by waiting: no permission,
+/// the topic or partition gone, or a fatal client error. The step fails
+/// with the broker's words instead of retrying for ever.
+fn gives_up(e: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::SaslAuthenticationFailed
+                | C::UnknownTopicOrPartition
+                | C::UnknownTopic
+                | C::UnknownPartition
+                | C::Fatal
+        )
+    )
+}
+
+/// How long the preflight waits for the brokers.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Reads a topic.
 pub struct KafkaSource {
     name: String,
@@ -73,7 +99,9 @@ pub struct KafkaSource {
     /// The next offset to read per partition, as far as this runner knows.
     read: BTreeMap<i32, i64>,
     /// Partitions read up to the log end (until a new message arrives).
-    at_eof: BTreeSet<i32>,
+    /// Partitions read to their end, with the fetch position there (past
+    /// any transaction markers after the last record).
+    at_eof: BTreeMap<i32, i64>,
     /// Where each partition started (committed or seeded) when the step began.
     started_at: BTreeMap<i32, i64>,
     /// The last positions committed, kept for the closing synchronous commit.
@@ -121,7 +149,7 @@ impl KafkaSource {
             follow,
             end: BTreeMap::new(),
             read: BTreeMap::new(),
-            at_eof: BTreeSet::new(),
+            at_eof: BTreeMap::new(),
             started_at: BTreeMap::new(),
             committed: None,
             unsent: None,
@@ -143,24 +171,40 @@ impl KafkaSource {
 
     /// The topic's partitions.
     fn partitions(&self) -> Result<Vec<i32>, SourceError> {
-        let topic = &self.cfg.topic;
+        self.partitions_of(&self.cfg.topic, REQUEST_TIMEOUT)
+    }
+
+    /// The partitions of `topic`, asking the brokers for at most `wait`.
+    fn partitions_of(&self, topic: &str, wait: Duration) -> Result<Vec<i32>, SourceError> {
         let metadata = self
             .consumer
-            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+            .fetch_metadata(Some(topic), wait)
             .map_err(|e| {
+                let why = self
+                    .context()
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .map_or(String::new(), |w| format!(" ({w})"));
                 self.error(format!(
-                    "cannot reach the brokers `{}`: {e}",
-                    self.cfg.brokers
+                    "cannot reach the brokers `{}` within {}: {e}{why}",
+                    self.cfg.brokers,
+                    humantime::format_duration(wait)
                 ))
             })?;
         let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Err(self.error(format!("the brokers know no topic `{topic}`")));
         };
         if let Some(e) = t.error() {
-            return Err(self.error(format!(
-                "topic `{topic}`: {}",
-                rdkafka::error::RDKafkaErrorCode::from(e)
-            )));
+            let code = rdkafka::error::RDKafkaErrorCode::from(e);
+            if code == rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition {
+                return Err(self.error(format!(
+                    "topic `{topic}` does not exist on `{}` (the runner never creates topics)",
+                    self.cfg.brokers
+                )));
+            }
+            return Err(self.error(format!("topic `{topic}`: {code}")));
         }
         let mut ps: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
         if ps.is_empty() {
@@ -168,6 +212,63 @@ impl KafkaSource {
         }
         ps.sort_unstable();
         Ok(ps)
+    }
+
+    /// Checks, reading nothing and committing nothing, that the brokers
+    /// answer, that the topic (and each dead-letter topic in `also`)
+    /// exists with partitions, and that the consumer group is not
+    /// held by another member unless the source scales out (two
+    /// consumers of one group would split the topic between them).
+    pub fn probe(&self, also: &[&str]) -> Result<String, SourceError> {
+        let partitions = self.partitions_of(&self.cfg.topic, PROBE_TIMEOUT)?;
+        for topic in also {
+            self.partitions_of(topic, PROBE_TIMEOUT)
+                .map_err(|e| self.error(format!("dead-letter topic `{topic}`: {}", e.message)))?;
+        }
+        let group = self
+            .settings
+            .get("group.id")
+            .unwrap_or_default()
+            .to_string();
+        if !self.cfg.scale_out {
+            match self.consumer.fetch_group_list(Some(&group), PROBE_TIMEOUT) {
+                Ok(list) => {
+                    let members: Vec<String> = list
+                        .groups()
+                        .iter()
+                        .filter(|g| g.name() == group)
+                        .flat_map(|g| g.members())
+                        .map(|m| format!("`{}` on {}", m.client_id(), m.client_host()))
+                        .collect();
+                    if !members.is_empty() {
+                        return Err(self.error(format!(
+                            "consumer group `{group}` is in use by {} ({}); another consumer would split the topic with this replay: give the source its own `group`, or set `scale_out = true` if these are runners of this workflow",
+                            members.len(),
+                            members.join(", ")
+                        )));
+                    }
+                }
+                // Not every broker lists groups; the replay still works.
+                Err(e) => {
+                    tracing::debug!(source = %self.name, "cannot list consumer group `{group}`: {e}")
+                }
+            }
+        }
+        Ok(format!(
+            "topic `{}` with {} partitions on {}, group `{group}`",
+            self.cfg.topic,
+            partitions.len(),
+            self.cfg.brokers
+        ))
+    }
+
+    /// The consumer's fetch position in `partition`, if known.
+    fn position(&self, partition: i32) -> Option<i64> {
+        let tpl = self.consumer.position().ok()?;
+        match tpl.find_partition(&self.cfg.topic, partition)?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }
     }
 
     fn watermarks(&self, partition: i32) -> Result<(i64, i64), SourceError> {
@@ -306,7 +407,7 @@ impl KafkaSource {
         let assigned = ctx.assigned.lock().unwrap_or_else(|p| p.into_inner());
         assigned.iter().all(|p| {
             let end = self.end.get(p).copied().unwrap_or(0);
-            self.at_eof.contains(p) || self.read.get(p).is_some_and(|r| *r >= end)
+            self.at_eof.contains_key(p) || self.read.get(p).is_some_and(|r| *r >= end)
         })
     }
 
@@ -528,10 +629,17 @@ impl Source for KafkaSource {
                     batch.events.push(event);
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
-                    self.at_eof.insert(p);
+                    let at = self.position(p).unwrap_or(i64::MIN);
+                    self.at_eof.insert(p, at);
                     if self.follow == Follow::UntilEnd && self.reached_end() {
                         break;
                     }
+                }
+                Some(Err(e)) if gives_up(&e) => {
+                    return Err(self.error(format!(
+                        "the brokers refuse to serve `{}`: {e}",
+                        self.cfg.topic
+                    )));
                 }
                 Some(Err(e)) => {
                     // Transport errors are retried by librdkafka itself.
@@ -547,7 +655,7 @@ impl Source for KafkaSource {
             // Forget positions of partitions handed to another runner.
             let assigned = self.context().assigned();
             self.read.retain(|p, _| assigned.contains(p));
-            self.at_eof.retain(|p| assigned.contains(p));
+            self.at_eof.retain(|p, _| assigned.contains(p));
         }
         self.events_read += batch.events.len() as u64;
         batch.checkpoint = Checkpoint {
@@ -593,7 +701,7 @@ impl Source for KafkaSource {
 
     fn ends(&self) -> Option<BTreeMap<i32, PartitionEnd>> {
         let ctx = self.context();
-        if !ctx.joined.load(Ordering::SeqCst) {
+        if !ctx.joined.load(Ordering::SeqCst) || ctx.unreachable.load(Ordering::SeqCst) {
             return None;
         }
         let assigned = ctx.assigned.lock().unwrap_or_else(|p| p.into_inner());
@@ -602,10 +710,13 @@ impl Source for KafkaSource {
             .iter()
             .map(|p| {
                 let (read, high) = match (self.read.get(p).copied(), high.get(p).copied()) {
+                    // Read to the end: what follows the last record up to
+                    // the end then (a transaction's commit marker) is no lag.
+                    (Some(r), Some(h)) if self.at_eof.get(p).is_some_and(|at| h <= *at) => (r, r),
                     (Some(r), Some(h)) => (r, h.max(r)),
                     (Some(r), None) => (r, r),
                     // Read to the end without a message: nothing behind.
-                    (None, h) if self.at_eof.contains(p) => {
+                    (None, h) if self.at_eof.contains_key(p) => {
                         let at = h
                             .unwrap_or(0)
                             .max(self.started_at.get(p).copied().unwrap_or(0));

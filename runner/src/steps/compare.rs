@@ -2,18 +2,28 @@
 //!
 //! Both stores are read *as of* a version both have passed (by default the
 //! lower of their watermarks), so keys that one side simply has not reached
-//! yet are not reported. A key that still differs is read again after
-//! `recheck_after` before it is counted. Equality is decided by a `check`
-//! plugin when the step names one, else cell by cell on values. The gate
-//! fails the step when more keys differ than allowed; a JSON report with
-//! sample keys is written to the state folder either way.
+//! yet are not reported. Equality is decided by a `check` plugin when the
+//! step names one, else cell by cell on values.
+//!
+//! A key that differs is read again before it counts, once the side that
+//! was behind has reached where the other stood at the first read (up to
+//! `recheck_wait`). That tells lag from damage: a store may hide a row at
+//! the compare point because of a delete it applied *after* that point
+//! (HBase applies newer delete markers to reads as of an older time), and
+//! the side behind may simply not have applied that delete yet. A key both
+//! sides have deleted by the recheck "changed after the compare point"; a
+//! key whose side behind never caught up is "lagging", with the side named;
+//! neither is a mismatch. The gate fails the step when more keys truly
+//! differ than allowed; a JSON report with sample keys is written to the
+//! state folder either way.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::{StepContext, StepError};
+use crate::cancel::Cancel;
 use crate::model::Row;
 use crate::plugin::bindings::types;
 use crate::plugin::check::{Pair, Verdict};
@@ -29,54 +39,119 @@ const RECHECK_LIMIT: usize = 100_000;
 /// Example differences kept for the report, by default.
 pub const DEFAULT_EXAMPLES: usize = 100;
 
+/// How long the recheck waits for the side behind, by default.
+pub const DEFAULT_RECHECK_WAIT: Duration = Duration::from_secs(60);
+
 /// Examples quoted in the gate's error (the report has them all).
 const EXAMPLES_IN_ERROR: usize = 10;
 
 /// How a key came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-enum Category {
+pub enum Category {
+    /// Both sides have the row; it differs.
     Mismatched,
+    /// Only blue has the row.
     OnlyBlue,
+    /// Only green has the row.
     OnlyGreen,
+    /// It differed, and the side behind never reached where the other was.
+    Lagging,
+}
+
+impl Category {
+    fn words(self) -> &'static str {
+        match self {
+            Category::Mismatched => "differs",
+            Category::OnlyBlue => "only in blue",
+            Category::OnlyGreen => "only in green",
+            Category::Lagging => "lagging",
+        }
+    }
 }
 
 /// A key that differed, as the report shows it: key and reason bounded
 /// and on one line (they come from stores and plugins).
 #[derive(Debug, Clone, Serialize)]
-struct Difference {
-    table: String,
-    key: String,
-    category: Category,
-    reason: String,
+pub struct Difference {
+    /// Its table.
+    pub table: String,
+    /// Its row key, shown.
+    pub key: String,
+    /// How it differed.
+    pub category: Category,
+    /// Which side has what.
+    pub reason: String,
 }
 
 /// A key to read again before it counts.
 struct Suspect {
     table: String,
     key: Vec<u8>,
+    /// How it differed at the first read.
+    first: Category,
 }
 
 /// How many examples the report keeps, and how long each text may be.
 #[derive(Clone, Copy)]
-struct Caps {
-    examples: usize,
-    text: usize,
+pub struct Caps {
+    /// Examples kept.
+    pub examples: usize,
+    /// Longest text of one.
+    pub text: usize,
+}
+
+/// What to compare and how.
+pub struct Options {
+    /// The tables, in order.
+    pub tables: Vec<String>,
+    /// The compare point (default: the lower watermark).
+    pub as_of: Option<Point>,
+    /// Keys per read.
+    pub batch: usize,
+    /// Examples in the report.
+    pub caps: Caps,
+    /// Pause before the recheck; zero counts differences at once.
+    pub recheck_after: Duration,
+    /// Longest wait for the side behind before the recheck.
+    pub recheck_wait: Duration,
 }
 
 /// The report written to `compare-ID.json`.
 #[derive(Debug, Default, Serialize)]
-struct Report {
-    as_of: Option<u64>,
-    keys: u64,
-    matching: u64,
-    ignored: u64,
-    mismatched: u64,
-    only_blue: u64,
-    only_green: u64,
-    settled_on_recheck: u64,
+pub struct Report {
+    /// The compare point (after the recheck, the recheck's).
+    pub as_of: Option<u64>,
+    /// Keys seen.
+    pub keys: u64,
+    /// Keys equal (at once or on the recheck).
+    pub matching: u64,
+    /// Keys the check plugin said to ignore.
+    pub ignored: u64,
+    /// Keys both sides have, with different rows.
+    pub mismatched: u64,
+    /// Keys only blue has.
+    pub only_blue: u64,
+    /// Keys only green has.
+    pub only_green: u64,
+    /// Keys that differed at first and agreed on the recheck.
+    pub settled_on_recheck: u64,
+    /// Keys one side had at the compare point and both had deleted by the
+    /// recheck: a delete after the compare point, applied by one side
+    /// before the other.
+    pub changed_after_compare_point: u64,
+    /// Keys that still differed while the side behind had not reached
+    /// where the other stood: not judged.
+    pub lagging: u64,
     /// The first differences found, at most `examples` of them.
-    examples: Vec<Difference>,
+    pub examples: Vec<Difference>,
+}
+
+impl Report {
+    /// Keys that truly differ (what the gate counts).
+    pub fn differing(&self) -> u64 {
+        self.mismatched + self.only_blue + self.only_green
+    }
 }
 
 /// Runs the comparison and its gate.
@@ -87,106 +162,28 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         Some(name) => Some(ctx.plugins.check(&ctx.workflow, name.get_ref())?.instance()),
         None => None,
     };
-    let batch = c.batch_size.unwrap_or(1000);
-    let caps = Caps {
-        examples: c.examples.unwrap_or(DEFAULT_EXAMPLES),
-        text: c
-            .example_text
-            .map_or(crate::text::TEXT_LIMIT, |s| s.0 as usize),
+    let options = Options {
+        tables: c.tables.clone(),
+        as_of: c.as_of.clone(),
+        batch: c.batch_size.unwrap_or(1000),
+        caps: Caps {
+            examples: c.examples.unwrap_or(DEFAULT_EXAMPLES),
+            text: c
+                .example_text
+                .map_or(crate::text::TEXT_LIMIT, |s| s.0 as usize),
+        },
+        recheck_after: c.recheck_after.map_or(Duration::from_secs(1), |s| s.0),
+        recheck_wait: c.recheck_wait.map_or(DEFAULT_RECHECK_WAIT, |s| s.0),
     };
-    let recheck_after = c.recheck_after.map_or(Duration::from_secs(1), |s| s.0);
-    let mut as_of = resolve(&c.as_of, &mut *blue, &mut *green)?;
-    let mut report = Report {
-        as_of,
-        ..Report::default()
-    };
-    let (blue_tables, green_tables) = (blue.tables()?, green.tables()?);
-    for table in &c.tables {
-        if !blue_tables.contains(table) && !green_tables.contains(table) {
-            return Err(StepError::Other(format!(
-                "table `{table}` exists in neither `{}` nor `{}`; check `tables` (blue has {}, green has {})",
-                c.blue.get_ref(),
-                c.green.get_ref(),
-                list(&blue_tables),
-                list(&green_tables)
-            )));
-        }
-    }
-    let mut suspects: Vec<Suspect> = Vec::new();
-    for table in &c.tables {
-        let mut join = MergeJoin::new(table, batch, as_of);
-        loop {
-            if ctx.cancel.is_cancelled() {
-                return Err(StepError::Interrupted);
-            }
-            let pairs = join.next_pairs(&mut *blue, &mut *green)?;
-            if pairs.is_empty() {
-                break;
-            }
-            report.keys += pairs.len() as u64;
-            for (pair, verdict) in pairs.iter().zip(judge(&mut checker, &pairs)?) {
-                match verdict {
-                    Verdict::Equal => report.matching += 1,
-                    Verdict::Ignore => report.ignored += 1,
-                    Verdict::Different(reason) => {
-                        if !recheck_after.is_zero() && suspects.len() < RECHECK_LIMIT {
-                            // Only the key is kept: the recheck judges again.
-                            suspects.push(Suspect {
-                                table: pair.table.clone(),
-                                key: pair.row_key.clone(),
-                            });
-                        } else {
-                            count(&mut report, pair, &reason, caps);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    // Re-read what differed: a lagging side may have caught up since.
-    if !suspects.is_empty() {
-        tracing::info!(
-            keys = suspects.len(),
-            "re-reading differing keys in {}",
-            humantime::format_duration(recheck_after)
-        );
-        std::thread::sleep(recheck_after);
-        as_of = resolve(&c.as_of, &mut *blue, &mut *green)?;
-        report.as_of = as_of;
-        let mut by_table: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for s in suspects.drain(..) {
-            by_table.entry(s.table).or_default().push(s.key);
-        }
-        for (table, keys) in by_table {
-            for chunk in keys.chunks(batch) {
-                let keys: Vec<Vec<u8>> = chunk.to_vec();
-                let b = blue.get(&table, &keys, as_of)?;
-                let g = green.get(&table, &keys, as_of)?;
-                let pairs: Vec<Pair> = keys
-                    .into_iter()
-                    .zip(b.into_iter().zip(g))
-                    .map(|(row_key, (blue, green))| Pair {
-                        table: table.clone(),
-                        row_key,
-                        blue,
-                        green,
-                    })
-                    .collect();
-                for (pair, verdict) in pairs.iter().zip(judge(&mut checker, &pairs)?) {
-                    match verdict {
-                        Verdict::Equal => {
-                            report.matching += 1;
-                            report.settled_on_recheck += 1;
-                        }
-                        Verdict::Ignore => report.ignored += 1,
-                        Verdict::Different(reason) => count(&mut report, pair, &reason, caps),
-                    }
-                }
-            }
-        }
-    }
+    let report = compare(
+        &mut *blue,
+        &mut *green,
+        checker.as_mut(),
+        &options,
+        &ctx.cancel,
+    )?;
 
-    let differing = report.mismatched + report.only_blue + report.only_green;
+    let differing = report.differing();
     let path = ctx.workflow.state_dir.join(format!("compare-{id}.json"));
     ctx.own(std::slice::from_ref(&path))?;
     let _ = std::fs::write(
@@ -203,22 +200,23 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
             ("only_blue", report.only_blue),
             ("only_green", report.only_green),
             ("ignored", report.ignored),
+            (
+                "changed_after_compare_point",
+                report.changed_after_compare_point,
+            ),
+            ("lagging", report.lagging),
         ] {
             st.metrics.insert(k.into(), v);
         }
     }
-    let summary = format!(
-        "{} keys as of {}: {} matching, {} mismatched, {} only in blue, {} only in green, {} ignored",
-        report.keys,
-        as_of.map_or("latest".to_string(), |v| crate::report::version_time(
-            v as i64
-        )),
-        report.matching,
-        report.mismatched,
-        report.only_blue,
-        report.only_green,
-        report.ignored
-    );
+    let summary = summary(&report);
+    if report.lagging > 0 {
+        tracing::warn!(
+            "{} keys could not be judged: the side behind did not reach where the other stood within {}",
+            report.lagging,
+            humantime::format_duration(options.recheck_wait)
+        );
+    }
     // With only a ratio given, the ratio is the gate; otherwise both hold.
     let max = c.max_mismatches.unwrap_or(0);
     let count_exceeded =
@@ -230,8 +228,17 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         let examples: Vec<String> = report
             .examples
             .iter()
+            .filter(|d| d.category != Category::Lagging)
             .take(EXAMPLES_IN_ERROR)
-            .map(|d| format!("{} `{}` ({:?}): {}", d.table, d.key, d.category, d.reason))
+            .map(|d| {
+                format!(
+                    "{} `{}` ({}): {}",
+                    d.table,
+                    d.key,
+                    d.category.words(),
+                    d.reason
+                )
+            })
             .collect();
         return Err(StepError::Gate(format!(
             "{summary}; {differing} differing keys exceed the gate (max_mismatches = {max}{}); examples:\n  {}\nfull report ({} examples): {}",
@@ -243,6 +250,225 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
         )));
     }
     Ok(summary)
+}
+
+/// The step's summary line.
+fn summary(report: &Report) -> String {
+    let mut line = format!(
+        "{} keys as of {}: {} matching, {} mismatched, {} only in blue, {} only in green, {} ignored",
+        report.keys,
+        report
+            .as_of
+            .map_or("latest".to_string(), |v| crate::report::version_time(
+                v as i64
+            )),
+        report.matching,
+        report.mismatched,
+        report.only_blue,
+        report.only_green,
+        report.ignored
+    );
+    if report.changed_after_compare_point > 0 {
+        line.push_str(&format!(
+            ", {} changed after the compare point",
+            report.changed_after_compare_point
+        ));
+    }
+    if report.lagging > 0 {
+        line.push_str(&format!(", {} lagging (not judged)", report.lagging));
+    }
+    line
+}
+
+/// Compares `tables` of blue and green: the merge-join at the compare
+/// point, then the recheck of what differed.
+pub fn compare(
+    blue: &mut dyn Store,
+    green: &mut dyn Store,
+    mut checker: Option<&mut Instance<crate::plugin::bindings::check::Check>>,
+    options: &Options,
+    cancel: &Cancel,
+) -> Result<Report, StepError> {
+    let (blue_tables, green_tables) = (blue.tables()?, green.tables()?);
+    for table in &options.tables {
+        if !blue_tables.contains(table) && !green_tables.contains(table) {
+            return Err(StepError::Other(format!(
+                "table `{table}` exists in neither `{}` nor `{}`; check `tables` (blue has {}, green has {})",
+                blue.name(),
+                green.name(),
+                list(&blue_tables),
+                list(&green_tables)
+            )));
+        }
+    }
+    // Where each side stood at the first read: the recheck waits until
+    // both have reached the further one.
+    let first = (blue.watermark()?, green.watermark()?);
+    let as_of = resolve(&options.as_of, first, blue.name(), green.name())?;
+    let mut report = Report {
+        as_of,
+        ..Report::default()
+    };
+    let caps = options.caps;
+    let recheck = !options.recheck_after.is_zero();
+    let mut suspects: Vec<Suspect> = Vec::new();
+    for table in &options.tables {
+        let mut join = MergeJoin::new(table, options.batch, as_of);
+        loop {
+            if cancel.is_cancelled() {
+                return Err(StepError::Interrupted);
+            }
+            let pairs = join.next_pairs(blue, green)?;
+            if pairs.is_empty() {
+                break;
+            }
+            report.keys += pairs.len() as u64;
+            for (pair, verdict) in pairs.iter().zip(judge(&mut checker, &pairs)?) {
+                match verdict {
+                    Verdict::Equal => report.matching += 1,
+                    Verdict::Ignore => report.ignored += 1,
+                    Verdict::Different(reason) => {
+                        if recheck && suspects.len() < RECHECK_LIMIT {
+                            // Only the key is kept: the recheck judges again.
+                            suspects.push(Suspect {
+                                table: pair.table.clone(),
+                                key: pair.row_key.clone(),
+                                first: category(pair),
+                            });
+                        } else {
+                            count(&mut report, pair, &reason, caps);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !suspects.is_empty() {
+        recheck_suspects(
+            blue,
+            green,
+            &mut checker,
+            options,
+            first,
+            suspects,
+            &mut report,
+            cancel,
+        )?;
+    }
+    Ok(report)
+}
+
+/// Reads the differing keys again, once the side behind reached where the
+/// other stood at the first read (or `recheck_wait` passed), and sorts
+/// each into matching, changed after the compare point, lagging, or a
+/// true difference.
+#[allow(clippy::too_many_arguments)]
+fn recheck_suspects(
+    blue: &mut dyn Store,
+    green: &mut dyn Store,
+    checker: &mut Option<&mut Instance<crate::plugin::bindings::check::Check>>,
+    options: &Options,
+    first: (Option<i64>, Option<i64>),
+    suspects: Vec<Suspect>,
+    report: &mut Report,
+    cancel: &Cancel,
+) -> Result<(), StepError> {
+    tracing::info!(
+        keys = suspects.len(),
+        "re-reading differing keys in {}",
+        humantime::format_duration(options.recheck_after)
+    );
+    std::thread::sleep(options.recheck_after);
+    let target = match first {
+        (Some(b), Some(g)) => Some(b.max(g)),
+        _ => None,
+    };
+    let waited = Instant::now();
+    let now = loop {
+        let now = (blue.watermark()?, green.watermark()?);
+        let reached = match (target, now) {
+            (Some(t), (Some(b), Some(g))) => b >= t && g >= t,
+            // Without watermarks there is nothing to wait for.
+            _ => true,
+        };
+        if reached || waited.elapsed() >= options.recheck_wait {
+            break now;
+        }
+        if cancel.is_cancelled() {
+            return Err(StepError::Interrupted);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The side still behind where the other stood, if one is.
+    let behind = match (target, now) {
+        (Some(t), (Some(b), Some(g))) if b.min(g) < t => Some(if b < g {
+            (blue.name().to_string(), b, green.name().to_string(), t)
+        } else {
+            (green.name().to_string(), g, blue.name().to_string(), t)
+        }),
+        _ => None,
+    };
+    let as_of = resolve(&options.as_of, now, blue.name(), green.name())?;
+    report.as_of = as_of;
+    let mut by_table: BTreeMap<String, Vec<(Vec<u8>, Category)>> = BTreeMap::new();
+    for s in suspects {
+        by_table.entry(s.table).or_default().push((s.key, s.first));
+    }
+    for (table, keys) in by_table {
+        for chunk in keys.chunks(options.batch) {
+            if cancel.is_cancelled() {
+                return Err(StepError::Interrupted);
+            }
+            let (keys, firsts): (Vec<Vec<u8>>, Vec<Category>) = chunk.iter().cloned().unzip();
+            let b = blue.get(&table, &keys, as_of)?;
+            let g = green.get(&table, &keys, as_of)?;
+            let pairs: Vec<Pair> = keys
+                .into_iter()
+                .zip(b.into_iter().zip(g))
+                .map(|(row_key, (blue, green))| Pair {
+                    table: table.clone(),
+                    row_key,
+                    blue,
+                    green,
+                })
+                .collect();
+            let verdicts = judge(checker, &pairs)?;
+            for ((pair, verdict), first) in pairs.iter().zip(verdicts).zip(firsts) {
+                match verdict {
+                    Verdict::Equal | Verdict::Ignore
+                        if pair.blue.is_none()
+                            && pair.green.is_none()
+                            && first != Category::Mismatched =>
+                    {
+                        report.changed_after_compare_point += 1;
+                    }
+                    Verdict::Equal => {
+                        report.matching += 1;
+                        report.settled_on_recheck += 1;
+                    }
+                    Verdict::Ignore => report.ignored += 1,
+                    Verdict::Different(reason) => match &behind {
+                        Some((late, at, ahead, target)) => {
+                            report.lagging += 1;
+                            keep(
+                                report,
+                                pair,
+                                Category::Lagging,
+                                &format!(
+                                    "{reason}; not judged: `{late}` is at {}, behind where `{ahead}` stood ({})",
+                                    crate::report::version_time(*at),
+                                    crate::report::version_time(*target)
+                                ),
+                                options.caps,
+                            );
+                        }
+                        None => count(report, pair, &reason, options.caps),
+                    },
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list(tables: &[String]) -> String {
@@ -257,11 +483,12 @@ fn list(tables: &[String]) -> String {
     }
 }
 
-/// The version to compare at.
+/// The version to compare at, from the two sides' watermarks.
 fn resolve(
     point: &Option<Point>,
-    blue: &mut dyn Store,
-    green: &mut dyn Store,
+    (blue, green): (Option<i64>, Option<i64>),
+    blue_name: &str,
+    green_name: &str,
 ) -> Result<Option<u64>, StepError> {
     Ok(match point {
         None | Some(Point::Watermark(_)) => {
@@ -269,13 +496,11 @@ fn resolve(
                 Some(Point::Watermark(m)) => m.as_millis() as i64,
                 _ => 0,
             };
-            match (blue.watermark()?, green.watermark()?) {
+            match (blue, green) {
                 (Some(b), Some(g)) => Some(b.min(g).saturating_sub(margin).max(0) as u64),
                 _ => {
                     tracing::warn!(
-                        "`{}` or `{}` records no watermark; comparing the latest state, so lag may show up as differences until the recheck",
-                        blue.name(),
-                        green.name()
+                        "`{blue_name}` or `{green_name}` records no watermark; comparing the latest state, so lag may show up as differences until the recheck"
                     );
                     None
                 }
@@ -293,7 +518,7 @@ fn resolve(
 
 /// Verdicts for a batch: the check plugin's, or equal values cell by cell.
 fn judge(
-    checker: &mut Option<Instance<crate::plugin::bindings::check::Check>>,
+    checker: &mut Option<&mut Instance<crate::plugin::bindings::check::Check>>,
     pairs: &[Pair],
 ) -> Result<Vec<Verdict>, StepError> {
     match checker {
@@ -320,26 +545,37 @@ fn builtin_verdict(pair: &Pair) -> Verdict {
             .collect()
     };
     match (&pair.blue, &pair.green) {
-        (Some(_), None) => Verdict::Different("row missing in green".into()),
-        (None, Some(_)) => Verdict::Different("row missing in blue".into()),
+        (Some(_), None) => Verdict::Different("blue has the row, green does not".into()),
+        (None, Some(_)) => Verdict::Different("green has the row, blue does not".into()),
         _ if cells(&pair.blue) == cells(&pair.green) => Verdict::Equal,
-        _ => Verdict::Different("cells differ".into()),
+        _ => Verdict::Different("both have the row; their cells differ".into()),
+    }
+}
+
+/// How a pair differs, by which side has the row.
+fn category(pair: &Pair) -> Category {
+    match (&pair.blue, &pair.green) {
+        (Some(_), None) => Category::OnlyBlue,
+        (None, Some(_)) => Category::OnlyGreen,
+        _ => Category::Mismatched,
     }
 }
 
 /// Counts a difference (the counts are exact) and keeps it as an example
 /// while there is room for one.
 fn count(report: &mut Report, pair: &Pair, reason: &str, caps: Caps) {
-    let category = match (&pair.blue, &pair.green) {
-        (Some(_), None) => Category::OnlyBlue,
-        (None, Some(_)) => Category::OnlyGreen,
-        _ => Category::Mismatched,
-    };
+    let category = category(pair);
     match category {
         Category::Mismatched => report.mismatched += 1,
         Category::OnlyBlue => report.only_blue += 1,
         Category::OnlyGreen => report.only_green += 1,
+        Category::Lagging => report.lagging += 1,
     }
+    keep(report, pair, category, reason, caps);
+}
+
+/// Keeps an example while there is room for one.
+fn keep(report: &mut Report, pair: &Pair, category: Category, reason: &str, caps: Caps) {
     if report.examples.len() < caps.examples {
         report.examples.push(Difference {
             table: pair.table.clone(),

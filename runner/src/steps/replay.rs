@@ -46,6 +46,10 @@ pub const DEFAULT_MAX_LAG: u64 = 100;
 /// … for this long.
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
 
+/// A background replay that acknowledges nothing for this long while
+/// behind (or while its source cannot be asked) has stalled, by default.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(300);
+
 /// Bytes of events per batch, by default: a batch is copied into the
 /// plugin's memory (64 MiB by default) and must fit there with its output.
 pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
@@ -120,17 +124,9 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
         );
     }
     let started = Instant::now();
-    let running = spawn(ctx, id, r);
-    let gate = r.caught_up.clone();
-    let max_lag = gate
-        .as_ref()
-        .and_then(|g| g.max_lag)
-        .unwrap_or(DEFAULT_MAX_LAG);
-    let hold = gate
-        .as_ref()
-        .and_then(|g| g.hold)
-        .map_or(DEFAULT_HOLD, |h| h.0);
-    let timeout = gate.as_ref().and_then(|g| g.timeout).map(|t| t.0);
+    let mut running = spawn(ctx, id, r);
+    let (max_lag, hold) = running.gate.bounds();
+    let timeout = r.caught_up.as_ref().and_then(|g| g.timeout).map(|t| t.0);
     let mut gate = Gate::new(max_lag, hold);
     let mut last_report = Instant::now();
     loop {
@@ -187,10 +183,27 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
         state.step_mut(id, "replay").live = true;
         state.save()?;
     }
+    running.caught_up_since(
+        Instant::now()
+            .checked_sub(hold)
+            .unwrap_or_else(Instant::now),
+    );
     ctx.background.add(running);
     Ok(format!(
         "{caught_up}; keeps syncing in the background until cutover"
     ))
+}
+
+/// The catch-up gate of a replay and its stall time.
+pub fn gate_of(r: &ReplayStep) -> (Gate, Duration) {
+    let gate = r.caught_up.clone().unwrap_or_default();
+    (
+        Gate::new(
+            gate.max_lag.unwrap_or(DEFAULT_MAX_LAG),
+            gate.hold.map_or(DEFAULT_HOLD, |h| h.0),
+        ),
+        gate.stall.map_or(DEFAULT_STALL, |s| s.0),
+    )
 }
 
 /// Starts the pipeline on its own thread, following the live log.
@@ -209,12 +222,8 @@ pub fn spawn(ctx: &StepContext, id: &str, r: &ReplayStep) -> Background {
         let _enter = span.enter();
         pipeline(&ctx2, &id2, &r2, Follow::Live, &stop2, &live2)
     });
-    Background {
-        id: id.to_string(),
-        stop,
-        live,
-        thread,
-    }
+    let (gate, stall) = gate_of(r);
+    Background::new(id, r.into.get_ref(), stop, live, thread, gate, stall, false)
 }
 
 /// Source → transform → store until the end (with `Follow::UntilEnd`),

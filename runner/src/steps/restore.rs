@@ -145,7 +145,7 @@ fn resolve_point(point: &Point, from: &mut dyn Store) -> Result<i64, StepError> 
         Point::Watermark(margin) => {
             let w = from.watermark()?.ok_or_else(|| {
                 StepError::Other(format!(
-                    "`as_of = \"{point}\"` needs the watermark of `{}`, which records none; give a time instead",
+                    "`as_of = \"{point}\"` needs the watermark of `{}`, which records none; for a store written by a service, give it `fed_by = {{ source = \"…\", group = \"…\" }}` so its consumer group's position serves, or give a time",
                     from.name()
                 ))
             })?;

@@ -2,17 +2,20 @@
 //! arguments directly (`command = [...]`), or a line with `sh -c` (`run`),
 //! in which the workflow loader has quoted every `${var}`. Its output goes
 //! to the log line by line; a non-zero exit, a timeout or Ctrl-C fails the
-//! step, quoting the last lines of output.
+//! step, quoting the last lines of output. The command and everything it
+//! starts are stopped with the step and never outlive the runner (see
+//! `process`).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{StepContext, StepError};
 use crate::engine::Cancel;
+use crate::process::{guarded, stop_group, stop_leftovers};
 use crate::workflow::steps::{CommandLine, ShellStep};
 
 /// Lines of output quoted when a command fails.
@@ -59,19 +62,15 @@ pub fn run_command(
 ) -> Result<Duration, StepError> {
     let started = Instant::now();
     let shown = command.shown();
+    // Under a guard in a process group of its own: stopping the step stops
+    // everything the command started, and nothing outlives the runner.
     let mut cmd = match command {
-        CommandLine::Shell(line) => {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(line);
-            c
-        }
+        CommandLine::Shell(line) => guarded("sh", &["-c".to_string(), line.clone()]),
         CommandLine::Args(args) => {
             let Some((program, rest)) = args.split_first() else {
                 return Err(StepError::Command("the command is empty".into()));
             };
-            let mut c = Command::new(program);
-            c.args(rest);
-            c
+            guarded(program, rest)
         }
     };
     let mut child = cmd
@@ -120,14 +119,24 @@ pub fn run_command(
             break Some(status);
         }
         if started.elapsed() > timeout || cancel.is_cancelled() {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_group(&mut child);
             break None;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    if status.is_some() {
+        stop_leftovers(&mut child);
+    }
+    // The group is gone, so its output ends; a process that left the group
+    // (`setsid`) may still hold it open, and is not waited for.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for r in readers {
-        let _ = r.join();
+        if r.is_finished() {
+            let _ = r.join();
+        }
     }
     let tail: Vec<String> = tail
         .lock()

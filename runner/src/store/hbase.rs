@@ -95,16 +95,52 @@ impl HbaseStore {
         let max_versions = cfg.max_versions.unwrap_or(DEFAULT_MAX_VERSIONS);
         let max_versions = i32::try_from(max_versions).unwrap_or(i32::MAX);
         for (table, wanted) in &cfg.tables {
-            let existing = store.ensure_table(table, wanted, max_versions)?;
-            if let Some(missing) = wanted.iter().find(|f| !existing.contains(*f)) {
-                return Err(store.error(format!(
-                    "table `{table}` has no column family `{missing}` (it has {}); add it in HBase (`alter '{table}', '{missing}'`) or remove it from `tables`",
-                    listed(&existing)
-                )));
+            let versions = store.ensure_table(table, wanted, max_versions)?;
+            let existing: BTreeSet<String> = versions.keys().cloned().collect();
+            if let Some(why) = shape_error(table, wanted, &versions) {
+                return Err(store.error(why));
             }
             store.families.insert(table.clone(), existing);
         }
         Ok(store)
+    }
+
+    /// Checks, writing nothing, that the Thrift server answers (within a
+    /// few seconds, without the retries of a working store) and that each
+    /// table of `tables` either exists with its families and enough
+    /// versions, or is missing and will be created.
+    pub fn probe(name: &str, cfg: &HbaseConfig) -> Result<String, StoreError> {
+        let timeout = cfg
+            .timeout
+            .map_or(DEFAULT_TIMEOUT, |t| t.0)
+            .min(PROBE_TIMEOUT);
+        let pool = Pool::new(name, &cfg.thrift, timeout, Duration::ZERO, 1);
+        let error = |message: String| StoreError {
+            store: name.to_string(),
+            message,
+        };
+        let mut missing = Vec::new();
+        for (table, wanted) in &cfg.tables {
+            match tables::versions(&pool, table)
+                .map_err(|f| error(format!("cannot describe table `{table}`: {}", f.message)))?
+            {
+                Some(versions) => {
+                    if let Some(why) = shape_error(table, wanted, &versions) {
+                        return Err(error(why));
+                    }
+                }
+                None => missing.push(format!("`{table}`")),
+            }
+        }
+        Ok(format!(
+            "HBase Thrift at {}{}",
+            cfg.thrift,
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!("; will create {}", missing.join(", "))
+            }
+        ))
     }
 
     fn error(&self, message: String) -> StoreError {
@@ -118,20 +154,21 @@ impl HbaseStore {
         self.error(format!("{what}: {}", failure.message))
     }
 
-    /// The families of `table`, creating it with `families` when missing.
+    /// The families of `table` and their versions, creating it with
+    /// `families` when missing.
     fn ensure_table(
         &self,
         table: &str,
         families: &[String],
         max_versions: i32,
-    ) -> Result<BTreeSet<String>, StoreError> {
+    ) -> Result<BTreeMap<String, i32>, StoreError> {
         let fail = |f| self.failed(&format!("cannot prepare table `{table}`"), f);
-        if let Some(existing) = tables::families(&self.pool, table).map_err(fail)? {
+        if let Some(existing) = tables::versions(&self.pool, table).map_err(fail)? {
             return Ok(existing);
         }
         tables::create(&self.pool, table, families, max_versions).map_err(fail)?;
         tracing::info!(store = %self.name, table, "created HBase table");
-        tables::families(&self.pool, table)
+        tables::versions(&self.pool, table)
             .map_err(fail)?
             .ok_or_else(|| {
                 self.error(format!(
@@ -159,6 +196,18 @@ impl HbaseStore {
     /// looked up again once, in case the table was altered meanwhile.
     fn check_families(&mut self, mutations: &[RowMutation]) -> Result<(), StoreError> {
         for m in mutations {
+            // What `tables()` lists is what may be written: the two agree.
+            if !self.configured.iter().any(|t| *t == *m.table) {
+                return Err(self.error(format!(
+                    "table `{}` is not among the store's `tables` ({}); list it there",
+                    m.table,
+                    self.configured
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
             let mut refreshed = false;
             loop {
                 let Some(families) = self.families_of(&m.table)? else {
@@ -269,6 +318,22 @@ impl HbaseStore {
     fn watermark_column(&self) -> Vec<u8> {
         convert::column(META_FAMILY, Some(self.name.as_bytes()))
     }
+}
+
+/// How long the preflight waits for the Thrift server.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an existing table cannot serve as the workflow declares it: a
+/// family missing, or too few versions kept for as-of reads.
+fn shape_error(table: &str, wanted: &[String], versions: &BTreeMap<String, i32>) -> Option<String> {
+    let existing: BTreeSet<String> = versions.keys().cloned().collect();
+    if let Some(missing) = wanted.iter().find(|f| !existing.contains(*f)) {
+        return Some(format!(
+            "table `{table}` has no column family `{missing}` (it has {}); add it in HBase (`alter '{table}', '{missing}'`) or remove it from `tables`",
+            listed(&existing)
+        ));
+    }
+    tables::too_few_versions(table, versions)
 }
 
 /// The first family `m` writes that is not in `families`.

@@ -55,11 +55,7 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
             match r.until.as_ref().map_or("end", |u| u.get_ref().as_str()) {
                 "end" => "the end of the log as it is when the step starts".to_string(),
                 gated => {
-                    let gate = r.caught_up.clone().unwrap_or(super::steps::CaughtUp {
-                        max_lag: None,
-                        hold: None,
-                        timeout: None,
-                    });
+                    let gate = r.caught_up.clone().unwrap_or_default();
                     format!(
                         "caught up (lag ≤ {} for {}){}",
                         gate.max_lag

@@ -136,6 +136,16 @@ impl StoreConfig {
         }
     }
 
+    /// Where the store's position comes from when its writer is not the
+    /// runner (see [`FedBy`]).
+    pub fn fed_by(&self) -> Option<&FedBy> {
+        match self {
+            StoreConfig::Sqlite(s) => s.fed_by.as_ref(),
+            StoreConfig::Hbase(s) => s.fed_by.as_ref(),
+            StoreConfig::Null(_) => None,
+        }
+    }
+
     /// The tables the workflow declares for this store, if it declares any.
     pub fn declared_tables(&self) -> Option<Vec<String>> {
         match self {
@@ -160,6 +170,26 @@ pub struct SqliteStore {
     /// (survives a crash of the runner, not of the machine; faster).
     #[serde(default)]
     pub sync: SqliteSync,
+    /// The consumer that writes this store, when it is not the runner.
+    #[serde(default)]
+    pub fed_by: Option<FedBy>,
+}
+
+/// `fed_by = { source = "chat-events", group = "chat-rmu" }`: the store is
+/// written by a service's own consumer (group `group` of the Kafka source
+/// `source`), which records no Switchyard watermark. The store's watermark
+/// is then the event time that group has reached: per partition, the time
+/// of the last record before its committed offset, the lowest over the
+/// partitions. A consumer commits after it wrote, so every event up to
+/// that time is in the store: a restore point and a compare point that a
+/// real cluster has.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FedBy {
+    /// A `[source.NAME]` of kind `kafka`: the topic and brokers.
+    pub source: Spanned<String>,
+    /// The writer's consumer group.
+    pub group: String,
 }
 
 /// `kind = "hbase"`: tables of an HBase cluster, through its Thrift1 server
@@ -192,6 +222,9 @@ pub struct HbaseStore {
     /// Rows per `mutateRowsTs` call (default 1000).
     #[serde(default, deserialize_with = "whole")]
     pub batch_rows: Option<usize>,
+    /// The consumer that writes this store, when it is not the runner.
+    #[serde(default)]
+    pub fed_by: Option<FedBy>,
 }
 
 /// `kind = "null"`: discards writes, for measuring a source and transform

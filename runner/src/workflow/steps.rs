@@ -206,10 +206,10 @@ pub struct ReplayStep {
     pub dead_letter_topic: Option<Spanned<String>>,
 }
 
-/// `caught_up = { max_lag = 100, for = "10s", timeout = "1h" }`: the replay
-/// has caught up once its lag (messages behind the log end, over all
-/// partitions) stays at or below `max_lag` for `for`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `caught_up = { max_lag = 100, for = "10s", timeout = "1h", stall = "5m" }`:
+/// the replay has caught up once its lag (messages behind the log end, over
+/// all partitions) stays at or below `max_lag` for `for`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaughtUp {
     /// Most messages behind (default 100).
@@ -218,9 +218,16 @@ pub struct CaughtUp {
     /// How long the lag must stay low (default 10s).
     #[serde(default, rename = "for")]
     pub hold: Option<Span>,
-    /// Fail the step if not caught up by then (default: wait forever).
+    /// Fail the step if not caught up by then (default: wait forever);
+    /// also how long `compare` and `cutover` wait for a background
+    /// replay to be caught up again (default 10 minutes).
     #[serde(default)]
     pub timeout: Option<Span>,
+    /// In the background, no event acknowledged for this long while
+    /// behind (or while the source cannot be asked) is a stall that fails
+    /// the run (default 5 minutes).
+    #[serde(default)]
+    pub stall: Option<Span>,
 }
 
 /// The error policy for refused events.
@@ -252,9 +259,15 @@ pub struct CompareStep {
     /// have passed, so lag is not reported as mismatch).
     #[serde(default)]
     pub as_of: Option<Point>,
-    /// Re-read a mismatching key after this delay before counting it (default 1s).
+    /// Re-read a mismatching key after this delay before counting it
+    /// (default 1s; 0 counts at once).
     #[serde(default)]
     pub recheck_after: Option<Span>,
+    /// Before the recheck, wait at most this long for the side that was
+    /// behind to reach where the other stood (default 1m); a key that
+    /// still differs while it has not is "lagging", not a mismatch.
+    #[serde(default)]
+    pub recheck_wait: Option<Span>,
     /// The gate: most mismatching keys allowed (default 0).
     #[serde(default, deserialize_with = "whole")]
     pub max_mismatches: Option<u64>,

@@ -19,6 +19,19 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
     let mut restored = HashSet::new();
     // Replays that keep running in the background, for `stop` steps.
     let mut background: HashSet<String> = HashSet::new();
+    for (name, store) in &w.stores {
+        if let Some(fed) = store.fed_by() {
+            let source = fed.source.get_ref();
+            if !matches!(w.source(source), Some(SourceConfig::Kafka(_))) {
+                return Err(errors.at(
+                    fed.source.span(),
+                    format!(
+                        "store `{name}`: `fed_by.source` must name a kafka source; there is no `[source.{source}]` of kind `kafka`"
+                    ),
+                ));
+            }
+        }
+    }
     for step in &w.steps {
         let id = step.id.get_ref();
         if !valid_name(id) {
@@ -167,6 +180,11 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                 not_zero(
                     r.caught_up.as_ref().and_then(|g| g.timeout),
                     "caught_up.timeout",
+                    &at,
+                )?;
+                not_zero(
+                    r.caught_up.as_ref().and_then(|g| g.stall),
+                    "caught_up.stall",
                     &at,
                 )?;
                 positive(r.batch_size, "batch_size", &at)?;

@@ -118,9 +118,23 @@ pub struct SourceContext {
     pub joined: AtomicBool,
     /// Set on every change of the assignment.
     pub reassigned: AtomicBool,
+    /// Set while the latest statistics show no broker up: the log ends
+    /// are then unknown, not what they were.
+    pub unreachable: AtomicBool,
+    /// librdkafka's last word on why it cannot get through, for errors.
+    pub last_error: Mutex<Option<String>>,
+    /// The last connection error logged, so each is logged once until the
+    /// brokers answer again.
+    pub last_logged: Mutex<Option<String>>,
 }
 
 impl SourceContext {
+    /// Keeps librdkafka's latest complaint (its logs come from its own
+    /// threads, at once), to quote when a request fails.
+    fn remember(&self, message: &str) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
+    }
+
     /// The partitions assigned now.
     pub fn assigned(&self) -> BTreeSet<i32> {
         self.assigned
@@ -137,9 +151,11 @@ impl ClientContext for SourceContext {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
+                self.remember(message);
                 tracing::error!(target: "librdkafka", source = %self.source, "{fac}: {message}")
             }
             RDKafkaLogLevel::Warning => {
+                self.remember(message);
                 tracing::warn!(target: "librdkafka", source = %self.source, "{fac}: {message}")
             }
             _ => tracing::debug!(target: "librdkafka", source = %self.source, "{fac}: {message}"),
@@ -147,6 +163,11 @@ impl ClientContext for SourceContext {
     }
 
     fn stats(&self, statistics: Statistics) {
+        let up = statistics.brokers.values().any(|b| b.state == "UP");
+        if self.unreachable.swap(!up, Ordering::SeqCst) && up {
+            tracing::info!(source = %self.source, "the brokers answer again");
+            *self.last_logged.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         let mut high = self.high.lock().unwrap_or_else(|p| p.into_inner());
         for topic in statistics.topics.values() {
             for (p, part) in &topic.partitions {
@@ -160,8 +181,19 @@ impl ClientContext for SourceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // librdkafka retries connections itself; these say why it waits.
-        tracing::warn!(target: "librdkafka", source = %self.source, "{error}: {reason}");
+        // The end of a partition is news, not an error.
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            return;
+        }
+        // librdkafka retries connections itself; these say why it waits,
+        // each reason once until the brokers answer again.
+        let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() != Some(reason) {
+            tracing::warn!(target: "librdkafka", source = %self.source, "{error}: {reason}");
+            *last = Some(reason.to_string());
+        }
+        drop(last);
+        self.remember(reason);
     }
 }
 

@@ -81,25 +81,36 @@ impl Live {
             b.sampled = (b.events.clone(), Some(now));
         }
         let at_ms = now_ms();
-        let Some(ends) = b.ends.clone() else {
-            return BTreeMap::new();
+        // While the ends are unknown (the broker cannot be asked), what the
+        // store acknowledged is still shown, with the end and lag unknown.
+        let partitions: std::collections::BTreeSet<i32> = match &b.ends {
+            Some(ends) => ends.keys().copied().collect(),
+            None => b.acked.keys().copied().collect(),
         };
-        ends.iter()
-            .map(|(p, e)| {
-                let acked = b.acked.get(p).copied().unwrap_or(e.read);
-                (
-                    *p,
+        partitions
+            .into_iter()
+            .filter_map(|p| {
+                let end = b.ends.as_ref().and_then(|ends| ends.get(&p));
+                let acked = b.acked.get(&p).copied().or(end.map(|e| e.read))?;
+                Some((
+                    p,
                     PartitionStatus {
-                        high: e.high,
+                        high: end.map(|e| e.high),
                         acked,
-                        lag: behind(e, b.acked.get(p)),
-                        events: b.events.get(p).copied().unwrap_or(0),
-                        rate: b.rates.get(p).copied().unwrap_or(0.0),
+                        lag: end.map(|e| behind(e, b.acked.get(&p))),
+                        events: b.events.get(&p).copied().unwrap_or(0),
+                        rate: b.rates.get(&p).copied().unwrap_or(0.0),
                         at_ms,
                     },
-                )
+                ))
             })
             .collect()
+    }
+
+    /// Events the store acknowledged in this run, over all partitions: a
+    /// stall is a lag that stays above 0 while this does not move.
+    pub fn acknowledged_events(&self) -> u64 {
+        self.board().events.values().sum()
     }
 }
 
@@ -126,6 +137,21 @@ impl Gate {
             hold,
             low_since: None,
         }
+    }
+
+    /// A gate that has held since `since` (a replay that passed its gate
+    /// and goes on in the background).
+    pub fn held_since(max_lag: u64, hold: Duration, since: Instant) -> Self {
+        Gate {
+            max_lag,
+            hold,
+            low_since: Some(since),
+        }
+    }
+
+    /// The lag allowed, and for how long.
+    pub fn bounds(&self) -> (u64, Duration) {
+        (self.max_lag, self.hold)
     }
 
     /// Feeds the current lag; true once the gate holds.
@@ -169,7 +195,7 @@ mod tests {
         );
         assert_eq!(live.lag(), Some(50));
         let parts = live.partitions();
-        assert_eq!(parts[&0].lag, 50);
+        assert_eq!(parts[&0].lag, Some(50));
         assert_eq!(parts[&0].events, 50);
 
         let mut gate = Gate::new(5, Duration::from_secs(2));

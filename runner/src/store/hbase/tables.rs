@@ -2,7 +2,7 @@
 //! missing ones, and checking that existing ones have the families the
 //! workflow lists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hbase_thrift::hbase::{ColumnDescriptor, THbaseSyncClient};
 
@@ -49,15 +49,23 @@ pub fn check_family_name(family: &str) -> Result<(), String> {
 
 /// The families of `table`, `None` when it does not exist.
 pub fn families(pool: &Pool, table: &str) -> Result<Option<BTreeSet<String>>, Failure> {
+    Ok(versions(pool, table)?.map(|v| v.into_keys().collect()))
+}
+
+/// The families of `table` with the versions each keeps, `None` when the
+/// table does not exist.
+pub fn versions(pool: &Pool, table: &str) -> Result<Option<BTreeMap<String, i32>>, Failure> {
     let described = pool.call(&format!("getColumnDescriptors `{table}`"), |c| {
         c.get_column_descriptors(table.as_bytes().to_vec())
     });
     match described {
         Ok(map) => Ok(Some(
-            map.into_keys()
-                .map(|name| {
+            map.into_iter()
+                .map(|(name, descriptor)| {
                     let name = String::from_utf8_lossy(&name).into_owned();
-                    name.strip_suffix(':').map(str::to_string).unwrap_or(name)
+                    let name = name.strip_suffix(':').map(str::to_string).unwrap_or(name);
+                    // HBase's default when a server leaves it out.
+                    (name, descriptor.max_versions.unwrap_or(1))
                 })
                 .collect(),
         )),
@@ -65,6 +73,21 @@ pub fn families(pool: &Pool, table: &str) -> Result<Option<BTreeSet<String>>, Fa
         Err(f) => Err(f),
     }
 }
+
+/// Why `table` cannot serve reads as of a time, if it cannot: a family
+/// that keeps a single version loses a row's history at the next write,
+/// so a restore or compare as of an earlier time sees rows that did not
+/// exist then, or none at all.
+pub fn too_few_versions(table: &str, versions: &BTreeMap<String, i32>) -> Option<String> {
+    let (family, kept) = versions.iter().find(|(_, v)| **v < MIN_VERSIONS)?;
+    Some(format!(
+        "family `{family}` of table `{table}` keeps {kept} version{}, too few for reads as of a time (restore, compare): keep more in HBase (`alter '{table}', {{NAME => '{family}', VERSIONS => 1000}}`)",
+        if *kept == 1 { "" } else { "s" }
+    ))
+}
+
+/// The fewest versions a family must keep for as-of reads.
+pub const MIN_VERSIONS: i32 = 2;
 
 /// Creates `table` with `families`, each keeping `max_versions` versions.
 /// A table that appeared meanwhile (another runner, or a retried call

@@ -1,0 +1,90 @@
+//! A store written by a service's own consumer (`fed_by` in the workflow):
+//! everything is the store's own, except its watermark, which is the event
+//! time the consumer's group has reached on the topic (see
+//! `source::kafka::group_time`), asked at most once a second.
+
+use std::time::{Duration, Instant};
+
+use super::{KeyRange, Page, Store, StoreError};
+use crate::model::{Row, RowMutation};
+use crate::workflow::schema::KafkaSource as KafkaConfig;
+
+/// How long an answer of the brokers is reused.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The store, with the group's position as its watermark.
+pub struct FedBy {
+    inner: Box<dyn Store>,
+    source: String,
+    kafka: KafkaConfig,
+    group: String,
+    asked: Option<(Instant, i64)>,
+}
+
+impl FedBy {
+    /// `inner`, positioned by `group` on the topic of source `source`.
+    pub fn new(inner: Box<dyn Store>, source: &str, kafka: &KafkaConfig, group: &str) -> Self {
+        FedBy {
+            inner,
+            source: source.to_string(),
+            kafka: kafka.clone(),
+            group: group.to_string(),
+            asked: None,
+        }
+    }
+}
+
+impl Store for FedBy {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn apply(
+        &mut self,
+        mutations: &[RowMutation],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.inner.apply(mutations, watermark)
+    }
+
+    fn scan(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        limit: usize,
+        as_of: Option<u64>,
+    ) -> Result<Page, StoreError> {
+        self.inner.scan(table, range, limit, as_of)
+    }
+
+    fn get(
+        &mut self,
+        table: &str,
+        keys: &[Vec<u8>],
+        as_of: Option<u64>,
+    ) -> Result<Vec<Option<Row>>, StoreError> {
+        self.inner.get(table, keys, as_of)
+    }
+
+    fn tables(&mut self) -> Result<Vec<String>, StoreError> {
+        self.inner.tables()
+    }
+
+    fn watermark(&mut self) -> Result<Option<i64>, StoreError> {
+        if let Some((at, w)) = self.asked
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok(Some(w));
+        }
+        let w = crate::source::kafka::group_time::reached(&self.source, &self.kafka, &self.group)
+            .map_err(|e| StoreError {
+            store: self.inner.name().to_string(),
+            message: format!(
+                "its position is that of consumer group `{}`, which cannot be read: {e}",
+                self.group
+            ),
+        })?;
+        self.asked = Some((Instant::now(), w));
+        Ok(Some(w))
+    }
+}

@@ -1,0 +1,201 @@
+//! Compare tells lag from damage, on HBase (the emulator, over Thrift1)
+//! and on SQLite: a delete that one side applied after the compare point
+//! and the other had not yet applied is "changed after the compare point"
+//! once both have it, "lagging" (the side named) while the side behind
+//! never catches up, and never a mismatch; a row truly missing is.
+
+use std::time::Duration;
+
+use switchyard_runner::cancel::Cancel;
+use switchyard_runner::model::{Cell, Row, RowMutation};
+use switchyard_runner::steps::compare::{Caps, Options, Report, compare};
+use switchyard_runner::store::hbase::HbaseStore;
+use switchyard_runner::store::sqlite::SqliteStore;
+use switchyard_runner::store::{KeyRange, Page, Store, StoreError};
+use switchyard_runner::workflow::schema::{HbaseStore as HbaseConfig, SqliteSync};
+use switchyard_tests::hbase::HbaseEmulator;
+
+fn put(key: &str, version: u64) -> RowMutation {
+    RowMutation {
+        table: "messages".into(),
+        row_key: key.as_bytes().to_vec().into(),
+        version,
+        cells: vec![Cell::put("d", b"text".to_vec(), key.as_bytes().to_vec())],
+    }
+}
+
+fn delete(key: &str, version: u64) -> RowMutation {
+    RowMutation {
+        table: "messages".into(),
+        row_key: key.as_bytes().to_vec().into(),
+        version,
+        cells: vec![Cell::DeleteRow],
+    }
+}
+
+/// A store that applies `later` (with its watermark) just before the
+/// recheck looks at it: an event that arrives between the compare point
+/// and the read.
+struct ArrivesLater {
+    inner: Box<dyn Store>,
+    later: Option<(Vec<RowMutation>, i64)>,
+    watermark_reads: u32,
+}
+
+impl Store for ArrivesLater {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn apply(&mut self, m: &[RowMutation], w: Option<i64>) -> Result<(), StoreError> {
+        self.inner.apply(m, w)
+    }
+    fn scan(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        limit: usize,
+        as_of: Option<u64>,
+    ) -> Result<Page, StoreError> {
+        self.inner.scan(table, range, limit, as_of)
+    }
+    fn get(
+        &mut self,
+        table: &str,
+        keys: &[Vec<u8>],
+        as_of: Option<u64>,
+    ) -> Result<Vec<Option<Row>>, StoreError> {
+        self.inner.get(table, keys, as_of)
+    }
+    fn tables(&mut self) -> Result<Vec<String>, StoreError> {
+        self.inner.tables()
+    }
+    fn watermark(&mut self) -> Result<Option<i64>, StoreError> {
+        // The first read is the compare point's; the next ones are the recheck's.
+        self.watermark_reads += 1;
+        if self.watermark_reads == 2
+            && let Some((m, w)) = self.later.take()
+        {
+            self.inner.apply(&m, Some(w))?;
+        }
+        self.inner.watermark()
+    }
+}
+
+/// Opens a fresh store of the kind under test.
+type Open<'a> = &'a dyn Fn(&str) -> Box<dyn Store>;
+
+/// Blue and green hold `a`, `b`, `c` written at 100. Blue then deleted
+/// `b` at 300 and stands at 400; green stands at 200 (the compare point)
+/// and `green_later` arrives in green between the compare point and the
+/// recheck. `green_lacks_c` leaves `c` out of green: true damage.
+fn scenario(
+    open: Open,
+    green_later: Option<(Vec<RowMutation>, i64)>,
+    green_lacks_c: bool,
+) -> Report {
+    let mut blue = open("blue");
+    let rows = [put("a", 100), put("b", 100), put("c", 100)];
+    blue.apply(&rows, Some(250)).unwrap();
+    blue.apply(&[delete("b", 300)], Some(400)).unwrap();
+    let mut green = open("green");
+    let green_rows: Vec<RowMutation> = rows
+        .iter()
+        .filter(|r| !(green_lacks_c && &*r.row_key == b"c"))
+        .cloned()
+        .collect();
+    green.apply(&green_rows, Some(200)).unwrap();
+    let mut green = ArrivesLater {
+        inner: green,
+        later: green_later,
+        watermark_reads: 0,
+    };
+    let options = Options {
+        tables: vec!["messages".into()],
+        as_of: None,
+        batch: 100,
+        caps: Caps {
+            examples: 10,
+            text: 1024,
+        },
+        recheck_after: Duration::from_millis(10),
+        recheck_wait: Duration::from_secs(1),
+    };
+    compare(&mut *blue, &mut green, None, &options, &Cancel::default()).unwrap()
+}
+
+fn tells_lag_from_damage(open: Open, hides_later_deletes: bool) {
+    // The delete reaches green between the compare point and the recheck.
+    let caught_up = scenario(open, Some((vec![delete("b", 300)], 400)), false);
+    assert_eq!(caught_up.differing(), 0, "{caught_up:#?}");
+    assert_eq!(caught_up.lagging, 0, "{caught_up:#?}");
+    assert_eq!(
+        caught_up.changed_after_compare_point,
+        u64::from(hides_later_deletes),
+        "{caught_up:#?}"
+    );
+
+    // Green never gets there: lagging, with green named, not a mismatch.
+    let behind = scenario(open, None, false);
+    assert_eq!(behind.differing(), 0, "{behind:#?}");
+    assert_eq!(
+        behind.lagging,
+        u64::from(hides_later_deletes),
+        "{behind:#?}"
+    );
+    if hides_later_deletes {
+        let example = &behind.examples[0];
+        assert!(
+            example
+                .reason
+                .contains("green has the row, blue does not; not judged: `green` is at "),
+            "{example:?}"
+        );
+    }
+
+    // A row green never got, with green caught up: damage, named.
+    let damaged = scenario(open, Some((vec![delete("b", 300)], 400)), true);
+    assert_eq!(damaged.only_blue, 1, "{damaged:#?}");
+    assert_eq!(damaged.differing(), 1, "{damaged:#?}");
+    assert_eq!(
+        damaged.examples.last().unwrap().reason,
+        "blue has the row, green does not",
+        "{damaged:#?}"
+    );
+}
+
+#[test]
+fn on_hbase_a_delete_after_the_compare_point_is_lag_not_a_mismatch() {
+    // Each store gets its own emulator: `meta` holds one watermark per name.
+    let emulators: std::sync::Mutex<Vec<HbaseEmulator>> = Default::default();
+    let open = |name: &str| -> Box<dyn Store> {
+        let hbase = HbaseEmulator::start();
+        let config = HbaseConfig {
+            thrift: hbase.addr(),
+            tables: [("messages".to_string(), vec!["d".to_string()])].into(),
+            max_versions: None,
+            pool: None,
+            timeout: None,
+            retry_for: None,
+            batch_rows: None,
+            fed_by: None,
+        };
+        let store = HbaseStore::open(name, &config).unwrap();
+        emulators.lock().unwrap().push(hbase);
+        Box::new(store)
+    };
+    // Over Thrift1, a read as of a time applies delete markers newer than it.
+    tells_lag_from_damage(&open, true);
+}
+
+#[test]
+fn on_sqlite_a_delete_after_the_compare_point_is_lag_not_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    let open = |name: &str| -> Box<dyn Store> {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.path().join(format!("{name}-{i}.sqlite"));
+        Box::new(SqliteStore::open(name, &path, SqliteSync::Normal).unwrap())
+    };
+    // SQLite keeps every version: as of the compare point, `b` is there.
+    tells_lag_from_damage(&open, false);
+}
