@@ -92,6 +92,11 @@ fn the_hbase_upgrade_runs_end_to_end_against_a_service_fed_blue_with_live_traffi
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(produced > 21_000, "{produced}");
+    // The end of a partition is news, not a warning.
+    assert!(
+        !stderr.contains("PartitionEOF") && !stderr.contains("Partition EOF"),
+        "{stderr}"
+    );
     assert!(
         stdout.contains(" 0 mismatched, 0 only in blue, 0 only in green"),
         "{stdout}"

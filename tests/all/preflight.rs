@@ -82,8 +82,8 @@ fn a_missing_topic_a_wrong_broker_and_a_silent_thrift_server_are_refused_before_
         "{}",
         ok.stdout()
     );
-    let mut args = args.clone();
-    args.extend(["--var", "topic=no-such-topic"]);
-    let bad = Test::new().args(&args).run().expect_code(1);
+    let mut missing = args;
+    missing.extend(["--var", "topic=no-such-topic"]);
+    let bad = Test::new().args(&missing).run().expect_code(1);
     assert!(bad.stderr().contains("no-such-topic"), "{}", bad.stderr());
 }

@@ -181,11 +181,7 @@ impl KafkaSource {
             .fetch_metadata(Some(topic), wait)
             .map_err(|e| {
                 let why = self
-                    .context()
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
+                    .librdkafka_reason()
                     .map_or(String::new(), |w| format!(" ({w})"));
                 self.error(format!(
                     "cannot reach the brokers `{}` within {}: {e}{why}",
@@ -248,10 +244,12 @@ impl KafkaSource {
                         )));
                     }
                 }
-                // Not every broker lists groups; the replay still works.
-                Err(e) => {
-                    tracing::debug!(source = %self.name, "cannot list consumer group `{group}`: {e}")
-                }
+                // Not every broker lists groups (Tansu 0.6 does not); the
+                // replay still works, unchecked.
+                Err(e) => tracing::info!(
+                    source = %self.name,
+                    "cannot check whether consumer group `{group}` is in use ({e}); going on"
+                ),
             }
         }
         Ok(format!(
@@ -260,6 +258,30 @@ impl KafkaSource {
             partitions.len(),
             self.cfg.brokers
         ))
+    }
+
+    /// librdkafka's own words on why a request failed: they come as error
+    /// events, served by polling (nothing is assigned yet, so no record is
+    /// taken), and may follow the failure by a moment.
+    fn librdkafka_reason(&self) -> Option<String> {
+        let assigned = self.context().joined.load(Ordering::SeqCst);
+        for _ in 0..20 {
+            if assigned {
+                std::thread::sleep(Duration::from_millis(50));
+            } else {
+                let _ = self.consumer.poll(Duration::from_millis(50));
+            }
+            let said = self
+                .context()
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if said.is_some() {
+                return said;
+            }
+        }
+        None
     }
 
     /// The consumer's fetch position in `partition`, if known.
