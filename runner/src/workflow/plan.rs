@@ -121,9 +121,21 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
 }
 
 fn store_text(w: &Workflow, name: &str) -> String {
+    let fed_by = w
+        .store(name)
+        .and_then(StoreConfig::fed_by)
+        .map_or(String::new(), |f| {
+            format!(
+                ", written by consumer group `{}` of `{}`",
+                f.group,
+                f.source.get_ref()
+            )
+        });
     match w.store(name) {
-        Some(StoreConfig::Sqlite(s)) => format!("`{name}` (sqlite {})", w.path(&s.path).display()),
-        Some(StoreConfig::Hbase(s)) => format!("`{name}` (hbase {})", s.thrift),
+        Some(StoreConfig::Sqlite(s)) => {
+            format!("`{name}` (sqlite {}{fed_by})", w.path(&s.path).display())
+        }
+        Some(StoreConfig::Hbase(s)) => format!("`{name}` (hbase {}{fed_by})", s.thrift),
         Some(StoreConfig::Null(_)) => format!("`{name}` (null: writes are discarded)"),
         None => format!("`{name}`"),
     }
