@@ -24,16 +24,22 @@ pub const GRACE: Duration = Duration::from_secs(5);
 /// The guard: `sh -c GUARD switchyard-guard PROGRAM ARGS…`. On SIGTERM or
 /// SIGINT it sends SIGTERM to the group, waits for the command at most
 /// the grace period (a timer in the group kills everything after it), and
-/// then kills what is left, itself included. Otherwise it ends with the
-/// command's exit status.
+/// then kills what is left, itself included. Otherwise it ends as the
+/// command ended: with its exit status, or killed by the same signal.
 const GUARD: &str = r#"trap 'trap "" INT TERM; kill -TERM 0 2>/dev/null; (sleep 5; kill -KILL 0) & wait "$c"; kill -KILL 0' INT TERM
 "$@" &
 c=$!
 wait "$c"
+s=$?
+if [ "$s" -gt 128 ] && [ "$s" -lt 160 ]; then trap - INT TERM; kill -s "$(kill -l "$s")" $$; fi
+exit "$s"
 "#;
 
-/// A command under its guard, in a new process group, that gets SIGTERM
-/// when this thread's process dies.
+/// A command under its guard, in a new process group, whose guard gets
+/// SIGTERM when the thread that started it ends (the kernel ties the
+/// parent-death signal to the thread; steps start commands on the thread
+/// that runs them, which lives as long as the runner works on the step) or
+/// the runner dies.
 pub fn guarded(program: &str, args: &[String]) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c")
@@ -44,7 +50,7 @@ pub fn guarded(program: &str, args: &[String]) -> Command {
         .process_group(0);
     let parent = std::process::id();
     // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (prctl, getppid), and nothing is allocated.
+    // (prctl, getppid), and nothing is allocated (errors are raw codes).
     unsafe {
         c.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
@@ -52,7 +58,7 @@ pub fn guarded(program: &str, args: &[String]) -> Command {
             }
             // The runner died before the signal was set: nobody would stop us.
             if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other("the runner is gone"));
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
@@ -83,7 +89,10 @@ pub fn stop_group(child: &mut Child) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    signal_group(child, libc::SIGKILL);
+    // Only a group that still has members: its number is not reused then.
+    if signal_group(child, 0) {
+        signal_group(child, libc::SIGKILL);
+    }
     let _ = child.wait();
 }
 

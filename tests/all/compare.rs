@@ -143,7 +143,7 @@ fn tells_lag_from_damage(open: Open, hides_later_deletes: bool) {
         "{behind:#?}"
     );
     if hides_later_deletes {
-        let example = &behind.examples[0];
+        let example = &behind.lagging_examples[0];
         assert!(
             example
                 .reason
@@ -151,6 +151,16 @@ fn tells_lag_from_damage(open: Open, hides_later_deletes: bool) {
             "{example:?}"
         );
     }
+
+    // A row green never got is damage even while green is behind: lag
+    // explains only what the side behind has and the other no longer shows.
+    let behind_and_damaged = scenario(open, None, true);
+    assert_eq!(behind_and_damaged.only_blue, 1, "{behind_and_damaged:#?}");
+    assert_eq!(
+        behind_and_damaged.lagging,
+        u64::from(hides_later_deletes),
+        "{behind_and_damaged:#?}"
+    );
 
     // A row green never got, with green caught up: damage, named.
     let damaged = scenario(open, Some((vec![delete("b", 300)], 400)), true);

@@ -9,8 +9,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use switchyard_runner::sample::ChatSample;
 use switchyard_tests::bounded;
-use switchyard_tests::site::Site;
+use switchyard_tests::site::{Site, TOPIC};
 
 /// 2026-01-01T00:00:00Z, where the chat sample starts.
 const T: i64 = 1_767_225_600_000;
@@ -55,7 +56,18 @@ fn the_hbase_upgrade_runs_end_to_end_against_a_service_fed_blue_with_live_traffi
             let mut produced = 20_000;
             let mut round = 0;
             while !stop.load(Ordering::SeqCst) {
-                site.produce(200, 100 + round, T + 20 * HOUR + round as i64 * HOUR / 4);
+                // Event times move forward as a live service's do: each
+                // round within ten minutes, a quarter of an hour apart.
+                site.broker.produce_chat(
+                    TOPIC,
+                    &ChatSample {
+                        events: 200,
+                        seed: 100 + round,
+                        start_ms: T + 20 * HOUR + round as i64 * HOUR / 4,
+                        span_ms: HOUR / 6,
+                        ..ChatSample::default()
+                    },
+                );
                 produced += 200;
                 site.feed_blue();
                 round += 1;

@@ -110,7 +110,7 @@ impl Background {
     }
 
     /// One look: the gate and the stall clock. Returns why it stalled.
-    fn look(&mut self, now: Instant) -> Option<String> {
+    pub fn look(&mut self, now: Instant) -> Option<String> {
         let lag = self.live.lag();
         self.caught_up = self.gate.observe(lag, now);
         let acked = self.live.acknowledged_events();
@@ -235,6 +235,11 @@ impl BackgroundReplays {
     /// The run's first background failure, if any; taken out.
     pub fn take_failure(&self) -> Option<(String, StepError)> {
         self.inner().failure.take()
+    }
+
+    /// The replay whose failure stopped the run, if one did.
+    pub fn failed_id(&self) -> Option<String> {
+        self.inner().failure.as_ref().map(|(id, _)| id.clone())
     }
 
     /// Whether a background replay failed in this run.

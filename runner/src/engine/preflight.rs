@@ -4,9 +4,12 @@
 //! groups are free, Thrift servers answer and tables have their families,
 //! plugins load. A wrong address or a missing topic is refused in seconds
 //! with what was wrong, instead of after green was half written or a
-//! catch-up gate timed out. `runner validate --connect` runs the same checks.
+//! catch-up gate timed out. What a command step that runs first may
+//! provide (a file it writes, a server it starts, a topic it creates, a
+//! table it alters) is only warned about. `runner validate --connect` runs
+//! the same checks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::plugins::PluginRegistry;
 use crate::workflow::{Step, StepKind, Workflow};
@@ -16,7 +19,8 @@ use crate::workflow::{Step, StepKind, Workflow};
 struct Uses<'w> {
     /// Source, extra topics, whether a command step runs before it.
     sources: Vec<(&'w str, Vec<&'w str>, bool)>,
-    stores: BTreeSet<&'w str>,
+    /// Store, whether a command step runs before its first use.
+    stores: BTreeMap<&'w str, bool>,
     transforms: BTreeSet<&'w str>,
     checks: BTreeSet<&'w str>,
 }
@@ -28,11 +32,11 @@ fn uses<'w>(steps: &[&'w Step]) -> Uses<'w> {
         match &step.kind {
             StepKind::Shell(_) => command_before = true,
             StepKind::Restore(r) => {
-                command_before |= r.command.is_some();
-                u.stores.insert(r.into.get_ref());
+                u.stores.entry(r.into.get_ref()).or_insert(command_before);
                 if let Some(from) = &r.from {
-                    u.stores.insert(from.get_ref());
+                    u.stores.entry(from.get_ref()).or_insert(command_before);
                 }
+                command_before |= r.command.is_some();
             }
             StepKind::Replay(r) => {
                 let topics: Vec<&str> = r
@@ -45,12 +49,12 @@ fn uses<'w>(steps: &[&'w Step]) -> Uses<'w> {
                     Some((_, more, _)) => more.extend(topics),
                     None => u.sources.push((name, topics, command_before)),
                 }
-                u.stores.insert(r.into.get_ref());
+                u.stores.entry(r.into.get_ref()).or_insert(command_before);
                 u.transforms.insert(r.transform.get_ref());
             }
             StepKind::Compare(c) => {
-                u.stores.insert(c.blue.get_ref());
-                u.stores.insert(c.green.get_ref());
+                u.stores.entry(c.blue.get_ref()).or_insert(command_before);
+                u.stores.entry(c.green.get_ref()).or_insert(command_before);
                 if let Some(check) = &c.check {
                     u.checks.insert(check.get_ref());
                 }
@@ -71,17 +75,33 @@ pub fn check(
     let u = uses(steps);
     let mut found = Vec::new();
     let mut problems = Vec::new();
+    // A problem with what an earlier command step may provide is a warning.
+    let mut judge =
+        |what: String, result: Result<String, String>, provided_earlier: bool| match result {
+            Ok(line) => found.push(format!("{what}: {line}")),
+            Err(e) if provided_earlier => {
+                tracing::warn!("preflight: {e} (a command step runs first and may provide it)");
+                found.push(format!(
+                    "{what}: not ready yet; a command step runs first ({e})"
+                ));
+            }
+            Err(e) => problems.push(e),
+        };
     for (name, topics, made_earlier) in &u.sources {
-        match crate::source::probe(workflow, name, topics, *made_earlier) {
-            Ok(line) => found.push(format!("source `{name}`: {line}")),
-            Err(e) => problems.push(e.to_string()),
-        }
+        let result = crate::source::probe(workflow, name, topics, *made_earlier);
+        judge(
+            format!("source `{name}`"),
+            result.map_err(|e| e.to_string()),
+            *made_earlier,
+        );
     }
-    for name in &u.stores {
-        match crate::store::probe(workflow, name) {
-            Ok(line) => found.push(format!("store `{name}`: {line}")),
-            Err(e) => problems.push(e.to_string()),
-        }
+    for (name, made_earlier) in &u.stores {
+        let result = crate::store::probe(workflow, name);
+        judge(
+            format!("store `{name}`"),
+            result.map_err(|e| e.to_string()),
+            *made_earlier,
+        );
     }
     for name in &u.transforms {
         match plugins.transform(workflow, name) {

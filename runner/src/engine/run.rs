@@ -198,13 +198,19 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     }
     // The workflow is done: whatever still syncs in the background (a
     // workflow without `cutover`) stops for good.
-    let lines = steps::stop::stop_replays(&ctx, &[]).map_err(|source| EngineError::Step {
-        id: "background".into(),
-        kind: "replay",
-        source: Box::new(source),
-    })?;
-    for line in lines {
-        tracing::info!("background replay {line}");
+    match steps::stop::stop_replays(&ctx, &[]) {
+        Ok(lines) => {
+            for line in lines {
+                tracing::info!("background replay {line}");
+            }
+        }
+        Err(source) => {
+            return Err(background_failed(&ctx).unwrap_or(EngineError::Step {
+                id: "background".into(),
+                kind: "replay",
+                source: Box::new(source),
+            }));
+        }
     }
     let mut sf = ctx.lock_state();
     sf.state.finished_at_ms = Some(now_ms());
@@ -237,6 +243,30 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
             }
             StepKind::Cutover(_) => state.state.cutover_to = None,
             _ => {}
+        }
+    }
+    // Background replays before `from` that a redone `cutover` (or the
+    // workflow's end) stopped keep green in sync again; those a `stop`
+    // before `from` stopped stay stopped.
+    let mut resume: Vec<&str> = Vec::new();
+    for step in &workflow.steps[..at] {
+        match &step.kind {
+            StepKind::Replay(r) if r.until.as_ref().is_some_and(|u| u.get_ref() == "cutover") => {
+                resume.push(step.id.get_ref());
+            }
+            StepKind::Stop(s) => {
+                resume.retain(|id| {
+                    !s.replays.is_empty() && !s.replays.iter().any(|r| r.get_ref() == id)
+                });
+            }
+            _ => {}
+        }
+    }
+    for id in resume {
+        if let Some(st) = state.state.steps.get_mut(id)
+            && st.status == Status::Done
+        {
+            st.live = true;
         }
     }
     state.state.finished_at_ms = None;
@@ -334,6 +364,19 @@ fn run_steps(
         let st = sf.step_mut(&id, kind);
         st.finished_at_ms = Some(now_ms());
         match result {
+            // The step's own replay failed in the background right after
+            // it passed its gate: the watch recorded it, and the run stops.
+            Ok(_) if st.status == Status::Failed => {
+                drop(sf);
+                check_background(ctx)?;
+                return Err(EngineError::Step {
+                    id,
+                    kind,
+                    source: Box::new(StepError::Other(
+                        "failed in the background right after it started".into(),
+                    )),
+                });
+            }
             Ok(summary) => {
                 let summary = bounded(&summary, STEP_TEXT_LIMIT);
                 st.status = Status::Done;

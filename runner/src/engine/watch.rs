@@ -56,7 +56,13 @@ fn watch(ctx: &StepContext, stop: &Cancel) {
 }
 
 /// A background replay failed: said at once, recorded, and the run stops.
+/// Its first error is the one kept (stopping a stalled replay may fail
+/// too, and must not hide why it stalled).
 pub fn fail(ctx: &StepContext, id: &str, error: StepError) {
+    if ctx.background.failed_id().as_deref() == Some(id) {
+        tracing::warn!(step = %id, "background replay, after it failed: {error}");
+        return;
+    }
     tracing::error!(step = %id, "background replay failed: {error}");
     {
         let mut sf = ctx.lock_state();

@@ -140,11 +140,14 @@ pub struct Report {
     /// recheck: a delete after the compare point, applied by one side
     /// before the other.
     pub changed_after_compare_point: u64,
-    /// Keys that still differed while the side behind had not reached
-    /// where the other stood: not judged.
+    /// Keys where the side still behind where the other stood holds a
+    /// row or cells the other no longer shows (a delete it may not have
+    /// applied yet): not judged.
     pub lagging: u64,
     /// The first differences found, at most `examples` of them.
     pub examples: Vec<Difference>,
+    /// The first lagging keys, at most `examples` of them.
+    pub lagging_examples: Vec<Difference>,
 }
 
 impl Report {
@@ -447,22 +450,43 @@ fn recheck_suspects(
                         report.settled_on_recheck += 1;
                     }
                     Verdict::Ignore => report.ignored += 1,
+                    // Only what a later delete explains is lag: the side
+                    // behind holds the row (or cells) the side ahead no
+                    // longer shows. Anything else is damage however far
+                    // behind a side is.
                     Verdict::Different(reason) => match &behind {
-                        Some((late, at, ahead, target)) => {
+                        Some((late, at, ahead, target))
+                            if holds_more(
+                                if *late == blue.name() {
+                                    &pair.blue
+                                } else {
+                                    &pair.green
+                                },
+                                if *late == blue.name() {
+                                    &pair.green
+                                } else {
+                                    &pair.blue
+                                },
+                            ) =>
+                        {
                             report.lagging += 1;
-                            keep(
-                                report,
-                                pair,
-                                Category::Lagging,
-                                &format!(
-                                    "{reason}; not judged: `{late}` is at {}, behind where `{ahead}` stood ({})",
-                                    crate::report::version_time(*at),
-                                    crate::report::version_time(*target)
-                                ),
-                                options.caps,
-                            );
+                            if report.lagging_examples.len() < options.caps.examples {
+                                report.lagging_examples.push(Difference {
+                                    table: pair.table.clone(),
+                                    key: crate::text::shown_bytes(&pair.row_key, options.caps.text),
+                                    category: Category::Lagging,
+                                    reason: crate::text::one_line(&crate::text::bounded(
+                                        &format!(
+                                            "{reason}; not judged: `{late}` is at {}, behind where `{ahead}` stood ({}), and may not have applied a later delete",
+                                            crate::report::version_time(*at),
+                                            crate::report::version_time(*target)
+                                        ),
+                                        options.caps.text,
+                                    )),
+                                });
+                            }
                         }
-                        None => count(report, pair, &reason, options.caps),
+                        _ => count(report, pair, &reason, options.caps),
                     },
                 }
             }
@@ -549,6 +573,24 @@ fn builtin_verdict(pair: &Pair) -> Verdict {
         (None, Some(_)) => Verdict::Different("green has the row, blue does not".into()),
         _ if cells(&pair.blue) == cells(&pair.green) => Verdict::Equal,
         _ => Verdict::Different("both have the row; their cells differ".into()),
+    }
+}
+
+/// Whether `behind` holds everything `ahead` shows and more: `ahead` lacks
+/// the row, or each of its cells is in `behind` with the same value while
+/// `behind` has more. What a delete that only `ahead` applied leaves.
+fn holds_more(behind: &Option<Row>, ahead: &Option<Row>) -> bool {
+    match (behind, ahead) {
+        (Some(_), None) => true,
+        (Some(b), Some(a)) => {
+            let has = |c: &crate::model::StoredCell| {
+                b.cells.iter().any(|x| {
+                    x.family == c.family && x.qualifier == c.qualifier && x.value == c.value
+                })
+            };
+            b.cells.len() > a.cells.len() && a.cells.iter().all(has)
+        }
+        _ => false,
     }
 }
 

@@ -145,6 +145,13 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
         if gate.observe(lag, Instant::now()) {
             break;
         }
+        // A replay that cannot get on (brokers or store unreachable) fails
+        // here as it would in the background, instead of waiting for ever.
+        if let Some(why) = running.look(Instant::now()) {
+            let (_, result) = running.finish();
+            result?;
+            return Err(StepError::Other(why));
+        }
         if let Some(limit) = timeout
             && started.elapsed() >= limit
         {

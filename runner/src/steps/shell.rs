@@ -70,6 +70,18 @@ pub fn run_command(
             let Some((program, rest)) = args.split_first() else {
                 return Err(StepError::Command("the command is empty".into()));
             };
+            // Under the guard a missing program would only show as status
+            // 127; said plainly before anything starts.
+            if !findable(program, dir, env) {
+                return Err(StepError::Command(format!(
+                    "cannot start `{shown}`: no program `{program}` {}",
+                    if program.contains('/') {
+                        format!("in {}", dir.display())
+                    } else {
+                        "on the PATH".to_string()
+                    }
+                )));
+            }
             guarded(program, rest)
         }
     };
@@ -152,9 +164,12 @@ pub fn run_command(
     match status {
         Some(s) if s.success() => Ok(started.elapsed()),
         Some(s) => Err(StepError::Command(format!(
-            "`{shown}` exited with {}{quoted}",
-            s.code()
-                .map_or("a signal".to_string(), |c| format!("status {c}"))
+            "`{shown}` {}{quoted}",
+            match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+                (Some(c), _) => format!("exited with status {c}"),
+                (None, Some(n)) => format!("was killed by signal {n}"),
+                (None, None) => "ended without a status".to_string(),
+            }
         ))),
         None if cancel.is_cancelled() => Err(StepError::Interrupted),
         None => Err(StepError::Command(format!(
@@ -162,6 +177,26 @@ pub fn run_command(
             humantime::format_duration(timeout)
         ))),
     }
+}
+
+/// Whether `program` names an executable file: a path (relative to `dir`),
+/// or a name found on the `PATH` the command will get.
+fn findable(program: &str, dir: &Path, env: &[(String, String)]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(&dir.join(program));
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    std::env::split_paths(&path).any(|d| executable(&dir.join(d).join(program)))
 }
 
 /// The next line of `out`, at most [`LINE_LIMIT`] bytes of it; `None` at

@@ -17,30 +17,34 @@ pub fn run(ctx: &StepContext, _id: &str, s: &StopStep) -> Result<String, StepErr
 }
 
 /// Stops background replays, records each one's final summary in its step
-/// and clears its `live` mark; fails with the first replay that failed.
+/// and clears its `live` mark. One that failed is recorded as failed (the
+/// next run replays it again from its committed position) and fails the
+/// run; one stopped by Ctrl-C meanwhile keeps its mark to resume.
 pub fn stop_replays(ctx: &StepContext, ids: &[String]) -> Result<Vec<String>, StepError> {
     let mut lines = Vec::new();
     let mut first_error = None;
     for (id, result) in ctx.background.stop(ids) {
-        let mut state = ctx.lock_state();
-        let st = state.step_mut(&id, "replay");
-        st.live = false;
         match result {
             Ok(summary) => {
-                lines.push(format!("`{id}`: {summary}"));
+                let mut state = ctx.lock_state();
+                let st = state.step_mut(&id, "replay");
+                st.live = false;
                 st.summary = Some(format!(
                     "{}; stopped: {summary}",
                     st.summary.clone().unwrap_or_default()
                 ));
+                state.save()?;
+                lines.push(format!("`{id}`: {summary}"));
+            }
+            Err(StepError::Interrupted) => {
+                first_error.get_or_insert(StepError::Interrupted);
             }
             Err(e) => {
-                st.error = Some(e.to_string());
-                first_error.get_or_insert(StepError::Other(format!(
-                    "background replay `{id}` failed: {e}"
-                )));
+                let text = format!("background replay `{id}` failed: {e}");
+                crate::engine::watch::fail(ctx, &id, e);
+                first_error.get_or_insert(StepError::Other(text));
             }
         }
-        state.save()?;
     }
     match first_error {
         Some(e) => Err(e),

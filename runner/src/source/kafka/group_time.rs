@@ -14,6 +14,9 @@ use super::client::{self, REQUEST_TIMEOUT};
 use crate::source::SourceError;
 use crate::workflow::schema::KafkaSource as KafkaConfig;
 
+/// How many offsets before a commit are searched for a record.
+const LOOK_BACK: i64 = 16;
+
 /// The time `group` has reached on the topic of `cfg` (source `name`).
 pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, SourceError> {
     let error = |message: String| SourceError {
@@ -67,6 +70,11 @@ pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, Source
                     "group `{group}` has committed nothing on partition {p} of `{topic}`, so where its consumer stands is unknown"
                 ))
             })?;
+        if at < low {
+            return Err(error(format!(
+                "group `{group}` is behind the retention of partition {p} of `{topic}` (committed {at}, the oldest record is {low}), so what its store holds cannot be told"
+            )));
+        }
         if at > low {
             last.insert(*p, at.min(high) - 1);
         } else {
@@ -74,7 +82,22 @@ pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, Source
         }
     }
     let mut probe = Probe::new(&settings, topic).map_err(error)?;
-    let times = probe.times_at(&last).map_err(error)?;
+    let mut times = probe.times_at(&last).map_err(error)?;
+    // The offset before a commit may hold no record (a transaction's
+    // marker, a compacted record): the last record before it tells.
+    for (p, o) in &last {
+        let mut back = *o;
+        while !times.contains_key(p) && back > 0 && o - back < LOOK_BACK {
+            back -= 1;
+            if let Some(t) = probe
+                .times_at(&BTreeMap::from([(*p, back)]))
+                .map_err(error)?
+                .get(p)
+            {
+                times.insert(*p, *t);
+            }
+        }
+    }
     let before = probe.times_at(&next).map_err(error)?;
     let mut lowest: Option<i64> = None;
     for (p, o) in last.iter().chain(next.iter()) {
