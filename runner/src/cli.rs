@@ -323,9 +323,14 @@ fn preflight(w: &Workflow, cancel: Cancel) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(problems) => {
-            for p in problems {
+            for p in &problems {
                 eprintln!("error: {p}");
             }
+            eprintln!(
+                "the workflow is valid, but {} of the systems it uses {} not ready",
+                problems.len(),
+                if problems.len() == 1 { "is" } else { "are" }
+            );
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -407,8 +412,17 @@ fn status(w: &Workflow, json: bool) -> ExitCode {
     } else {
         format!(" ({})", detail.join(", "))
     };
+    let complete = state.finished_at_ms.is_some()
+        && w.steps.iter().all(|s| {
+            state
+                .steps
+                .get(s.id.get_ref())
+                .is_some_and(|st| st.status == engine::state::Status::Done)
+        });
     if alive {
         println!("  runner: alive{detail}");
+    } else if complete {
+        println!("  runner: none; the workflow is complete (`--from STEP` runs a step again)");
     } else {
         println!("  runner: none alive for this state folder{detail}; `runner exec` resumes");
     }

@@ -43,7 +43,9 @@ fn main() -> ExitCode {
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
         ) else {
-            eprintln!("warning: cannot listen for Ctrl-C and SIGTERM; they stop the runner at once");
+            eprintln!(
+                "warning: cannot listen for Ctrl-C and SIGTERM; they stop the runner at once"
+            );
             return;
         };
         let mut first = true;
@@ -57,7 +59,9 @@ fn main() -> ExitCode {
                 std::process::exit(i32::from(got.exit_code()));
             }
             first = false;
-            eprintln!("stopping: finishing the batches in flight and saving progress (Ctrl-C again to abort)");
+            eprintln!(
+                "stopping: finishing what is in flight and saving progress (Ctrl-C again to abort)"
+            );
             on_signal.signal(got);
         }
     });

@@ -160,10 +160,12 @@ pub enum StateError {
         message: String,
     },
     /// Another runner holds the lock.
-    #[error("another runner is working on this workflow (lock `{}` is held); wait for it or stop it", .path.display())]
+    #[error("another runner{} is working on this workflow (lock `{}` is held); wait for it or stop it", .pid.map_or(String::new(), |p| format!(" (pid {p})")), .path.display())]
     Locked {
         /// The lock file.
         path: PathBuf,
+        /// The process id the state names, if it names one.
+        pid: Option<u32>,
     },
     /// The folder is not this workflow's state folder.
     #[error("`{}` {why}", .path.display())]
@@ -282,7 +284,11 @@ impl StateFile {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(StateError::Locked { path: lock_path });
+                    let pid = read(dir).ok().flatten().and_then(|s| s.runner_pid);
+                    return Err(StateError::Locked {
+                        path: lock_path,
+                        pid,
+                    });
                 }
                 Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, e)),
             }

@@ -113,6 +113,9 @@ impl Pool {
             }
             // The other idle connections most likely broke the same way.
             self.idle().clear();
+            if self.retry_for.is_zero() {
+                return Err(failure);
+            }
             if started.elapsed() + backoff > self.retry_for {
                 return Err(Failure {
                     message: format!(
