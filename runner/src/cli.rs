@@ -440,10 +440,12 @@ fn status(w: &Workflow, json: bool) -> ExitCode {
                     (false, Status::Running, false) => "stopped".to_string(),
                     (false, other, _) => format!("{other:?}").to_lowercase(),
                 };
-                let detail = match (
-                    st.error.as_deref().or(st.summary.as_deref()),
-                    status.as_str(),
-                ) {
+                // "interrupted" is the status already; the rest says what to do.
+                let error = st
+                    .error
+                    .as_deref()
+                    .map(|e| e.strip_prefix("interrupted; ").unwrap_or(e));
+                let detail = match (error.or(st.summary.as_deref()), status.as_str()) {
                     (Some(d), _) => d,
                     (None, "stopped") => {
                         "the runner ended during this step; `runner exec` runs it again"
