@@ -1,7 +1,8 @@
 //! What the runner shows people: progress while steps run, the summary at
-//! the end, and small formatting helpers shared by the steps.
+//! the end, `runner status`, and small formatting helpers shared by the steps.
 
 pub mod progress;
+pub mod status;
 pub mod summary;
 
 use std::time::Duration;

@@ -1,20 +1,23 @@
-//! Loads each plugin of a workflow once, on first use, and hands out
-//! clones (which share the compiled component) to the steps that need it.
+//! Loads each plugin of a workflow once per world, on first use, and hands
+//! out clones (which share the compiled component) to the steps that need
+//! it. Any world is served by the one accessor [`PluginRegistry::get`]: a
+//! new world needs no new cache here.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use crate::cancel::Cancel;
 use crate::plugin::instance::{Plugin, World};
-use crate::plugin::{CheckPlugin, LoadError, PluginEngine, TransformPlugin};
+use crate::plugin::{LoadError, PluginEngine};
 use crate::workflow::Workflow;
 
 /// The plugins of one workflow run.
 pub struct PluginRegistry {
     stop: Cancel,
     engine: OnceLock<PluginEngine>,
-    transforms: Mutex<HashMap<String, TransformPlugin>>,
-    checks: Mutex<HashMap<String, CheckPlugin>>,
+    /// Loaded plugins by world and name; each value is a `Plugin<W>`.
+    loaded: Mutex<HashMap<(TypeId, String), Box<dyn Any + Send>>>,
 }
 
 impl PluginRegistry {
@@ -24,8 +27,7 @@ impl PluginRegistry {
         PluginRegistry {
             stop,
             engine: OnceLock::new(),
-            transforms: Mutex::new(HashMap::new()),
-            checks: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -40,28 +42,15 @@ impl PluginRegistry {
         Ok(self.engine.get_or_init(|| engine).clone())
     }
 
-    /// The transform plugin `name`.
-    pub fn transform(&self, workflow: &Workflow, name: &str) -> Result<TransformPlugin, LoadError> {
-        self.cached(&self.transforms, workflow, name)
-    }
-
-    /// The check plugin `name`.
-    pub fn check(&self, workflow: &Workflow, name: &str) -> Result<CheckPlugin, LoadError> {
-        self.cached(&self.checks, workflow, name)
-    }
-
-    fn cached<W: World>(
-        &self,
-        cache: &Mutex<HashMap<String, Plugin<W>>>,
-        workflow: &Workflow,
-        name: &str,
-    ) -> Result<Plugin<W>, LoadError> {
-        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = cache.get(name) {
+    /// The plugin `name` of world `W`, loaded on first use.
+    pub fn get<W: World>(&self, workflow: &Workflow, name: &str) -> Result<Plugin<W>, LoadError> {
+        let key = (TypeId::of::<W>(), name.to_string());
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = loaded.get(&key).and_then(|p| p.downcast_ref::<Plugin<W>>()) {
             return Ok(p.clone());
         }
         let plugin = Plugin::<W>::load(&self.engine(name)?, spec(workflow, name)?)?;
-        cache.insert(name.to_string(), plugin.clone());
+        loaded.insert(key, Box::new(plugin.clone()));
         Ok(plugin)
     }
 }

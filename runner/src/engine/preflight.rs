@@ -12,6 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::plugins::PluginRegistry;
+use crate::plugin::bindings::check::Check;
+use crate::plugin::bindings::transform::Transform;
 use crate::workflow::{Step, StepKind, Workflow};
 
 /// What the steps use, each once.
@@ -104,13 +106,13 @@ pub fn check(
         );
     }
     for name in &u.transforms {
-        match plugins.transform(workflow, name) {
+        match plugins.get::<Transform>(workflow, name) {
             Ok(_) => found.push(format!("plugin `{name}`: loads")),
             Err(e) => problems.push(e.to_string()),
         }
     }
     for name in &u.checks {
-        match plugins.check(workflow, name) {
+        match plugins.get::<Check>(workflow, name) {
             Ok(_) => found.push(format!("plugin `{name}`: loads")),
             Err(e) => problems.push(e.to_string()),
         }

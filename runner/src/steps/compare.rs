@@ -25,6 +25,7 @@ use serde::Serialize;
 use super::{StepContext, StepError};
 use crate::cancel::Cancel;
 use crate::model::Row;
+use crate::plugin::bindings::check::Check;
 use crate::plugin::bindings::types;
 use crate::plugin::check::{Pair, Verdict};
 use crate::plugin::error::describe;
@@ -162,7 +163,11 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
     let mut blue = ctx.store(c.blue.get_ref())?;
     let mut green = ctx.store(c.green.get_ref())?;
     let mut checker = match &c.check {
-        Some(name) => Some(ctx.plugins.check(&ctx.workflow, name.get_ref())?.instance()),
+        Some(name) => Some(
+            ctx.plugins
+                .get::<Check>(&ctx.workflow, name.get_ref())?
+                .instance(),
+        ),
         None => None,
     };
     let options = Options {
@@ -288,7 +293,7 @@ fn summary(report: &Report) -> String {
 pub fn compare(
     blue: &mut dyn Store,
     green: &mut dyn Store,
-    mut checker: Option<&mut Instance<crate::plugin::bindings::check::Check>>,
+    mut checker: Option<&mut Instance<Check>>,
     options: &Options,
     cancel: &Cancel,
 ) -> Result<Report, StepError> {
@@ -369,7 +374,7 @@ pub fn compare(
 fn recheck_suspects(
     blue: &mut dyn Store,
     green: &mut dyn Store,
-    checker: &mut Option<&mut Instance<crate::plugin::bindings::check::Check>>,
+    checker: &mut Option<&mut Instance<Check>>,
     options: &Options,
     first: (Option<i64>, Option<i64>),
     suspects: Vec<Suspect>,
@@ -542,7 +547,7 @@ fn resolve(
 
 /// Verdicts for a batch: the check plugin's, or equal values cell by cell.
 fn judge(
-    checker: &mut Option<&mut Instance<crate::plugin::bindings::check::Check>>,
+    checker: &mut Option<&mut Instance<Check>>,
     pairs: &[Pair],
 ) -> Result<Vec<Verdict>, StepError> {
     match checker {

@@ -28,6 +28,7 @@ use crate::engine::Cancel;
 use crate::engine::background::Background;
 use crate::model::{Event, RowMutation};
 use crate::plugin::TransformPlugin;
+use crate::plugin::bindings::transform::Transform;
 use crate::plugin::bindings::types;
 use crate::plugin::error::describe;
 use crate::plugin::transform::Tables;
@@ -244,7 +245,9 @@ fn pipeline(
     live: &Live,
 ) -> Result<String, StepError> {
     let workflow = &ctx.workflow;
-    let plugin = ctx.plugins.transform(workflow, r.transform.get_ref())?;
+    let plugin = ctx
+        .plugins
+        .get::<Transform>(workflow, r.transform.get_ref())?;
     let tables = tables_of(workflow, r.into.get_ref());
     let mut store = ctx.store(r.into.get_ref())?;
     let mut source = source::open(workflow, r.source.get_ref(), follow, &ctx.cancel)?;
