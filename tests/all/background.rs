@@ -1,8 +1,9 @@
 //! The background replay of `workflows/hbase-upgrade.toml` belongs to the
 //! workflow, not to one process: every run of an unfinished workflow
 //! starts it again from its committed position (after Ctrl-C, after a
-//! failed compare), `compare` waits until it is caught up, and one that
-//! fails stops the run at once, naming the event.
+//! failed compare), `compare` waits until it is caught up, its lag is
+//! unknown (not 0) while the broker is down, and one that fails stops the
+//! run at once, naming the event.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -145,7 +146,7 @@ fn the_background_replay_runs_again_after_ctrl_c_and_after_a_failed_compare() {
 
 #[test]
 fn a_poison_event_in_the_background_replay_fails_the_run_at_once_naming_it() {
-    let site = Site::new();
+    let mut site = Site::new();
     site.produce(1_000, 7, T);
     site.feed_blue();
     let hold = format!("evaluate={}", hold(&site).display());
@@ -161,6 +162,15 @@ fn a_poison_event_in_the_background_replay_fails_the_run_at_once_naming_it() {
         ],
     );
     site.wait_for("poison", Duration::from_secs(120), "evaluate", evaluating);
+
+    // While the broker cannot be asked, the lag is unknown, not 0.
+    site.broker.kill();
+    site.wait_for("poison", Duration::from_secs(60), "the lag unknown", |s| {
+        s["steps"]["replay-green"]["partitions"]
+            .as_object()
+            .is_some_and(|ps| !ps.is_empty() && ps.values().all(|p| p["lag"].is_null()))
+    });
+    site.broker.restart();
 
     site.broker
         .produce_raw(TOPIC, &[(2, "room-0001", b"{not json", T + 20 * HOUR)]);
