@@ -12,6 +12,7 @@ use super::watch::Watch;
 use crate::cancel::Cancel;
 use crate::steps::{self, StepContext, StepError};
 use crate::text::{STEP_TEXT_LIMIT, bounded};
+use crate::workflow::steps::Until;
 use crate::workflow::{StepKind, Workflow};
 
 /// How to run.
@@ -251,7 +252,7 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
     let mut resume: Vec<&str> = Vec::new();
     for step in &workflow.steps[..at] {
         match &step.kind {
-            StepKind::Replay(r) if r.until.as_ref().is_some_and(|u| u.get_ref() == "cutover") => {
+            StepKind::Replay(r) if r.until() == Until::Cutover => {
                 resume.push(step.id.get_ref());
             }
             StepKind::Stop(s) => {

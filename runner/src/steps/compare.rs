@@ -173,7 +173,9 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
     let options = Options {
         tables: c.tables.clone(),
         as_of: c.as_of.clone(),
-        batch: c.batch_size.unwrap_or(1000),
+        batch: c
+            .batch_size
+            .unwrap_or(crate::workflow::steps::DEFAULT_BATCH_SIZE),
         caps: Caps {
             examples: c.examples.unwrap_or(DEFAULT_EXAMPLES),
             text: c

@@ -35,7 +35,7 @@ use crate::plugin::transform::Tables;
 use crate::report::progress::ProgressLine;
 use crate::source::{self, BadRecord, Batch, Checkpoint, Follow, SourceError, Start};
 use crate::store;
-use crate::workflow::steps::ReplayStep;
+use crate::workflow::steps::{ReplayStep, Until};
 use crate::workflow::values::Point;
 
 use dead_letter::DeadLetter;
@@ -94,26 +94,10 @@ impl Transformed {
     }
 }
 
-/// When the step is done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Until {
-    End,
-    CaughtUp,
-    Cutover,
-}
-
-fn until_of(r: &ReplayStep) -> Until {
-    match r.until.as_ref().map(|u| u.get_ref().as_str()) {
-        Some("caught-up") => Until::CaughtUp,
-        Some("cutover") => Until::Cutover,
-        _ => Until::End,
-    }
-}
-
 /// Runs the step: to the end of the log, or until caught up (and then,
 /// for `until = "cutover"`, on in the background).
 pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError> {
-    let until = until_of(r);
+    let until = r.until();
     if until == Until::End {
         return pipeline(
             ctx,
@@ -252,7 +236,9 @@ fn pipeline(
     let mut store = ctx.store(r.into.get_ref())?;
     let mut source = source::open(workflow, r.source.get_ref(), follow, &ctx.cancel)?;
     let limit = source::BatchLimit {
-        events: r.batch_size.unwrap_or(1000),
+        events: r
+            .batch_size
+            .unwrap_or(crate::workflow::steps::DEFAULT_BATCH_SIZE),
         bytes: r.batch_bytes.map_or(DEFAULT_BATCH_BYTES, |s| s.0),
     };
     let checkpoint_every = r.checkpoint_every.map_or(Duration::from_secs(1), |s| s.0);

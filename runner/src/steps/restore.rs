@@ -73,7 +73,9 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
     } else {
         r.tables.clone()
     };
-    let batch = r.batch_size.unwrap_or(1000);
+    let batch = r
+        .batch_size
+        .unwrap_or(crate::workflow::steps::DEFAULT_BATCH_SIZE);
     let mut rows_copied = 0u64;
     for table in &tables {
         let mut after = match resume_key(ctx, id, table) {

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::Workflow;
 use super::schema::{SourceConfig, StoreConfig};
-use super::steps::StepKind;
+use super::steps::{StepKind, Until};
 use super::values::Point;
 use crate::plugin::PluginSource;
 
@@ -52,8 +52,8 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
             },
             r.transform.get_ref(),
             store_text(w, r.into.get_ref()),
-            match r.until.as_ref().map_or("end", |u| u.get_ref().as_str()) {
-                "end" => "the end of the log as it is when the step starts".to_string(),
+            match r.until() {
+                Until::End => "the end of the log as it is when the step starts".to_string(),
                 gated => {
                     let gate = r.caught_up.clone().unwrap_or_default();
                     format!(
@@ -64,7 +64,7 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
                             gate.hold
                                 .map_or(crate::steps::replay::DEFAULT_HOLD, |h| h.0)
                         ),
-                        if gated == "cutover" {
+                        if gated == Until::Cutover {
                             ", then keep syncing in the background until cutover"
                         } else {
                             ""
@@ -72,7 +72,7 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
                     )
                 }
             },
-            r.batch_size.unwrap_or(1000),
+            r.batch_size.unwrap_or(super::steps::DEFAULT_BATCH_SIZE),
             match (&r.on_error, &r.dead_letter, &r.dead_letter_topic) {
                 (super::steps::OnError::DeadLetter, Some(d), _) =>
                     format!("dead-letter to `{}`", d.get_ref()),

@@ -206,6 +206,33 @@ pub struct ReplayStep {
     pub dead_letter_topic: Option<Spanned<String>>,
 }
 
+/// Events a replay batch holds, rows a restore copies and keys a compare
+/// reads at a time, unless the step sets `batch_size`.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+/// When a replay is done: `until`, as validation accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// At the end of the log as it was when the step started (the default).
+    End,
+    /// Once the catch-up gate holds.
+    CaughtUp,
+    /// Once caught up, and then on in the background until a `stop` or
+    /// `cutover` step.
+    Cutover,
+}
+
+impl ReplayStep {
+    /// `until`, read once: validation refused anything else.
+    pub fn until(&self) -> Until {
+        match self.until.as_ref().map(|u| u.get_ref().as_str()) {
+            Some("caught-up") => Until::CaughtUp,
+            Some("cutover") => Until::Cutover,
+            _ => Until::End,
+        }
+    }
+}
+
 /// `caught_up = { max_lag = 100, for = "10s", timeout = "1h", stall = "5m" }`:
 /// the replay has caught up once its lag (messages behind the log end, over
 /// all partitions) stays at or below `max_lag` for `for`.

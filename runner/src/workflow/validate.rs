@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::error::{Errors, WorkflowError};
 use super::schema::SourceConfig;
-use super::steps::{OnError, StepKind};
+use super::steps::{OnError, StepKind, Until};
 use super::values::{Point, Span};
 use super::{Workflow, quoted, valid_name};
 use crate::plugin::PluginSource;
@@ -167,14 +167,14 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                         ),
                     ));
                 }
-                let until = r.until.as_ref().map_or("end", |u| u.get_ref().as_str());
-                if r.caught_up.is_some() && until == "end" {
+                let until = r.until();
+                if r.caught_up.is_some() && until == Until::End {
                     return Err(at(
                         "`caught_up` is the gate of `until = \"caught-up\"` or `\"cutover\"`"
                             .into(),
                     ));
                 }
-                if until == "cutover" {
+                if until == Until::Cutover {
                     background.insert(id.clone());
                 }
                 not_zero(
