@@ -42,7 +42,7 @@ pub fn require(ctx: &StepContext, step: &Step) -> Result<(), StepError> {
         // Only replays that keep syncing and were not stopped on purpose.
         let live = ctx
             .lock_state()
-            .state
+            .data
             .steps
             .get(id)
             .is_some_and(|st| st.status == Status::Done && st.live);

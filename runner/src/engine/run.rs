@@ -122,22 +122,22 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     let all_done = !workflow.steps.is_empty()
         && workflow.steps.iter().all(|s| {
             state
-                .state
+                .data
                 .steps
                 .get(s.id.get_ref())
                 .is_some_and(|st| st.status == Status::Done)
         });
     if all_done {
         return Ok(ExecResult::AlreadyComplete {
-            finished_at_ms: state.state.finished_at_ms,
+            finished_at_ms: state.data.finished_at_ms,
         });
     }
-    if !state.state.fingerprint.is_empty() && state.state.fingerprint != workflow.fingerprint {
+    if !state.data.fingerprint.is_empty() && state.data.fingerprint != workflow.fingerprint {
         tracing::warn!(
             "the workflow changed since its last run; finished steps are not run again (use `--fresh` to start over)"
         );
     }
-    state.state.fingerprint = workflow.fingerprint.clone();
+    state.data.fingerprint = workflow.fingerprint.clone();
     state.save()?;
 
     let workflow = Arc::new(workflow);
@@ -156,7 +156,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         .iter()
         .filter(|s| {
             ctx.lock_state()
-                .state
+                .data
                 .steps
                 .get(s.id.get_ref())
                 .is_none_or(|st| st.status != Status::Done || st.live)
@@ -214,7 +214,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         }
     }
     let mut sf = ctx.lock_state();
-    sf.state.finished_at_ms = Some(now_ms());
+    sf.data.finished_at_ms = Some(now_ms());
     sf.save()?;
     report.elapsed = started.elapsed();
     Ok(ExecResult::Completed(report))
@@ -237,12 +237,12 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
         )));
     };
     for step in &workflow.steps[at..] {
-        state.state.steps.remove(step.id.get_ref());
+        state.data.steps.remove(step.id.get_ref());
         match &step.kind {
             StepKind::Restore(r) => {
-                state.state.restore_points.remove(r.into.get_ref());
+                state.data.restore_points.remove(r.into.get_ref());
             }
-            StepKind::Cutover(_) => state.state.cutover_to = None,
+            StepKind::Cutover(_) => state.data.cutover_to = None,
             _ => {}
         }
     }
@@ -264,13 +264,13 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
         }
     }
     for id in resume {
-        if let Some(st) = state.state.steps.get_mut(id)
+        if let Some(st) = state.data.steps.get_mut(id)
             && st.status == Status::Done
         {
             st.live = true;
         }
     }
-    state.state.finished_at_ms = None;
+    state.data.finished_at_ms = None;
     tracing::info!("running `{from}` and every later step again");
     Ok(state.save()?)
 }
@@ -301,7 +301,7 @@ fn restart_background(workflow: &Workflow, ctx: &StepContext) {
         let id = step.id.get_ref();
         let live = ctx
             .lock_state()
-            .state
+            .data
             .steps
             .get(id)
             .is_some_and(|st| st.status == Status::Done && st.live);

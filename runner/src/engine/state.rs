@@ -187,7 +187,7 @@ const OWN: &[&str] = &["lock", "state.json", "state.json.tmp"];
 pub struct StateFile {
     dir: PathBuf,
     /// The state as last saved or changed.
-    pub state: State,
+    pub data: State,
     /// Entries that were in the folder, not made by the runner, when it
     /// was opened; never adopted.
     foreign: BTreeSet<String>,
@@ -328,7 +328,7 @@ impl StateFile {
             .collect();
         Ok(StateFile {
             dir: dir.to_path_buf(),
-            state,
+            data: state,
             foreign,
             interrupted_command,
             _lock: lock,
@@ -339,7 +339,7 @@ impl StateFile {
     /// recorded that the workflow no longer has, or has as another kind.
     /// (New steps may be added.)
     pub fn other_steps(&self, owner: &Owner) -> Option<String> {
-        self.state
+        self.data
             .steps
             .iter()
             .find_map(|(id, st)| match owner.steps.get(id) {
@@ -374,7 +374,7 @@ impl StateFile {
                 ),
             });
         }
-        let made = std::mem::take(&mut self.state.made);
+        let made = std::mem::take(&mut self.data.made);
         for name in made
             .iter()
             .map(String::as_str)
@@ -388,7 +388,7 @@ impl StateFile {
             };
             removed.map_err(|e| io(&path, e))?;
         }
-        self.state = State {
+        self.data = State {
             workflow: owner.workflow.clone(),
             format: FORMAT,
             started_at_ms: now_ms(),
@@ -406,7 +406,7 @@ impl StateFile {
                 continue;
             };
             if let Some(std::path::Component::Normal(first)) = inside.components().next() {
-                new |= self.state.made.insert(first.to_string_lossy().into_owned());
+                new |= self.data.made.insert(first.to_string_lossy().into_owned());
             }
         }
         if new { self.save() } else { Ok(()) }
@@ -414,16 +414,16 @@ impl StateFile {
 
     /// A command step starts: what the folder holds now is remembered.
     pub fn command_starts(&mut self) -> Result<(), StateError> {
-        self.state.before_command = Some(entries(&self.dir)?);
+        self.data.before_command = Some(entries(&self.dir)?);
         self.save()
     }
 
     /// A command step ended: what it left in the folder is the runner's.
     pub fn command_ended(&mut self) -> Result<(), StateError> {
-        if let Some(before) = self.state.before_command.take() {
+        if let Some(before) = self.data.before_command.take() {
             for name in entries(&self.dir)? {
                 if !before.contains(&name) && !OWN.contains(&name.as_str()) {
-                    self.state.made.insert(name);
+                    self.data.made.insert(name);
                 }
             }
         }
@@ -443,7 +443,7 @@ impl StateFile {
             path: path.clone(),
             message: e.to_string(),
         };
-        let text = serde_json::to_vec_pretty(&self.state).map_err(|e| StateError::Io {
+        let text = serde_json::to_vec_pretty(&self.data).map_err(|e| StateError::Io {
             path: path.clone(),
             message: e.to_string(),
         })?;
@@ -470,7 +470,7 @@ impl StateFile {
 
     /// The state of step `id`, created as pending-running if new.
     pub fn step_mut(&mut self, id: &str, kind: &str) -> &mut StepState {
-        self.state
+        self.data
             .steps
             .entry(id.to_string())
             .or_insert_with(|| StepState {
@@ -546,7 +546,7 @@ mod tests {
         let w = owner("w");
         let mut s = StateFile::open(dir.path(), &w).unwrap();
         s.step_mut("a", "shell").status = Status::Done;
-        s.state.restore_points.insert("green".into(), 42);
+        s.data.restore_points.insert("green".into(), 42);
         s.own(&[dir.path().join("blue.sqlite")]).unwrap();
         std::fs::write(dir.path().join("blue.sqlite"), "x").unwrap();
         s.save().unwrap();
@@ -556,10 +556,10 @@ mod tests {
         ));
         drop(s);
         let mut again = StateFile::open(dir.path(), &w).unwrap();
-        assert_eq!(again.state.steps["a"].status, Status::Done);
-        assert_eq!(again.state.restore_points["green"], 42);
+        assert_eq!(again.data.steps["a"].status, Status::Done);
+        assert_eq!(again.data.restore_points["green"], 42);
         again.clear(&w).unwrap();
-        assert!(again.state.steps.is_empty());
+        assert!(again.data.steps.is_empty());
         assert!(!dir.path().join("blue.sqlite").exists());
         assert!(dir.path().join("lock").exists());
     }

@@ -83,8 +83,8 @@ pub fn fail(ctx: &StepContext, id: &str, error: StepError) {
 fn beat(ctx: &StepContext) {
     let boards = ctx.background.boards();
     let mut sf = ctx.lock_state();
-    sf.state.heartbeat_ms = Some(now_ms());
-    sf.state.runner_pid = Some(std::process::id());
+    sf.data.heartbeat_ms = Some(now_ms());
+    sf.data.runner_pid = Some(std::process::id());
     for (id, live) in boards {
         sf.step_mut(&id, "replay").partitions = live.partitions();
     }

@@ -15,7 +15,7 @@ pub fn run(ctx: &StepContext, _id: &str, c: &CutoverStep) -> Result<String, Step
         tracing::info!("background replay {line}");
     }
     let mut state = ctx.lock_state();
-    state.state.cutover_to = Some(to.clone());
+    state.data.cutover_to = Some(to.clone());
     state.save()?;
     Ok(match &c.from {
         Some(from) => format!(

@@ -245,7 +245,7 @@ fn pipeline(
 
     let (start, resume, mut metrics) = {
         let mut state = ctx.lock_state();
-        let restore_point = state.state.restore_points.get(r.into.get_ref()).copied();
+        let restore_point = state.data.restore_points.get(r.into.get_ref()).copied();
         let st = state.step_mut(id, "replay");
         let start = match &r.start {
             _ if !r.start_offsets.is_empty() => Start::Offsets(

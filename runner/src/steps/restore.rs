@@ -48,7 +48,7 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
 
     // The restore point is fixed on the first attempt, so a resumed copy
     // continues the same snapshot.
-    let recorded = ctx.lock_state().state.restore_points.get(into).copied();
+    let recorded = ctx.lock_state().data.restore_points.get(into).copied();
     let t0 = match recorded {
         Some(t0) => t0,
         None => {
@@ -186,19 +186,14 @@ fn copy_of(table: &str, row: &Row) -> Vec<RowMutation> {
 
 fn record(ctx: &StepContext, store: &str, t0: i64) -> Result<(), StepError> {
     let mut state = ctx.lock_state();
-    state.state.restore_points.insert(store.to_string(), t0);
+    state.data.restore_points.insert(store.to_string(), t0);
     state.save()?;
     Ok(())
 }
 
 fn resume_key(ctx: &StepContext, id: &str, table: &str) -> Resume {
     let state = ctx.lock_state();
-    match state
-        .state
-        .steps
-        .get(id)
-        .and_then(|st| st.resume.get(table))
-    {
+    match state.data.steps.get(id).and_then(|st| st.resume.get(table)) {
         None => Resume::Start,
         Some(done) if done == DONE => Resume::Done,
         Some(key) => hex::decode(key).map_or(Resume::Start, Resume::After),
