@@ -26,15 +26,6 @@ fn hold(site: &Site) -> PathBuf {
     script
 }
 
-/// Events green acknowledged, over all partitions, as the state says.
-fn acknowledged(state: &serde_json::Value) -> i64 {
-    state["steps"]["replay-green"]["partitions"]
-        .as_object()
-        .map_or(0, |ps| {
-            ps.values().filter_map(|p| p["acked"].as_i64()).sum()
-        })
-}
-
 /// Sends SIGINT, as Ctrl-C does.
 fn interrupt(pid: u32) {
     let status = std::process::Command::new("kill")
@@ -102,7 +93,7 @@ fn the_background_replay_runs_again_after_ctrl_c_and_after_a_failed_compare() {
     );
     let s = site.status("up");
     assert_eq!(
-        acknowledged(&s),
+        Site::acknowledged(&s),
         2_500,
         "green followed the log after the Ctrl-C: {s:#}"
     );
@@ -138,7 +129,7 @@ fn the_background_replay_runs_again_after_ctrl_c_and_after_a_failed_compare() {
     );
     let s = site.status("up");
     assert_eq!(
-        acknowledged(&s),
+        Site::acknowledged(&s),
         2_800,
         "green followed the log after the failed compare: {s:#}"
     );

@@ -17,15 +17,6 @@ use switchyard_tests::site::{Site, TOPIC};
 const T: i64 = 1_767_225_600_000;
 const HOUR: i64 = 3_600_000;
 
-/// Events green acknowledged, over all partitions, as the state says.
-fn acknowledged(state: &serde_json::Value) -> i64 {
-    state["steps"]["replay-green"]["partitions"]
-        .as_object()
-        .map_or(0, |ps| {
-            ps.values().filter_map(|p| p["acked"].as_i64()).sum()
-        })
-}
-
 #[test]
 fn the_hbase_upgrade_runs_end_to_end_against_a_service_fed_blue_with_live_traffic() {
     let site = Site::new();
@@ -85,12 +76,12 @@ fn the_hbase_upgrade_runs_end_to_end_against_a_service_fed_blue_with_live_traffi
             |s| s["steps"]["replay-green"]["live"] == true,
         );
         // Green follows the live log in the background.
-        let from = acknowledged(&live);
+        let from = Site::acknowledged(&live);
         site.wait_for(
             "upgrade",
             Duration::from_secs(120),
             "green following",
-            |s| acknowledged(s) >= from + 1_000,
+            |s| Site::acknowledged(s) >= from + 1_000,
         );
         std::fs::write(&go, "").unwrap();
         let out = child.wait_with_output(bounded::LIMIT);

@@ -142,6 +142,16 @@ impl Site {
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Events green's replay acknowledged, over all partitions, as a saved
+    /// state (`status`) says.
+    pub fn acknowledged(state: &serde_json::Value) -> i64 {
+        state["steps"]["replay-green"]["partitions"]
+            .as_object()
+            .map_or(0, |ps| {
+                ps.values().filter_map(|p| p["acked"].as_i64()).sum()
+            })
+    }
+
     /// Waits until `done` holds for the saved state, or panics after `limit`.
     pub fn wait_for(
         &self,

@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use super::background::Freshness;
-use super::state::Status;
 use crate::report::thousands;
 use crate::steps::{StepContext, StepError};
 use crate::workflow::{Step, StepKind};
@@ -40,12 +39,7 @@ pub fn require(ctx: &StepContext, step: &Step) -> Result<(), StepError> {
         let id = other.id.get_ref();
         let into = r.into.get_ref();
         // Only replays that keep syncing and were not stopped on purpose.
-        let live = ctx
-            .lock_state()
-            .data
-            .steps
-            .get(id)
-            .is_some_and(|st| st.status == Status::Done && st.live);
+        let live = ctx.lock_state().data.syncing(id);
         if !stores.contains(&into.as_str()) || !live {
             continue;
         }

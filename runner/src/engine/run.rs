@@ -159,7 +159,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
                 .data
                 .steps
                 .get(s.id.get_ref())
-                .is_none_or(|st| st.status != Status::Done || st.live)
+                .is_none_or(|st| st.status != Status::Done || st.syncing())
         })
         .collect();
     match preflight::check(&workflow, &ctx.plugins, &pending) {
@@ -299,12 +299,7 @@ fn restart_background(workflow: &Workflow, ctx: &StepContext) {
             continue;
         };
         let id = step.id.get_ref();
-        let live = ctx
-            .lock_state()
-            .data
-            .steps
-            .get(id)
-            .is_some_and(|st| st.status == Status::Done && st.live);
+        let live = ctx.lock_state().data.syncing(id);
         if live {
             tracing::info!(step = %id, "resuming the background replay from its committed position");
             ctx.background.add(steps::replay::spawn(ctx, id, r));

@@ -75,6 +75,21 @@ pub struct StepState {
     pub partitions: BTreeMap<i32, PartitionStatus>,
 }
 
+impl StepState {
+    /// A replay that passed its gate and keeps green in sync in the
+    /// background (not stopped on purpose): every run starts it again.
+    pub fn syncing(&self) -> bool {
+        self.status == Status::Done && self.live
+    }
+}
+
+impl State {
+    /// Whether step `id` is a replay syncing in the background.
+    pub fn syncing(&self, id: &str) -> bool {
+        self.steps.get(id).is_some_and(StepState::syncing)
+    }
+}
+
 /// Where one partition of a replay stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartitionStatus {
