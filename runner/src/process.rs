@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 /// How long a stopped command gets to end on SIGTERM before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
 
-/// The guard: `sh -c GUARD switchyard-guard PROGRAM ARGS…`. On SIGTERM or
-/// SIGINT it sends SIGTERM to the group, waits for the command at most
-/// the grace period (a timer in the group kills everything after it), and
+/// The guard: `sh -c GUARD switchyard-guard GRACE PROGRAM ARGS…`. On
+/// SIGTERM or SIGINT it sends SIGTERM to the group, waits for the command
+/// at most GRACE seconds (a timer in the group kills everything after it), and
 /// then kills what is left, itself included. Otherwise it ends as the
 /// command ended: with its exit status, or killed by the same signal.
-const GUARD: &str = r#"trap 'trap "" INT TERM; kill -TERM 0 2>/dev/null; (sleep 5; kill -KILL 0) & wait "$c"; kill -KILL 0' INT TERM
+const GUARD: &str = r#"g=$1; shift
+trap 'trap "" INT TERM; kill -TERM 0 2>/dev/null; (sleep "$g"; kill -KILL 0) & wait "$c"; kill -KILL 0' INT TERM
 "$@" &
 c=$!
 wait "$c"
@@ -45,6 +46,7 @@ pub fn guarded(program: &str, args: &[String]) -> Command {
     c.arg("-c")
         .arg(GUARD)
         .arg("switchyard-guard")
+        .arg(GRACE.as_secs().to_string())
         .arg(program)
         .args(args)
         .process_group(0);

@@ -232,8 +232,9 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
             .map(|s| format!("`{}`", s.id.get_ref()))
             .collect();
         return Err(EngineError::Usage(format!(
-            "`--from {from}`: the workflow has no step `{from}`; its steps are {}",
-            ids.join(", ")
+            "`--from {shown}`: the workflow has no step `{shown}`; its steps are {}",
+            ids.join(", "),
+            shown = crate::text::foreign(from)
         )));
     };
     for step in &workflow.steps[at..] {
