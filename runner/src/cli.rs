@@ -4,14 +4,19 @@
 //! usage or an invalid workflow, 3 a gate failed (too many differences),
 //! 130 interrupted by Ctrl-C, 143 by SIGTERM (progress is saved; `exec`
 //! resumes).
+//!
+//! What a command prints beyond a line or two has its own file: `status`
+//! (`runner status`) and `summary` (the table at the end of `exec`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod status;
+mod summary;
+
 use crate::engine::{self, Cancel, EngineError, ExecOptions, ExecResult};
-use crate::report;
 use crate::steps::StepError;
 use crate::workflow::{self, LoadOptions, Workflow, WorkflowError};
 
@@ -179,7 +184,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
         },
         Command::Plan { file } => match file.load() {
             Ok(w) => {
-                print!("{}", plan_text(&w));
+                print!("{}", workflow::plan::text(&w));
                 ExitCode::SUCCESS
             }
             Err(e) => invalid(e),
@@ -206,7 +211,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
             };
             match engine::exec(w, &options) {
                 Ok(ExecResult::Completed(report)) => {
-                    print!("{}", crate::report::summary::render(&report));
+                    print!("{}", summary::render(&report));
                     ExitCode::SUCCESS
                 }
                 Ok(ExecResult::AlreadyComplete { finished_at_ms }) => {
@@ -235,7 +240,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                             _ => EXIT_FAILED,
                         },
                         // Pointed at a folder that is not this workflow's.
-                        EngineError::State(engine::state::StateError::NotOurs { .. }) => {
+                        EngineError::State(crate::state::StateError::NotOurs { .. }) => {
                             EXIT_INVALID
                         }
                         EngineError::Usage(_) => EXIT_INVALID,
@@ -313,7 +318,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
 
 /// `validate --connect`: the preflight of every step.
 fn preflight(w: &Workflow, cancel: Cancel) -> ExitCode {
-    let plugins = engine::plugins::PluginRegistry::new(cancel);
+    let plugins = crate::steps::plugins::PluginRegistry::new(cancel);
     let steps: Vec<&workflow::Step> = w.steps.iter().collect();
     match engine::preflight::check(w, &plugins, &steps) {
         Ok(lines) => {
@@ -341,25 +346,8 @@ fn invalid(e: WorkflowError) -> ExitCode {
     ExitCode::from(EXIT_INVALID)
 }
 
-/// The text of `runner plan`.
-pub fn plan_text(w: &Workflow) -> String {
-    let mut out = format!("workflow `{}`", w.name);
-    if let Some(d) = &w.description {
-        out.push_str(&format!(": {d}"));
-    }
-    out.push('\n');
-    out.push_str(&format!("state: {}\n", w.state_dir.display()));
-    for line in workflow::plan::plugin_lines(w) {
-        out.push_str(&format!("{line}\n"));
-    }
-    for (i, (id, kind, text)) in workflow::plan::describe(w).into_iter().enumerate() {
-        out.push_str(&format!("{:>2}. {id} ({kind}): {text}\n", i + 1));
-    }
-    out
-}
-
 fn status(w: &Workflow, json: bool) -> ExitCode {
-    let state = match engine::state::read(&w.state_dir) {
+    let state = match crate::state::read(&w.state_dir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -383,7 +371,7 @@ fn status(w: &Workflow, json: bool) -> ExitCode {
         );
         return ExitCode::from(EXIT_FAILED);
     }
-    let alive = engine::state::runner_alive(&w.state_dir);
+    let alive = crate::state::runner_alive(&w.state_dir);
     if json {
         let mut value = serde_json::to_value(&state).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
@@ -395,6 +383,6 @@ fn status(w: &Workflow, json: bool) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    print!("{}", report::status::text(w, &state, alive));
+    print!("{}", status::text(w, &state, alive));
     ExitCode::SUCCESS
 }

@@ -18,7 +18,8 @@
 //! ```
 //!
 //! - [`workflow`]: the TOML schema, variables, validation and the plan.
-//! - [`engine`]: runs steps in order, persists state, resumes after a crash.
+//! - [`engine`]: runs steps in order, resumes after a crash.
+//! - [`state`]: the state folder: each step's outcome, checkpoints, the lock.
 //! - [`steps`]: restore, replay, compare, shell, stop, cutover.
 //! - [`plugin`]: the wasmtime host: sandbox, limits, one wrapper per world.
 //! - [`source`], [`store`]: where events come from and rows go.
@@ -38,6 +39,7 @@ pub mod process;
 pub mod report;
 pub mod sample;
 pub mod source;
+pub mod state;
 pub mod steps;
 pub mod store;
 pub mod text;

@@ -3,14 +3,15 @@
 //! - `bindings`: the contract, generated from `sdk/wit/`.
 //! - `engine`: the one shared engine and its deadline clock.
 //! - `load`: a plugin's bytes, from a `.wasm` or by building its crate; sha256 pins.
-//! - `sandbox`: what an instance may touch; grants and denials.
+//! - `sandbox`: what an instance runs with; its grants.
+//! - `linker`: which imports do something; denials by name.
 //! - `hostcalls`: WASI calls replaced so that none outlasts a deadline.
 //! - `limits`, `deadline`: memory, time and output limits; the per-call
 //!   deadline and the stop signal.
 //! - `output`, `log`: what a plugin prints (kept for trap reports) and logs.
 //! - `instance`: a loaded plugin and its per-task instances; error naming.
 //! - `transform`, `check`, `route`: one typed wrapper per world; `unpack`
-//!   reads the transform world's packed mutation batches.
+//!   reads the transform world's packed mutation batches into `rows`.
 //! - `error`: load errors and what the sandbox stopped.
 
 pub mod bindings;
@@ -21,10 +22,12 @@ pub mod error;
 pub mod hostcalls;
 pub mod instance;
 pub mod limits;
+pub mod linker;
 pub mod load;
 pub mod log;
 pub mod output;
 pub mod route;
+pub mod rows;
 pub mod sandbox;
 pub mod transform;
 pub mod unpack;

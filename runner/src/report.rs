@@ -1,9 +1,8 @@
-//! What the runner shows people: progress while steps run, the summary at
-//! the end, `runner status`, and small formatting helpers shared by the steps.
+//! What the runner shows people while it works: progress lines, and the
+//! small formatting helpers (durations, counts, version times) shared by
+//! sources, steps and the command line.
 
 pub mod progress;
-pub mod status;
-pub mod summary;
 
 use std::time::Duration;
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
 use crate::model::Event;
+pub use crate::report::progress::Progress;
 use crate::workflow::Workflow;
 use crate::workflow::schema::SourceConfig;
 
@@ -173,15 +174,6 @@ pub struct PartitionEnd {
     pub high: i64,
     /// The next offset this source will read.
     pub read: i64,
-}
-
-/// How far along a source is, for progress display.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
-    /// Units done (bytes of a file).
-    pub done: u64,
-    /// Units in all, if known.
-    pub total: Option<u64>,
 }
 
 /// What every source does.

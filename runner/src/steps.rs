@@ -8,9 +8,17 @@
 //! - `compare`: merge-join of blue and green as of a watermark, with a gate.
 //! - `stop`: stop background replays.
 //! - `cutover`: stop background replays and record the switch.
+//!
+//! Beside them, `plugins` loads each plugin once and shares it between
+//! steps; `background` holds what a step leaves running (a replay syncing
+//! until cutover); `current` makes `compare` and `cutover` wait for the
+//! background replays that keep the stores they read current.
 
+pub mod background;
 pub mod compare;
+pub mod current;
 pub mod cutover;
+pub mod plugins;
 pub mod replay;
 pub mod restore;
 pub mod shell;
@@ -19,14 +27,14 @@ pub mod stop;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::engine::Cancel;
-use crate::engine::background::BackgroundReplays;
-use crate::engine::plugins::PluginRegistry;
-use crate::engine::state::{StateError, StateFile};
+use crate::cancel::Cancel;
 use crate::plugin::{LoadError, PluginFailure};
 use crate::source::SourceError;
+use crate::state::{StateError, StateFile};
 use crate::store::{Store, StoreError};
 use crate::workflow::{Step, StepKind, Workflow};
+use background::{BackgroundTask, BackgroundTasks};
+use plugins::PluginRegistry;
 
 /// What every step gets.
 #[derive(Clone)]
@@ -41,8 +49,8 @@ pub struct StepContext {
     pub cancel: Cancel,
     /// Show progress bars.
     pub progress: bool,
-    /// Replays syncing in the background.
-    pub background: BackgroundReplays,
+    /// What steps left running in the background.
+    pub background: BackgroundTasks,
 }
 
 impl StepContext {
@@ -124,8 +132,10 @@ impl From<PluginFailure> for StepError {
     }
 }
 
-/// Runs one step; returns its summary line.
+/// Runs one step; returns its summary line. A step that reads stores
+/// first waits until the background replays into them are caught up.
 pub fn run(ctx: &StepContext, step: &Step) -> Result<String, StepError> {
+    current::require(ctx, step)?;
     let id = step.id.get_ref();
     match &step.kind {
         StepKind::Shell(s) => shell::run(ctx, id, s),
@@ -134,5 +144,15 @@ pub fn run(ctx: &StepContext, step: &Step) -> Result<String, StepError> {
         StepKind::Compare(c) => compare::run(ctx, id, c),
         StepKind::Cutover(c) => cutover::run(ctx, id, c),
         StepKind::Stop(s) => stop::run(ctx, id, s),
+    }
+}
+
+/// Starts again what `step` left running in the background when the last
+/// run ended (a replay syncing until cutover resumes from its committed
+/// position); `None` for a kind that leaves nothing running.
+pub fn restart(ctx: &StepContext, step: &Step) -> Option<Box<dyn BackgroundTask>> {
+    match &step.kind {
+        StepKind::Replay(r) => Some(Box::new(replay::spawn(ctx, step.id.get_ref(), r))),
+        _ => None,
     }
 }

@@ -123,6 +123,15 @@ pub fn read_line(
     Ok(Some(LineRead { len, cut }))
 }
 
+/// `a`, `b` and `c` as "`a`, `b`, `c`".
+pub fn quoted(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::plugin::limits::{DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT};
 use crate::plugin::{Grants, Limits, OutputLimits, PluginSource, PluginSpec};
+use crate::text::quoted;
 use error::Errors;
 pub use error::{Location, WorkflowError};
 use schema::{PluginSection, SourceConfig, StoreConfig, WorkflowSection};
@@ -557,15 +558,6 @@ pub fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// `a`, `b` and `c` as "`a`, `b`, `c`".
-pub fn quoted(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn resolve_path(dir: &Path, text: &str) -> PathBuf {

@@ -29,7 +29,17 @@ pub enum Level {
 /// ```
 pub fn write(level: Level, message: &str) {
     #[cfg(target_family = "wasm")]
-    crate::wasm::log(level, message);
+    {
+        use crate::wasm::host;
+        let level = match level {
+            Level::Trace => host::Level::Trace,
+            Level::Debug => host::Level::Debug,
+            Level::Info => host::Level::Info,
+            Level::Warn => host::Level::Warn,
+            Level::Error => host::Level::Error,
+        };
+        host::log(level, message);
+    }
     #[cfg(not(target_family = "wasm"))]
     eprintln!("[{level:?}] {message}");
 }

@@ -55,23 +55,12 @@ pub mod route {
 use check::exports::switchyard::plugin::checker as wit_check;
 use route::exports::switchyard::plugin::router as wit_route;
 use transform::exports::switchyard::plugin::transformer as wit_transform;
-use transform::switchyard::plugin::host;
+/// The host calls every world imports.
+pub(crate) use transform::switchyard::plugin::host;
 /// The shared WIT types.
 pub use transform::switchyard::plugin::types as wit;
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
-
-pub(crate) fn log(level: crate::log::Level, message: &str) {
-    use crate::log::Level as L;
-    let level = match level {
-        L::Trace => host::Level::Trace,
-        L::Debug => host::Level::Debug,
-        L::Info => host::Level::Info,
-        L::Warn => host::Level::Warn,
-        L::Error => host::Level::Error,
-    };
-    host::log(level, message);
-}
 
 /// The configuration the host gave at `init` (empty before it).
 pub fn config() -> &'static Config {

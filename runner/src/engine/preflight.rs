@@ -11,9 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::plugins::PluginRegistry;
 use crate::plugin::bindings::check::Check;
 use crate::plugin::bindings::transform::Transform;
+use crate::steps::plugins::PluginRegistry;
 use crate::workflow::{Step, StepKind, Workflow};
 
 /// What the steps use, each once.

@@ -3,13 +3,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::background::BackgroundReplays;
-use super::current;
-use super::plugins::PluginRegistry;
 use super::preflight;
-use super::state::{Owner, StateError, StateFile, Status, now_ms};
 use super::watch::Watch;
 use crate::cancel::Cancel;
+use crate::state::{Owner, StateError, StateFile, Status, now_ms};
+use crate::steps::background::{self, BackgroundTasks, Stopped};
+use crate::steps::plugins::PluginRegistry;
 use crate::steps::{self, StepContext, StepError};
 use crate::text::{STEP_TEXT_LIMIT, bounded};
 use crate::workflow::steps::Until;
@@ -147,7 +146,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         plugins: Arc::new(PluginRegistry::new(options.cancel.clone())),
         cancel: options.cancel.clone(),
         progress: options.progress,
-        background: BackgroundReplays::default(),
+        background: BackgroundTasks::default(),
     };
     // What the steps still to run (and the replays to resume) use is
     // checked before anything starts.
@@ -173,22 +172,22 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     let watch = Watch::start(&ctx);
     let result = run_steps(&workflow, &ctx, started);
     watch.stop();
-    // A background replay that failed is why the run stopped, whatever the
+    // A background task that failed is why the run stopped, whatever the
     // foreground step said when it was stopped for it.
     let background_failed = |ctx: &StepContext| {
         ctx.background
             .take_failure()
-            .map(|(id, source)| EngineError::Step {
+            .map(|(id, kind, source)| EngineError::Step {
                 id,
-                kind: "replay",
+                kind,
                 source: Box::new(source),
             })
     };
     let mut report = match result {
         Ok(report) => report,
         Err(e) => {
-            // The background replays stop for now, committing what the
-            // store acknowledged, and stay marked to resume on the next run.
+            // The background tasks stop for now, committing what they
+            // have, and stay marked to resume on the next run.
             pause_background(&ctx);
             return Err(background_failed(&ctx).unwrap_or(e));
         }
@@ -197,18 +196,19 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         pause_background(&ctx);
         return Err(e);
     }
-    // The workflow is done: whatever still syncs in the background (a
+    // The workflow is done: whatever still runs in the background (a
     // workflow without `cutover`) stops for good.
+    let kind = background_kind(&ctx);
     match steps::stop::stop_replays(&ctx, &[]) {
         Ok(lines) => {
             for line in lines {
-                tracing::info!("background replay {line}");
+                tracing::info!("background {kind} {line}");
             }
         }
         Err(source) => {
             return Err(background_failed(&ctx).unwrap_or(EngineError::Step {
                 id: "background".into(),
-                kind: "replay",
+                kind,
                 source: Box::new(source),
             }));
         }
@@ -276,45 +276,56 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
     Ok(state.save()?)
 }
 
-/// Stops the background replays of an unfinished run: each commits what
-/// the store acknowledged and keeps its `live` mark, so the next run starts
-/// it again; one that failed is recorded as failed.
+/// Stops the background tasks of an unfinished run: each commits what it
+/// has and keeps its `live` mark, so the next run starts it again; one
+/// that failed is recorded as failed.
 fn pause_background(ctx: &StepContext) {
-    for (id, result) in ctx.background.stop(&[]) {
+    for Stopped { id, kind, result } in ctx.background.stop(&[]) {
         match result {
-            Ok(summary) => tracing::info!(step = %id, "background replay paused: {summary}"),
+            Ok(summary) => tracing::info!(step = %id, "background {kind} paused: {summary}"),
             Err(StepError::Interrupted) => {
-                tracing::info!(step = %id, "background replay paused")
+                tracing::info!(step = %id, "background {kind} paused")
             }
-            Err(e) => super::watch::fail(ctx, &id, e),
+            Err(e) => background::fail(ctx, &id, e),
         }
     }
 }
 
-/// Starts again the background replays that the last run left syncing,
-/// whatever ended it (a failed step, Ctrl-C, a kill): each resumes from
-/// its committed position before any later step runs.
+/// Starts again what the last run left running in the background,
+/// whatever ended it (a failed step, Ctrl-C, a kill): each task resumes
+/// from its committed position before any later step runs.
 fn restart_background(workflow: &Workflow, ctx: &StepContext) {
     for step in &workflow.steps {
-        let StepKind::Replay(r) = &step.kind else {
-            continue;
-        };
         let id = step.id.get_ref();
-        let live = ctx.lock_state().data.syncing(id);
-        if live {
-            tracing::info!(step = %id, "resuming the background replay from its committed position");
-            ctx.background.add(steps::replay::spawn(ctx, id, r));
+        let kind = step.kind.name();
+        if !ctx.lock_state().data.syncing(id) {
+            continue;
+        }
+        if let Some(task) = steps::restart(ctx, step) {
+            tracing::info!(step = %id, "resuming the background {kind} from its committed position");
+            ctx.background.add(id, kind, task);
         }
     }
 }
 
-/// A background replay that failed stops the run.
+/// The kind of the first step still running in the background, for a
+/// failure that belongs to none of them in particular.
+fn background_kind(ctx: &StepContext) -> &'static str {
+    let state = ctx.lock_state();
+    ctx.workflow
+        .steps
+        .iter()
+        .find(|s| state.data.syncing(s.id.get_ref()))
+        .map_or("background", |s| s.kind.name())
+}
+
+/// A background task that failed stops the run.
 fn check_background(ctx: &StepContext) -> Result<(), EngineError> {
     if ctx.background.has_failed() {
-        // `exec` puts the replay's own error in place of this one.
+        // `exec` puts the task's own error in place of this one.
         return Err(EngineError::Step {
             id: "background".into(),
-            kind: "replay",
+            kind: background_kind(ctx),
             source: Box::new(StepError::Interrupted),
         });
     }
@@ -356,13 +367,13 @@ fn run_steps(
         let _enter = span.enter();
         tracing::info!("starting");
         let step_started = Instant::now();
-        let result = current::require(ctx, step).and_then(|()| steps::run(ctx, step));
+        let result = steps::run(ctx, step);
         let mut sf = ctx.lock_state();
         let st = sf.step_mut(&id, kind);
         st.finished_at_ms = Some(now_ms());
         match result {
-            // The step's own replay failed in the background right after
-            // it passed its gate: the watch recorded it, and the run stops.
+            // The step's own task failed in the background right after it
+            // returned: the watch recorded it, and the run stops.
             Ok(_) if st.status == Status::Failed => {
                 drop(sf);
                 check_background(ctx)?;

@@ -1,19 +1,19 @@
 //! The watch: a thread that runs beside the steps for the whole run. It
-//! looks at the background replays four times a second (a failed or
-//! stalled one is logged at once, recorded as failed in the state, and
-//! stops the run) and writes a heartbeat with every replay's figures into
-//! the state every two seconds, so `runner status` can tell a working
-//! runner's fresh figures from a dead one's.
+//! looks at the background tasks four times a second (a failed or stalled
+//! one is logged at once, recorded as failed in the state, and stops the
+//! run) and writes a heartbeat with every task's figures into the state
+//! every two seconds, so `runner status` can tell a working runner's
+//! fresh figures from a dead one's.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::state::{Status, now_ms};
-use crate::cancel::{Cancel, Signal};
-use crate::steps::{StepContext, StepError};
-use crate::text::{STEP_TEXT_LIMIT, bounded};
+use crate::cancel::Cancel;
+use crate::state::now_ms;
+use crate::steps::StepContext;
+use crate::steps::background::fail;
 
-/// How often the background replays are looked at.
+/// How often the background tasks are looked at.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 
 /// How often the heartbeat is written.
@@ -55,39 +55,12 @@ fn watch(ctx: &StepContext, stop: &Cancel) {
     }
 }
 
-/// A background replay failed: said at once, recorded, and the run stops.
-/// Its first error is the one kept (stopping a stalled replay may fail
-/// too, and must not hide why it stalled).
-pub fn fail(ctx: &StepContext, id: &str, error: StepError) {
-    if ctx.background.failed_id().as_deref() == Some(id) {
-        tracing::warn!(step = %id, "background replay, after it failed: {error}");
-        return;
-    }
-    tracing::error!(step = %id, "background replay failed: {error}");
-    {
-        let mut sf = ctx.lock_state();
-        let st = sf.step_mut(id, "replay");
-        st.status = Status::Failed;
-        st.live = false;
-        st.finished_at_ms = Some(now_ms());
-        st.error = Some(bounded(&error.to_string(), STEP_TEXT_LIMIT));
-        if let Err(e) = sf.save() {
-            tracing::error!("cannot record the failure in the state folder: {e}");
-        }
-    }
-    ctx.background.failed(id, error);
-    ctx.cancel.signal(Signal::Failed);
-}
-
-/// The heartbeat, with each background replay's figures as they are now.
+/// The heartbeat, with each background task's figures as they are now.
 fn beat(ctx: &StepContext) {
-    let boards = ctx.background.boards();
+    ctx.background.status(&ctx.state);
     let mut sf = ctx.lock_state();
     sf.data.heartbeat_ms = Some(now_ms());
     sf.data.runner_pid = Some(std::process::id());
-    for (id, live) in boards {
-        sf.step_mut(&id, "replay").partitions = live.partitions();
-    }
     if let Err(e) = sf.save() {
         tracing::warn!("cannot write the heartbeat to the state folder: {e}");
     }

@@ -17,8 +17,9 @@ use super::deadline::Stopped;
 use super::engine::PluginEngine;
 use super::error::{Input, LoadError, PluginFailure};
 use super::limits::{Limits, MemoryLimitHit};
+use super::linker;
 use super::load::{component_bytes, describe_invalid};
-use super::sandbox::{self, CapabilityDenied, Grants, HostState};
+use super::sandbox::{CapabilityDenied, Grants, HostState};
 
 /// One plugin world as the host sees it; implemented for each `bindgen!`
 /// world in the per-world files.
@@ -134,7 +135,7 @@ impl<W: World> Plugin<W> {
             plugin: spec.name.clone(),
             message: error_chain(&e),
         };
-        let linker = sandbox::linker(engine.engine(), &spec.grants).map_err(link_error)?;
+        let linker = linker::linker(engine.engine(), &spec.grants).map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = W::pre(pre).map_err(link_error)?;
         tracing::debug!(plugin = %spec.name, path = %path.display(), "plugin loaded");

@@ -1,21 +1,12 @@
-//! The plugin sandbox: the store data every plugin instance runs with, and
-//! the linker that decides which WASI imports do something.
-//!
-//! Rust's standard library on wasm32-wasip2 imports the WASI interfaces it
-//! may need, so they are all linked, but the workflow grants nothing by
-//! default: no preopened directories, no environment, no network, no clock,
-//! no random numbers. Using one without a grant traps with
-//! [`CapabilityDenied`], which names the capability, instead of quietly
-//! handing the plugin something it could come to depend on. (The seed of
-//! hash maps is not denied but fixed, so a plugin that uses a `HashMap`
-//! still gives the same answer every time.) The host calls that could wait
-//! past a call's deadline are replaced (see `hostcalls`).
+//! The plugin sandbox: the store data every plugin instance runs with (its
+//! grants, limits, deadline clock, output and log), and the named error of
+//! a capability that was not granted. Which imports do something is the
+//! linker's business (see `linker`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host;
@@ -25,7 +16,7 @@ use super::log::PluginLog;
 use super::output::OutputTail;
 use crate::cancel::Cancel;
 
-/// The WASI release whose interfaces wasmtime-wasi links; the denials below
+/// The WASI release whose interfaces wasmtime-wasi links; the linker's denials
 /// replace functions under these exact names.
 pub const WASI_VERSION: &str = "0.2.12";
 
@@ -130,105 +121,4 @@ impl host::Host for HostState {
     fn log(&mut self, level: host::Level, message: String) {
         self.log.write(level, &message);
     }
-}
-
-/// A linker for plugins with these grants: WASI and the `host` interface,
-/// with what is not granted replaced by functions that trap.
-pub fn linker(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-    linker.allow_shadowing(true);
-    super::hostcalls::add_to_linker(&mut linker)?;
-    if !grants.random {
-        deny(
-            &mut linker,
-            "wasi:random/random",
-            &["get-random-bytes", "get-random-u64"],
-            "random",
-        )?;
-        deny(
-            &mut linker,
-            "wasi:random/insecure",
-            &["get-insecure-random-bytes", "get-insecure-random-u64"],
-            "random",
-        )?;
-    }
-    if !grants.clock {
-        deny(
-            &mut linker,
-            "wasi:clocks/wall-clock",
-            &["now", "resolution"],
-            "clock",
-        )?;
-        deny(
-            &mut linker,
-            "wasi:clocks/monotonic-clock",
-            &[
-                "now",
-                "resolution",
-                "subscribe-instant",
-                "subscribe-duration",
-            ],
-            "clock",
-        )?;
-    }
-    if !grants.environment && grants.env.is_empty() {
-        deny(
-            &mut linker,
-            "wasi:cli/environment",
-            &["get-environment"],
-            "environment",
-        )?;
-    }
-    if grants.read_dirs.is_empty() {
-        deny(
-            &mut linker,
-            "wasi:filesystem/preopens",
-            &["get-directories"],
-            "filesystem",
-        )?;
-    }
-    // Plugins never get a network: no sockets, no name lookups.
-    deny(
-        &mut linker,
-        "wasi:sockets/instance-network",
-        &["instance-network"],
-        "network",
-    )?;
-    deny(
-        &mut linker,
-        "wasi:sockets/ip-name-lookup",
-        &["resolve-addresses"],
-        "network",
-    )?;
-    deny(
-        &mut linker,
-        "wasi:sockets/tcp-create-socket",
-        &["create-tcp-socket"],
-        "network",
-    )?;
-    deny(
-        &mut linker,
-        "wasi:sockets/udp-create-socket",
-        &["create-udp-socket"],
-        "network",
-    )?;
-    linker.allow_shadowing(false);
-    Ok(linker)
-}
-
-fn deny(
-    linker: &mut Linker<HostState>,
-    interface: &str,
-    functions: &[&str],
-    capability: &'static str,
-) -> wasmtime::Result<()> {
-    let mut instance = linker.instance(&format!("{interface}@{WASI_VERSION}"))?;
-    for name in functions {
-        instance.func_new(name, move |_store, _ty, _params, _results| {
-            Err(CapabilityDenied { capability }.into())
-        })?;
-    }
-    Ok(())
 }

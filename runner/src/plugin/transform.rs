@@ -1,18 +1,13 @@
 //! The `transform` world: a batch of events in, row mutations out.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::bindings::{
-    TRANSFORMER_INTERFACE, transform::Transform, transform::TransformPre, types,
-};
+use super::bindings::types::Event;
+use super::bindings::{TRANSFORMER_INTERFACE, transform::Transform, transform::TransformPre};
 use super::error::{Input, PluginFailure};
 use super::instance::{Instance, Plugin, world};
+pub use super::unpack::{Outcome, Tables};
 use super::unpack::{Tally, unpack};
-use crate::model::{Event, RowMutation};
-
-/// What the plugin made of one event: its mutations, or why it refused it.
-pub type Outcome = Result<Vec<RowMutation>, types::PluginError>;
 
 /// A loaded transform plugin.
 pub type TransformPlugin = Plugin<Transform>;
@@ -32,16 +27,6 @@ pub struct Answer {
     pub outcomes: Vec<Outcome>,
     /// What it holds on the host, counted as the output limits count it.
     pub bytes: u64,
-}
-
-/// The tables a transform may write: those the workflow declares for the
-/// store its rows go to.
-#[derive(Debug, Clone, Default)]
-pub struct Tables {
-    /// The store, for messages.
-    pub store: String,
-    /// Its tables.
-    pub names: HashSet<String>,
 }
 
 impl Instance<Transform> {

@@ -7,14 +7,27 @@
 use super::bindings::transform::exports::switchyard::plugin::transformer::{
     CellOp, MutationBatch, Span,
 };
-use super::limits::{OutputLimits, show_size};
-use super::transform::{Outcome, Tables};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::model::{Cell, RowMutation};
+use super::bindings::types;
+use super::limits::{OutputLimits, show_size};
+use super::rows::{Cell, RowMutation};
+
+/// What the plugin made of one event: its mutations, or why it refused it.
+pub type Outcome = Result<Vec<RowMutation>, types::PluginError>;
+
+/// The tables a transform may write: those the workflow declares for the
+/// store its rows go to.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// The store, for messages.
+    pub store: String,
+    /// Its tables.
+    pub names: HashSet<String>,
+}
 
 /// Host bytes counted for each row beyond its key and table name (and
 /// for each refusal beyond its text).
@@ -219,7 +232,7 @@ impl<'a> Tally<'a> {
                 "it wrote to table `{}`, which store `{}` does not declare (it declares {}); add the table to the store's `tables` if it belongs there",
                 crate::text::foreign(table),
                 tables.store,
-                crate::workflow::quoted(&declared)
+                crate::text::quoted(&declared)
             ),
         ))
     }

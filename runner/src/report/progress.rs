@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::source::Progress;
-
 /// How often a log line is written when there is no bar.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -42,6 +40,15 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     fn make_writer(&'a self) -> Self::Writer {
         LogWriter
     }
+}
+
+/// How far along a source is, for progress display.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Units done (bytes of a file).
+    pub done: u64,
+    /// Units in all, if known.
+    pub total: Option<u64>,
 }
 
 /// Progress of one step, shared by its threads.

@@ -12,20 +12,21 @@
 //! when the step started; once `caught-up` (the lag gate in `live` holds);
 //! or, with `cutover`, once caught up — after which the pipeline keeps
 //! syncing on its own thread while later steps run, until a `stop` or
-//! `cutover` step (see `engine::background`).
+//! `cutover` step (see `syncing` and `steps::background`).
 
 pub mod dead_letter;
 pub mod in_flight;
 pub mod live;
+pub mod syncing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
+use super::background::{BackgroundTask, finish};
 use super::{StepContext, StepError};
-use crate::engine::Cancel;
-use crate::engine::background::Background;
+use crate::cancel::Cancel;
 use crate::model::{Event, RowMutation};
 use crate::plugin::TransformPlugin;
 use crate::plugin::bindings::transform::Transform;
@@ -41,6 +42,7 @@ use crate::workflow::values::Point;
 use dead_letter::DeadLetter;
 use in_flight::InFlight;
 use live::{Gate, Live};
+use syncing::Syncing;
 
 /// The catch-up gate's defaults: at most this many messages behind …
 pub const DEFAULT_MAX_LAG: u64 = 100;
@@ -115,10 +117,9 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
     let mut gate = Gate::new(max_lag, hold);
     let mut last_report = Instant::now();
     loop {
-        if running.thread.is_finished() {
+        if running.finished() {
             // It only ends by itself on an error or Ctrl-C.
-            let (_, result) = running.finish();
-            return result.and_then(|_| {
+            return finish(Box::new(running)).and_then(|_| {
                 Err(if ctx.cancel.is_cancelled() {
                     StepError::Interrupted
                 } else {
@@ -133,15 +134,13 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
         // A replay that cannot get on (brokers or store unreachable) fails
         // here as it would in the background, instead of waiting for ever.
         if let Some(why) = running.look(Instant::now()) {
-            let (_, result) = running.finish();
-            result?;
+            finish(Box::new(running))?;
             return Err(StepError::Other(why));
         }
         if let Some(limit) = timeout
             && started.elapsed() >= limit
         {
-            let (_, result) = running.finish();
-            result?;
+            finish(Box::new(running))?;
             return Err(StepError::Gate(format!(
                 "not caught up within {}: {} messages behind (the gate is at most {max_lag} for {})",
                 humantime::format_duration(limit),
@@ -167,8 +166,7 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
     );
     tracing::info!("{caught_up}");
     if until == Until::CaughtUp {
-        let (_, result) = running.finish();
-        return result.map(|summary| format!("{summary}; {caught_up}"));
+        return finish(Box::new(running)).map(|summary| format!("{summary}; {caught_up}"));
     }
     {
         let mut state = ctx.lock_state();
@@ -180,7 +178,7 @@ pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepEr
             .checked_sub(hold)
             .unwrap_or_else(Instant::now),
     );
-    ctx.background.add(running);
+    ctx.background.add(id, "replay", Box::new(running));
     Ok(format!(
         "{caught_up}; keeps syncing in the background until cutover"
     ))
@@ -199,7 +197,7 @@ pub fn gate_of(r: &ReplayStep) -> (Gate, Duration) {
 }
 
 /// Starts the pipeline on its own thread, following the live log.
-pub fn spawn(ctx: &StepContext, id: &str, r: &ReplayStep) -> Background {
+pub fn spawn(ctx: &StepContext, id: &str, r: &ReplayStep) -> Syncing {
     let stop = Cancel::default();
     let live = Arc::new(Live::default());
     let (ctx2, id2, r2, stop2, live2) = (
@@ -215,7 +213,7 @@ pub fn spawn(ctx: &StepContext, id: &str, r: &ReplayStep) -> Background {
         pipeline(&ctx2, &id2, &r2, Follow::Live, &stop2, &live2)
     });
     let (gate, stall) = gate_of(r);
-    Background::new(id, r.into.get_ref(), stop, live, thread, gate, stall, false)
+    Syncing::new(id, stop, live, thread, gate, stall)
 }
 
 /// Source → transform → store until the end (with `Follow::UntilEnd`),

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use super::{StepContext, StepError};
-use crate::engine::state::now_ms;
 use crate::model::{Cell, Row, RowMutation};
+use crate::state::now_ms;
 use crate::store::Store;
 use crate::workflow::steps::RestoreStep;
 use crate::workflow::values::Point;

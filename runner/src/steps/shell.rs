@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{StepContext, StepError};
-use crate::engine::Cancel;
+use crate::cancel::Cancel;
 use crate::process::{guarded, stop_group, stop_leftovers};
 use crate::workflow::steps::{CommandLine, ShellStep};
 

@@ -2,6 +2,7 @@
 //! cutover, for workflows that evaluate green with the log frozen. Each
 //! finishes what it has in flight, commits, and records its final summary.
 
+use super::background::{self, Stopped};
 use super::{StepContext, StepError};
 use crate::workflow::steps::StopStep;
 
@@ -23,11 +24,11 @@ pub fn run(ctx: &StepContext, _id: &str, s: &StopStep) -> Result<String, StepErr
 pub fn stop_replays(ctx: &StepContext, ids: &[String]) -> Result<Vec<String>, StepError> {
     let mut lines = Vec::new();
     let mut first_error = None;
-    for (id, result) in ctx.background.stop(ids) {
+    for Stopped { id, kind, result } in ctx.background.stop(ids) {
         match result {
             Ok(summary) => {
                 let mut state = ctx.lock_state();
-                let st = state.step_mut(&id, "replay");
+                let st = state.step_mut(&id, kind);
                 st.live = false;
                 st.summary = Some(format!(
                     "{}; stopped: {summary}",
@@ -40,8 +41,8 @@ pub fn stop_replays(ctx: &StepContext, ids: &[String]) -> Result<Vec<String>, St
                 first_error.get_or_insert(StepError::Interrupted);
             }
             Err(e) => {
-                let text = format!("background replay `{id}` failed: {e}");
-                crate::engine::watch::fail(ctx, &id, e);
+                let text = format!("background {kind} `{id}` failed: {e}");
+                background::fail(ctx, &id, e);
                 first_error.get_or_insert(StepError::Other(text));
             }
         }

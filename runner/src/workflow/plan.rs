@@ -8,6 +8,23 @@ use super::steps::{StepKind, Until};
 use super::values::Point;
 use crate::plugin::PluginSource;
 
+/// The text of `runner plan`.
+pub fn text(w: &Workflow) -> String {
+    let mut out = format!("workflow `{}`", w.name);
+    if let Some(d) = &w.description {
+        out.push_str(&format!(": {d}"));
+    }
+    out.push('\n');
+    out.push_str(&format!("state: {}\n", w.state_dir.display()));
+    for line in plugin_lines(w) {
+        out.push_str(&format!("{line}\n"));
+    }
+    for (i, (id, kind, text)) in describe(w).into_iter().enumerate() {
+        out.push_str(&format!("{:>2}. {id} ({kind}): {text}\n", i + 1));
+    }
+    out
+}
+
 /// One line per step, in order, saying what it will do.
 pub fn describe(w: &Workflow) -> Vec<(String, &'static str, String)> {
     w.steps

@@ -9,9 +9,10 @@ use super::error::{Errors, WorkflowError};
 use super::schema::SourceConfig;
 use super::steps::{OnError, StepKind, Until};
 use super::values::{Point, Span};
-use super::{Workflow, quoted, valid_name};
+use super::{Workflow, valid_name};
 use crate::plugin::PluginSource;
 use crate::plugin::bindings::{CHECKER_INTERFACE, TRANSFORMER_INTERFACE};
+use crate::text::quoted;
 
 /// Checks a parsed workflow.
 pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {

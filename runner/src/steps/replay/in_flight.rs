@@ -8,7 +8,7 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crate::engine::Cancel;
+use crate::cancel::Cancel;
 
 /// Bytes of output between the transform stage and the writer.
 pub struct InFlight {

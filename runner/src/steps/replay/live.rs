@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::engine::state::{PartitionStatus, now_ms};
 use crate::source::PartitionEnd;
+use crate::state::{PartitionStatus, now_ms};
 
 /// The shared board.
 #[derive(Default)]

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use super::background::Freshness;
+use super::{StepContext, StepError};
 use crate::report::thousands;
-use crate::steps::{StepContext, StepError};
 use crate::workflow::{Step, StepKind};
 
 /// How long to wait for a background replay to catch up, by default.
@@ -54,17 +54,16 @@ pub fn require(ctx: &StepContext, step: &Step) -> Result<(), StepError> {
             if ctx.cancel.is_cancelled() {
                 return Err(StepError::Interrupted);
             }
-            let lag = match ctx.background.freshness(id) {
+            let (lag, max_lag, hold) = match ctx.background.freshness(id) {
                 Freshness::CaughtUp => break,
                 Freshness::NotRunning => {
                     return Err(StepError::Other(format!(
                         "background replay `{id}` keeps `{into}` in sync but is not running; `{kind}` reads only a current `{into}` (`runner exec` starts it again)"
                     )));
                 }
-                Freshness::Behind(lag) => lag,
+                Freshness::Behind { lag, max_lag, hold } => (lag, max_lag, hold),
             };
             let behind = lag.map_or("an unknown number of".to_string(), thousands);
-            let (max_lag, hold) = ctx.background.gate_of(id).unwrap_or_default();
             if started.elapsed() >= wait {
                 return Err(StepError::Gate(format!(
                     "background replay `{id}` keeps `{into}` in sync but is not caught up: {behind} messages behind after waiting {} (its gate is at most {max_lag} for {}); `{kind}` reads only a current `{into}`",

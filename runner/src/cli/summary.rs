@@ -11,12 +11,12 @@ pub fn render(report: &RunReport) -> String {
         out,
         "workflow `{}` completed in {}",
         report.workflow,
-        super::duration(report.elapsed)
+        crate::report::duration(report.elapsed)
     );
     let id_width = report.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
     for s in &report.steps {
         let when = if s.ran {
-            super::duration(s.elapsed)
+            crate::report::duration(s.elapsed)
         } else {
             "earlier".to_string()
         };

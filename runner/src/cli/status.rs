@@ -3,8 +3,7 @@
 //! running replays (marked stale when old, `unknown` when the source could
 //! not be asked), the restore points and the switch.
 
-use crate::engine;
-use crate::engine::state::State;
+use crate::state::State;
 use crate::workflow::Workflow;
 
 /// Figures older than this are marked stale in `status` (the heartbeat
@@ -22,8 +21,9 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
         }};
     }
     outln!("workflow `{}` (state in {})", w.name, w.state_dir.display());
-    let now = engine::state::now_ms();
-    let ago = |ms: u64| super::duration(std::time::Duration::from_millis(now.saturating_sub(ms)));
+    let now = crate::state::now_ms();
+    let ago =
+        |ms: u64| crate::report::duration(std::time::Duration::from_millis(now.saturating_sub(ms)));
     let last = state
         .heartbeat_ms
         .map(|ms| format!("last report {} ago", ago(ms)));
@@ -39,7 +39,7 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
             state
                 .steps
                 .get(s.id.get_ref())
-                .is_some_and(|st| st.status == engine::state::Status::Done)
+                .is_some_and(|st| st.status == crate::state::Status::Done)
         });
     if alive {
         outln!("  runner: alive{detail}");
@@ -53,7 +53,7 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
         match state.steps.get(id) {
             None => outln!("  {id:<16} pending"),
             Some(st) => {
-                use engine::state::Status;
+                use crate::state::Status;
                 let status = match (st.live, st.status, alive) {
                     (true, _, true) => "syncing".to_string(),
                     // Marked to resume: the next run starts it again.
@@ -86,9 +86,9 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
                         "  {:<16}          lag {}, {}/s (as of {} ago{})",
                         "",
                         lag.map_or("unknown (the source could not be asked)".to_string(), |l| {
-                            format!("{} messages", super::thousands(l))
+                            format!("{} messages", crate::report::thousands(l))
                         }),
-                        super::thousands(rate as u64),
+                        crate::report::thousands(rate as u64),
                         ago(at),
                         if stale { "; stale" } else { "" }
                     );
@@ -98,8 +98,9 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
                             "",
                             ps.acked,
                             ps.high.map_or("unknown".to_string(), |h| h.to_string()),
-                            ps.lag.map_or("unknown".to_string(), super::thousands),
-                            super::thousands(ps.rate as u64)
+                            ps.lag
+                                .map_or("unknown".to_string(), crate::report::thousands),
+                            crate::report::thousands(ps.rate as u64)
                         );
                     }
                 } else if let (Some(cp), true) = (&st.checkpoint, running) {
