@@ -32,6 +32,7 @@
 
 pub mod cancel;
 pub mod cli;
+pub mod document;
 pub mod engine;
 pub mod model;
 pub mod plugin;

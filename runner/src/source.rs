@@ -7,19 +7,23 @@
 //!
 //! - `file`: NDJSON, one event per line; the embedded default.
 //! - `kafka`: a topic, through rdkafka, in a consumer group.
+//!
+//! Each kind keeps its settings beside its implementation and implements
+//! [`SourceConfig`]; a new kind is one file and one line in [`KINDS`].
 
 pub mod file;
 pub mod kafka;
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
+use crate::document::{Home, Kind};
 use crate::model::Event;
 pub use crate::report::progress::Progress;
-use crate::workflow::Workflow;
-use crate::workflow::schema::SourceConfig;
 
 /// Where to start reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,69 +218,99 @@ pub enum Follow {
     Live,
 }
 
-/// Checks, reading nothing, that the source `name` of a workflow can be
-/// reached and has the shape the workflow declares; `topics` are more
-/// topics that must exist beside a Kafka source's own (dead letters).
-/// `made_earlier` says a step still to run may write a file source first.
-pub fn probe(
-    workflow: &Workflow,
-    name: &str,
-    topics: &[&str],
-    made_earlier: bool,
-) -> Result<String, SourceError> {
-    let error = |message: String| SourceError {
-        source_name: name.to_string(),
-        message,
-    };
-    match workflow.source(name) {
-        Some(SourceConfig::File(f)) => {
-            let path = workflow.path(&f.path);
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => Ok(format!("file {}", path.display())),
-                Ok(_) => Err(error(format!("`{}` is not a file", path.display()))),
-                Err(_) if made_earlier => Ok(format!(
-                    "file {} (not there yet; an earlier step may write it)",
-                    path.display()
-                )),
-                Err(e) => Err(error(format!("cannot read `{}`: {e}", path.display()))),
-            }
-        }
-        Some(SourceConfig::Kafka(k)) => kafka::KafkaSource::open(
-            name,
-            k,
-            &kafka::group_of(k, &workflow.name, name),
-            Follow::UntilEnd,
-        )?
-        .probe(topics),
-        None => Err(error("no such source in the workflow".into())),
+/// One kind of source as a workflow configures it: how its
+/// `[source.NAME]` table is described, probed and opened. Each kind keeps
+/// its config type beside its implementation and registers it in
+/// [`KINDS`] (its name and reader).
+pub trait SourceConfig: std::fmt::Debug + Send + Sync + Any {
+    /// `kind = "…"`.
+    fn kind(&self) -> &'static str;
+
+    /// Whether it is a log that can be followed past its end: started at
+    /// `latest` or at given offsets, replayed `until` caught up, and
+    /// written to (a dead-letter topic).
+    fn can_follow(&self) -> bool {
+        false
     }
+
+    /// Its words in the plan: `file /data/events.ndjson`.
+    fn describe(&self, home: &Home, name: &str) -> String;
+
+    /// Checks, reading nothing, that it can be reached and has the shape
+    /// the workflow declares; `topics` are more topics that must exist
+    /// beside a log's own (dead letters); `made_earlier` says a step still
+    /// to run may write it first.
+    fn probe(
+        &self,
+        home: &Home,
+        name: &str,
+        topics: &[&str],
+        made_earlier: bool,
+    ) -> Result<String, SourceError>;
+
+    /// Opens it; a long opening (a file source reads its file once) ends
+    /// early when `stop` is set.
+    fn open(
+        &self,
+        home: &Home,
+        name: &str,
+        follow: Follow,
+        stop: &Cancel,
+    ) -> Result<Box<dyn Source>, SourceError>;
+
+    /// The config itself, for code that needs one kind's settings.
+    fn as_any(&self) -> &dyn Any;
 }
 
-/// Opens the source `name` of a workflow; a long opening (a file source
-/// reads its file once) ends early when `stop` is set.
-pub fn open(
-    workflow: &Workflow,
-    name: &str,
-    follow: Follow,
-    stop: &Cancel,
-) -> Result<Box<dyn Source>, SourceError> {
-    match workflow.source(name) {
-        Some(SourceConfig::File(f)) => Ok(Box::new(file::FileSource::open(
-            name,
-            &workflow.path(&f.path),
-            f.max_event_size.map_or(file::DEFAULT_MAX_EVENT, |s| s.0),
-            stop,
-        )?)),
-        Some(SourceConfig::Kafka(k)) => Ok(Box::new(kafka::KafkaSource::open(
-            name,
-            k,
-            &kafka::group_of(k, &workflow.name, name),
-            follow,
-        )?)),
-        None => Err(SourceError {
+/// Every kind of source.
+pub const KINDS: &[Kind<dyn SourceConfig>] = &[file::KIND, kafka::config::KIND];
+
+/// The `[source.NAME]` sections of a workflow, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Sources(pub Vec<(String, Arc<dyn SourceConfig>)>);
+
+impl Sources {
+    /// The source named `name`.
+    pub fn get(&self, name: &str) -> Option<&dyn SourceConfig> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_ref())
+    }
+
+    /// Every source, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &dyn SourceConfig)> {
+        self.0.iter().map(|(n, s)| (n.as_str(), s.as_ref()))
+    }
+
+    /// Checks, reading nothing, that the source `name` can be reached (see
+    /// [`SourceConfig::probe`]).
+    pub fn probe(
+        &self,
+        home: &Home,
+        name: &str,
+        topics: &[&str],
+        made_earlier: bool,
+    ) -> Result<String, SourceError> {
+        self.named(name)?.probe(home, name, topics, made_earlier)
+    }
+
+    /// Opens the source `name`.
+    pub fn open(
+        &self,
+        home: &Home,
+        name: &str,
+        follow: Follow,
+        stop: &Cancel,
+    ) -> Result<Box<dyn Source>, SourceError> {
+        self.named(name)?.open(home, name, follow, stop)
+    }
+
+    fn named(&self, name: &str) -> Result<&dyn SourceConfig, SourceError> {
+        self.get(name).ok_or_else(|| SourceError {
             source_name: name.to_string(),
             message: "no such source in the workflow".into(),
-        }),
+        })
     }
 }
 

@@ -68,9 +68,9 @@ impl StepContext {
     /// Opens the store `name`, after listing the files it may create.
     pub fn store(&self, name: &str) -> Result<Box<dyn Store>, StepError> {
         if let Some(config) = self.workflow.store(name) {
-            self.own(&config.files(&self.workflow))?;
+            self.own(&config.files(&self.workflow.home()))?;
         }
-        Ok(crate::store::open(&self.workflow, name)?)
+        Ok(self.workflow.open_store(name)?)
     }
 
     /// Runs `command` for a step; what it leaves in the state folder is

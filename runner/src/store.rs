@@ -10,6 +10,9 @@
 //!   or a dry run.
 //! - `fed_by`: any of them written by a service's own consumer, positioned
 //!   by that consumer's group.
+//!
+//! Each kind keeps its settings beside its implementation and implements
+//! [`StoreConfig`]; a new kind is one file and one line in [`KINDS`].
 
 pub mod cells;
 pub mod fed_by;
@@ -17,9 +20,15 @@ pub mod hbase;
 pub mod null;
 pub mod sqlite;
 
+use std::any::Any;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::document::{Home, Kind};
 use crate::model::{Row, RowMutation};
-use crate::workflow::Workflow;
-use crate::workflow::schema::{SourceConfig, StoreConfig};
+use crate::source::Sources;
+use crate::source::kafka::config::kafka;
+use fed_by::FedBy;
 
 /// A store failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,59 +99,103 @@ pub trait Store: Send {
     fn watermark(&mut self) -> Result<Option<i64>, StoreError>;
 }
 
-/// Checks, writing nothing, that the store `name` of a workflow can be
-/// reached and has the shape the workflow declares (or will be given it);
-/// says what was found.
-pub fn probe(workflow: &Workflow, name: &str) -> Result<String, StoreError> {
-    match workflow.store(name) {
-        Some(StoreConfig::Sqlite(cfg)) => Ok(format!(
-            "SQLite file {}",
-            workflow.path(&cfg.path).display()
-        )),
-        Some(StoreConfig::Hbase(cfg)) => hbase::HbaseStore::probe(name, cfg),
-        Some(StoreConfig::Null(_)) => Ok("discards writes".into()),
-        None => Err(StoreError {
-            store: name.to_string(),
-            message: "no such store in the workflow".into(),
-        }),
+/// One kind of store as a workflow configures it: how its `[store.NAME]`
+/// table is described, probed and opened. Each kind keeps its config type
+/// beside its implementation and registers it in [`KINDS`] (its name and
+/// reader).
+pub trait StoreConfig: std::fmt::Debug + Send + Sync + Any {
+    /// `kind = "…"`.
+    fn kind(&self) -> &'static str;
+
+    /// Its words in the plan: `sqlite /data/green.db`.
+    fn describe(&self, home: &Home) -> String;
+
+    /// The files it may create on this machine (a SQLite database and its
+    /// journals), which the state folder lists as the runner's own.
+    fn files(&self, _home: &Home) -> Vec<PathBuf> {
+        Vec::new()
     }
+
+    /// Where its position comes from when its writer is not the runner
+    /// (see [`FedBy`]).
+    fn fed_by(&self) -> Option<&FedBy> {
+        None
+    }
+
+    /// The tables the workflow declares for it, if it declares any.
+    fn declared_tables(&self) -> Option<Vec<String>>;
+
+    /// Checks, writing nothing, that it can be reached and has the shape
+    /// the workflow declares (or will be given it); says what was found.
+    fn probe(&self, home: &Home, name: &str) -> Result<String, StoreError>;
+
+    /// Opens it.
+    fn open(&self, home: &Home, name: &str) -> Result<Box<dyn Store>, StoreError>;
+
+    /// The config itself, for code that needs one kind's settings.
+    fn as_any(&self) -> &dyn Any;
 }
 
-/// Opens the store `name` of a workflow.
-pub fn open(workflow: &Workflow, name: &str) -> Result<Box<dyn Store>, StoreError> {
-    let store = open_kind(workflow, name)?;
-    let Some(fed) = workflow.store(name).and_then(StoreConfig::fed_by) else {
-        return Ok(store);
-    };
-    match workflow.source(fed.source.get_ref()) {
-        Some(SourceConfig::Kafka(kafka)) => Ok(Box::new(fed_by::FedBy::new(
-            store,
-            fed.source.get_ref(),
-            kafka,
-            &fed.group,
-        ))),
-        _ => Err(StoreError {
-            store: name.to_string(),
-            message: format!(
-                "`fed_by` names `{}`, which is not a kafka source",
-                fed.source.get_ref()
-            ),
-        }),
-    }
-}
+/// Every kind of store.
+pub const KINDS: &[Kind<dyn StoreConfig>] = &[sqlite::KIND, hbase::config::KIND, null::KIND];
 
-fn open_kind(workflow: &Workflow, name: &str) -> Result<Box<dyn Store>, StoreError> {
-    match workflow.store(name) {
-        Some(StoreConfig::Sqlite(cfg)) => Ok(Box::new(sqlite::SqliteStore::open(
-            name,
-            &workflow.path(&cfg.path),
-            cfg.sync,
-        )?)),
-        Some(StoreConfig::Hbase(cfg)) => Ok(Box::new(hbase::HbaseStore::open(name, cfg)?)),
-        Some(StoreConfig::Null(_)) => Ok(Box::new(null::NullStore::open(name))),
-        None => Err(StoreError {
+/// The `[store.NAME]` sections of a workflow, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Stores(pub Vec<(String, Arc<dyn StoreConfig>)>);
+
+impl Stores {
+    /// The store named `name`.
+    pub fn get(&self, name: &str) -> Option<&dyn StoreConfig> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_ref())
+    }
+
+    /// Every store, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &dyn StoreConfig)> {
+        self.0.iter().map(|(n, s)| (n.as_str(), s.as_ref()))
+    }
+
+    /// Checks, writing nothing, that the store `name` can be reached.
+    pub fn probe(&self, home: &Home, name: &str) -> Result<String, StoreError> {
+        self.named(name)?.probe(home, name)
+    }
+
+    /// Opens the store `name`; one written by a service's consumer is
+    /// positioned by that consumer's group on a source of `sources`.
+    pub fn open(
+        &self,
+        home: &Home,
+        name: &str,
+        sources: &Sources,
+    ) -> Result<Box<dyn Store>, StoreError> {
+        let config = self.named(name)?;
+        let store = config.open(home, name)?;
+        let Some(fed) = config.fed_by() else {
+            return Ok(store);
+        };
+        match sources.get(fed.source.get_ref()).and_then(kafka) {
+            Some(kafka) => Ok(Box::new(fed_by::FedStore::new(
+                store,
+                fed.source.get_ref(),
+                kafka,
+                &fed.group,
+            ))),
+            None => Err(StoreError {
+                store: name.to_string(),
+                message: format!(
+                    "`fed_by` names `{}`, which is not a kafka source",
+                    fed.source.get_ref()
+                ),
+            }),
+        }
+    }
+
+    fn named(&self, name: &str) -> Result<&dyn StoreConfig, StoreError> {
+        self.get(name).ok_or_else(|| StoreError {
             store: name.to_string(),
             message: "no such store in the workflow".into(),
-        }),
+        })
     }
 }

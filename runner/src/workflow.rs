@@ -6,27 +6,29 @@
 //! serde (`deny_unknown_fields`) → [`validate`] checks references and values
 //! without touching any live system.
 
-pub mod error;
 pub mod plan;
-pub mod quoting;
 pub mod schema;
 pub mod steps;
 pub mod validate;
-pub mod values;
-pub mod vars;
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::document::Errors;
+use crate::document::Home;
+use crate::document::kind::read_kind;
+use crate::document::read::{absolute, deserialize, kind, named_tables, resolve_path, split_key};
+pub use crate::document::valid_name;
+use crate::document::vars;
+pub use crate::document::{Location, WorkflowError};
 use crate::plugin::limits::{DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT};
 use crate::plugin::{Grants, Limits, OutputLimits, PluginSource, PluginSpec};
+use crate::source::{self, SourceConfig, Sources};
+use crate::store::{self, StoreConfig, Stores};
 use crate::text::quoted;
-use error::Errors;
-pub use error::{Location, WorkflowError};
-use schema::{PluginSection, SourceConfig, StoreConfig, WorkflowSection};
+use schema::{PluginSection, WorkflowSection};
 pub use steps::{Step, StepKind};
 
 /// A loaded, expanded and validated workflow.
@@ -45,9 +47,9 @@ pub struct Workflow {
     /// Every variable, expanded.
     pub vars: vars::Vars,
     /// `[source.NAME]`, in file order.
-    pub sources: Vec<(String, SourceConfig)>,
+    pub sources: Sources,
     /// `[store.NAME]`, in file order.
-    pub stores: Vec<(String, StoreConfig)>,
+    pub stores: Stores,
     /// `[plugin.NAME]`, in file order.
     pub plugins: Vec<PluginSpec>,
     /// `[[step]]`, in order.
@@ -58,13 +60,26 @@ pub struct Workflow {
 
 impl Workflow {
     /// The source named `name`.
-    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
-        self.sources.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    pub fn source(&self, name: &str) -> Option<&dyn SourceConfig> {
+        self.sources.get(name)
     }
 
     /// The store named `name`.
-    pub fn store(&self, name: &str) -> Option<&StoreConfig> {
-        self.stores.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    pub fn store(&self, name: &str) -> Option<&dyn StoreConfig> {
+        self.stores.get(name)
+    }
+
+    /// Opens the store `name`.
+    pub fn open_store(&self, name: &str) -> Result<Box<dyn store::Store>, store::StoreError> {
+        self.stores.open(&self.home(), name, &self.sources)
+    }
+
+    /// Where it lives: its folder and name.
+    pub fn home(&self) -> Home {
+        Home {
+            dir: self.dir.clone(),
+            workflow: self.name.clone(),
+        }
     }
 
     /// The plugin named `name`.
@@ -86,9 +101,6 @@ pub struct LoadOptions {
     /// Keep state here instead of the default.
     pub state_dir: Option<PathBuf>,
 }
-
-/// The largest event a file source may be set to take.
-const MAX_EVENT_SIZE: u64 = 1 << 30;
 
 /// The sections a workflow may have.
 const SECTIONS: &[&str] = &["workflow", "vars", "source", "store", "plugin", "step"];
@@ -161,14 +173,18 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
     let vars = vars::resolve(&mut doc, &builtins, &options.overrides, errors)?;
     vars::expand_document(&mut doc, &vars, errors)?;
 
-    let sources = named_tables(&mut doc, "source", errors)?
-        .into_iter()
-        .map(|(n, v)| Ok((n, source_config(v, errors)?)))
-        .collect::<Result<Vec<_>, WorkflowError>>()?;
-    let stores = named_tables(&mut doc, "store", errors)?
-        .into_iter()
-        .map(|(n, v)| Ok((n, store_config(v, errors)?)))
-        .collect::<Result<Vec<_>, WorkflowError>>()?;
+    let sources = Sources(
+        named_tables(&mut doc, "source", errors)?
+            .into_iter()
+            .map(|(n, v)| Ok((n, read_kind(v, "source", source::KINDS, errors)?.into())))
+            .collect::<Result<_, WorkflowError>>()?,
+    );
+    let stores = Stores(
+        named_tables(&mut doc, "store", errors)?
+            .into_iter()
+            .map(|(n, v)| Ok((n, read_kind(v, "store", store::KINDS, errors)?.into())))
+            .collect::<Result<_, WorkflowError>>()?,
+    );
     let mut plugins = Vec::new();
     for (plugin_name, value) in named_tables(&mut doc, "plugin", errors)? {
         let span = value.span();
@@ -210,144 +226,6 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
     Ok(workflow)
 }
 
-/// Reads one spanned value as `T`, errors placed at the offending value.
-fn deserialize<T: DeserializeOwned>(
-    value: Spanned<DeValue<'_>>,
-    errors: Errors<'_>,
-) -> Result<T, WorkflowError> {
-    let span = value.span();
-    T::deserialize(toml::de::ValueDeserializer::from(value)).map_err(|e| errors.toml(e, span))
-}
-
-/// `[section.NAME]` tables, in file order.
-fn named_tables<'i>(
-    doc: &mut DeTable<'i>,
-    section: &str,
-    errors: Errors<'_>,
-) -> Result<Vec<(String, Spanned<DeValue<'i>>)>, WorkflowError> {
-    let Some(value) = vars::take(doc, section) else {
-        return Ok(Vec::new());
-    };
-    let span = value.span();
-    let DeValue::Table(table) = value.into_inner() else {
-        return Err(errors.at(
-            span,
-            format!("`{section}` must hold `[{section}.NAME]` tables"),
-        ));
-    };
-    let mut out = Vec::new();
-    for (key, value) in table {
-        let name = key.get_ref().to_string();
-        if !valid_name(&name) {
-            return Err(errors.at(
-                key.span(),
-                format!("invalid {section} name `{name}`; use letters, digits, `-` and `_`"),
-            ));
-        }
-        if !matches!(value.get_ref(), DeValue::Table(_)) {
-            return Err(errors.at(
-                value.span(),
-                format!("`{section}.{name}` must be a table (`[{section}.{name}]`)"),
-            ));
-        }
-        out.push((name, value));
-    }
-    Ok(out)
-}
-
-/// Removes `key` from a spanned table value and returns it with the rest.
-fn split_key<'i>(
-    value: Spanned<DeValue<'i>>,
-    key: &str,
-) -> (Option<Spanned<DeValue<'i>>>, Spanned<DeValue<'i>>) {
-    let span = value.span();
-    match value.into_inner() {
-        DeValue::Table(mut table) => {
-            let found = vars::take(&mut table, key);
-            (found, Spanned::new(span, DeValue::Table(table)))
-        }
-        other => (None, Spanned::new(span, other)),
-    }
-}
-
-/// The `kind` of a source, store or step table, with its span.
-fn kind<'i>(
-    value: Spanned<DeValue<'i>>,
-    what: &str,
-    kinds: &[&str],
-    errors: Errors<'_>,
-) -> Result<(String, Spanned<DeValue<'i>>), WorkflowError> {
-    let span = value.span();
-    let (kind, rest) = split_key(value, "kind");
-    let Some(kind) = kind else {
-        return Err(errors.at(
-            span,
-            format!("{what} has no `kind`; expected one of {}", quoted(kinds)),
-        ));
-    };
-    match kind.get_ref() {
-        DeValue::String(k) if kinds.contains(&k.as_ref()) => Ok((k.to_string(), rest)),
-        DeValue::String(k) => Err(errors.at(
-            kind.span(),
-            format!(
-                "unknown {what} kind `{k}`; expected one of {}",
-                quoted(kinds)
-            ),
-        )),
-        _ => Err(errors.at(
-            kind.span(),
-            format!("`kind` must be a string, one of {}", quoted(kinds)),
-        )),
-    }
-}
-
-fn source_config(
-    value: Spanned<DeValue<'_>>,
-    errors: Errors<'_>,
-) -> Result<SourceConfig, WorkflowError> {
-    let span = value.span();
-    let (kind, rest) = kind(value, "source", &["file", "kafka"], errors)?;
-    match kind.as_str() {
-        "file" => {
-            let file: schema::FileSource = deserialize(rest, errors)?;
-            if file
-                .max_event_size
-                .is_some_and(|s| s.0 == 0 || s.0 > MAX_EVENT_SIZE)
-            {
-                return Err(errors.at(span, "`max_event_size` must be between 1 byte and 1GiB"));
-            }
-            Ok(SourceConfig::File(file))
-        }
-        "kafka" => Ok(SourceConfig::Kafka(deserialize(rest, errors)?)),
-        _ => unreachable!("kinds are checked"),
-    }
-}
-
-fn store_config(
-    value: Spanned<DeValue<'_>>,
-    errors: Errors<'_>,
-) -> Result<StoreConfig, WorkflowError> {
-    let span = value.span();
-    let (kind, rest) = kind(value, "store", &["sqlite", "hbase", "null"], errors)?;
-    match kind.as_str() {
-        "sqlite" => {
-            let sqlite: schema::SqliteStore = deserialize(rest, errors)?;
-            for table in sqlite.tables.iter().flatten() {
-                crate::store::sqlite::check_table_name(table)
-                    .map_err(|e| errors.at(span.clone(), format!("`tables`: {e}")))?;
-            }
-            Ok(StoreConfig::Sqlite(sqlite))
-        }
-        "hbase" => {
-            let hbase = deserialize(rest, errors)?;
-            validate::hbase_store(&hbase).map_err(|message| errors.at(span, message))?;
-            Ok(StoreConfig::Hbase(hbase))
-        }
-        "null" => Ok(StoreConfig::Null(deserialize(rest, errors)?)),
-        _ => unreachable!("kinds are checked"),
-    }
-}
-
 fn step(value: Spanned<DeValue<'_>>, errors: Errors<'_>) -> Result<Step, WorkflowError> {
     let span = value.span();
     if !matches!(value.get_ref(), DeValue::Table(_)) {
@@ -360,8 +238,8 @@ fn step(value: Spanned<DeValue<'_>>, errors: Errors<'_>) -> Result<Step, Workflo
     let id: Spanned<String> = deserialize(id, errors)?;
     let (description, rest) = split_key(rest, "description");
     let description: Option<String> = description.map(|d| deserialize(d, errors)).transpose()?;
-    let (kind_name, rest) = kind(rest, "step", steps::KINDS, errors)?;
-    let kind = match kind_name.as_str() {
+    let (at, rest) = kind(rest, "step", steps::KINDS, errors)?;
+    let kind = match steps::KINDS[at] {
         "shell" => StepKind::Shell(deserialize(rest, errors)?),
         "restore" => StepKind::Restore(deserialize(rest, errors)?),
         "replay" => StepKind::Replay(deserialize(rest, errors)?),
@@ -550,37 +428,4 @@ fn plugin_spec(
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect(),
     })
-}
-
-/// Letters, digits, `-` and `_`.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn resolve_path(dir: &Path, text: &str) -> PathBuf {
-    let p = Path::new(text);
-    let joined = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        dir.join(p)
-    };
-    // Lexically, so messages show `/repo/plugins/x`, not `/repo/workflows/../plugins/x`.
-    let mut out = PathBuf::new();
-    for part in joined.components() {
-        match part {
-            std::path::Component::ParentDir if out.parent().is_some() => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }

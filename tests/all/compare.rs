@@ -9,10 +9,11 @@ use std::time::Duration;
 use switchyard_runner::cancel::Cancel;
 use switchyard_runner::model::{Cell, Row, RowMutation};
 use switchyard_runner::steps::compare::{Caps, Options, Report, compare};
+use switchyard_runner::store::hbase::HbaseConfig;
 use switchyard_runner::store::hbase::HbaseStore;
 use switchyard_runner::store::sqlite::SqliteStore;
+use switchyard_runner::store::sqlite::SqliteSync;
 use switchyard_runner::store::{KeyRange, Page, Store, StoreError};
-use switchyard_runner::workflow::schema::{HbaseStore as HbaseConfig, SqliteSync};
 use switchyard_tests::hbase::HbaseEmulator;
 
 fn put(key: &str, version: u64) -> RowMutation {

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hbase_thrift::hbase::{ColumnDescriptor, THbaseSyncClient};
+use switchyard_runner::document::values::Period;
 use switchyard_runner::model::{Cell, Row, RowMutation};
+use switchyard_runner::store::hbase::HbaseConfig;
 use switchyard_runner::store::hbase::HbaseStore;
 use switchyard_runner::store::sqlite::SqliteStore;
+use switchyard_runner::store::sqlite::SqliteSync;
 use switchyard_runner::store::{KeyRange, Store};
-use switchyard_runner::workflow::schema::{HbaseStore as HbaseConfig, SqliteSync};
-use switchyard_runner::workflow::values::Span;
 use switchyard_tests::cli::Test;
 use switchyard_tests::hbase::HbaseEmulator;
 
@@ -388,8 +389,8 @@ fn an_apply_while_hbase_is_unreachable_completes_when_it_is_back() {
     let mut cfg = config(&hbase, &[("messages", &["d", "m"])]);
     cfg.pool = Some(3);
     cfg.batch_rows = Some(20);
-    cfg.timeout = Some(Span(Duration::from_secs(2)));
-    cfg.retry_for = Some(Span(Duration::from_secs(30)));
+    cfg.timeout = Some(Period(Duration::from_secs(2)));
+    cfg.retry_for = Some(Period(Duration::from_secs(30)));
     let mut store = HbaseStore::open("h", &cfg).unwrap();
     store.apply(&many(10, 1), None).unwrap();
     let started = Instant::now();

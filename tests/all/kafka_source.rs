@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use switchyard_runner::source::kafka::KafkaConfig;
 use switchyard_runner::source::kafka::KafkaSource;
 use switchyard_runner::source::kafka::by_time::Found;
+use switchyard_runner::source::kafka::config::TimeLookup;
 use switchyard_runner::source::{Checkpoint, Follow, Source, Start};
-use switchyard_runner::workflow::schema::{KafkaSource as KafkaConfig, TimeLookup};
 use switchyard_tests::broker::Broker;
 
 fn config(broker: &Broker, topic: &str, group: &str, lookup: TimeLookup) -> KafkaConfig {

@@ -463,7 +463,7 @@ into = "hbase"
         switchyard_runner::workflow::load(&test.dir().join("workflow.toml"), &Default::default())
             .unwrap();
     for store in ["sqlite", "hbase"] {
-        let mut s = switchyard_runner::store::open(&workflow, store).unwrap();
+        let mut s = workflow.open_store(store).unwrap();
         let row = s.get("t", &[b"order-7".to_vec()], None).unwrap()[0]
             .clone()
             .expect("the row");

@@ -144,7 +144,7 @@ fn compare_keeps_bounded_examples_and_exact_counts() {
     use switchyard_runner::model::{Cell, RowMutation};
     use switchyard_runner::store::Store;
     use switchyard_runner::store::sqlite::SqliteStore;
-    use switchyard_runner::workflow::schema::SqliteSync;
+    use switchyard_runner::store::sqlite::SqliteSync;
 
     let test = Test::new().workflow(
         r#"[workflow]

@@ -9,9 +9,9 @@
 use std::time::{Duration, Instant};
 
 use switchyard_runner::model::{Cell, RowMutation};
+use switchyard_runner::store::hbase::HbaseConfig;
 use switchyard_runner::store::hbase::HbaseStore;
 use switchyard_runner::store::{KeyRange, Store};
-use switchyard_runner::workflow::schema::HbaseStore as HbaseConfig;
 use switchyard_tests::hbase::HbaseEmulator;
 
 const ROWS: usize = 20_000;

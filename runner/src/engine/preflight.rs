@@ -90,7 +90,9 @@ pub fn check(
             Err(e) => problems.push(e),
         };
     for (name, topics, made_earlier) in &u.sources {
-        let result = crate::source::probe(workflow, name, topics, *made_earlier);
+        let result = workflow
+            .sources
+            .probe(&workflow.home(), name, topics, *made_earlier);
         judge(
             format!("source `{name}`"),
             result.map_err(|e| e.to_string()),
@@ -98,7 +100,7 @@ pub fn check(
         );
     }
     for (name, made_earlier) in &u.stores {
-        let result = crate::store::probe(workflow, name);
+        let result = workflow.stores.probe(&workflow.home(), name);
         judge(
             format!("store `{name}`"),
             result.map_err(|e| e.to_string()),

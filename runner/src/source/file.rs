@@ -24,10 +24,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    BadRecord, Batch, BatchLimit, Checkpoint, Progress, Reached, Source, SourceError, Start,
-    StartFilter,
+    BadRecord, Batch, BatchLimit, Checkpoint, Follow, Progress, Reached, Source, SourceConfig,
+    SourceError, Start, StartFilter,
 };
 use crate::cancel::Cancel;
+use crate::document::values::Size;
+use crate::document::{Home, Kind};
 use crate::model::{Event, Header};
 use crate::plugin::limits::show_size;
 use crate::text::{LineRead, read_line};
@@ -57,6 +59,90 @@ fn check(line: &Line<'_>) -> Result<(), String> {
 
 /// The longest line taken as an event, by default.
 pub const DEFAULT_MAX_EVENT: u64 = 16 << 20;
+
+/// The largest event a file source may be set to take.
+const MAX_EVENT_SIZE: u64 = 1 << 30;
+
+/// The kind, for the registration list.
+pub const KIND: Kind<dyn SourceConfig> = Kind {
+    name: "file",
+    read: |table| {
+        let at = table.at();
+        let file: FileConfig = table.read()?;
+        if file
+            .max_event_size
+            .is_some_and(|s| s.0 == 0 || s.0 > MAX_EVENT_SIZE)
+        {
+            return Err(at.error("`max_event_size` must be between 1 byte and 1GiB"));
+        }
+        Ok(Box::new(file))
+    },
+};
+
+/// `kind = "file"`: one event per line, as
+/// `{"partition":0,"offset":0,"timestamp":…,"key":"…","value":…}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The file.
+    pub path: String,
+    /// The longest line taken as an event (default 16MiB); a longer one is
+    /// an unreadable record, handled by the replay's `on_error`.
+    #[serde(default)]
+    pub max_event_size: Option<Size>,
+}
+
+impl SourceConfig for FileConfig {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn describe(&self, home: &Home, _name: &str) -> String {
+        format!("file {}", home.path(&self.path).display())
+    }
+
+    fn probe(
+        &self,
+        home: &Home,
+        name: &str,
+        _topics: &[&str],
+        made_earlier: bool,
+    ) -> Result<String, SourceError> {
+        let error = |message: String| SourceError {
+            source_name: name.to_string(),
+            message,
+        };
+        let path = home.path(&self.path);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(format!("file {}", path.display())),
+            Ok(_) => Err(error(format!("`{}` is not a file", path.display()))),
+            Err(_) if made_earlier => Ok(format!(
+                "file {} (not there yet; an earlier step may write it)",
+                path.display()
+            )),
+            Err(e) => Err(error(format!("cannot read `{}`: {e}", path.display()))),
+        }
+    }
+
+    fn open(
+        &self,
+        home: &Home,
+        name: &str,
+        _follow: Follow,
+        stop: &Cancel,
+    ) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(FileSource::open(
+            name,
+            &home.path(&self.path),
+            self.max_event_size.map_or(DEFAULT_MAX_EVENT, |s| s.0),
+            stop,
+        )?))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// Bytes of an over-long line kept for the dead letter.
 const KEPT_OF_OVERSIZED: usize = 1024;

@@ -24,6 +24,7 @@
 
 pub mod by_time;
 pub mod client;
+pub mod config;
 pub mod group_time;
 
 use std::collections::BTreeMap;
@@ -40,8 +41,8 @@ use super::{
     Start,
 };
 use crate::model::{Event, Header};
-use crate::workflow::schema::KafkaSource as KafkaConfig;
 use client::{REQUEST_TIMEOUT, SourceContext};
+pub use config::KafkaConfig;
 
 /// How long one read waits for the first message before returning what it
 /// has (an empty batch when following a quiet log).

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use super::{StepContext, StepError};
 use crate::cancel::Cancel;
+use crate::document::values::Point;
 use crate::model::Row;
 use crate::plugin::bindings::check::Check;
 use crate::plugin::bindings::types;
@@ -32,7 +33,6 @@ use crate::plugin::error::describe;
 use crate::plugin::instance::Instance;
 use crate::store::Store;
 use crate::workflow::steps::CompareStep;
-use crate::workflow::values::Point;
 
 /// Keys kept for the recheck; beyond this, differences count at once.
 const RECHECK_LIMIT: usize = 100_000;

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use super::background::{BackgroundTask, finish};
 use super::{StepContext, StepError};
 use crate::cancel::Cancel;
+use crate::document::values::Point;
 use crate::model::{Event, RowMutation};
 use crate::plugin::TransformPlugin;
 use crate::plugin::bindings::transform::Transform;
@@ -37,7 +38,6 @@ use crate::report::progress::ProgressLine;
 use crate::source::{self, BadRecord, Batch, Checkpoint, Follow, SourceError, Start};
 use crate::store;
 use crate::workflow::steps::{ReplayStep, Until};
-use crate::workflow::values::Point;
 
 use dead_letter::DeadLetter;
 use in_flight::InFlight;
@@ -232,7 +232,10 @@ fn pipeline(
         .get::<Transform>(workflow, r.transform.get_ref())?;
     let tables = tables_of(workflow, r.into.get_ref());
     let mut store = ctx.store(r.into.get_ref())?;
-    let mut source = source::open(workflow, r.source.get_ref(), follow, &ctx.cancel)?;
+    let mut source =
+        workflow
+            .sources
+            .open(&workflow.home(), r.source.get_ref(), follow, &ctx.cancel)?;
     let limit = source::BatchLimit {
         events: r
             .batch_size

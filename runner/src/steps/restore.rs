@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use super::{StepContext, StepError};
+use crate::document::values::Point;
 use crate::model::{Cell, Row, RowMutation};
 use crate::state::now_ms;
 use crate::store::Store;
 use crate::workflow::steps::RestoreStep;
-use crate::workflow::values::Point;
 
 /// Runs the restore.
 pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError> {

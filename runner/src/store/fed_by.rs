@@ -5,15 +5,35 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+use toml::Spanned;
+
 use super::{KeyRange, Page, Store, StoreError};
 use crate::model::{Row, RowMutation};
-use crate::workflow::schema::KafkaSource as KafkaConfig;
+use crate::source::kafka::KafkaConfig;
+
+/// `fed_by = { source = "chat-events", group = "chat-rmu" }`: the store is
+/// written by a service's own consumer (group `group` of the Kafka source
+/// `source`), which records no Switchyard watermark. The store's watermark
+/// is then the event time that group has reached: per partition, the time
+/// of the last record before its committed offset, the lowest over the
+/// partitions. A consumer commits after it wrote, so every event up to
+/// that time is in the store: a restore point and a compare point that a
+/// real cluster has.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FedBy {
+    /// A `[source.NAME]` of kind `kafka`: the topic and brokers.
+    pub source: Spanned<String>,
+    /// The writer's consumer group.
+    pub group: String,
+}
 
 /// How long an answer of the brokers is reused.
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// The store, with the group's position as its watermark.
-pub struct FedBy {
+pub struct FedStore {
     inner: Box<dyn Store>,
     source: String,
     kafka: KafkaConfig,
@@ -21,10 +41,10 @@ pub struct FedBy {
     asked: Option<(Instant, i64)>,
 }
 
-impl FedBy {
+impl FedStore {
     /// `inner`, positioned by `group` on the topic of source `source`.
     pub fn new(inner: Box<dyn Store>, source: &str, kafka: &KafkaConfig, group: &str) -> Self {
-        FedBy {
+        FedStore {
             inner,
             source: source.to_string(),
             kafka: kafka.clone(),
@@ -34,7 +54,7 @@ impl FedBy {
     }
 }
 
-impl Store for FedBy {
+impl Store for FedStore {
     fn name(&self) -> &str {
         self.inner.name()
     }

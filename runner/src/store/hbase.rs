@@ -32,6 +32,7 @@
 //! where SQLite shows it as it was. Blue and green both behave so, and the
 //! compare step's re-read after a delay covers the lag between them.
 
+pub mod config;
 mod convert;
 mod errors;
 mod pool;
@@ -45,7 +46,7 @@ use hbase_thrift::hbase::{Mutation, THbaseSyncClient, TScan};
 
 use super::{KeyRange, Page, Store, StoreError};
 use crate::model::{Cell, Row, RowMutation};
-use crate::workflow::schema::HbaseStore as HbaseConfig;
+pub use config::HbaseConfig;
 use convert::Call;
 use errors::Failure;
 use pool::Pool;

@@ -6,8 +6,54 @@
 //! watermark, in memory, so scans and gets find nothing and a compare
 //! against it sees every row as missing.
 
-use super::{KeyRange, Page, Store, StoreError};
+use serde::Deserialize;
+
+use super::{KeyRange, Page, Store, StoreConfig, StoreError};
+use crate::document::{Home, Kind};
 use crate::model::{Row, RowMutation};
+
+/// The kind, for the registration list.
+pub const KIND: Kind<dyn StoreConfig> = Kind {
+    name: "null",
+    read: |table| Ok(Box::new(table.read::<NullConfig>()?)),
+};
+
+/// `kind = "null"`: discards writes, for measuring a source and transform
+/// alone, or a dry run. Every batch is acknowledged at once; scans and gets
+/// find nothing; the watermark is remembered in memory only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullConfig {
+    /// The tables plugins may write (needed by a replay into this store).
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+}
+
+impl StoreConfig for NullConfig {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn describe(&self, _home: &Home) -> String {
+        "null: writes are discarded".into()
+    }
+
+    fn declared_tables(&self) -> Option<Vec<String>> {
+        self.tables.clone()
+    }
+
+    fn probe(&self, _home: &Home, _name: &str) -> Result<String, StoreError> {
+        Ok("discards writes".into())
+    }
+
+    fn open(&self, _home: &Home, name: &str) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(NullStore::open(name)))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// A store that holds nothing.
 #[derive(Debug, Default)]
@@ -104,7 +150,7 @@ mod tests {
         let file = std::path::Path::new("w.toml");
         let options = crate::workflow::LoadOptions::default();
         let w = crate::workflow::parse(file, text, &options).unwrap();
-        let mut store = crate::store::open(&w, "dry").unwrap();
+        let mut store = w.open_store("dry").unwrap();
         assert_eq!(store.name(), "dry");
         assert!(store.tables().unwrap().is_empty());
 

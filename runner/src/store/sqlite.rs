@@ -10,14 +10,103 @@
 //! [`cells::visible_row`] as of a version.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::Deserialize;
 
 use super::cells::{self, Entry, EntryKind};
-use super::{KeyRange, Page, Store, StoreError};
+use super::fed_by::FedBy;
+use super::{KeyRange, Page, Store, StoreConfig, StoreError};
+use crate::document::{Home, Kind};
 use crate::model::{Cell, Row, RowMutation};
-use crate::workflow::schema::SqliteSync;
+
+/// The kind, for the registration list.
+pub const KIND: Kind<dyn StoreConfig> = Kind {
+    name: "sqlite",
+    read: |table| {
+        let at = table.at();
+        let sqlite: SqliteConfig = table.read()?;
+        for table in sqlite.tables.iter().flatten() {
+            check_table_name(table).map_err(|e| at.error(format!("`tables`: {e}")))?;
+        }
+        Ok(Box::new(sqlite))
+    },
+};
+
+/// `kind = "sqlite"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// The database file (created if missing).
+    pub path: String,
+    /// The tables plugins may write (needed by a replay into this store).
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    /// `full` (default: a committed batch survives power loss) or `normal`
+    /// (survives a crash of the runner, not of the machine; faster).
+    #[serde(default)]
+    pub sync: SqliteSync,
+    /// The consumer that writes this store, when it is not the runner.
+    #[serde(default)]
+    pub fed_by: Option<FedBy>,
+}
+
+/// SQLite's `synchronous` setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// fsync on every commit.
+    #[default]
+    Full,
+    /// fsync at checkpoints only.
+    Normal,
+}
+
+impl StoreConfig for SqliteConfig {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn describe(&self, home: &Home) -> String {
+        format!("sqlite {}", home.path(&self.path).display())
+    }
+
+    fn files(&self, home: &Home) -> Vec<PathBuf> {
+        let db = home.path(&self.path);
+        let mut files = vec![db.clone()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            files.push(name.into());
+        }
+        files
+    }
+
+    fn fed_by(&self) -> Option<&FedBy> {
+        self.fed_by.as_ref()
+    }
+
+    fn declared_tables(&self) -> Option<Vec<String>> {
+        self.tables.clone()
+    }
+
+    fn probe(&self, home: &Home, _name: &str) -> Result<String, StoreError> {
+        Ok(format!("SQLite file {}", home.path(&self.path).display()))
+    }
+
+    fn open(&self, home: &Home, name: &str) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(SqliteStore::open(
+            name,
+            &home.path(&self.path),
+            self.sync,
+        )?))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// A SQLite store.
 pub struct SqliteStore {

@@ -3,9 +3,8 @@
 use std::fmt::Write;
 
 use super::Workflow;
-use super::schema::{SourceConfig, StoreConfig};
 use super::steps::{StepKind, Until};
-use super::values::Point;
+use crate::document::values::Point;
 use crate::plugin::PluginSource;
 
 /// The text of `runner plan`.
@@ -138,35 +137,22 @@ fn step_text(w: &Workflow, kind: &StepKind) -> String {
 }
 
 fn store_text(w: &Workflow, name: &str) -> String {
-    let fed_by = w
-        .store(name)
-        .and_then(StoreConfig::fed_by)
-        .map_or(String::new(), |f| {
-            format!(
-                ", written by consumer group `{}` of `{}`",
-                f.group,
-                f.source.get_ref()
-            )
-        });
-    match w.store(name) {
-        Some(StoreConfig::Sqlite(s)) => {
-            format!("`{name}` (sqlite {}{fed_by})", w.path(&s.path).display())
-        }
-        Some(StoreConfig::Hbase(s)) => format!("`{name}` (hbase {}{fed_by})", s.thrift),
-        Some(StoreConfig::Null(_)) => format!("`{name}` (null: writes are discarded)"),
-        None => format!("`{name}`"),
-    }
+    let Some(store) = w.store(name) else {
+        return format!("`{name}`");
+    };
+    let fed_by = store.fed_by().map_or(String::new(), |f| {
+        format!(
+            ", written by consumer group `{}` of `{}`",
+            f.group,
+            f.source.get_ref()
+        )
+    });
+    format!("`{name}` ({}{fed_by})", store.describe(&w.home()))
 }
 
 fn source_text(w: &Workflow, name: &str) -> String {
     match w.source(name) {
-        Some(SourceConfig::File(f)) => format!("`{name}` (file {})", w.path(&f.path).display()),
-        Some(SourceConfig::Kafka(k)) => format!(
-            "`{name}` (kafka topic `{}` on {}, group `{}`)",
-            k.topic,
-            k.brokers,
-            crate::source::kafka::group_of(k, &w.name, name)
-        ),
+        Some(source) => format!("`{name}` ({})", source.describe(&w.home(), name)),
         None => format!("`{name}`"),
     }
 }

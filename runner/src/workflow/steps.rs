@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::{Point, Span, fraction, whole};
+use crate::document::values::{Period, Point, fraction, whole};
 
 /// One `[[step]]`: what is common to every kind, and the kind's own fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,7 +119,7 @@ pub struct ShellStep {
     pub command: Option<Vec<String>>,
     /// Longest it may run (default 10m); then it is killed and the step fails.
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Period>,
     /// Extra environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -153,7 +153,7 @@ pub struct RestoreStep {
     pub env: BTreeMap<String, String>,
     /// Longest `command` may run (default 1h).
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Period>,
     /// Rows per write batch (default 1000).
     #[serde(default, deserialize_with = "whole")]
     pub batch_size: Option<usize>,
@@ -173,7 +173,7 @@ pub struct ReplayStep {
     #[serde(default)]
     pub start: Option<Point>,
     /// Start at these offsets, by partition (instead of `start`).
-    #[serde(default, deserialize_with = "super::values::whole_values")]
+    #[serde(default, deserialize_with = "crate::document::values::whole_values")]
     pub start_offsets: BTreeMap<String, i64>,
     /// When to stop: `end` of the input as it was when the step started
     /// (the only choice for file sources), `caught-up` (once the catch-up
@@ -190,10 +190,10 @@ pub struct ReplayStep {
     /// Bytes of events per batch (default 8MiB); a batch ends at whichever
     /// of `batch_size` and this comes first.
     #[serde(default)]
-    pub batch_bytes: Option<super::values::Size>,
+    pub batch_bytes: Option<crate::document::values::Size>,
     /// How often positions are saved (default 1s).
     #[serde(default)]
-    pub checkpoint_every: Option<Span>,
+    pub checkpoint_every: Option<Period>,
     /// What to do with an event the transform refuses.
     #[serde(default)]
     pub on_error: OnError,
@@ -244,17 +244,17 @@ pub struct CaughtUp {
     pub max_lag: Option<u64>,
     /// How long the lag must stay low (default 10s).
     #[serde(default, rename = "for")]
-    pub hold: Option<Span>,
+    pub hold: Option<Period>,
     /// Fail the step if not caught up by then (default: wait forever);
     /// also how long `compare` and `cutover` wait for a background
     /// replay to be caught up again (default 10 minutes).
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Period>,
     /// In the background, no event acknowledged for this long while
     /// behind (or while the source cannot be asked) is a stall that fails
     /// the run (default 5 minutes).
     #[serde(default)]
-    pub stall: Option<Span>,
+    pub stall: Option<Period>,
 }
 
 /// The error policy for refused events.
@@ -289,12 +289,12 @@ pub struct CompareStep {
     /// Re-read a mismatching key after this delay before counting it
     /// (default 1s; 0 counts at once).
     #[serde(default)]
-    pub recheck_after: Option<Span>,
+    pub recheck_after: Option<Period>,
     /// Before the recheck, wait at most this long for the side that was
     /// behind to reach where the other stood (default 1m); a key that
     /// still differs while it has not is "lagging", not a mismatch.
     #[serde(default)]
-    pub recheck_wait: Option<Span>,
+    pub recheck_wait: Option<Period>,
     /// The gate: most mismatching keys allowed (default 0).
     #[serde(default, deserialize_with = "whole")]
     pub max_mismatches: Option<u64>,
@@ -307,7 +307,7 @@ pub struct CompareStep {
     pub examples: Option<usize>,
     /// The longest text kept of one difference (default 1KiB).
     #[serde(default)]
-    pub example_text: Option<super::values::Size>,
+    pub example_text: Option<crate::document::values::Size>,
     /// Keys per read batch (default 1000).
     #[serde(default, deserialize_with = "whole")]
     pub batch_size: Option<usize>,

@@ -5,13 +5,13 @@ use std::collections::HashSet;
 
 use toml::Spanned;
 
-use super::error::{Errors, WorkflowError};
-use super::schema::SourceConfig;
 use super::steps::{OnError, StepKind, Until};
-use super::values::{Point, Span};
 use super::{Workflow, valid_name};
+use crate::document::error::{Errors, WorkflowError};
+use crate::document::values::{Period, Point};
 use crate::plugin::PluginSource;
 use crate::plugin::bindings::{CHECKER_INTERFACE, TRANSFORMER_INTERFACE};
+use crate::source::kafka::config::kafka;
 use crate::text::quoted;
 
 /// Checks a parsed workflow.
@@ -20,10 +20,10 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
     let mut restored = HashSet::new();
     // Replays that keep running in the background, for `stop` steps.
     let mut background: HashSet<String> = HashSet::new();
-    for (name, store) in &w.stores {
+    for (name, store) in w.stores.iter() {
         if let Some(fed) = store.fed_by() {
             let source = fed.source.get_ref();
-            if !matches!(w.source(source), Some(SourceConfig::Kafka(_))) {
+            if w.source(source).and_then(kafka).is_none() {
                 return Err(errors.at(
                     fed.source.span(),
                     format!(
@@ -97,7 +97,7 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                         errors,
                         &r.source,
                         "source",
-                        w.sources.iter().map(|(n, _)| n.as_str()),
+                        w.sources.iter().map(|(n, _)| n),
                     )
                 })?;
                 plugin(w, &r.transform, errors)?;
@@ -115,7 +115,7 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                         ),
                     ));
                 }
-                let kafka = matches!(source, SourceConfig::Kafka(_));
+                let kafka = source.can_follow();
                 match &r.start {
                     Some(Point::Restore(_)) if !restored.contains(r.into.get_ref()) => {
                         return Err(at(format!(
@@ -152,9 +152,10 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                         }
                     }
                 }
-                let allowed: &[&str] = match source {
-                    SourceConfig::File(_) => &["end"],
-                    SourceConfig::Kafka(_) => &["end", "caught-up", "cutover"],
+                let allowed: &[&str] = if source.can_follow() {
+                    &["end", "caught-up", "cutover"]
+                } else {
+                    &["end"]
                 };
                 if let Some(until) = &r.until
                     && !allowed.contains(&until.get_ref().as_str())
@@ -292,7 +293,7 @@ fn positive(
 
 /// A time limit of zero would fail at once; it is a mistake, not a limit.
 fn not_zero(
-    value: Option<Span>,
+    value: Option<Period>,
     name: &str,
     at: &dyn Fn(String) -> WorkflowError,
 ) -> Result<(), WorkflowError> {
@@ -309,7 +310,7 @@ fn store(w: &Workflow, name: &Spanned<String>, errors: Errors<'_>) -> Result<(),
             errors,
             name,
             "store",
-            w.stores.iter().map(|(n, _)| n.as_str()),
+            w.stores.iter().map(|(n, _)| n),
         )),
     }
 }
@@ -381,53 +382,4 @@ fn missing<'a>(
         name.span(),
         format!("unknown {what} `{}`; {hint}", name.get_ref()),
     )
-}
-
-/// Checks the values of a `kind = "hbase"` store.
-pub fn hbase_store(s: &super::schema::HbaseStore) -> Result<(), String> {
-    let port = s
-        .thrift
-        .rsplit_once(':')
-        .map(|(host, port)| (host, port.parse::<u16>()));
-    if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
-        return Err(format!(
-            "`thrift` = `{}` is not `host:port`; give the Thrift1 server's address, like `127.0.0.1:9090`",
-            s.thrift
-        ));
-    }
-    for (name, value) in [("pool", s.pool), ("batch_rows", s.batch_rows)] {
-        if value == Some(0) {
-            return Err(format!("`{name}` must be at least 1"));
-        }
-    }
-    if let Some(v) = s.max_versions
-        && !(1..=i32::MAX as u32).contains(&v)
-    {
-        return Err(format!(
-            "`max_versions` = {v} must be between 1 and {}",
-            i32::MAX
-        ));
-    }
-    if s.timeout.is_some_and(|t| t.0.is_zero()) {
-        return Err("`timeout` must be longer than 0s".into());
-    }
-    for (table, families) in &s.tables {
-        crate::store::hbase::check_table_name(table).map_err(|e| format!("`tables`: {e}"))?;
-        if families.is_empty() {
-            return Err(format!(
-                "`tables`: table `{table}` lists no column family; name at least one, like `{table} = [\"d\"]`"
-            ));
-        }
-        let mut seen = HashSet::new();
-        for family in families {
-            crate::store::hbase::check_family_name(family)
-                .map_err(|e| format!("`tables`: table `{table}`: {e}"))?;
-            if !seen.insert(family) {
-                return Err(format!(
-                    "`tables`: table `{table}` lists family `{family}` twice"
-                ));
-            }
-        }
-    }
-    Ok(())
 }

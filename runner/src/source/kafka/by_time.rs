@@ -19,7 +19,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::REQUEST_TIMEOUT;
-use crate::workflow::schema::TimeLookup;
+use super::config::TimeLookup;
 
 /// How the offset was found, for the log and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::workflow::schema::KafkaSource as KafkaConfig;
+use crate::source::kafka::KafkaConfig;
 
 /// How long a metadata or offset request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::by_time::Probe;
 use super::client::{self, REQUEST_TIMEOUT};
 use crate::source::SourceError;
-use crate::workflow::schema::KafkaSource as KafkaConfig;
+use crate::source::kafka::KafkaConfig;
 
 /// How many offsets before a commit are searched for a record.
 const LOOK_BACK: i64 = 16;

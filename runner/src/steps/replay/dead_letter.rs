@@ -11,8 +11,8 @@ use super::StepError;
 use crate::model::Event;
 use crate::plugin::bindings::types;
 use crate::source::BadRecord;
+use crate::source::kafka::config::kafka;
 use crate::workflow::Workflow;
-use crate::workflow::schema::SourceConfig;
 use crate::workflow::steps::{OnError, ReplayStep};
 
 /// A place for refused events and unreadable records.
@@ -45,8 +45,8 @@ pub fn open(workflow: &Workflow, r: &ReplayStep) -> Result<Option<Box<dyn DeadLe
     }
     if let Some(topic) = &r.dead_letter_topic {
         let source = r.source.get_ref();
-        return match workflow.source(source) {
-            Some(SourceConfig::Kafka(k)) => Ok(Some(Box::new(topic::TopicLetters::open(
+        return match workflow.source(source).and_then(kafka) {
+            Some(k) => Ok(Some(Box::new(topic::TopicLetters::open(
                 source,
                 k,
                 topic.get_ref(),

@@ -18,9 +18,9 @@ use crate::model::Event;
 use crate::plugin::bindings::types;
 use crate::plugin::error::describe;
 use crate::source::BadRecord;
+use crate::source::kafka::KafkaConfig;
 use crate::source::kafka::client::{REQUEST_TIMEOUT, producer_settings, shown};
 use crate::steps::StepError;
-use crate::workflow::schema::KafkaSource as KafkaConfig;
 
 /// How long a batch's letters may take to be acknowledged.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);

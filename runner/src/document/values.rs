@@ -13,33 +13,33 @@ use serde::{Deserialize, Deserializer};
 
 /// The longest duration a workflow may write: far beyond any sensible
 /// timeout, and far below what would overflow a clock.
-pub const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 86_400);
+pub const MAX_PERIOD: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 /// A duration written like `30s`, `5m`, `1h 30m`, `250ms`; at most ten years.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
+pub struct Period(pub Duration);
 
-impl Span {
-    /// Parses a duration, refusing one longer than [`MAX_SPAN`].
-    pub fn parse(text: &str) -> Result<Span, String> {
+impl Period {
+    /// Parses a duration, refusing one longer than [`MAX_PERIOD`].
+    pub fn parse(text: &str) -> Result<Period, String> {
         let d = humantime::parse_duration(text).map_err(|e| {
             format!(
                 "invalid duration `{text}`: {e}; expected something like `30s`, `5m` or `1h 30m`"
             )
         })?;
-        if d > MAX_SPAN {
+        if d > MAX_PERIOD {
             return Err(format!(
                 "duration `{text}` is longer than ten years; expected something like `30s`, `5m` or `1h 30m`"
             ));
         }
-        Ok(Span(d))
+        Ok(Period(d))
     }
 }
 
-impl<'de> Deserialize<'de> for Span {
+impl<'de> Deserialize<'de> for Period {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Span::parse(&text).map_err(de::Error::custom)
+        Period::parse(&text).map_err(de::Error::custom)
     }
 }
 
@@ -181,7 +181,7 @@ impl Point {
             }
             let margin = rest.strip_prefix('-')?.trim();
             Some(
-                Span::parse(margin)
+                Period::parse(margin)
                     .map(|s| s.0)
                     .map_err(|e| format!("invalid margin: {e}")),
             )
@@ -281,9 +281,9 @@ mod tests {
 
     #[test]
     fn durations_are_bounded_when_parsed() {
-        assert_eq!(Span::parse("1h").unwrap().0, Duration::from_secs(3600));
+        assert_eq!(Period::parse("1h").unwrap().0, Duration::from_secs(3600));
         assert!(
-            Span::parse("4611686018427387904s")
+            Period::parse("4611686018427387904s")
                 .unwrap_err()
                 .contains("longer than ten years")
         );

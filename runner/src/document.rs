@@ -1,0 +1,29 @@
+//! The workflow file as a document: TOML read with spans, `${vars}`
+//! expanded in place (on the spanned document, so positions stay true),
+//! typed values, and errors that name file, line and column. Sources,
+//! stores and steps read their own tables with these; `workflow` puts the
+//! whole file together.
+//!
+//! - `error`: the error of a workflow file and where it points.
+//! - `vars`: `[vars]`, `--var` and `${…}`; `quoting` quotes them for `sh`.
+//! - `values`: durations, sizes, points in time, numbers and flags as text.
+//! - `read`: named tables, `kind`, one value as a type; paths.
+//! - `kind`: a table handed to the reader of its kind; where a workflow lives.
+
+pub mod error;
+pub mod kind;
+pub mod quoting;
+pub mod read;
+pub mod values;
+pub mod vars;
+
+pub use error::{Errors, Location, WorkflowError};
+pub use kind::{At, Home, Kind, Table};
+
+/// Letters, digits, `-` and `_`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
