@@ -319,7 +319,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
 /// `validate --connect`: the preflight of every step.
 fn preflight(w: &Workflow, cancel: Cancel) -> ExitCode {
     let plugins = crate::steps::plugins::PluginRegistry::new(cancel);
-    let steps: Vec<&workflow::Step> = w.steps.iter().collect();
+    let steps: Vec<&crate::steps::Step> = w.steps.iter().collect();
     match engine::preflight::check(w, &plugins, &steps) {
         Ok(lines) => {
             for line in lines {

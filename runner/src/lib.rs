@@ -39,6 +39,7 @@ pub mod plugin;
 pub mod process;
 pub mod report;
 pub mod sample;
+pub mod setup;
 pub mod source;
 pub mod state;
 pub mod steps;

@@ -15,6 +15,7 @@
 //! background replays that keep the stores they read current.
 
 pub mod background;
+pub mod checking;
 pub mod compare;
 pub mod current;
 pub mod cutover;
@@ -23,24 +24,129 @@ pub mod replay;
 pub mod restore;
 pub mod shell;
 pub mod stop;
+pub mod uses;
 
+use std::any::Any;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use toml::Spanned;
 
 use crate::cancel::Cancel;
+use crate::document::{Kind, WorkflowError};
 use crate::plugin::{LoadError, PluginFailure};
+use crate::setup::Setup;
 use crate::source::SourceError;
-use crate::state::{StateError, StateFile};
+use crate::state::{State, StateError, StateFile};
 use crate::store::{Store, StoreError};
-use crate::workflow::{Step, StepKind, Workflow};
 use background::{BackgroundTask, BackgroundTasks};
+use checking::Checking;
 use plugins::PluginRegistry;
+use uses::Uses;
+
+/// One `[[step]]`: what is common to every kind, and the kind's settings.
+#[derive(Debug)]
+pub struct Step {
+    /// Unique name of the step, used in state and logs.
+    pub id: Spanned<String>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// The kind's settings, which also know how to run it.
+    pub config: Box<dyn StepConfig>,
+}
+
+impl Step {
+    /// The kind's name in the file.
+    pub fn kind(&self) -> &'static str {
+        self.config.kind()
+    }
+}
+
+/// One kind of step as a workflow configures it: how its settings are
+/// checked, what the plan says of it, what it uses, and how it runs. Each
+/// kind keeps its config type beside its implementation and registers it
+/// in [`KINDS`] (its name and reader). The hooks after `run` let the engine
+/// treat a step that leaves something running, or records something
+/// outside its own state, without knowing its kind.
+pub trait StepConfig: std::fmt::Debug + Send + Sync + Any {
+    /// `kind = "…"`.
+    fn kind(&self) -> &'static str;
+
+    /// Checks its values and references, knowing the steps before it.
+    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError>;
+
+    /// What it will do, for `runner plan`.
+    fn describe(&self, setup: &Setup) -> String;
+
+    /// Notes the sources, stores and plugins it uses, for the preflight.
+    fn uses<'s>(&'s self, uses: &mut Uses<'s>);
+
+    /// Runs it; returns its summary line.
+    fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError>;
+
+    /// The stores it reads as the truth: it runs only while every
+    /// background task keeping one of them current is caught up.
+    fn reads(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    /// The store it loads as of a restore point, which later steps may
+    /// start relative to.
+    fn restores(&self) -> Option<&str> {
+        None
+    }
+
+    /// Whether it leaves a task running in the background when it returns.
+    fn leaves_running(&self) -> bool {
+        false
+    }
+
+    /// The store its background task keeps current, and how long a step
+    /// that reads that store waits for it to catch up.
+    fn keeps_current(&self) -> Option<(&str, Duration)> {
+        None
+    }
+
+    /// Starts again the task it left running when the last run ended.
+    fn restart(&self, _ctx: &StepContext, _id: &str) -> Option<Box<dyn BackgroundTask>> {
+        None
+    }
+
+    /// Whether it stops the background task of step `id`.
+    fn stops(&self, _id: &str) -> bool {
+        false
+    }
+
+    /// Forgets what it recorded outside its own step's state (a restore
+    /// point, a cutover), so that it runs again from scratch.
+    fn forget(&self, _state: &mut State) {}
+
+    /// The config itself, for code that needs one kind's settings.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Every kind of step, in the order messages list them.
+pub const KINDS: &[Kind<dyn StepConfig>] = &[
+    restore::KIND,
+    replay::config::KIND,
+    compare::config::KIND,
+    shell::KIND,
+    cutover::KIND,
+    stop::KIND,
+];
+
+/// Events a replay batch holds, rows a restore copies and keys a compare
+/// reads at a time, unless the step sets `batch_size`.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
 
 /// What every step gets.
 #[derive(Clone)]
 pub struct StepContext {
-    /// The workflow.
-    pub workflow: Arc<Workflow>,
+    /// What the workflow declares: its folders, sources, stores, plugins.
+    pub setup: Arc<Setup>,
+    /// Every step of the workflow, in order.
+    pub steps: Arc<[Step]>,
     /// The state folder.
     pub state: Arc<Mutex<StateFile>>,
     /// The plugins, loaded on first use.
@@ -67,10 +173,10 @@ impl StepContext {
 
     /// Opens the store `name`, after listing the files it may create.
     pub fn store(&self, name: &str) -> Result<Box<dyn Store>, StepError> {
-        if let Some(config) = self.workflow.store(name) {
-            self.own(&config.files(&self.workflow.home()))?;
+        if let Some(config) = self.setup.store(name) {
+            self.own(&config.files(&self.setup.home()))?;
         }
-        Ok(self.workflow.open_store(name)?)
+        Ok(self.setup.open_store(name)?)
     }
 
     /// Runs `command` for a step; what it leaves in the state folder is
@@ -133,26 +239,9 @@ impl From<PluginFailure> for StepError {
 }
 
 /// Runs one step; returns its summary line. A step that reads stores
-/// first waits until the background replays into them are caught up.
+/// first waits until the background tasks keeping them current are
+/// caught up.
 pub fn run(ctx: &StepContext, step: &Step) -> Result<String, StepError> {
     current::require(ctx, step)?;
-    let id = step.id.get_ref();
-    match &step.kind {
-        StepKind::Shell(s) => shell::run(ctx, id, s),
-        StepKind::Restore(r) => restore::run(ctx, id, r),
-        StepKind::Replay(r) => replay::run(ctx, id, r),
-        StepKind::Compare(c) => compare::run(ctx, id, c),
-        StepKind::Cutover(c) => cutover::run(ctx, id, c),
-        StepKind::Stop(s) => stop::run(ctx, id, s),
-    }
-}
-
-/// Starts again what `step` left running in the background when the last
-/// run ended (a replay syncing until cutover resumes from its committed
-/// position); `None` for a kind that leaves nothing running.
-pub fn restart(ctx: &StepContext, step: &Step) -> Option<Box<dyn BackgroundTask>> {
-    match &step.kind {
-        StepKind::Replay(r) => Some(Box::new(replay::spawn(ctx, step.id.get_ref(), r))),
-        _ => None,
-    }
+    step.config.run(ctx, step.id.get_ref())
 }

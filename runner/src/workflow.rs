@@ -8,88 +8,49 @@
 
 pub mod plan;
 pub mod schema;
-pub mod steps;
 pub mod validate;
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::document::Errors;
-use crate::document::Home;
 use crate::document::kind::read_kind;
-use crate::document::read::{absolute, deserialize, kind, named_tables, resolve_path, split_key};
+use crate::document::read::{absolute, deserialize, named_tables, resolve_path, split_key};
 pub use crate::document::valid_name;
 use crate::document::vars;
 pub use crate::document::{Location, WorkflowError};
 use crate::plugin::limits::{DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT};
 use crate::plugin::{Grants, Limits, OutputLimits, PluginSource, PluginSpec};
-use crate::source::{self, SourceConfig, Sources};
-use crate::store::{self, StoreConfig, Stores};
+use crate::setup::Setup;
+use crate::source::{self, Sources};
+use crate::steps::{self, Step};
+use crate::store::{self, Stores};
 use crate::text::quoted;
 use schema::{PluginSection, WorkflowSection};
-pub use steps::{Step, StepKind};
 
-/// A loaded, expanded and validated workflow.
+/// A loaded, expanded and validated workflow: its setup (where it lives,
+/// its sources, stores and plugins), which it derefs to, and its steps.
 #[derive(Debug, Clone)]
 pub struct Workflow {
-    /// The file it was read from.
-    pub file: PathBuf,
-    /// The folder relative paths are resolved against.
-    pub dir: PathBuf,
-    /// `[workflow] name`.
-    pub name: String,
+    /// What the steps work with.
+    pub setup: Arc<Setup>,
     /// `[workflow] description`.
     pub description: Option<String>,
-    /// Where state is kept.
-    pub state_dir: PathBuf,
-    /// Every variable, expanded.
-    pub vars: vars::Vars,
-    /// `[source.NAME]`, in file order.
-    pub sources: Sources,
-    /// `[store.NAME]`, in file order.
-    pub stores: Stores,
-    /// `[plugin.NAME]`, in file order.
-    pub plugins: Vec<PluginSpec>,
     /// `[[step]]`, in order.
-    pub steps: Vec<Step>,
+    pub steps: Arc<[Step]>,
     /// sha256 of the file and overrides, to notice edits between runs.
     pub fingerprint: String,
 }
 
-impl Workflow {
-    /// The source named `name`.
-    pub fn source(&self, name: &str) -> Option<&dyn SourceConfig> {
-        self.sources.get(name)
-    }
+impl Deref for Workflow {
+    type Target = Setup;
 
-    /// The store named `name`.
-    pub fn store(&self, name: &str) -> Option<&dyn StoreConfig> {
-        self.stores.get(name)
-    }
-
-    /// Opens the store `name`.
-    pub fn open_store(&self, name: &str) -> Result<Box<dyn store::Store>, store::StoreError> {
-        self.stores.open(&self.home(), name, &self.sources)
-    }
-
-    /// Where it lives: its folder and name.
-    pub fn home(&self) -> Home {
-        Home {
-            dir: self.dir.clone(),
-            workflow: self.name.clone(),
-        }
-    }
-
-    /// The plugin named `name`.
-    pub fn plugin(&self, name: &str) -> Option<&PluginSpec> {
-        self.plugins.iter().find(|p| p.name == name)
-    }
-
-    /// A path from the file, resolved against the workflow's folder.
-    pub fn path(&self, text: &str) -> PathBuf {
-        resolve_path(&self.dir, text)
+    fn deref(&self) -> &Setup {
+        &self.setup
     }
 }
 
@@ -210,16 +171,18 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
         fingerprint_input.push_str(&format!("\n--var {k}={v}"));
     }
     let workflow = Workflow {
-        file: file.to_path_buf(),
-        dir,
-        name,
+        setup: Arc::new(Setup {
+            file: file.to_path_buf(),
+            dir,
+            name,
+            state_dir,
+            vars,
+            sources,
+            stores,
+            plugins,
+        }),
         description: section.description,
-        state_dir,
-        vars,
-        sources,
-        stores,
-        plugins,
-        steps,
+        steps: steps.into(),
         fingerprint: crate::plugin::load::sha256_hex(fingerprint_input.as_bytes()),
     };
     validate::validate(&workflow, errors)?;
@@ -238,20 +201,11 @@ fn step(value: Spanned<DeValue<'_>>, errors: Errors<'_>) -> Result<Step, Workflo
     let id: Spanned<String> = deserialize(id, errors)?;
     let (description, rest) = split_key(rest, "description");
     let description: Option<String> = description.map(|d| deserialize(d, errors)).transpose()?;
-    let (at, rest) = kind(rest, "step", steps::KINDS, errors)?;
-    let kind = match steps::KINDS[at] {
-        "shell" => StepKind::Shell(deserialize(rest, errors)?),
-        "restore" => StepKind::Restore(deserialize(rest, errors)?),
-        "replay" => StepKind::Replay(deserialize(rest, errors)?),
-        "compare" => StepKind::Compare(deserialize(rest, errors)?),
-        "cutover" => StepKind::Cutover(deserialize(rest, errors)?),
-        "stop" => StepKind::Stop(deserialize(rest, errors)?),
-        _ => unreachable!("kinds are checked"),
-    };
+    let config = read_kind(rest, "step", steps::KINDS, errors)?;
     Ok(Step {
         id,
         description,
-        kind,
+        config,
     })
 }
 

@@ -48,7 +48,7 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
     } else {
         outln!("  runner: none alive for this state folder{detail}; `runner exec` resumes");
     }
-    for step in &w.steps {
+    for step in w.steps.iter() {
         let id = step.id.get_ref();
         match state.steps.get(id) {
             None => outln!("  {id:<16} pending"),

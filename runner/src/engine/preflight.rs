@@ -9,63 +9,12 @@
 //! table it alters) is only warned about. `runner validate --connect` runs
 //! the same checks.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use crate::plugin::bindings::check::Check;
 use crate::plugin::bindings::transform::Transform;
+use crate::steps::Step;
 use crate::steps::plugins::PluginRegistry;
-use crate::workflow::{Step, StepKind, Workflow};
-
-/// What the steps use, each once.
-#[derive(Default)]
-struct Uses<'w> {
-    /// Source, extra topics, whether a command step runs before it.
-    sources: Vec<(&'w str, Vec<&'w str>, bool)>,
-    /// Store, whether a command step runs before its first use.
-    stores: BTreeMap<&'w str, bool>,
-    transforms: BTreeSet<&'w str>,
-    checks: BTreeSet<&'w str>,
-}
-
-fn uses<'w>(steps: &[&'w Step]) -> Uses<'w> {
-    let mut u = Uses::default();
-    let mut command_before = false;
-    for step in steps {
-        match &step.kind {
-            StepKind::Shell(_) => command_before = true,
-            StepKind::Restore(r) => {
-                u.stores.entry(r.into.get_ref()).or_insert(command_before);
-                if let Some(from) = &r.from {
-                    u.stores.entry(from.get_ref()).or_insert(command_before);
-                }
-                command_before |= r.command.is_some();
-            }
-            StepKind::Replay(r) => {
-                let topics: Vec<&str> = r
-                    .dead_letter_topic
-                    .iter()
-                    .map(|t| t.get_ref().as_str())
-                    .collect();
-                let name = r.source.get_ref().as_str();
-                match u.sources.iter_mut().find(|(n, _, _)| *n == name) {
-                    Some((_, more, _)) => more.extend(topics),
-                    None => u.sources.push((name, topics, command_before)),
-                }
-                u.stores.entry(r.into.get_ref()).or_insert(command_before);
-                u.transforms.insert(r.transform.get_ref());
-            }
-            StepKind::Compare(c) => {
-                u.stores.entry(c.blue.get_ref()).or_insert(command_before);
-                u.stores.entry(c.green.get_ref()).or_insert(command_before);
-                if let Some(check) = &c.check {
-                    u.checks.insert(check.get_ref());
-                }
-            }
-            StepKind::Cutover(_) | StepKind::Stop(_) => {}
-        }
-    }
-    u
-}
+use crate::steps::uses::Uses;
+use crate::workflow::Workflow;
 
 /// Checks everything `steps` use; returns a line per thing checked, or
 /// every problem found.
@@ -74,7 +23,10 @@ pub fn check(
     plugins: &PluginRegistry,
     steps: &[&Step],
 ) -> Result<Vec<String>, Vec<String>> {
-    let u = uses(steps);
+    let mut u = Uses::default();
+    for step in steps {
+        step.config.uses(&mut u);
+    }
     let mut found = Vec::new();
     let mut problems = Vec::new();
     // A problem with what an earlier command step may provide is a warning.

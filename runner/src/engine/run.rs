@@ -11,8 +11,7 @@ use crate::steps::background::{self, BackgroundTasks, Stopped};
 use crate::steps::plugins::PluginRegistry;
 use crate::steps::{self, StepContext, StepError};
 use crate::text::{STEP_TEXT_LIMIT, bounded};
-use crate::workflow::steps::Until;
-use crate::workflow::{StepKind, Workflow};
+use crate::workflow::Workflow;
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +97,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         steps: workflow
             .steps
             .iter()
-            .map(|s| (s.id.get_ref().clone(), s.kind.name().to_string()))
+            .map(|s| (s.id.get_ref().clone(), s.kind().to_string()))
             .collect(),
     };
     let mut state = StateFile::open(&workflow.state_dir, &owner)?;
@@ -141,7 +140,8 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
 
     let workflow = Arc::new(workflow);
     let ctx = StepContext {
-        workflow: workflow.clone(),
+        setup: workflow.setup.clone(),
+        steps: workflow.steps.clone(),
         state: Arc::new(Mutex::new(state)),
         plugins: Arc::new(PluginRegistry::new(options.cancel.clone())),
         cancel: options.cancel.clone(),
@@ -150,7 +150,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     };
     // What the steps still to run (and the replays to resume) use is
     // checked before anything starts.
-    let pending: Vec<&crate::workflow::Step> = workflow
+    let pending: Vec<&crate::steps::Step> = workflow
         .steps
         .iter()
         .filter(|s| {
@@ -239,29 +239,16 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
     };
     for step in &workflow.steps[at..] {
         state.data.steps.remove(step.id.get_ref());
-        match &step.kind {
-            StepKind::Restore(r) => {
-                state.data.restore_points.remove(r.into.get_ref());
-            }
-            StepKind::Cutover(_) => state.data.cutover_to = None,
-            _ => {}
-        }
+        step.config.forget(&mut state.data);
     }
-    // Background replays before `from` that a redone `cutover` (or the
-    // workflow's end) stopped keep green in sync again; those a `stop`
-    // before `from` stopped stay stopped.
+    // Background tasks before `from` that a redone `cutover` (or the
+    // workflow's end) stopped run again; those a `stop` before `from`
+    // stopped stay stopped.
     let mut resume: Vec<&str> = Vec::new();
     for step in &workflow.steps[..at] {
-        match &step.kind {
-            StepKind::Replay(r) if r.until() == Until::Cutover => {
-                resume.push(step.id.get_ref());
-            }
-            StepKind::Stop(s) => {
-                resume.retain(|id| {
-                    !s.replays.is_empty() && !s.replays.iter().any(|r| r.get_ref() == id)
-                });
-            }
-            _ => {}
+        resume.retain(|id| !step.config.stops(id));
+        if step.config.leaves_running() {
+            resume.push(step.id.get_ref());
         }
     }
     for id in resume {
@@ -295,13 +282,13 @@ fn pause_background(ctx: &StepContext) {
 /// whatever ended it (a failed step, Ctrl-C, a kill): each task resumes
 /// from its committed position before any later step runs.
 fn restart_background(workflow: &Workflow, ctx: &StepContext) {
-    for step in &workflow.steps {
+    for step in workflow.steps.iter() {
         let id = step.id.get_ref();
-        let kind = step.kind.name();
+        let kind = step.kind();
         if !ctx.lock_state().data.syncing(id) {
             continue;
         }
-        if let Some(task) = steps::restart(ctx, step) {
+        if let Some(task) = step.config.restart(ctx, id) {
             tracing::info!(step = %id, "resuming the background {kind} from its committed position");
             ctx.background.add(id, kind, task);
         }
@@ -312,11 +299,10 @@ fn restart_background(workflow: &Workflow, ctx: &StepContext) {
 /// failure that belongs to none of them in particular.
 fn background_kind(ctx: &StepContext) -> &'static str {
     let state = ctx.lock_state();
-    ctx.workflow
-        .steps
+    ctx.steps
         .iter()
         .find(|s| state.data.syncing(s.id.get_ref()))
-        .map_or("background", |s| s.kind.name())
+        .map_or("background", |s| s.kind())
 }
 
 /// A background task that failed stops the run.
@@ -340,10 +326,10 @@ fn run_steps(
 ) -> Result<RunReport, EngineError> {
     restart_background(workflow, ctx);
     let mut reports = Vec::new();
-    for step in &workflow.steps {
+    for step in workflow.steps.iter() {
         check_background(ctx)?;
         let id = step.id.get_ref().clone();
-        let kind = step.kind.name();
+        let kind = step.kind();
         {
             let mut sf = ctx.lock_state();
             let st = sf.step_mut(&id, kind);

@@ -226,11 +226,10 @@ impl BackgroundTasks {
 /// may fail too, and must not hide why it stalled).
 pub fn fail(ctx: &StepContext, id: &str, error: StepError) {
     let kind = ctx
-        .workflow
         .steps
         .iter()
         .find(|s| s.id.get_ref() == id)
-        .map_or("background", |s| s.kind.name());
+        .map_or("background", |s| s.kind());
     if ctx.background.failed_id().as_deref() == Some(id) {
         tracing::warn!(step = %id, "background {kind}, after it failed: {error}");
         return;

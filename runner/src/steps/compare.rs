@@ -17,6 +17,8 @@
 //! differ than allowed; a JSON report with sample keys is written to the
 //! state folder either way.
 
+pub mod config;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -32,7 +34,7 @@ use crate::plugin::check::{Pair, Verdict};
 use crate::plugin::error::describe;
 use crate::plugin::instance::Instance;
 use crate::store::Store;
-use crate::workflow::steps::CompareStep;
+use config::CompareStep;
 
 /// Keys kept for the recheck; beyond this, differences count at once.
 const RECHECK_LIMIT: usize = 100_000;
@@ -159,13 +161,13 @@ impl Report {
 }
 
 /// Runs the comparison and its gate.
-pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError> {
+fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError> {
     let mut blue = ctx.store(c.blue.get_ref())?;
     let mut green = ctx.store(c.green.get_ref())?;
     let mut checker = match &c.check {
         Some(name) => Some(
             ctx.plugins
-                .get::<Check>(&ctx.workflow, name.get_ref())?
+                .get::<Check>(&ctx.setup, name.get_ref())?
                 .instance(),
         ),
         None => None,
@@ -173,9 +175,7 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
     let options = Options {
         tables: c.tables.clone(),
         as_of: c.as_of.clone(),
-        batch: c
-            .batch_size
-            .unwrap_or(crate::workflow::steps::DEFAULT_BATCH_SIZE),
+        batch: c.batch_size.unwrap_or(super::DEFAULT_BATCH_SIZE),
         caps: Caps {
             examples: c.examples.unwrap_or(DEFAULT_EXAMPLES),
             text: c
@@ -194,7 +194,7 @@ pub fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepE
     )?;
 
     let differing = report.differing();
-    let path = ctx.workflow.state_dir.join(format!("compare-{id}.json"));
+    let path = ctx.setup.state_dir.join(format!("compare-{id}.json"));
     ctx.own(std::slice::from_ref(&path))?;
     let _ = std::fs::write(
         &path,

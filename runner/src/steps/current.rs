@@ -8,46 +8,28 @@
 use std::time::{Duration, Instant};
 
 use super::background::Freshness;
-use super::{StepContext, StepError};
+use super::{Step, StepContext, StepError};
 use crate::report::thousands;
-use crate::workflow::{Step, StepKind};
-
-/// How long to wait for a background replay to catch up, by default.
-const DEFAULT_WAIT: Duration = Duration::from_secs(600);
-
-/// The stores `step` needs current.
-fn stores_read(step: &Step) -> Vec<&str> {
-    match &step.kind {
-        StepKind::Compare(c) => vec![c.blue.get_ref().as_str(), c.green.get_ref().as_str()],
-        StepKind::Cutover(c) => vec![c.to.get_ref().as_str()],
-        _ => Vec::new(),
-    }
-}
 
 /// Waits until every background replay into a store `step` reads runs and
 /// is caught up; fails naming the first one that does not.
 pub fn require(ctx: &StepContext, step: &Step) -> Result<(), StepError> {
-    let stores = stores_read(step);
+    let stores = step.config.reads();
     if stores.is_empty() {
         return Ok(());
     }
-    let kind = step.kind.name();
-    for other in &ctx.workflow.steps {
-        let StepKind::Replay(r) = &other.kind else {
+    let kind = step.kind();
+    for other in ctx.steps.iter() {
+        let Some((into, wait)) = other.config.keeps_current() else {
             continue;
         };
         let id = other.id.get_ref();
-        let into = r.into.get_ref();
-        // Only replays that keep syncing and were not stopped on purpose.
+        let task = other.kind();
+        // Only tasks that keep running and were not stopped on purpose.
         let live = ctx.lock_state().data.syncing(id);
-        if !stores.contains(&into.as_str()) || !live {
+        if !stores.contains(&into) || !live {
             continue;
         }
-        let wait = r
-            .caught_up
-            .as_ref()
-            .and_then(|g| g.timeout)
-            .map_or(DEFAULT_WAIT, |t| t.0);
         let started = Instant::now();
         let mut told = None::<Instant>;
         loop {
@@ -58,7 +40,7 @@ pub fn require(ctx: &StepContext, step: &Step) -> Result<(), StepError> {
                 Freshness::CaughtUp => break,
                 Freshness::NotRunning => {
                     return Err(StepError::Other(format!(
-                        "background replay `{id}` keeps `{into}` in sync but is not running; `{kind}` reads only a current `{into}` (`runner exec` starts it again)"
+                        "background {task} `{id}` keeps `{into}` in sync but is not running; `{kind}` reads only a current `{into}` (`runner exec` starts it again)"
                     )));
                 }
                 Freshness::Behind { lag, max_lag, hold } => (lag, max_lag, hold),
@@ -66,14 +48,14 @@ pub fn require(ctx: &StepContext, step: &Step) -> Result<(), StepError> {
             let behind = lag.map_or("an unknown number of".to_string(), thousands);
             if started.elapsed() >= wait {
                 return Err(StepError::Gate(format!(
-                    "background replay `{id}` keeps `{into}` in sync but is not caught up: {behind} messages behind after waiting {} (its gate is at most {max_lag} for {}); `{kind}` reads only a current `{into}`",
+                    "background {task} `{id}` keeps `{into}` in sync but is not caught up: {behind} messages behind after waiting {} (its gate is at most {max_lag} for {}); `{kind}` reads only a current `{into}`",
                     humantime::format_duration(wait),
                     humantime::format_duration(hold)
                 )));
             }
             if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
                 tracing::info!(
-                    "waiting for background replay `{id}` to catch up: {behind} messages behind (at most {max_lag} for {})",
+                    "waiting for background {task} `{id}` to catch up: {behind} messages behind (at most {max_lag} for {})",
                     humantime::format_duration(hold)
                 );
                 told = Some(Instant::now());

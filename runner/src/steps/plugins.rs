@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use crate::cancel::Cancel;
 use crate::plugin::instance::{Plugin, World};
 use crate::plugin::{LoadError, PluginEngine};
-use crate::workflow::Workflow;
+use crate::setup::Setup;
 
 /// The plugins of one workflow run.
 pub struct PluginRegistry {
@@ -43,7 +43,7 @@ impl PluginRegistry {
     }
 
     /// The plugin `name` of world `W`, loaded on first use.
-    pub fn get<W: World>(&self, workflow: &Workflow, name: &str) -> Result<Plugin<W>, LoadError> {
+    pub fn get<W: World>(&self, workflow: &Setup, name: &str) -> Result<Plugin<W>, LoadError> {
         let key = (TypeId::of::<W>(), name.to_string());
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = loaded.get(&key).and_then(|p| p.downcast_ref::<Plugin<W>>()) {
@@ -55,10 +55,7 @@ impl PluginRegistry {
     }
 }
 
-fn spec<'w>(
-    workflow: &'w Workflow,
-    name: &str,
-) -> Result<&'w crate::plugin::PluginSpec, LoadError> {
+fn spec<'w>(workflow: &'w Setup, name: &str) -> Result<&'w crate::plugin::PluginSpec, LoadError> {
     workflow.plugin(name).ok_or_else(|| LoadError::Build {
         plugin: name.to_string(),
         message: "no such plugin in the workflow".into(),

@@ -14,6 +14,7 @@
 //! syncing on its own thread while later steps run, until a `stop` or
 //! `cutover` step (see `syncing` and `steps::background`).
 
+pub mod config;
 pub mod dead_letter;
 pub mod in_flight;
 pub mod live;
@@ -37,7 +38,7 @@ use crate::plugin::transform::Tables;
 use crate::report::progress::ProgressLine;
 use crate::source::{self, BadRecord, Batch, Checkpoint, Follow, SourceError, Start};
 use crate::store;
-use crate::workflow::steps::{ReplayStep, Until};
+use config::{ReplayStep, Until};
 
 use dead_letter::DeadLetter;
 use in_flight::InFlight;
@@ -98,7 +99,7 @@ impl Transformed {
 
 /// Runs the step: to the end of the log, or until caught up (and then,
 /// for `until = "cutover"`, on in the background).
-pub fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError> {
+fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError> {
     let until = r.until();
     if until == Until::End {
         return pipeline(
@@ -226,7 +227,7 @@ fn pipeline(
     stop: &Cancel,
     live: &Live,
 ) -> Result<String, StepError> {
-    let workflow = &ctx.workflow;
+    let workflow = &ctx.setup;
     let plugin = ctx
         .plugins
         .get::<Transform>(workflow, r.transform.get_ref())?;
@@ -237,9 +238,7 @@ fn pipeline(
             .sources
             .open(&workflow.home(), r.source.get_ref(), follow, &ctx.cancel)?;
     let limit = source::BatchLimit {
-        events: r
-            .batch_size
-            .unwrap_or(crate::workflow::steps::DEFAULT_BATCH_SIZE),
+        events: r.batch_size.unwrap_or(super::DEFAULT_BATCH_SIZE),
         bytes: r.batch_bytes.map_or(DEFAULT_BATCH_BYTES, |s| s.0),
     };
     let checkpoint_every = r.checkpoint_every.map_or(Duration::from_secs(1), |s| s.0);
@@ -418,7 +417,7 @@ fn read(
 
 /// The tables a replay may write: those the workflow declares for its
 /// store (validation makes sure there are some).
-fn tables_of(workflow: &crate::workflow::Workflow, store: &str) -> Tables {
+fn tables_of(workflow: &crate::setup::Setup, store: &str) -> Tables {
     Tables {
         store: store.to_string(),
         names: workflow

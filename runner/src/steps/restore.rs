@@ -5,17 +5,134 @@
 //! the state; a replay can then start at `restore - 10m`. A copy resumes
 //! from the last table and key it finished.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{StepContext, StepError};
-use crate::document::values::Point;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::checking::Checking;
+use super::shell::CommandLine;
+use super::uses::Uses;
+use super::{StepConfig, StepContext, StepError};
+use crate::document::values::{Period, Point, whole};
+use crate::document::{Kind, WorkflowError};
 use crate::model::{Cell, Row, RowMutation};
-use crate::state::now_ms;
+use crate::setup::Setup;
+use crate::state::{State, now_ms};
 use crate::store::Store;
-use crate::workflow::steps::RestoreStep;
+
+/// The kind, for the registration list.
+pub const KIND: Kind<dyn StepConfig> = Kind {
+    name: "restore",
+    read: |table| Ok(Box::new(table.read::<RestoreStep>()?)),
+};
+
+/// `kind = "restore"`: copy `from` into `into` as of a point, or run the
+/// operator's own restore `command`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreStep {
+    /// The store to copy from.
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// The store to load.
+    pub into: Spanned<String>,
+    /// The restore point T0 (default `latest`); recorded for later steps.
+    #[serde(default)]
+    pub as_of: Option<Point>,
+    /// Tables to copy (default: every table of `from`).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Instead of copying: a snapshot/restore command (a list of arguments,
+    /// or a line for `sh -c`).
+    #[serde(default)]
+    pub command: Option<CommandLine>,
+    /// Extra environment variables for `command`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Longest `command` may run (default 1h).
+    #[serde(default)]
+    pub timeout: Option<Period>,
+    /// Rows per write batch (default 1000).
+    #[serde(default, deserialize_with = "whole")]
+    pub batch_size: Option<usize>,
+}
+
+impl StepConfig for RestoreStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
+        c.store(&self.into)?;
+        match (&self.from, &self.command) {
+            (Some(from), None) => {
+                c.store(from)?;
+                if from.get_ref() == self.into.get_ref() {
+                    return Err(c.at(from.span(), "`from` and `into` are the same store"));
+                }
+            }
+            (None, Some(_)) => {}
+            _ => {
+                return Err(c.step(
+                    "needs exactly one of `from` (a store to copy) or `command` (your own restore command)",
+                ));
+            }
+        }
+        if matches!(self.as_of, Some(Point::Restore(_)) | Some(Point::Earliest)) {
+            return Err(c.step("`as_of` must be `latest`, `watermark - …` or a time"));
+        }
+        c.positive(self.batch_size, "batch_size")?;
+        c.not_zero(self.timeout, "timeout")
+    }
+
+    fn describe(&self, setup: &Setup) -> String {
+        let point = self.as_of.clone().unwrap_or(Point::Latest);
+        match (&self.from, &self.command) {
+            (Some(from), _) => format!(
+                "copy {} into {} as of {point}, and record it as the restore point",
+                setup.store_text(from.get_ref()),
+                setup.store_text(self.into.get_ref())
+            ),
+            (_, Some(cmd)) => format!(
+                "run `{}` to restore {} as of {point}",
+                cmd.shown(),
+                setup.store_text(self.into.get_ref())
+            ),
+            _ => String::new(),
+        }
+    }
+
+    fn uses<'s>(&'s self, uses: &mut Uses<'s>) {
+        uses.store(self.into.get_ref());
+        if let Some(from) = &self.from {
+            uses.store(from.get_ref());
+        }
+        if self.command.is_some() {
+            uses.command();
+        }
+    }
+
+    fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
+        run(ctx, id, self)
+    }
+
+    fn restores(&self) -> Option<&str> {
+        Some(self.into.get_ref())
+    }
+
+    fn forget(&self, state: &mut State) {
+        state.restore_points.remove(self.into.get_ref());
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// Runs the restore.
-pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError> {
+fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError> {
     let into = r.into.get_ref();
     let point = r.as_of.clone().unwrap_or(Point::Latest);
     if let Some(command) = &r.command {
@@ -29,7 +146,7 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
         env.push(("SWITCHYARD_RESTORE_POINT".to_string(), t0.to_string()));
         env.push(("SWITCHYARD_STORE".to_string(), into.clone()));
         ctx.run_command(|| {
-            super::shell::run_command(command, &ctx.workflow.dir, &env, timeout, &ctx.cancel, id)
+            super::shell::run_command(command, &ctx.setup.dir, &env, timeout, &ctx.cancel, id)
         })?;
         record(ctx, into, t0)?;
         return Ok(format!(
@@ -73,9 +190,7 @@ pub fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepE
     } else {
         r.tables.clone()
     };
-    let batch = r
-        .batch_size
-        .unwrap_or(crate::workflow::steps::DEFAULT_BATCH_SIZE);
+    let batch = r.batch_size.unwrap_or(super::DEFAULT_BATCH_SIZE);
     let mut rows_copied = 0u64;
     for table in &tables {
         let mut after = match resume_key(ctx, id, table) {

@@ -13,10 +13,142 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{StepContext, StepError};
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::checking::Checking;
+use super::uses::Uses;
+use super::{StepConfig, StepContext, StepError};
 use crate::cancel::Cancel;
+use crate::document::values::Period;
+use crate::document::{Kind, WorkflowError};
 use crate::process::{guarded, stop_group, stop_leftovers};
-use crate::workflow::steps::{CommandLine, ShellStep};
+use crate::setup::Setup;
+
+/// The kind, for the registration list.
+pub const KIND: Kind<dyn StepConfig> = Kind {
+    name: "shell",
+    read: |table| Ok(Box::new(table.read::<ShellStep>()?)),
+};
+
+/// `kind = "shell"`: a command, run directly (`command = ["prog", "arg"]`)
+/// or with `sh -c` (`run = "…"`); a non-zero exit fails the step.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellStep {
+    /// A command line for `sh -c`; every `${var}` in it is quoted by the runner.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// A program and its arguments, run without a shell.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Longest it may run (default 10m); then it is killed and the step fails.
+    #[serde(default)]
+    pub timeout: Option<Period>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working folder (default: the workflow's folder).
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+impl StepConfig for ShellStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
+        match (&self.command, &self.run) {
+            (Some(_), Some(_)) | (None, None) => Err(c.step(
+                "needs exactly one of `command` (a program and its arguments, run without a shell) or `run` (a line for `sh -c`)",
+            )),
+            (Some(args), None) if args.first().is_none_or(|p| p.trim().is_empty()) => Err(c.step(
+                "`command` is empty; give the program first, like `[\"runner\", \"sample\", \"chat\"]`",
+            )),
+            (None, Some(run)) if run.trim().is_empty() => Err(c.step("`run` is empty")),
+            _ => c.not_zero(self.timeout, "timeout"),
+        }
+    }
+
+    fn describe(&self, _setup: &Setup) -> String {
+        match (&self.command, &self.run) {
+            (Some(args), _) => format!(
+                "run `{}` (no shell)",
+                CommandLine::Args(args.clone()).shown()
+            ),
+            (None, Some(line)) => format!("run `{line}` with sh -c"),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn uses<'s>(&'s self, uses: &mut Uses<'s>) {
+        uses.command();
+    }
+
+    fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
+        run(ctx, id, self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// A command to run: a program and its arguments, run directly
+/// (`["runner", "sample", "chat"]`), or one line run by `sh -c`, in which
+/// the runner quotes every `${var}` itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandLine {
+    /// Run without a shell.
+    Args(Vec<String>),
+    /// Run with `sh -c`.
+    Shell(String),
+}
+
+impl CommandLine {
+    /// How the command reads in messages.
+    pub fn shown(&self) -> String {
+        match self {
+            CommandLine::Shell(line) => crate::text::one_line(line),
+            CommandLine::Args(args) => args
+                .iter()
+                .map(|a| crate::text::one_line(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = CommandLine;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a list of arguments (`[\"prog\", \"arg\"]`) or a shell command line"
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CommandLine, E> {
+                Ok(CommandLine::Shell(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CommandLine, A::Error> {
+                let mut args = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    args.push(arg);
+                }
+                Ok(CommandLine::Args(args))
+            }
+        }
+        d.deserialize_any(Either)
+    }
+}
 
 /// Lines of output quoted when a command fails.
 const TAIL: usize = 20;
@@ -27,11 +159,11 @@ const TAIL: usize = 20;
 const LINE_LIMIT: u64 = 4096;
 
 /// Runs the step's command.
-pub fn run(ctx: &StepContext, id: &str, s: &ShellStep) -> Result<String, StepError> {
+fn run(ctx: &StepContext, id: &str, s: &ShellStep) -> Result<String, StepError> {
     let dir = s
         .dir
         .as_deref()
-        .map_or(ctx.workflow.dir.clone(), |d| ctx.workflow.path(d));
+        .map_or(ctx.setup.dir.clone(), |d| ctx.setup.path(d));
     let timeout = s.timeout.map_or(Duration::from_secs(600), |t| t.0);
     let env: Vec<(String, String)> = s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let command = match (&s.command, &s.run) {

@@ -2,12 +2,87 @@
 //! cutover, for workflows that evaluate green with the log frozen. Each
 //! finishes what it has in flight, commits, and records its final summary.
 
+use serde::Deserialize;
+use toml::Spanned;
+
 use super::background::{self, Stopped};
-use super::{StepContext, StepError};
-use crate::workflow::steps::StopStep;
+use super::checking::Checking;
+use super::uses::Uses;
+use super::{StepConfig, StepContext, StepError};
+use crate::document::{Kind, WorkflowError};
+use crate::setup::Setup;
+
+/// The kind, for the registration list.
+pub const KIND: Kind<dyn StepConfig> = Kind {
+    name: "stop",
+    read: |table| Ok(Box::new(table.read::<StopStep>()?)),
+};
+
+/// `kind = "stop"`: stops background replays (`until = "cutover"`) before
+/// the cutover: each finishes what it has in flight and commits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopStep {
+    /// The replay steps to stop (default: every one still running).
+    #[serde(default)]
+    pub replays: Vec<Spanned<String>>,
+}
+
+impl StepConfig for StopStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
+        for replay in &self.replays {
+            let runs_in_background = c
+                .earlier
+                .iter()
+                .any(|s| s.id.get_ref() == replay.get_ref() && s.config.leaves_running());
+            if !runs_in_background {
+                return Err(c.at(
+                    replay.span(),
+                    format!(
+                        "`{}` is not an earlier replay step with `until = \"cutover\"`; only those run in the background",
+                        replay.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self, _setup: &Setup) -> String {
+        if self.replays.is_empty() {
+            return "stop every background replay".into();
+        }
+        format!(
+            "stop the background replays {}",
+            self.replays
+                .iter()
+                .map(|r| format!("`{}`", r.get_ref()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn uses<'s>(&'s self, _uses: &mut Uses<'s>) {}
+
+    fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
+        run(ctx, id, self)
+    }
+
+    fn stops(&self, id: &str) -> bool {
+        self.replays.is_empty() || self.replays.iter().any(|r| r.get_ref() == id)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// Stops the listed background replays (all when none are listed).
-pub fn run(ctx: &StepContext, _id: &str, s: &StopStep) -> Result<String, StepError> {
+fn run(ctx: &StepContext, _id: &str, s: &StopStep) -> Result<String, StepError> {
     let ids: Vec<String> = s.replays.iter().map(|r| r.get_ref().clone()).collect();
     let stopped = stop_replays(ctx, &ids)?;
     Ok(if stopped.is_empty() {

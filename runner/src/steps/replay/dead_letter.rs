@@ -8,12 +8,12 @@ mod file;
 mod topic;
 
 use super::StepError;
+use super::config::{OnError, ReplayStep};
 use crate::model::Event;
 use crate::plugin::bindings::types;
+use crate::setup::Setup;
 use crate::source::BadRecord;
 use crate::source::kafka::config::kafka;
-use crate::workflow::Workflow;
-use crate::workflow::steps::{OnError, ReplayStep};
 
 /// A place for refused events and unreadable records.
 pub trait DeadLetter: Send {
@@ -34,7 +34,7 @@ pub trait DeadLetter: Send {
 }
 
 /// The step's dead letter, if its policy is to set events aside.
-pub fn open(workflow: &Workflow, r: &ReplayStep) -> Result<Option<Box<dyn DeadLetter>>, StepError> {
+pub fn open(workflow: &Setup, r: &ReplayStep) -> Result<Option<Box<dyn DeadLetter>>, StepError> {
     if r.on_error != OnError::DeadLetter {
         return Ok(None);
     }

@@ -1,0 +1,145 @@
+//! `kind = "compare"`: a comparison's settings, and how they are checked
+//! and described.
+
+use std::fmt::Write;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::document::values::{Period, Point, Size, fraction, whole};
+use crate::document::{Kind, WorkflowError};
+use crate::plugin::bindings::CHECKER_INTERFACE;
+use crate::setup::Setup;
+use crate::steps::checking::Checking;
+use crate::steps::uses::Uses;
+use crate::steps::{StepConfig, StepContext, StepError};
+
+/// The kind, for the registration list.
+pub const KIND: Kind<dyn StepConfig> = Kind {
+    name: "compare",
+    read: |table| Ok(Box::new(table.read::<CompareStep>()?)),
+};
+
+/// `kind = "compare"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareStep {
+    /// The old store.
+    pub blue: Spanned<String>,
+    /// The new store.
+    pub green: Spanned<String>,
+    /// Tables to compare.
+    pub tables: Vec<String>,
+    /// A `[plugin.NAME]` of the check world that decides equality.
+    #[serde(default)]
+    pub check: Option<Spanned<String>>,
+    /// Compare as of this version (default `watermark`: what both stores
+    /// have passed, so lag is not reported as mismatch).
+    #[serde(default)]
+    pub as_of: Option<Point>,
+    /// Re-read a mismatching key after this delay before counting it
+    /// (default 1s; 0 counts at once).
+    #[serde(default)]
+    pub recheck_after: Option<Period>,
+    /// Before the recheck, wait at most this long for the side that was
+    /// behind to reach where the other stood (default 1m); a key that
+    /// still differs while it has not is "lagging", not a mismatch.
+    #[serde(default)]
+    pub recheck_wait: Option<Period>,
+    /// The gate: most mismatching keys allowed (default 0).
+    #[serde(default, deserialize_with = "whole")]
+    pub max_mismatches: Option<u64>,
+    /// The gate as a fraction of keys compared, if set.
+    #[serde(default, deserialize_with = "fraction")]
+    pub max_mismatch_ratio: Option<f64>,
+    /// Example differences kept for the report (default 100); the counts
+    /// stay exact.
+    #[serde(default, deserialize_with = "whole")]
+    pub examples: Option<usize>,
+    /// The longest text kept of one difference (default 1KiB).
+    #[serde(default)]
+    pub example_text: Option<Size>,
+    /// Keys per read batch (default 1000).
+    #[serde(default, deserialize_with = "whole")]
+    pub batch_size: Option<usize>,
+}
+
+impl StepConfig for CompareStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
+        c.store(&self.blue)?;
+        c.store(&self.green)?;
+        if self.blue.get_ref() == self.green.get_ref() {
+            return Err(c.at(self.green.span(), "`blue` and `green` are the same store"));
+        }
+        if self.tables.is_empty() {
+            return Err(c.step("`tables` is empty; name the tables to compare"));
+        }
+        if let Some(check) = &self.check {
+            c.plugin(check)?;
+            c.world(check, "check", CHECKER_INTERFACE)?;
+        }
+        if let Some(r) = self.max_mismatch_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(c.step(format!("`max_mismatch_ratio` = {r} is not between 0 and 1")));
+        }
+        if matches!(self.as_of, Some(Point::Restore(_)) | Some(Point::Earliest)) {
+            return Err(c.step("`as_of` must be `watermark - …`, `latest` or a time"));
+        }
+        c.positive(self.batch_size, "batch_size")?;
+        if self.examples.is_some_and(|n| n > 100_000) {
+            return Err(
+                c.step("`examples` may be at most 100000; the counts stay exact whatever it is")
+            );
+        }
+        Ok(())
+    }
+
+    fn describe(&self, setup: &Setup) -> String {
+        let mut t = format!(
+            "compare tables {} of {} (blue) and {} (green) as of {}",
+            self.tables.join(", "),
+            setup.store_text(self.blue.get_ref()),
+            setup.store_text(self.green.get_ref()),
+            self.as_of
+                .clone()
+                .unwrap_or(Point::Watermark(Default::default()))
+        );
+        if let Some(check) = &self.check {
+            let _ = write!(t, " with plugin `{}`", check.get_ref());
+        }
+        let _ = write!(
+            t,
+            "; fail if more than {} keys differ",
+            self.max_mismatches.unwrap_or(0)
+        );
+        if let Some(r) = self.max_mismatch_ratio {
+            let _ = write!(t, " or more than {:.3}% of keys", r * 100.0);
+        }
+        t
+    }
+
+    fn uses<'s>(&'s self, uses: &mut Uses<'s>) {
+        uses.store(self.blue.get_ref());
+        uses.store(self.green.get_ref());
+        if let Some(check) = &self.check {
+            uses.check(check.get_ref());
+        }
+    }
+
+    fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
+        super::run(ctx, id, self)
+    }
+
+    fn reads(&self) -> Vec<&str> {
+        vec![self.blue.get_ref().as_str(), self.green.get_ref().as_str()]
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
