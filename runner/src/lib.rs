@@ -5,30 +5,36 @@
 //! into it through a WebAssembly transform, compare it with the old (blue)
 //! store, and cut over.
 //!
-//! How the pieces fit:
+//! The rooms, from the top down; each imports only rooms below it:
 //!
 //! ```text
-//! cli ──► workflow (parse, ${vars}, validate, plan)
-//!          │
-//!          ▼
-//!        engine (step loop, state folder, resume, background replays) ──► steps
-//!                                                    │
-//!   source (file, kafka) ─► replay ─► plugin (wasmtime sandbox) ─► store (sqlite, hbase)
-//!                           compare ◄── store × 2, check plugin
+//! cli ─► engine ─► workflow ─► steps ─► setup ─► store, state ─► source
+//!                                                  │
+//!        document (the file as a document), model ─► plugin ─► text, report, cancel, process
 //! ```
 //!
-//! - [`workflow`]: the TOML schema, variables, validation and the plan.
-//! - [`engine`]: runs steps in order, resumes after a crash.
-//! - [`state`]: the state folder: each step's outcome, checkpoints, the lock.
-//! - [`steps`]: restore, replay, compare, shell, stop, cutover.
+//! - [`cli`]: the `runner` commands and what they print; `main.rs` only calls into it.
+//! - [`engine`]: runs steps in order, resumes after a crash, watches what
+//!   steps leave running; it knows no step kind by name.
+//! - [`workflow`]: the whole file put together: reading, validation, the plan.
+//! - [`steps`]: one file per step kind (restore, replay, compare, shell,
+//!   stop, cutover), each with its settings, and `steps::KINDS`; what a
+//!   step leaves running is a `BackgroundTask`.
+//! - [`setup`]: what steps work with: folders, vars, sources, stores, plugins.
+//! - [`store`], [`source`]: one file per kind, each with its settings, and
+//!   one registration list per axis (`store::KINDS`, `source::KINDS`).
+//! - [`state`]: the state folder: each step's outcome and its kind's own part.
+//! - [`document`]: TOML with spans, `${vars}`, typed values, errors with
+//!   file, line and column; kinds read their own tables through it.
+//! - [`model`]: the data moved between rooms (the plugin contract's types).
 //! - [`plugin`]: the wasmtime host: sandbox, limits, one wrapper per world.
-//! - [`source`], [`store`]: where events come from and rows go.
-//! - [`model`]: the data moved between them (the plugin contract's types).
-//! - [`report`]: progress and the final summary. [`sample`]: demo data.
+//! - [`report`]: progress lines and formatting. [`sample`]: demo data.
 //! - [`text`]: outside text (plugin messages, row keys) bounded and kept on one line.
-//! - [`cli`]: the `runner` commands; `main.rs` only calls into it.
 //! - [`cancel`]: the stop signal (Ctrl-C, SIGTERM) every long task checks.
 //! - [`process`]: commands in their own process group, never outliving the runner.
+//!
+//! A new store, source or step kind is one new file and one line in its
+//! axis's `KINDS` (see the README's "Where a new kind goes").
 
 pub mod cancel;
 pub mod cli;

@@ -215,7 +215,7 @@ pub enum Follow {
     /// Stop at the log's end as it was when reading started.
     UntilEnd,
     /// Keep reading what arrives.
-    Live,
+    Tail,
 }
 
 /// One kind of source as a workflow configures it: how its

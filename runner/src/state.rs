@@ -1,5 +1,5 @@
-//! The state folder of a workflow: which steps are done, where replays
-//! stand, the restore point. Written atomically (temporary file, fsync,
+//! The state folder of a workflow: which steps are done, what each kind
+//! keeps of its own (a replay's position), the restore point. Written atomically (temporary file, fsync,
 //! rename) after every step and at replay checkpoints, so a runner killed
 //! at any moment finds a consistent file on restart. A lock file keeps two
 //! runners off the same state.
@@ -18,9 +18,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-use crate::source::Checkpoint;
 
 /// Where a step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,30 +55,43 @@ pub struct StepState {
     /// The error of a failed attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// A replay's acknowledged position.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checkpoint: Option<Checkpoint>,
     /// Counters (events, rows, keys …), kept across resumes.
     #[serde(default)]
     pub metrics: BTreeMap<String, u64>,
-    /// A copy's progress: the last key done per table (hex).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub resume: BTreeMap<String, String>,
-    /// A replay done with its gate that keeps syncing in the background
-    /// (`until = "cutover"`); a resumed run starts it again.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub live: bool,
-    /// A replay's partitions as last seen: log end, acknowledged position,
-    /// lag and throughput.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub partitions: BTreeMap<i32, PartitionStatus>,
+    /// The step left a task running in the background (a replay syncing
+    /// until cutover) that a resumed run starts again; `live` in the file.
+    #[serde(default, rename = "live", skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
+    /// What the step's kind keeps of its own (a replay's checkpoint and
+    /// partitions, a copy's last keys), read and written by that kind
+    /// alone (see [`StepState::own`]). Kept flat beside the fields above,
+    /// as earlier runners wrote it.
+    #[serde(flatten)]
+    pub own: serde_json::Map<String, serde_json::Value>,
 }
 
 impl StepState {
-    /// A replay that passed its gate and keeps green in sync in the
-    /// background (not stopped on purpose): every run starts it again.
+    /// A step done that left a task running in the background (not
+    /// stopped on purpose): every run starts it again.
     pub fn syncing(&self) -> bool {
-        self.status == Status::Done && self.live
+        self.status == Status::Done && self.background
+    }
+
+    /// The kind's own part, as its type `T`.
+    pub fn own<T: DeserializeOwned>(&self) -> Result<T, StateError> {
+        serde_json::from_value(serde_json::Value::Object(self.own.clone())).map_err(|e| {
+            StateError::Unreadable {
+                kind: self.kind.clone(),
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// Replaces the kind's own part with `value`.
+    pub fn set_own<T: Serialize>(&mut self, value: &T) {
+        if let Ok(serde_json::Value::Object(own)) = serde_json::to_value(value) {
+            self.own = own;
+        }
     }
 }
 
@@ -88,24 +100,6 @@ impl State {
     pub fn syncing(&self, id: &str) -> bool {
         self.steps.get(id).is_some_and(StepState::syncing)
     }
-}
-
-/// Where one partition of a replay stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct PartitionStatus {
-    /// The log end (high watermark); `None` while the source cannot be
-    /// asked (a broker unreachable).
-    pub high: Option<i64>,
-    /// The next offset not yet acknowledged by the store.
-    pub acked: i64,
-    /// Messages behind the log end; `None` while unknown.
-    pub lag: Option<u64>,
-    /// Events applied from this partition in this run.
-    pub events: u64,
-    /// Events per second over the last interval.
-    pub rate: f64,
-    /// When this was measured (ms since the epoch).
-    pub at_ms: u64,
 }
 
 /// Which workflow a state folder belongs to.
@@ -181,6 +175,16 @@ pub enum StateError {
         path: PathBuf,
         /// The process id the state names, if it names one.
         pid: Option<u32>,
+    },
+    /// A step's own part of the state cannot be read.
+    #[error(
+        "the saved state of a `{kind}` step cannot be read ({message}); run with `--fresh` to start over"
+    )]
+    Unreadable {
+        /// The step's kind.
+        kind: String,
+        /// What serde said.
+        message: String,
     },
     /// The folder is not this workflow's state folder.
     #[error("`{}` {why}", .path.display())]
@@ -496,11 +500,9 @@ impl StateFile {
                 attempts: 0,
                 summary: None,
                 error: None,
-                checkpoint: None,
                 metrics: BTreeMap::new(),
-                resume: BTreeMap::new(),
-                live: false,
-                partitions: BTreeMap::new(),
+                background: false,
+                own: serde_json::Map::new(),
             })
     }
 }

@@ -1,6 +1,7 @@
-//! The step kinds. Each file holds one kind; all run on the calling
-//! thread (replay starts its own pipeline threads) and report one summary
-//! line, which the engine saves with the step's state.
+//! The step kinds. Each file (or folder) holds one kind: its settings and
+//! how it runs, behind [`StepConfig`], registered in [`KINDS`]. All run on
+//! the calling thread (replay starts its own pipeline threads) and report
+//! one summary line, which the engine saves with the step's state.
 //!
 //! - `shell`: a command with a timeout, its output in the log.
 //! - `restore`: load green from blue as of a point, or run a restore command.
@@ -11,8 +12,9 @@
 //!
 //! Beside them, `plugins` loads each plugin once and shares it between
 //! steps; `background` holds what a step leaves running (a replay syncing
-//! until cutover); `current` makes `compare` and `cutover` wait for the
-//! background replays that keep the stores they read current.
+//! until cutover); `current` makes a step that reads stores wait for the
+//! background tasks that keep them current; `checking` and `uses` serve
+//! the kinds' validation and the preflight.
 
 pub mod background;
 pub mod checking;

@@ -1,10 +1,13 @@
-//! The workflow file: reading, variables, validation and the plan.
+//! The workflow file put together: its setup and its steps, validation
+//! and the plan.
 //!
 //! Loading goes in passes, each with errors that name file, line and column:
 //! TOML syntax → `[vars]` resolved and `${…}` expanded in every string (on
 //! the spanned document, so positions stay true) → each section read with
-//! serde (`deny_unknown_fields`) → [`validate`] checks references and values
-//! without touching any live system.
+//! serde (`deny_unknown_fields`), a source, store or step by the kind its
+//! `kind` names (from `source::KINDS`, `store::KINDS`, `steps::KINDS`) →
+//! [`validate`] checks references and values without touching any live
+//! system.
 
 pub mod plan;
 pub mod schema;

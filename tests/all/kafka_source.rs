@@ -150,7 +150,7 @@ fn a_source_that_starts_at_the_end_knows_the_time_every_partition_reached() {
     let watermark = batch.map(|b| b.watermark);
     // With nothing to read the source may end at once; then ask once more.
     assert_eq!(watermark.unwrap_or(Some(1490)), Some(1490));
-    let mut again = KafkaSource::open("events", &cfg, "g2", Follow::Live).unwrap();
+    let mut again = KafkaSource::open("events", &cfg, "g2", Follow::Tail).unwrap();
     again.seek(&Start::Latest, None).unwrap();
     let batch = again
         .next_batch(events(10))

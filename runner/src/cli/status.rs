@@ -4,6 +4,7 @@
 //! not be asked), the restore points and the switch.
 
 use crate::state::State;
+use crate::steps::replay::saved::ReplayState;
 use crate::workflow::Workflow;
 
 /// Figures older than this are marked stale in `status` (the heartbeat
@@ -54,7 +55,7 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
             None => outln!("  {id:<16} pending"),
             Some(st) => {
                 use crate::state::Status;
-                let status = match (st.live, st.status, alive) {
+                let status = match (st.background, st.status, alive) {
                     (true, _, true) => "syncing".to_string(),
                     // Marked to resume: the next run starts it again.
                     (true, _, false) => "paused".to_string(),
@@ -76,11 +77,14 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
                     (None, _) => "",
                 };
                 outln!("  {id:<16} {status:<8} {detail}");
-                let running = st.live || st.status != Status::Done;
-                if running && !st.partitions.is_empty() {
-                    let lag: Option<u64> = st.partitions.values().map(|p| p.lag).sum();
-                    let rate: f64 = st.partitions.values().map(|p| p.rate).sum();
-                    let at = st.partitions.values().map(|p| p.at_ms).max().unwrap_or(0);
+                let running = st.background || st.status != Status::Done;
+                // Where a replay stands; other kinds keep none of this.
+                let replay: ReplayState = st.own().unwrap_or_default();
+                if running && !replay.partitions.is_empty() {
+                    let partitions = &replay.partitions;
+                    let lag: Option<u64> = partitions.values().map(|p| p.lag).sum();
+                    let rate: f64 = partitions.values().map(|p| p.rate).sum();
+                    let at = partitions.values().map(|p| p.at_ms).max().unwrap_or(0);
                     let stale = !alive || now.saturating_sub(at) > STALE_AFTER_MS;
                     outln!(
                         "  {:<16}          lag {}, {}/s (as of {} ago{})",
@@ -92,7 +96,7 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
                         ago(at),
                         if stale { "; stale" } else { "" }
                     );
-                    for (p, ps) in &st.partitions {
+                    for (p, ps) in partitions {
                         outln!(
                             "  {:<16}          partition {p:>3}: at {} of {}, lag {}, {}/s",
                             "",
@@ -103,7 +107,7 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
                             crate::report::thousands(ps.rate as u64)
                         );
                     }
-                } else if let (Some(cp), true) = (&st.checkpoint, running) {
+                } else if let (Some(cp), true) = (&replay.checkpoint, running) {
                     let positions: Vec<String> =
                         cp.next.iter().map(|(p, o)| format!("p{p}@{o}")).collect();
                     outln!("  {:<16}          at {}", "", positions.join(" "));

@@ -255,7 +255,7 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
         if let Some(st) = state.data.steps.get_mut(id)
             && st.status == Status::Done
         {
-            st.live = true;
+            st.background = true;
         }
     }
     state.data.finished_at_ms = None;
@@ -264,7 +264,7 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
 }
 
 /// Stops the background tasks of an unfinished run: each commits what it
-/// has and keeps its `live` mark, so the next run starts it again; one
+/// has and keeps its background mark, so the next run starts it again; one
 /// that failed is recorded as failed.
 fn pause_background(ctx: &StepContext) {
     for Stopped { id, kind, result } in ctx.background.stop(&[]) {

@@ -178,7 +178,7 @@ impl<W: World> Plugin<W> {
     pub fn instance(&self) -> Instance<W> {
         Instance {
             plugin: self.clone(),
-            live: None,
+            running: None,
         }
     }
 }
@@ -186,7 +186,7 @@ impl<W: World> Plugin<W> {
 /// One task's instance of a plugin.
 pub struct Instance<W: World> {
     plugin: Plugin<W>,
-    live: Option<(Store<HostState>, W)>,
+    running: Option<(Store<HostState>, W)>,
 }
 
 impl<W: World> Instance<W> {
@@ -220,10 +220,10 @@ impl<W: World> Instance<W> {
         timeout: std::time::Duration,
         f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
-        if self.live.is_none() {
-            self.live = Some(self.start()?);
+        if self.running.is_none() {
+            self.running = Some(self.start()?);
         }
-        let Some((store, bindings)) = self.live.as_mut() else {
+        let Some((store, bindings)) = self.running.as_mut() else {
             unreachable!("instance was just started");
         };
         store.data().output.clear();
@@ -239,7 +239,7 @@ impl<W: World> Instance<W> {
             Err(e) => {
                 let output = store.data().output.text();
                 // A trapped instance may be inconsistent: never reuse it.
-                self.live = None;
+                self.running = None;
                 Err(classify(&self.plugin.shared, e, output, at.clone()))
             }
         }

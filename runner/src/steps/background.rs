@@ -4,7 +4,7 @@
 //! engine holds them in [`BackgroundTasks`] without knowing their kind.
 //!
 //! They belong to the workflow, not to one process: the state marks each
-//! step whose task keeps running (`live`) until a `stop` or `cutover` step
+//! step whose task keeps running (`background`) until a `stop` or `cutover` step
 //! stops it, and every run of an unfinished workflow starts them again
 //! (see `engine::run`). While they run, the engine's watch looks at them a
 //! few times a second: a task that ends by itself failed, and one that
@@ -239,7 +239,7 @@ pub fn fail(ctx: &StepContext, id: &str, error: StepError) {
         let mut sf = ctx.lock_state();
         let st = sf.step_mut(id, kind);
         st.status = Status::Failed;
-        st.live = false;
+        st.background = false;
         st.finished_at_ms = Some(now_ms());
         st.error = Some(bounded(&error.to_string(), STEP_TEXT_LIMIT));
         if let Err(e) = sf.save() {

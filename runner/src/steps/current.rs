@@ -26,8 +26,8 @@ pub fn require(ctx: &StepContext, step: &Step) -> Result<(), StepError> {
         let id = other.id.get_ref();
         let task = other.kind();
         // Only tasks that keep running and were not stopped on purpose.
-        let live = ctx.lock_state().data.syncing(id);
-        if !stores.contains(&into) || !live {
+        let syncing = ctx.lock_state().data.syncing(id);
+        if !stores.contains(&into) || !syncing {
             continue;
         }
         let started = Instant::now();

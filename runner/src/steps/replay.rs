@@ -9,15 +9,17 @@
 //! writes are idempotent — converges to the same store.
 //!
 //! `until` says when the step is done: at the `end` of the log as it was
-//! when the step started; once `caught-up` (the lag gate in `live` holds);
+//! when the step started; once `caught-up` (the lag gate in `gate` holds);
 //! or, with `cutover`, once caught up — after which the pipeline keeps
 //! syncing on its own thread while later steps run, until a `stop` or
 //! `cutover` step (see `syncing` and `steps::background`).
 
+pub mod board;
 pub mod config;
 pub mod dead_letter;
+pub mod gate;
 pub mod in_flight;
-pub mod live;
+pub mod saved;
 pub mod syncing;
 
 use std::collections::BTreeMap;
@@ -40,9 +42,11 @@ use crate::source::{self, BadRecord, Batch, Checkpoint, Follow, SourceError, Sta
 use crate::store;
 use config::{ReplayStep, Until};
 
+use board::Board;
 use dead_letter::DeadLetter;
+use gate::Gate;
 use in_flight::InFlight;
-use live::{Gate, Live};
+use saved::ReplayState;
 use syncing::Syncing;
 
 /// The catch-up gate's defaults: at most this many messages behind …
@@ -108,7 +112,7 @@ fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError>
             r,
             Follow::UntilEnd,
             &Cancel::default(),
-            &Live::default(),
+            &Board::default(),
         );
     }
     let started = Instant::now();
@@ -128,7 +132,7 @@ fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError>
                 })
             });
         }
-        let lag = running.live.lag();
+        let lag = running.board.lag();
         if gate.observe(lag, Instant::now()) {
             break;
         }
@@ -162,7 +166,7 @@ fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError>
     let caught_up = format!(
         "caught up after {} (lag {} ≤ {max_lag} for {})",
         crate::report::duration(started.elapsed()),
-        running.live.lag().unwrap_or(0),
+        running.board.lag().unwrap_or(0),
         humantime::format_duration(hold)
     );
     tracing::info!("{caught_up}");
@@ -171,7 +175,7 @@ fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError>
     }
     {
         let mut state = ctx.lock_state();
-        state.step_mut(id, "replay").live = true;
+        state.step_mut(id, "replay").background = true;
         state.save()?;
     }
     running.caught_up_since(
@@ -200,21 +204,21 @@ pub fn gate_of(r: &ReplayStep) -> (Gate, Duration) {
 /// Starts the pipeline on its own thread, following the live log.
 pub fn spawn(ctx: &StepContext, id: &str, r: &ReplayStep) -> Syncing {
     let stop = Cancel::default();
-    let live = Arc::new(Live::default());
+    let board = Arc::new(Board::default());
     let (ctx2, id2, r2, stop2, live2) = (
         ctx.clone(),
         id.to_string(),
         r.clone(),
         stop.clone(),
-        live.clone(),
+        board.clone(),
     );
     let span = tracing::Span::current();
     let thread = std::thread::spawn(move || {
         let _enter = span.enter();
-        pipeline(&ctx2, &id2, &r2, Follow::Live, &stop2, &live2)
+        pipeline(&ctx2, &id2, &r2, Follow::Tail, &stop2, &live2)
     });
     let (gate, stall) = gate_of(r);
-    Syncing::new(id, stop, live, thread, gate, stall)
+    Syncing::new(id, stop, board, thread, gate, stall)
 }
 
 /// Source → transform → store until the end (with `Follow::UntilEnd`),
@@ -225,7 +229,7 @@ fn pipeline(
     r: &ReplayStep,
     follow: Follow,
     stop: &Cancel,
-    live: &Live,
+    board: &Board,
 ) -> Result<String, StepError> {
     let workflow = &ctx.setup;
     let plugin = ctx
@@ -274,7 +278,8 @@ fn pipeline(
                 )));
             }
         };
-        (start, st.checkpoint.clone(), st.metrics.clone())
+        let saved: ReplayState = st.own()?;
+        (start, saved.checkpoint, st.metrics.clone())
     };
     match &resume {
         Some(cp) => {
@@ -313,7 +318,7 @@ fn pipeline(
                 batch_tx,
                 commit_rx,
                 [&cancel, stop, &writer_gone],
-                live,
+                board,
                 progress_reader,
             )
         });
@@ -331,7 +336,7 @@ fn pipeline(
             &mut metrics,
             checkpoint_every,
             &progress,
-            live,
+            board,
             in_flight,
         );
         writer_gone.cancel();
@@ -379,7 +384,7 @@ fn read(
     out: SyncSender<Result<Batch, SourceError>>,
     commits: Receiver<Checkpoint>,
     stops: [&Cancel; 3],
-    live: &Live,
+    board: &Board,
     progress: ProgressLine,
 ) -> Result<(), SourceError> {
     let mut reading = true;
@@ -392,7 +397,7 @@ fn read(
         }
         match source.next_batch(limit) {
             Ok(Some(batch)) => {
-                live.set_ends(source.ends());
+                board.set_ends(source.ends());
                 progress.source(source.progress());
                 // A quiet live log gives empty batches: nothing to pass on.
                 let empty = batch.events.is_empty() && batch.bad.is_empty();
@@ -491,7 +496,7 @@ fn write(
     metrics: &mut BTreeMap<String, u64>,
     checkpoint_every: Duration,
     progress: &ProgressLine,
-    live: &Live,
+    board: &Board,
     in_flight: &InFlight,
 ) -> Result<(), StepError> {
     let plugin = r.transform.get_ref();
@@ -505,7 +510,9 @@ fn write(
             Err(RecvTimeoutError::Timeout) => {
                 // Quiet log: still show lag and rates as they are now.
                 let mut state = ctx.lock_state();
-                state.step_mut(id, "replay").partitions = live.partitions();
+                ReplayState::update(state.step_mut(id, "replay"), |s| {
+                    s.partitions = board.partitions()
+                })?;
                 state.save()?;
                 last_save = Instant::now();
                 pending = false;
@@ -570,15 +577,20 @@ fn write(
             *metrics.entry(name.to_string()).or_insert(0) += n;
         }
         progress.events(metrics["events_this_run"]);
-        live.acknowledged(&batch.checkpoint.next, &batch.counts);
+        board.acknowledged(&batch.checkpoint.next, &batch.counts);
         {
             let mut state = ctx.lock_state();
             let st = state.step_mut(id, "replay");
-            st.checkpoint = Some(batch.checkpoint.clone());
             st.metrics = metrics.clone();
+            let save = last_save.elapsed() >= checkpoint_every;
+            ReplayState::update(st, |s| {
+                s.checkpoint = Some(batch.checkpoint.clone());
+                if save {
+                    s.partitions = board.partitions();
+                }
+            })?;
             pending = true;
-            if last_save.elapsed() >= checkpoint_every {
-                st.partitions = live.partitions();
+            if save {
                 state.save()?;
                 last_save = Instant::now();
                 pending = false;

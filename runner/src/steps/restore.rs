@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::checking::Checking;
@@ -193,7 +193,7 @@ fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError
     let batch = r.batch_size.unwrap_or(super::DEFAULT_BATCH_SIZE);
     let mut rows_copied = 0u64;
     for table in &tables {
-        let mut after = match resume_key(ctx, id, table) {
+        let mut after = match resume_key(ctx, id, table)? {
             Resume::Done => continue,
             Resume::After(key) => Some(key),
             Resume::Start => None,
@@ -218,10 +218,12 @@ fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError
             let mut state = ctx.lock_state();
             let st = state.step_mut(id, "restore");
             *st.metrics.entry("rows".into()).or_insert(0) += page.rows.len() as u64;
-            st.resume.insert(
+            let mut copied: CopyState = st.own()?;
+            copied.resume.insert(
                 table.clone(),
                 after.as_deref().map_or(DONE.to_string(), hex::encode),
             );
+            st.set_own(&copied);
             state.save()?;
             if after.is_none() {
                 break;
@@ -306,11 +308,23 @@ fn record(ctx: &StepContext, store: &str, t0: i64) -> Result<(), StepError> {
     Ok(())
 }
 
-fn resume_key(ctx: &StepContext, id: &str, table: &str) -> Resume {
+fn resume_key(ctx: &StepContext, id: &str, table: &str) -> Result<Resume, StepError> {
     let state = ctx.lock_state();
-    match state.data.steps.get(id).and_then(|st| st.resume.get(table)) {
+    let copied: CopyState = match state.data.steps.get(id) {
+        Some(st) => st.own()?,
+        None => CopyState::default(),
+    };
+    Ok(match copied.resume.get(table) {
         None => Resume::Start,
         Some(done) if done == DONE => Resume::Done,
         Some(key) => hex::decode(key).map_or(Resume::Start, Resume::After),
-    }
+    })
+}
+
+/// What a copy keeps in its step's state: per table, the last key done
+/// (hex), or that the table is done.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CopyState {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    resume: BTreeMap<String, String>,
 }

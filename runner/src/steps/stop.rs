@@ -93,7 +93,7 @@ fn run(ctx: &StepContext, _id: &str, s: &StopStep) -> Result<String, StepError> 
 }
 
 /// Stops background replays, records each one's final summary in its step
-/// and clears its `live` mark. One that failed is recorded as failed (the
+/// and clears its background mark. One that failed is recorded as failed (the
 /// next run replays it again from its committed position) and fails the
 /// run; one stopped by Ctrl-C meanwhile keeps its mark to resume.
 pub fn stop_replays(ctx: &StepContext, ids: &[String]) -> Result<Vec<String>, StepError> {
@@ -104,7 +104,7 @@ pub fn stop_replays(ctx: &StepContext, ids: &[String]) -> Result<Vec<String>, St
             Ok(summary) => {
                 let mut state = ctx.lock_state();
                 let st = state.step_mut(&id, kind);
-                st.live = false;
+                st.background = false;
                 st.summary = Some(format!(
                     "{}; stopped: {summary}",
                     st.summary.clone().unwrap_or_default()

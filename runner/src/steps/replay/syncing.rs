@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::live::{Gate, Live};
+use super::saved::ReplayState;
+use super::{board::Board, gate::Gate};
 use crate::cancel::Cancel;
 use crate::state::StepState;
 use crate::steps::StepError;
@@ -25,7 +26,7 @@ pub struct Syncing {
     /// Asks it to stop.
     stop: Cancel,
     /// Where it stands.
-    pub live: Arc<Live>,
+    pub board: Arc<Board>,
     /// Its thread; returns the replay's summary.
     thread: JoinHandle<Result<String, StepError>>,
     /// Its catch-up gate, fed by the watch.
@@ -43,7 +44,7 @@ impl Syncing {
     pub fn new(
         id: &str,
         stop: Cancel,
-        live: Arc<Live>,
+        board: Arc<Board>,
         thread: JoinHandle<Result<String, StepError>>,
         gate: Gate,
         stall_after: Duration,
@@ -51,7 +52,7 @@ impl Syncing {
         Syncing {
             id: id.to_string(),
             stop,
-            live,
+            board,
             thread,
             gate,
             stall_after,
@@ -89,9 +90,9 @@ impl BackgroundTask for Syncing {
 
     /// The gate and the stall clock.
     fn look(&mut self, now: Instant) -> Option<String> {
-        let lag = self.live.lag();
+        let lag = self.board.lag();
         self.caught_up = self.gate.observe(lag, now);
-        let acked = self.live.acknowledged_events();
+        let acked = self.board.acknowledged_events();
         if lag == Some(0) || acked != self.progress.0 {
             self.progress = (acked, now);
             self.warned = false;
@@ -106,7 +107,7 @@ impl BackgroundTask for Syncing {
             return Some(format!(
                 "stalled: no event acknowledged for {} with {behind}{}",
                 humantime::format_duration(Duration::from_secs(still.as_secs())),
-                positions(&self.live)
+                positions(&self.board)
             ));
         }
         if still >= STALL_WARNING && !self.warned {
@@ -127,20 +128,22 @@ impl BackgroundTask for Syncing {
         }
         let (max_lag, hold) = self.gate.bounds();
         Freshness::Behind {
-            lag: self.live.lag(),
+            lag: self.board.lag(),
             max_lag,
             hold,
         }
     }
 
     fn status(&self, state: &mut StepState) {
-        state.partitions = self.live.partitions();
+        if let Err(e) = ReplayState::update(state, |s| s.partitions = self.board.partitions()) {
+            tracing::warn!(step = %self.id, "cannot note the replay's partitions: {e}");
+        }
     }
 }
 
 /// `; partition 0 at 120 of 400, …` for an error.
-fn positions(live: &Live) -> String {
-    let parts: Vec<String> = live
+fn positions(board: &Board) -> String {
+    let parts: Vec<String> = board
         .partitions()
         .iter()
         .map(|(p, s)| match s.high {
@@ -165,7 +168,7 @@ mod tests {
 
     /// A replay whose thread runs `body` (by default: until stopped).
     fn replay(
-        live: Arc<Live>,
+        board: Arc<Board>,
         stall_after: Duration,
         body: Option<fn() -> Result<String, StepError>>,
     ) -> Box<Syncing> {
@@ -183,7 +186,7 @@ mod tests {
         Box::new(Syncing::new(
             "sync",
             stop,
-            live,
+            board,
             thread,
             Gate::new(0, Duration::ZERO),
             stall_after,
@@ -192,17 +195,17 @@ mod tests {
 
     #[test]
     fn a_replay_behind_without_progress_stalls_and_one_at_the_end_does_not() {
-        let live = Arc::new(Live::default());
-        live.set_ends(Some(BTreeMap::from([(
+        let board = Arc::new(Board::default());
+        board.set_ends(Some(BTreeMap::from([(
             3,
             PartitionEnd { high: 50, read: 40 },
         )])));
-        live.acknowledged(&BTreeMap::from([(3, 40)]), &BTreeMap::from([(3, 40)]));
+        board.acknowledged(&BTreeMap::from([(3, 40)]), &BTreeMap::from([(3, 40)]));
         let replays = BackgroundTasks::default();
         replays.add(
             "sync",
             "replay",
-            replay(live.clone(), Duration::from_millis(100), None),
+            replay(board.clone(), Duration::from_millis(100), None),
         );
         assert!(replays.look(false).is_empty());
         assert_eq!(
@@ -224,17 +227,17 @@ mod tests {
         );
 
         // Progress, or nothing left to read, is no stall.
-        let live = Arc::new(Live::default());
-        live.set_ends(Some(BTreeMap::from([(
+        let board = Arc::new(Board::default());
+        board.set_ends(Some(BTreeMap::from([(
             0,
             PartitionEnd { high: 9, read: 9 },
         )])));
-        live.acknowledged(&BTreeMap::from([(0, 9)]), &BTreeMap::new());
+        board.acknowledged(&BTreeMap::from([(0, 9)]), &BTreeMap::new());
         let replays = BackgroundTasks::default();
         replays.add(
             "sync",
             "replay",
-            replay(live, Duration::from_millis(50), None),
+            replay(board, Duration::from_millis(50), None),
         );
         std::thread::sleep(Duration::from_millis(100));
         assert!(replays.look(false).is_empty());
@@ -249,7 +252,7 @@ mod tests {
         let refused: fn() -> Result<String, StepError> =
             || Err(StepError::Refused("event partition 1 offset 7".into()));
         let b = replay(
-            Arc::new(Live::default()),
+            Arc::new(Board::default()),
             Duration::from_secs(60),
             Some(refused),
         );
@@ -261,7 +264,7 @@ mod tests {
 
         let interrupted: fn() -> Result<String, StepError> = || Err(StepError::Interrupted);
         let b = replay(
-            Arc::new(Live::default()),
+            Arc::new(Board::default()),
             Duration::from_secs(60),
             Some(interrupted),
         );

@@ -1,22 +1,24 @@
-//! Where a running replay stands per partition, shared by its reader (the
-//! log end), its writer (what the store acknowledged) and whoever watches
-//! it: the catch-up gate and the state that `runner status` shows.
+//! The board: where a running replay stands per partition, shared by its
+//! reader (the log end), its writer (what the store acknowledged) and
+//! whoever watches it (the catch-up gate, and the state that `runner
+//! status` shows).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::saved::PartitionStatus;
 use crate::source::PartitionEnd;
-use crate::state::{PartitionStatus, now_ms};
+use crate::state::now_ms;
 
 /// The shared board.
 #[derive(Default)]
-pub struct Live {
-    inner: Mutex<Board>,
+pub struct Board {
+    inner: Mutex<Figures>,
 }
 
 #[derive(Default)]
-struct Board {
+struct Figures {
     /// From the reader; `None` while the source does not know them all.
     ends: Option<BTreeMap<i32, PartitionEnd>>,
     /// The next offset the store has not acknowledged, per partition.
@@ -28,8 +30,8 @@ struct Board {
     rates: BTreeMap<i32, f64>,
 }
 
-impl Live {
-    fn board(&self) -> std::sync::MutexGuard<'_, Board> {
+impl Board {
+    fn board(&self) -> std::sync::MutexGuard<'_, Figures> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -122,62 +124,16 @@ fn behind(end: &PartitionEnd, acked: Option<&i64>) -> u64 {
     (end.high - from).max(0) as u64
 }
 
-/// The catch-up gate: lag at or below `max_lag` for `hold` without a break.
-pub struct Gate {
-    max_lag: u64,
-    hold: Duration,
-    low_since: Option<Instant>,
-}
-
-impl Gate {
-    /// A gate.
-    pub fn new(max_lag: u64, hold: Duration) -> Self {
-        Gate {
-            max_lag,
-            hold,
-            low_since: None,
-        }
-    }
-
-    /// A gate that has held since `since` (a replay that passed its gate
-    /// and goes on in the background).
-    pub fn held_since(max_lag: u64, hold: Duration, since: Instant) -> Self {
-        Gate {
-            max_lag,
-            hold,
-            low_since: Some(since),
-        }
-    }
-
-    /// The lag allowed, and for how long.
-    pub fn bounds(&self) -> (u64, Duration) {
-        (self.max_lag, self.hold)
-    }
-
-    /// Feeds the current lag; true once the gate holds.
-    pub fn observe(&mut self, lag: Option<u64>, now: Instant) -> bool {
-        match lag {
-            Some(l) if l <= self.max_lag => {
-                let since = *self.low_since.get_or_insert(now);
-                now - since >= self.hold
-            }
-            _ => {
-                self.low_since = None;
-                false
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::replay::gate::Gate;
 
     #[test]
     fn lag_counts_from_the_acknowledged_position_and_the_gate_needs_a_steady_low_lag() {
-        let live = Live::default();
-        assert_eq!(live.lag(), None);
-        live.set_ends(Some(BTreeMap::from([
+        let board = Board::default();
+        assert_eq!(board.lag(), None);
+        board.set_ends(Some(BTreeMap::from([
             (
                 0,
                 PartitionEnd {
@@ -188,13 +144,13 @@ mod tests {
             (1, PartitionEnd { high: 10, read: 10 }),
         ])));
         // Nothing acknowledged yet: counted from where reading stands.
-        assert_eq!(live.lag(), Some(40));
-        live.acknowledged(
+        assert_eq!(board.lag(), Some(40));
+        board.acknowledged(
             &BTreeMap::from([(0, 50), (1, 10)]),
             &BTreeMap::from([(0, 50)]),
         );
-        assert_eq!(live.lag(), Some(50));
-        let parts = live.partitions();
+        assert_eq!(board.lag(), Some(50));
+        let parts = board.partitions();
         assert_eq!(parts[&0].lag, Some(50));
         assert_eq!(parts[&0].events, 50);
 
