@@ -278,6 +278,12 @@ pub enum LoadError {
         /// The file's hash.
         actual: String,
     },
+    /// The workflow has no plugin of that name.
+    #[error("plugin `{plugin}`: no such plugin in the workflow")]
+    Unknown {
+        /// Plugin name.
+        plugin: String,
+    },
     /// Building the plugin crate failed.
     #[error("plugin `{plugin}`: {message}")]
     Build {

@@ -18,23 +18,25 @@
 //! state folder either way.
 
 pub mod config;
+pub mod pairs;
+pub mod report;
+pub mod verdicts;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::{StepContext, StepError};
 use crate::cancel::Cancel;
 use crate::document::values::Point;
-use crate::model::Row;
 use crate::plugin::bindings::check::Check;
-use crate::plugin::bindings::types;
-use crate::plugin::check::{Pair, Verdict};
-use crate::plugin::error::describe;
+use crate::plugin::check::Verdict;
 use crate::plugin::instance::Instance;
 use crate::store::Store;
 use config::CompareStep;
+use pairs::{MergeJoin, pairs_of};
+pub use report::{Caps, Category, Difference, Report};
+use report::{count, summary};
+use verdicts::{Tallied, category, holds_more, judge, tally};
 
 /// Keys kept for the recheck; beyond this, differences count at once.
 const RECHECK_LIMIT: usize = 100_000;
@@ -48,60 +50,12 @@ pub const DEFAULT_RECHECK_WAIT: Duration = Duration::from_secs(60);
 /// Examples quoted in the gate's error (the report has them all).
 const EXAMPLES_IN_ERROR: usize = 10;
 
-/// How a key came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Category {
-    /// Both sides have the row; it differs.
-    Mismatched,
-    /// Only blue has the row.
-    OnlyBlue,
-    /// Only green has the row.
-    OnlyGreen,
-    /// It differed, and the side behind never reached where the other was.
-    Lagging,
-}
-
-impl Category {
-    fn words(self) -> &'static str {
-        match self {
-            Category::Mismatched => "differs",
-            Category::OnlyBlue => "only in blue",
-            Category::OnlyGreen => "only in green",
-            Category::Lagging => "lagging",
-        }
-    }
-}
-
-/// A key that differed, as the report shows it: key and reason bounded
-/// and on one line (they come from stores and plugins).
-#[derive(Debug, Clone, Serialize)]
-pub struct Difference {
-    /// Its table.
-    pub table: String,
-    /// Its row key, shown.
-    pub key: String,
-    /// How it differed.
-    pub category: Category,
-    /// Which side has what.
-    pub reason: String,
-}
-
 /// A key to read again before it counts.
 struct Suspect {
     table: String,
     key: Vec<u8>,
     /// How it differed at the first read.
     first: Category,
-}
-
-/// How many examples the report keeps, and how long each text may be.
-#[derive(Clone, Copy)]
-pub struct Caps {
-    /// Examples kept.
-    pub examples: usize,
-    /// Longest text of one.
-    pub text: usize,
 }
 
 /// What to compare and how.
@@ -118,46 +72,6 @@ pub struct Options {
     pub recheck_after: Duration,
     /// Longest wait for the side behind before the recheck.
     pub recheck_wait: Duration,
-}
-
-/// The report written to `compare-ID.json`.
-#[derive(Debug, Default, Serialize)]
-pub struct Report {
-    /// The compare point (after the recheck, the recheck's).
-    pub as_of: Option<u64>,
-    /// Keys seen.
-    pub keys: u64,
-    /// Keys equal (at once or on the recheck).
-    pub matching: u64,
-    /// Keys the check plugin said to ignore.
-    pub ignored: u64,
-    /// Keys both sides have, with different rows.
-    pub mismatched: u64,
-    /// Keys only blue has.
-    pub only_blue: u64,
-    /// Keys only green has.
-    pub only_green: u64,
-    /// Keys that differed at first and agreed on the recheck.
-    pub settled_on_recheck: u64,
-    /// Keys one side had at the compare point and both had deleted by the
-    /// recheck: a delete after the compare point, applied by one side
-    /// before the other.
-    pub changed_after_compare_point: u64,
-    /// Keys where the side still behind where the other stood holds a
-    /// row or cells the other no longer shows (a delete it may not have
-    /// applied yet): not judged.
-    pub lagging: u64,
-    /// The first differences found, at most `examples` of them.
-    pub examples: Vec<Difference>,
-    /// The first lagging keys, at most `examples` of them.
-    pub lagging_examples: Vec<Difference>,
-}
-
-impl Report {
-    /// Keys that truly differ (what the gate counts).
-    pub fn differing(&self) -> u64 {
-        self.mismatched + self.only_blue + self.only_green
-    }
 }
 
 /// Runs the comparison and its gate.
@@ -262,34 +176,6 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
     Ok(summary)
 }
 
-/// The step's summary line.
-fn summary(report: &Report) -> String {
-    let mut line = format!(
-        "{} keys as of {}: {} matching, {} mismatched, {} only in blue, {} only in green, {} ignored",
-        report.keys,
-        report
-            .as_of
-            .map_or("latest".to_string(), |v| crate::report::version_time(
-                v as i64
-            )),
-        report.matching,
-        report.mismatched,
-        report.only_blue,
-        report.only_green,
-        report.ignored
-    );
-    if report.changed_after_compare_point > 0 {
-        line.push_str(&format!(
-            ", {} changed after the compare point",
-            report.changed_after_compare_point
-        ));
-    }
-    if report.lagging > 0 {
-        line.push_str(&format!(", {} lagging (not judged)", report.lagging));
-    }
-    line
-}
-
 /// Compares `tables` of blue and green: the merge-join at the compare
 /// point, then the recheck of what differed.
 pub fn compare(
@@ -334,21 +220,18 @@ pub fn compare(
             }
             report.keys += pairs.len() as u64;
             for (pair, verdict) in pairs.iter().zip(judge(&mut checker, &pairs)?) {
-                match verdict {
-                    Verdict::Equal => report.matching += 1,
-                    Verdict::Ignore => report.ignored += 1,
-                    Verdict::Different(reason) => {
-                        if recheck && suspects.len() < RECHECK_LIMIT {
-                            // Only the key is kept: the recheck judges again.
-                            suspects.push(Suspect {
-                                table: pair.table.clone(),
-                                key: pair.row_key.clone(),
-                                first: category(pair),
-                            });
-                        } else {
-                            count(&mut report, pair, &reason, caps);
-                        }
-                    }
+                let Tallied::Differs(reason) = tally(&mut report, verdict) else {
+                    continue;
+                };
+                if recheck && suspects.len() < RECHECK_LIMIT {
+                    // Only the key is kept: the recheck judges again.
+                    suspects.push(Suspect {
+                        table: pair.table.clone(),
+                        key: pair.row_key.clone(),
+                        first: category(pair),
+                    });
+                } else {
+                    count(&mut report, pair, &reason, caps);
                 }
             }
         }
@@ -372,7 +255,10 @@ pub fn compare(
 /// other stood at the first read (or `recheck_wait` passed), and sorts
 /// each into matching, changed after the compare point, lagging, or a
 /// true difference.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "both stores, the check, the first positions and the suspects are the recheck's whole input"
+)]
 fn recheck_suspects(
     blue: &mut dyn Store,
     green: &mut dyn Store,
@@ -430,38 +316,27 @@ fn recheck_suspects(
                 return Err(StepError::Interrupted);
             }
             let (keys, firsts): (Vec<Vec<u8>>, Vec<Category>) = chunk.iter().cloned().unzip();
-            let b = blue.get(&table, &keys, as_of)?;
-            let g = green.get(&table, &keys, as_of)?;
-            let pairs: Vec<Pair> = keys
-                .into_iter()
-                .zip(b.into_iter().zip(g))
-                .map(|(row_key, (blue, green))| Pair {
-                    table: table.clone(),
-                    row_key,
-                    blue,
-                    green,
-                })
-                .collect();
+            let pairs = pairs_of(blue, green, &table, keys, as_of)?;
             let verdicts = judge(checker, &pairs)?;
             for ((pair, verdict), first) in pairs.iter().zip(verdicts).zip(firsts) {
-                match verdict {
-                    Verdict::Equal | Verdict::Ignore
-                        if pair.blue.is_none()
-                            && pair.green.is_none()
-                            && first != Category::Mismatched =>
-                    {
-                        report.changed_after_compare_point += 1;
-                    }
-                    Verdict::Equal => {
-                        report.matching += 1;
-                        report.settled_on_recheck += 1;
-                    }
-                    Verdict::Ignore => report.ignored += 1,
+                // A key one side had at the compare point and both have
+                // deleted since: a delete after the compare point.
+                let gone = pair.blue.is_none() && pair.green.is_none();
+                if gone
+                    && first != Category::Mismatched
+                    && !matches!(verdict, Verdict::Different(_))
+                {
+                    report.changed_after_compare_point += 1;
+                    continue;
+                }
+                match tally(report, verdict) {
+                    Tallied::Matching => report.settled_on_recheck += 1,
+                    Tallied::Ignored => {}
                     // Only what a later delete explains is lag: the side
                     // behind holds the row (or cells) the side ahead no
                     // longer shows. Anything else is damage however far
                     // behind a side is.
-                    Verdict::Different(reason) => match &behind {
+                    Tallied::Differs(reason) => match &behind {
                         Some((late, at, ahead, target))
                             if holds_more(
                                 if *late == blue.name() {
@@ -545,183 +420,4 @@ fn resolve(
             )));
         }
     })
-}
-
-/// Verdicts for a batch: the check plugin's, or equal values cell by cell.
-fn judge(
-    checker: &mut Option<&mut Instance<Check>>,
-    pairs: &[Pair],
-) -> Result<Vec<Verdict>, StepError> {
-    match checker {
-        Some(instance) => Ok(instance
-            .check(pairs)?
-            .into_iter()
-            .map(|v| {
-                v.unwrap_or_else(|e: types::PluginError| {
-                    Verdict::Different(format!("the check refused the key: {}", describe(&e)))
-                })
-            })
-            .collect()),
-        None => Ok(pairs.iter().map(builtin_verdict).collect()),
-    }
-}
-
-/// Equal when both rows hold the same cells with the same values (versions
-/// may differ: a copy can legitimately hold a value at another version).
-fn builtin_verdict(pair: &Pair) -> Verdict {
-    let cells = |r: &Option<Row>| -> Vec<(String, Vec<u8>, Vec<u8>)> {
-        r.iter()
-            .flat_map(|r| r.cells.iter())
-            .map(|c| (c.family.clone(), c.qualifier.clone(), c.value.clone()))
-            .collect()
-    };
-    match (&pair.blue, &pair.green) {
-        (Some(_), None) => Verdict::Different("blue has the row, green does not".into()),
-        (None, Some(_)) => Verdict::Different("green has the row, blue does not".into()),
-        _ if cells(&pair.blue) == cells(&pair.green) => Verdict::Equal,
-        _ => Verdict::Different("both have the row; their cells differ".into()),
-    }
-}
-
-/// Whether `behind` holds everything `ahead` shows and more: `ahead` lacks
-/// the row, or each of its cells is in `behind` with the same value while
-/// `behind` has more. What a delete that only `ahead` applied leaves.
-fn holds_more(behind: &Option<Row>, ahead: &Option<Row>) -> bool {
-    match (behind, ahead) {
-        (Some(_), None) => true,
-        (Some(b), Some(a)) => {
-            let has = |c: &crate::model::StoredCell| {
-                b.cells.iter().any(|x| {
-                    x.family == c.family && x.qualifier == c.qualifier && x.value == c.value
-                })
-            };
-            b.cells.len() > a.cells.len() && a.cells.iter().all(has)
-        }
-        _ => false,
-    }
-}
-
-/// How a pair differs, by which side has the row.
-fn category(pair: &Pair) -> Category {
-    match (&pair.blue, &pair.green) {
-        (Some(_), None) => Category::OnlyBlue,
-        (None, Some(_)) => Category::OnlyGreen,
-        _ => Category::Mismatched,
-    }
-}
-
-/// Counts a difference (the counts are exact) and keeps it as an example
-/// while there is room for one.
-fn count(report: &mut Report, pair: &Pair, reason: &str, caps: Caps) {
-    let category = category(pair);
-    match category {
-        Category::Mismatched => report.mismatched += 1,
-        Category::OnlyBlue => report.only_blue += 1,
-        Category::OnlyGreen => report.only_green += 1,
-        Category::Lagging => report.lagging += 1,
-    }
-    keep(report, pair, category, reason, caps);
-}
-
-/// Keeps an example while there is room for one.
-fn keep(report: &mut Report, pair: &Pair, category: Category, reason: &str, caps: Caps) {
-    if report.examples.len() < caps.examples {
-        report.examples.push(Difference {
-            table: pair.table.clone(),
-            key: crate::text::shown_bytes(&pair.row_key, caps.text),
-            category,
-            reason: crate::text::one_line(&crate::text::bounded(reason, caps.text)),
-        });
-    }
-}
-
-/// Pages through both sides of one table in key order and pairs them up.
-struct MergeJoin<'t> {
-    table: &'t str,
-    batch: usize,
-    as_of: Option<u64>,
-    blue: Side,
-    green: Side,
-}
-
-#[derive(Default)]
-struct Side {
-    rows: std::collections::VecDeque<Row>,
-    after: Option<Vec<u8>>,
-    done: bool,
-}
-
-impl Side {
-    /// Makes sure a row is buffered unless the side is exhausted.
-    fn fill(
-        &mut self,
-        store: &mut dyn Store,
-        table: &str,
-        batch: usize,
-        as_of: Option<u64>,
-    ) -> Result<(), StepError> {
-        while self.rows.is_empty() && !self.done {
-            let range = crate::store::KeyRange {
-                after: self.after.clone(),
-                before: None,
-            };
-            let page = store.scan(table, &range, batch, as_of)?;
-            self.rows.extend(page.rows);
-            match page.next_after {
-                Some(a) => self.after = Some(a),
-                None => self.done = true,
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<'t> MergeJoin<'t> {
-    fn new(table: &'t str, batch: usize, as_of: Option<u64>) -> Self {
-        MergeJoin {
-            table,
-            batch,
-            as_of,
-            blue: Side::default(),
-            green: Side::default(),
-        }
-    }
-
-    /// Up to `batch` pairs; empty when both sides are exhausted.
-    fn next_pairs(
-        &mut self,
-        blue: &mut dyn Store,
-        green: &mut dyn Store,
-    ) -> Result<Vec<Pair>, StepError> {
-        let mut pairs = Vec::with_capacity(self.batch);
-        while pairs.len() < self.batch {
-            self.blue.fill(blue, self.table, self.batch, self.as_of)?;
-            self.green.fill(green, self.table, self.batch, self.as_of)?;
-            let order = match (self.blue.rows.front(), self.green.rows.front()) {
-                (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(b), Some(g)) => b.row_key.cmp(&g.row_key),
-            };
-            let (b, g) = match order {
-                std::cmp::Ordering::Less => (self.blue.rows.pop_front(), None),
-                std::cmp::Ordering::Greater => (None, self.green.rows.pop_front()),
-                std::cmp::Ordering::Equal => {
-                    (self.blue.rows.pop_front(), self.green.rows.pop_front())
-                }
-            };
-            let row_key = b
-                .as_ref()
-                .or(g.as_ref())
-                .map(|r| r.row_key.clone())
-                .unwrap_or_default();
-            pairs.push(Pair {
-                table: self.table.to_string(),
-                row_key,
-                blue: b,
-                green: g,
-            });
-        }
-        Ok(pairs)
-    }
 }

@@ -56,8 +56,7 @@ impl PluginRegistry {
 }
 
 fn spec<'w>(workflow: &'w Setup, name: &str) -> Result<&'w crate::plugin::PluginSpec, LoadError> {
-    workflow.plugin(name).ok_or_else(|| LoadError::Build {
+    workflow.plugin(name).ok_or_else(|| LoadError::Unknown {
         plugin: name.to_string(),
-        message: "no such plugin in the workflow".into(),
     })
 }

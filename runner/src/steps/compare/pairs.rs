@@ -1,0 +1,123 @@
+//! The pair producer: pages through both sides of a table in key order
+//! as of the compare point and pairs their rows up (a merge-join), and
+//! reads given keys of both sides again for the recheck.
+
+use std::collections::VecDeque;
+
+use crate::model::Row;
+use crate::plugin::check::Pair;
+use crate::steps::StepError;
+use crate::store::Store;
+
+/// Pages through both sides of one table in key order and pairs them up.
+pub struct MergeJoin<'t> {
+    table: &'t str,
+    batch: usize,
+    as_of: Option<u64>,
+    blue: Side,
+    green: Side,
+}
+
+#[derive(Default)]
+struct Side {
+    rows: VecDeque<Row>,
+    after: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Side {
+    /// Makes sure a row is buffered unless the side is exhausted.
+    fn fill(
+        &mut self,
+        store: &mut dyn Store,
+        table: &str,
+        batch: usize,
+        as_of: Option<u64>,
+    ) -> Result<(), StepError> {
+        while self.rows.is_empty() && !self.done {
+            let range = crate::store::KeyRange {
+                after: self.after.clone(),
+                before: None,
+            };
+            let page = store.scan(table, &range, batch, as_of)?;
+            self.rows.extend(page.rows);
+            match page.next_after {
+                Some(a) => self.after = Some(a),
+                None => self.done = true,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'t> MergeJoin<'t> {
+    pub fn new(table: &'t str, batch: usize, as_of: Option<u64>) -> Self {
+        MergeJoin {
+            table,
+            batch,
+            as_of,
+            blue: Side::default(),
+            green: Side::default(),
+        }
+    }
+
+    /// Up to `batch` pairs; empty when both sides are exhausted.
+    pub fn next_pairs(
+        &mut self,
+        blue: &mut dyn Store,
+        green: &mut dyn Store,
+    ) -> Result<Vec<Pair>, StepError> {
+        let mut pairs = Vec::with_capacity(self.batch);
+        while pairs.len() < self.batch {
+            self.blue.fill(blue, self.table, self.batch, self.as_of)?;
+            self.green.fill(green, self.table, self.batch, self.as_of)?;
+            let order = match (self.blue.rows.front(), self.green.rows.front()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(b), Some(g)) => b.row_key.cmp(&g.row_key),
+            };
+            let (b, g) = match order {
+                std::cmp::Ordering::Less => (self.blue.rows.pop_front(), None),
+                std::cmp::Ordering::Greater => (None, self.green.rows.pop_front()),
+                std::cmp::Ordering::Equal => {
+                    (self.blue.rows.pop_front(), self.green.rows.pop_front())
+                }
+            };
+            let row_key = b
+                .as_ref()
+                .or(g.as_ref())
+                .map(|r| r.row_key.clone())
+                .unwrap_or_default();
+            pairs.push(Pair {
+                table: self.table.to_string(),
+                row_key,
+                blue: b,
+                green: g,
+            });
+        }
+        Ok(pairs)
+    }
+}
+
+/// The rows of `keys` of both sides, as of `as_of`, paired up.
+pub fn pairs_of(
+    blue: &mut dyn Store,
+    green: &mut dyn Store,
+    table: &str,
+    keys: Vec<Vec<u8>>,
+    as_of: Option<u64>,
+) -> Result<Vec<Pair>, StepError> {
+    let b = blue.get(table, &keys, as_of)?;
+    let g = green.get(table, &keys, as_of)?;
+    Ok(keys
+        .into_iter()
+        .zip(b.into_iter().zip(g))
+        .map(|(row_key, (blue, green))| Pair {
+            table: table.to_string(),
+            row_key,
+            blue,
+            green,
+        })
+        .collect())
+}
