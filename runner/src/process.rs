@@ -10,9 +10,10 @@
 //! what the command left running in its group. Only a process that leaves
 //! the group on purpose (`setsid`) escapes.
 
-// The parent-death signal and signals to a process group have no safe
-// wrapper in std; the calls below are the whole of it.
-#![allow(unsafe_code)]
+#![expect(
+    unsafe_code,
+    reason = "the parent-death signal and signals to a process group have no safe wrapper in std; the calls below are the whole of it"
+)]
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};

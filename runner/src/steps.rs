@@ -221,6 +221,20 @@ pub enum StepError {
     /// A command failed or timed out.
     #[error("{0}")]
     Command(String),
+    /// What a step left running in the background failed, stalled, or
+    /// is not there when a step needs it.
+    #[error("{0}")]
+    Background(String),
+    /// Setting a refused event aside failed.
+    #[error("{0}")]
+    DeadLetter(String),
+    /// What the step needs is not there: a table, a watermark, a restore
+    /// point.
+    #[error("{0}")]
+    Missing(String),
+    /// A thread of the step panicked.
+    #[error("{0}")]
+    Panicked(String),
     /// Stopped by Ctrl-C; progress was saved.
     #[error("interrupted; progress is saved and `runner exec` resumes from here")]
     Interrupted,

@@ -366,7 +366,7 @@ fn run_steps(
                 return Err(EngineError::Step {
                     id,
                     kind,
-                    source: Box::new(StepError::Other(
+                    source: Box::new(StepError::Background(
                         "failed in the background right after it started".into(),
                     )),
                 });

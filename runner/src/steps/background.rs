@@ -95,7 +95,7 @@ pub fn finish(task: Box<dyn BackgroundTask>) -> Result<String, StepError> {
         std::thread::sleep(Duration::from_millis(20));
     }
     if !task.finished() {
-        return Err(StepError::Other(format!(
+        return Err(StepError::Background(format!(
             "did not stop within {}; its last commit stands and the next run resumes from there",
             humantime::format_duration(FINISH_LIMIT)
         )));
@@ -145,12 +145,12 @@ impl BackgroundTasks {
                     Err(e) => e,
                     Ok(_) if interrupted => continue,
                     Ok(summary) => {
-                        StepError::Other(format!("stopped unexpectedly after {summary}"))
+                        StepError::Background(format!("stopped unexpectedly after {summary}"))
                     }
                 };
                 failed.push((id, error));
             } else if let Some(why) = running.task.look(now) {
-                failed.push((running.id.clone(), StepError::Other(why)));
+                failed.push((running.id.clone(), StepError::Background(why)));
                 // Asked to stop; it commits what it has.
                 running.task.stop();
                 keep.push(running);

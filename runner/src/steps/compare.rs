@@ -188,7 +188,7 @@ pub fn compare(
     let (blue_tables, green_tables) = (blue.tables()?, green.tables()?);
     for table in &options.tables {
         if !blue_tables.contains(table) && !green_tables.contains(table) {
-            return Err(StepError::Other(format!(
+            return Err(StepError::Missing(format!(
                 "table `{table}` exists in neither `{}` nor `{}`; check `tables` (blue has {}, green has {})",
                 blue.name(),
                 green.name(),

@@ -39,7 +39,7 @@ pub fn require(ctx: &StepContext, step: &Step) -> Result<(), StepError> {
             let (lag, max_lag, hold) = match ctx.background.freshness(id) {
                 Freshness::CaughtUp => break,
                 Freshness::NotRunning => {
-                    return Err(StepError::Other(format!(
+                    return Err(StepError::Background(format!(
                         "background {task} `{id}` keeps `{into}` in sync but is not running; `{kind}` reads only a current `{into}` (`runner exec` starts it again)"
                     )));
                 }

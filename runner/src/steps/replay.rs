@@ -77,7 +77,7 @@ fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError>
                 Err(if ctx.cancel.is_cancelled() {
                     StepError::Interrupted
                 } else {
-                    StepError::Other("the replay ended before it caught up".into())
+                    StepError::Background("the replay ended before it caught up".into())
                 })
             });
         }
@@ -89,7 +89,7 @@ fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError>
         // here as it would in the background, instead of waiting for ever.
         if let Some(why) = running.look(Instant::now()) {
             finish(Box::new(running))?;
-            return Err(StepError::Other(why));
+            return Err(StepError::Background(why));
         }
         if let Some(limit) = timeout
             && started.elapsed() >= limit

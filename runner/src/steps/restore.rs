@@ -176,7 +176,7 @@ fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError
     };
     let existing = from.tables()?;
     if let Some(missing) = r.tables.iter().find(|t| !existing.contains(t)) {
-        return Err(StepError::Other(format!(
+        return Err(StepError::Missing(format!(
             "table `{missing}` is not in `{from_name}`; it has {}",
             if existing.is_empty() {
                 "no tables".to_string()
@@ -263,7 +263,7 @@ fn resolve_point(point: &Point, from: &mut dyn Store) -> Result<i64, StepError> 
         Point::Latest => from.watermark()?.unwrap_or(now_ms() as i64),
         Point::Watermark(margin) => {
             let w = from.watermark()?.ok_or_else(|| {
-                StepError::Other(format!(
+                StepError::Missing(format!(
                     "`as_of = \"{point}\"` needs the watermark of `{}`, which records none; for a store written by a service, give it `fed_by = {{ source = \"…\", group = \"…\" }}` so its consumer group's position serves, or give a time",
                     from.name()
                 ))

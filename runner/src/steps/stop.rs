@@ -118,7 +118,7 @@ pub fn stop_replays(ctx: &StepContext, ids: &[String]) -> Result<Vec<String>, St
             Err(e) => {
                 let text = format!("background {kind} `{id}` failed: {e}");
                 background::fail(ctx, &id, e);
-                first_error.get_or_insert(StepError::Other(text));
+                first_error.get_or_insert(StepError::Background(text));
             }
         }
     }

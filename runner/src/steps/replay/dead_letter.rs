@@ -52,12 +52,12 @@ pub fn open(workflow: &Setup, r: &ReplayStep) -> Result<Option<Box<dyn DeadLette
                 topic.get_ref(),
             )?))),
             // Validation refuses this; kept as an error, not a panic.
-            _ => Err(StepError::Other(format!(
+            _ => Err(StepError::DeadLetter(format!(
                 "`dead_letter_topic` needs a kafka source; `{source}` is not one"
             ))),
         };
     }
-    Err(StepError::Other(
+    Err(StepError::DeadLetter(
         "`on_error = \"dead-letter\"` without `dead_letter` or `dead_letter_topic`".into(),
     ))
 }

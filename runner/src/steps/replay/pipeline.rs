@@ -137,7 +137,7 @@ pub fn run(
             Some(Point::At(ms)) => Start::Timestamp(*ms),
             Some(Point::Restore(margin)) => {
                 let t0 = restore_point.ok_or_else(|| {
-                    StepError::Other(format!(
+                    StepError::Missing(format!(
                         "`start` is relative to the restore point of `{}`, but none is recorded; run the restore step first",
                         r.into.get_ref()
                     ))
@@ -218,7 +218,7 @@ pub fn run(
         // A panicking stage closes its channel like a finished one would;
         // only the join tells the two apart, so check before calling it done.
         let transformed = transformer.join().map_err(|_| {
-            StepError::Other(
+            StepError::Panicked(
                 "the transform thread panicked; nothing after the last checkpoint was committed"
                     .into(),
             )

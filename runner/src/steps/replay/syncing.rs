@@ -81,7 +81,7 @@ impl BackgroundTask for Syncing {
 
     fn join(self: Box<Self>) -> Result<String, StepError> {
         self.thread.join().unwrap_or_else(|_| {
-            Err(StepError::Other(
+            Err(StepError::Panicked(
                 "the background replay panicked; nothing after its last checkpoint was committed"
                     .into(),
             ))

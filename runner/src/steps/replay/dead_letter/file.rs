@@ -30,7 +30,7 @@ impl FileLetters {
             .append(true)
             .open(path)
             .map_err(|e| {
-                StepError::Other(format!(
+                StepError::DeadLetter(format!(
                     "cannot open dead-letter file `{}`: {e}",
                     path.display()
                 ))
@@ -47,7 +47,7 @@ impl FileLetters {
         text.push('\n');
         self.dirty = true;
         self.file.write_all(text.as_bytes()).map_err(|e| {
-            StepError::Other(format!(
+            StepError::DeadLetter(format!(
                 "cannot write dead-letter file `{}`: {e}",
                 self.path.display()
             ))
@@ -89,7 +89,7 @@ impl DeadLetter for FileLetters {
             return Ok(());
         }
         self.file.sync_data().map_err(|e| {
-            StepError::Other(format!(
+            StepError::DeadLetter(format!(
                 "cannot sync dead-letter file `{}`: {e}",
                 self.path.display()
             ))

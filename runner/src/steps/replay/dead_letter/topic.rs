@@ -60,7 +60,7 @@ impl TopicLetters {
     /// Connects and checks that the topic exists.
     pub fn open(source: &str, cfg: &KafkaConfig, topic: &str) -> Result<Self, StepError> {
         let fail = |message: String| {
-            StepError::Other(format!(
+            StepError::DeadLetter(format!(
                 "dead-letter topic `{topic}` ({}): {message}",
                 cfg.brokers
             ))
@@ -119,7 +119,7 @@ impl TopicLetters {
                     self.producer.poll(Duration::from_millis(50));
                 }
                 Err((e, _)) => {
-                    return Err(StepError::Other(format!(
+                    return Err(StepError::DeadLetter(format!(
                         "dead-letter topic `{}`: cannot send: {e}",
                         self.topic
                     )));
@@ -200,14 +200,14 @@ impl DeadLetter for TopicLetters {
                 .unwrap_or_else(|p| p.into_inner()),
         );
         if let Some(first) = failed.first() {
-            return Err(StepError::Other(format!(
+            return Err(StepError::DeadLetter(format!(
                 "dead-letter topic `{}`: {} record(s) were not acknowledged (first: {first}); nothing of the batch was committed",
                 self.topic,
                 failed.len()
             )));
         }
         flushed.map_err(|e| {
-            StepError::Other(format!(
+            StepError::DeadLetter(format!(
                 "dead-letter topic `{}`: not acknowledged within {}s ({e}); nothing of the batch was committed",
                 self.topic,
                 SYNC_TIMEOUT.as_secs()
