@@ -386,3 +386,23 @@ fn plugin_spec(
             .collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_store_is_named_with_kind_null_and_nothing_else() {
+        let text = "[workflow]\nname = \"w\"\n[store.dry]\nkind = \"null\"\n";
+        let file = std::path::Path::new("w.toml");
+        let options = LoadOptions::default();
+        let w = parse(file, text, &options).unwrap();
+        let mut store = w.open_store("dry").unwrap();
+        assert_eq!(store.name(), "dry");
+        assert!(store.tables().unwrap().is_empty());
+
+        let extra = format!("{text}path = \"x\"\n");
+        let err = parse(file, &extra, &options).unwrap_err();
+        assert!(err.to_string().contains("path"), "{err}");
+    }
+}

@@ -143,19 +143,4 @@ mod tests {
         );
         assert!(store.tables().unwrap().is_empty());
     }
-
-    #[test]
-    fn a_workflow_names_it_with_kind_null_and_nothing_else() {
-        let text = "[workflow]\nname = \"w\"\n[store.dry]\nkind = \"null\"\n";
-        let file = std::path::Path::new("w.toml");
-        let options = crate::workflow::LoadOptions::default();
-        let w = crate::workflow::parse(file, text, &options).unwrap();
-        let mut store = w.open_store("dry").unwrap();
-        assert_eq!(store.name(), "dry");
-        assert!(store.tables().unwrap().is_empty());
-
-        let extra = format!("{text}path = \"x\"\n");
-        let err = crate::workflow::parse(file, &extra, &options).unwrap_err();
-        assert!(err.to_string().contains("path"), "{err}");
-    }
 }
