@@ -170,8 +170,8 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                     "{} is valid: {} steps, {} sources, {} stores, {} plugins",
                     file.file.display(),
                     w.steps.len(),
-                    w.sources.0.len(),
-                    w.stores.0.len(),
+                    w.sources.len(),
+                    w.stores.len(),
                     w.plugins.len()
                 );
                 if connect {

@@ -18,7 +18,7 @@ pub mod values;
 pub mod vars;
 
 pub use error::{Errors, Location, WorkflowError};
-pub use kind::{At, Home, Kind, Table};
+pub use kind::{At, Home, Kind, Sections, Table};
 
 /// Letters, digits, `-` and `_`.
 pub fn valid_name(name: &str) -> bool {

@@ -16,12 +16,11 @@ pub mod kafka;
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
-use crate::document::{Home, Kind};
+use crate::document::{Home, Kind, Sections};
 use crate::model::Event;
 pub use crate::report::progress::Progress;
 
@@ -266,23 +265,9 @@ pub trait SourceConfig: std::fmt::Debug + Send + Sync + Any {
 pub const KINDS: &[Kind<dyn SourceConfig>] = &[file::KIND, kafka::config::KIND];
 
 /// The `[source.NAME]` sections of a workflow, in file order.
-#[derive(Debug, Clone, Default)]
-pub struct Sources(pub Vec<(String, Arc<dyn SourceConfig>)>);
+pub type Sources = Sections<dyn SourceConfig>;
 
-impl Sources {
-    /// The source named `name`.
-    pub fn get(&self, name: &str) -> Option<&dyn SourceConfig> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.as_ref())
-    }
-
-    /// Every source, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &dyn SourceConfig)> {
-        self.0.iter().map(|(n, s)| (n.as_str(), s.as_ref()))
-    }
-
+impl Sections<dyn SourceConfig> {
     /// Checks, reading nothing, that the source `name` can be reached (see
     /// [`SourceConfig::probe`]).
     pub fn probe(

@@ -22,9 +22,8 @@ pub mod sqlite;
 
 use std::any::Any;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use crate::document::{Home, Kind};
+use crate::document::{Home, Kind, Sections};
 use crate::model::{Row, RowMutation};
 use crate::source::Sources;
 use crate::source::kafka::config::kafka;
@@ -140,23 +139,9 @@ pub trait StoreConfig: std::fmt::Debug + Send + Sync + Any {
 pub const KINDS: &[Kind<dyn StoreConfig>] = &[sqlite::KIND, hbase::config::KIND, null::KIND];
 
 /// The `[store.NAME]` sections of a workflow, in file order.
-#[derive(Debug, Clone, Default)]
-pub struct Stores(pub Vec<(String, Arc<dyn StoreConfig>)>);
+pub type Stores = Sections<dyn StoreConfig>;
 
-impl Stores {
-    /// The store named `name`.
-    pub fn get(&self, name: &str) -> Option<&dyn StoreConfig> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.as_ref())
-    }
-
-    /// Every store, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &dyn StoreConfig)> {
-        self.0.iter().map(|(n, s)| (n.as_str(), s.as_ref()))
-    }
-
+impl Sections<dyn StoreConfig> {
     /// Checks, writing nothing, that the store `name` can be reached.
     pub fn probe(&self, home: &Home, name: &str) -> Result<String, StoreError> {
         self.named(name)?.probe(home, name)

@@ -20,18 +20,18 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::document::Errors;
 use crate::document::kind::read_kind;
 use crate::document::read::{absolute, deserialize, named_tables, resolve_path, split_key};
 pub use crate::document::valid_name;
 use crate::document::vars;
+use crate::document::{Errors, Sections};
 pub use crate::document::{Location, WorkflowError};
 use crate::plugin::limits::{DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT};
 use crate::plugin::{Grants, Limits, OutputLimits, PluginSource, PluginSpec};
 use crate::setup::Setup;
-use crate::source::{self, Sources};
+use crate::source;
 use crate::steps::{self, Step};
-use crate::store::{self, Stores};
+use crate::store;
 use crate::text::quoted;
 use schema::{PluginSection, WorkflowSection};
 
@@ -137,13 +137,13 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
     let vars = vars::resolve(&mut doc, &builtins, &options.overrides, errors)?;
     vars::expand_document(&mut doc, &vars, errors)?;
 
-    let sources = Sources(
+    let sources = Sections(
         named_tables(&mut doc, "source", errors)?
             .into_iter()
             .map(|(n, v)| Ok((n, read_kind(v, "source", source::KINDS, errors)?.into())))
             .collect::<Result<_, WorkflowError>>()?,
     );
-    let stores = Stores(
+    let stores = Sections(
         named_tables(&mut doc, "store", errors)?
             .into_iter()
             .map(|(n, v)| Ok((n, read_kind(v, "store", store::KINDS, errors)?.into())))

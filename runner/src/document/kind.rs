@@ -6,6 +6,7 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -93,5 +94,47 @@ impl Home {
     /// A path from the file, resolved against the workflow's folder.
     pub fn path(&self, text: &str) -> PathBuf {
         resolve_path(&self.dir, text)
+    }
+}
+
+/// The `[section.NAME]` tables of one axis (sources, stores), read by
+/// their kinds, in file order.
+#[derive(Debug)]
+pub struct Sections<C: ?Sized>(pub Vec<(String, Arc<C>)>);
+
+impl<C: ?Sized> Sections<C> {
+    /// The section named `name`.
+    pub fn get(&self, name: &str) -> Option<&C> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_ref())
+    }
+
+    /// Every section, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &C)> {
+        self.0.iter().map(|(n, s)| (n.as_str(), s.as_ref()))
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<C: ?Sized> Clone for Sections<C> {
+    fn clone(&self) -> Self {
+        Sections(self.0.clone())
+    }
+}
+
+impl<C: ?Sized> Default for Sections<C> {
+    fn default() -> Self {
+        Sections(Vec::new())
     }
 }

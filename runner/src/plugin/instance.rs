@@ -122,11 +122,7 @@ impl<W: World> Plugin<W> {
                 exports: if exports.is_empty() {
                     "nothing".into()
                 } else {
-                    exports
-                        .iter()
-                        .map(|e| format!("`{e}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::text::quoted(&exports.iter().map(String::as_str).collect::<Vec<_>>())
                 },
                 expected: W::INTERFACE,
             });

@@ -94,11 +94,7 @@ impl Checking<'_> {
                 if exports.is_empty() {
                     "nothing".to_string()
                 } else {
-                    exports
-                        .iter()
-                        .map(|e| format!("`{e}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    quoted(&exports.iter().map(String::as_str).collect::<Vec<_>>())
                 }
             ),
             Err(why) => format!(
