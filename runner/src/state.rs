@@ -121,7 +121,7 @@ const FORMAT: u32 = 1;
 pub struct State {
     /// The workflow's name.
     pub workflow: String,
-    /// The state format (see [`FORMAT`]).
+    /// The state format (1 since the runner lists the files it made).
     #[serde(default)]
     pub format: u32,
     /// Fingerprint of the workflow file when the run started.
