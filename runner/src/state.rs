@@ -87,6 +87,19 @@ impl StepState {
         })
     }
 
+    /// Sets one field of the kind's own part (`None` removes it), leaving
+    /// the rest as it is.
+    pub fn set_own_field<T: Serialize>(&mut self, key: &str, value: Option<T>) {
+        match value.and_then(|v| serde_json::to_value(v).ok()) {
+            Some(v) => {
+                self.own.insert(key.to_string(), v);
+            }
+            None => {
+                self.own.remove(key);
+            }
+        }
+    }
+
     /// Replaces the kind's own part with `value`.
     pub fn set_own<T: Serialize>(&mut self, value: &T) {
         if let Ok(serde_json::Value::Object(own)) = serde_json::to_value(value) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::source::Checkpoint;
-use crate::state::{StateError, StepState};
+use crate::state::StepState;
 
 /// A replay's own part of its step's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -22,12 +22,16 @@ pub struct ReplayState {
 }
 
 impl ReplayState {
-    /// Reads the replay's part of `step`, changes it and writes it back.
-    pub fn update(step: &mut StepState, change: impl FnOnce(&mut Self)) -> Result<(), StateError> {
-        let mut saved: ReplayState = step.own()?;
-        change(&mut saved);
-        step.set_own(&saved);
-        Ok(())
+    /// Writes the checkpoint into `step`'s state. Once per batch, so it
+    /// touches that field alone instead of reading and writing the whole
+    /// part.
+    pub fn set_checkpoint(step: &mut StepState, checkpoint: &Checkpoint) {
+        step.set_own_field("checkpoint", Some(checkpoint));
+    }
+
+    /// Writes the partitions as last seen into `step`'s state.
+    pub fn set_partitions(step: &mut StepState, partitions: &BTreeMap<i32, PartitionStatus>) {
+        step.set_own_field("partitions", (!partitions.is_empty()).then_some(partitions));
     }
 }
 

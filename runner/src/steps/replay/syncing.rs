@@ -135,9 +135,7 @@ impl BackgroundTask for Syncing {
     }
 
     fn status(&self, state: &mut StepState) {
-        if let Err(e) = ReplayState::update(state, |s| s.partitions = self.board.partitions()) {
-            tracing::warn!(step = %self.id, "cannot note the replay's partitions: {e}");
-        }
+        ReplayState::set_partitions(state, &self.board.partitions());
     }
 }
 

@@ -79,9 +79,7 @@ impl Writer<'_> {
                 Err(RecvTimeoutError::Timeout) => {
                     // Quiet log: still show lag and rates as they are now.
                     let mut state = ctx.lock_state();
-                    ReplayState::update(state.step_mut(id, "replay"), |s| {
-                        s.partitions = board.partitions()
-                    })?;
+                    ReplayState::set_partitions(state.step_mut(id, "replay"), &board.partitions());
                     state.save()?;
                     last_save = Instant::now();
                     pending = false;
@@ -152,12 +150,10 @@ impl Writer<'_> {
                 let st = state.step_mut(id, "replay");
                 st.metrics = metrics.clone();
                 let save = last_save.elapsed() >= checkpoint_every;
-                ReplayState::update(st, |s| {
-                    s.checkpoint = Some(batch.checkpoint.clone());
-                    if save {
-                        s.partitions = board.partitions();
-                    }
-                })?;
+                ReplayState::set_checkpoint(st, &batch.checkpoint);
+                if save {
+                    ReplayState::set_partitions(st, &board.partitions());
+                }
                 pending = true;
                 if save {
                     state.save()?;
