@@ -222,9 +222,6 @@ pub enum Follow {
 /// its config type beside its implementation and registers it in
 /// [`KINDS`] (its name and reader).
 pub trait SourceConfig: std::fmt::Debug + Send + Sync + Any {
-    /// `kind = "…"`.
-    fn kind(&self) -> &'static str;
-
     /// Whether it is a log that can be followed past its end: started at
     /// `latest` or at given offsets, replayed `until` caught up, and
     /// written to (a dead-letter topic).
@@ -256,9 +253,6 @@ pub trait SourceConfig: std::fmt::Debug + Send + Sync + Any {
         follow: Follow,
         stop: &Cancel,
     ) -> Result<Box<dyn Source>, SourceError>;
-
-    /// The config itself, for code that needs one kind's settings.
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// Every kind of source.

@@ -123,9 +123,6 @@ pub trait StepConfig: std::fmt::Debug + Send + Sync + Any {
     /// Forgets what it recorded outside its own step's state (a restore
     /// point, a cutover), so that it runs again from scratch.
     fn forget(&self, _state: &mut State) {}
-
-    /// The config itself, for code that needs one kind's settings.
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// Every kind of step, in the order messages list them.

@@ -103,9 +103,6 @@ pub trait Store: Send {
 /// beside its implementation and registers it in [`KINDS`] (its name and
 /// reader).
 pub trait StoreConfig: std::fmt::Debug + Send + Sync + Any {
-    /// `kind = "…"`.
-    fn kind(&self) -> &'static str;
-
     /// Its words in the plan: `sqlite /data/green.db`.
     fn describe(&self, home: &Home) -> String;
 
@@ -130,9 +127,6 @@ pub trait StoreConfig: std::fmt::Debug + Send + Sync + Any {
 
     /// Opens it.
     fn open(&self, home: &Home, name: &str) -> Result<Box<dyn Store>, StoreError>;
-
-    /// The config itself, for code that needs one kind's settings.
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// Every kind of store.

@@ -93,10 +93,6 @@ pub struct FileConfig {
 }
 
 impl SourceConfig for FileConfig {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
     fn describe(&self, home: &Home, _name: &str) -> String {
         format!("file {}", home.path(&self.path).display())
     }
@@ -137,10 +133,6 @@ impl SourceConfig for FileConfig {
             self.max_event_size.map_or(DEFAULT_MAX_EVENT, |s| s.0),
             stop,
         )?))
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

@@ -68,10 +68,6 @@ impl StepConfig for CutoverStep {
     fn forget(&self, state: &mut State) {
         state.cutover_to = None;
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// Records the switch.

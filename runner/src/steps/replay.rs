@@ -124,7 +124,7 @@ fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError>
     }
     {
         let mut state = ctx.lock_state();
-        state.step_mut(id, "replay").background = true;
+        state.step_mut(id, config::KIND.name).background = true;
         state.save()?;
     }
     running.caught_up_since(
@@ -132,7 +132,7 @@ fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError>
             .checked_sub(hold)
             .unwrap_or_else(Instant::now),
     );
-    ctx.background.add(id, "replay", Box::new(running));
+    ctx.background.add(id, config::KIND.name, Box::new(running));
     Ok(format!(
         "{caught_up}; keeps syncing in the background until cutover"
     ))

@@ -125,10 +125,6 @@ impl StepConfig for RestoreStep {
     fn forget(&self, state: &mut State) {
         state.restore_points.remove(self.into.get_ref());
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// Runs the restore.

@@ -90,10 +90,6 @@ impl StepConfig for ShellStep {
     fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
         run(ctx, id, self)
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// A command to run: a program and its arguments, run directly

@@ -75,10 +75,6 @@ impl StepConfig for StopStep {
     fn stops(&self, id: &str) -> bool {
         self.replays.is_empty() || self.replays.iter().any(|r| r.get_ref() == id)
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// Stops the listed background replays (all when none are listed).

@@ -30,10 +30,6 @@ pub struct NullConfig {
 }
 
 impl StoreConfig for NullConfig {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
     fn describe(&self, _home: &Home) -> String {
         "null: writes are discarded".into()
     }
@@ -48,10 +44,6 @@ impl StoreConfig for NullConfig {
 
     fn open(&self, _home: &Home, name: &str) -> Result<Box<dyn Store>, StoreError> {
         Ok(Box::new(NullStore::open(name)))
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

@@ -64,10 +64,6 @@ pub enum SqliteSync {
 }
 
 impl StoreConfig for SqliteConfig {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
     fn describe(&self, home: &Home) -> String {
         format!("sqlite {}", home.path(&self.path).display())
     }
@@ -101,10 +97,6 @@ impl StoreConfig for SqliteConfig {
             &home.path(&self.path),
             self.sync,
         )?))
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

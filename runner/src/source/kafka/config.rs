@@ -81,10 +81,6 @@ pub enum TimeLookup {
 }
 
 impl SourceConfig for KafkaConfig {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
     fn can_follow(&self) -> bool {
         true
     }
@@ -128,13 +124,9 @@ impl SourceConfig for KafkaConfig {
             follow,
         )?))
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 /// The settings of `config`, if it is a kafka source.
 pub fn kafka(config: &dyn SourceConfig) -> Option<&KafkaConfig> {
-    config.as_any().downcast_ref()
+    (config as &dyn Any).downcast_ref()
 }

@@ -138,8 +138,4 @@ impl StepConfig for CompareStep {
     fn reads(&self) -> Vec<&str> {
         vec![self.blue.get_ref().as_str(), self.green.get_ref().as_str()]
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }

@@ -328,8 +328,4 @@ impl StepConfig for ReplayStep {
     fn restart(&self, ctx: &StepContext, id: &str) -> Option<Box<dyn BackgroundTask>> {
         Some(Box::new(super::spawn(ctx, id, self)))
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }

@@ -124,7 +124,7 @@ pub fn run(
     let (start, resume, mut metrics) = {
         let mut state = ctx.lock_state();
         let restore_point = state.data.restore_points.get(r.into.get_ref()).copied();
-        let st = state.step_mut(id, "replay");
+        let st = state.step_mut(id, super::config::KIND.name);
         let start = match &r.start {
             _ if !r.start_offsets.is_empty() => Start::Offsets(
                 r.start_offsets

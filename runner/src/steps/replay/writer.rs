@@ -79,7 +79,10 @@ impl Writer<'_> {
                 Err(RecvTimeoutError::Timeout) => {
                     // Quiet log: still show lag and rates as they are now.
                     let mut state = ctx.lock_state();
-                    ReplayState::set_partitions(state.step_mut(id, "replay"), &board.partitions());
+                    ReplayState::set_partitions(
+                        state.step_mut(id, super::config::KIND.name),
+                        &board.partitions(),
+                    );
                     state.save()?;
                     last_save = Instant::now();
                     pending = false;
@@ -147,7 +150,7 @@ impl Writer<'_> {
             board.acknowledged(&batch.checkpoint.next, &batch.counts);
             {
                 let mut state = ctx.lock_state();
-                let st = state.step_mut(id, "replay");
+                let st = state.step_mut(id, super::config::KIND.name);
                 st.metrics = metrics.clone();
                 let save = last_save.elapsed() >= checkpoint_every;
                 ReplayState::set_checkpoint(st, &batch.checkpoint);

@@ -58,10 +58,6 @@ pub struct HbaseConfig {
 }
 
 impl StoreConfig for HbaseConfig {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
     fn describe(&self, _home: &Home) -> String {
         format!("hbase {}", self.thrift)
     }
@@ -84,10 +80,6 @@ impl StoreConfig for HbaseConfig {
 
     fn open(&self, _home: &Home, name: &str) -> Result<Box<dyn Store>, StoreError> {
         Ok(Box::new(HbaseStore::open(name, self)?))
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 
