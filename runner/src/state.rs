@@ -88,12 +88,14 @@ impl StepState {
     }
 
     /// Sets one field of the kind's own part (`None` removes it), leaving
-    /// the rest as it is.
+    /// the rest as it is. A value that cannot be written (it cannot happen
+    /// for the types kinds keep) leaves the field as it was.
     pub fn set_own_field<T: Serialize>(&mut self, key: &str, value: Option<T>) {
-        match value.and_then(|v| serde_json::to_value(v).ok()) {
-            Some(v) => {
+        match value.map(serde_json::to_value) {
+            Some(Ok(v)) => {
                 self.own.insert(key.to_string(), v);
             }
+            Some(Err(_)) => {}
             None => {
                 self.own.remove(key);
             }

@@ -226,14 +226,14 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
 /// undone in the state. Earlier steps keep what they did.
 fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(), EngineError> {
     let Some(at) = workflow.steps.iter().position(|s| s.id.get_ref() == from) else {
-        let ids: Vec<String> = workflow
+        let ids: Vec<&str> = workflow
             .steps
             .iter()
-            .map(|s| format!("`{}`", s.id.get_ref()))
+            .map(|s| s.id.get_ref().as_str())
             .collect();
         return Err(EngineError::Usage(format!(
             "`--from {shown}`: the workflow has no step `{shown}`; its steps are {}",
-            ids.join(", "),
+            crate::text::quoted(&ids),
             shown = crate::text::foreign(from)
         )));
     };

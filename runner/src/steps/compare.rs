@@ -381,11 +381,7 @@ fn list(tables: &[String]) -> String {
     if tables.is_empty() {
         "none".into()
     } else {
-        tables
-            .iter()
-            .map(|t| format!("`{t}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        crate::text::quoted(&tables.iter().map(String::as_str).collect::<Vec<_>>())
     }
 }
 

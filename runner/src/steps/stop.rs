@@ -58,11 +58,13 @@ impl StepConfig for StopStep {
         }
         format!(
             "stop the background replays {}",
-            self.replays
-                .iter()
-                .map(|r| format!("`{}`", r.get_ref()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::text::quoted(
+                &self
+                    .replays
+                    .iter()
+                    .map(|r| r.get_ref().as_str())
+                    .collect::<Vec<_>>()
+            )
         )
     }
 

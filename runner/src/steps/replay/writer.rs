@@ -154,14 +154,11 @@ impl Writer<'_> {
                 st.metrics = metrics.clone();
                 let save = last_save.elapsed() >= checkpoint_every;
                 ReplayState::set_checkpoint(st, &batch.checkpoint);
+                pending = !save;
                 if save {
                     ReplayState::set_partitions(st, &board.partitions());
-                }
-                pending = true;
-                if save {
                     state.save()?;
                     last_save = Instant::now();
-                    pending = false;
                 }
             }
             let _ = commits.send(batch.checkpoint);
