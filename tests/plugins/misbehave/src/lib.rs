@@ -13,11 +13,12 @@
 //! `sleep` (sleeps 20 s: a wait inside a host call), `read` (reads the file
 //! `path`, inside a granted folder), `random` (asks the host for `bytes`
 //! random bytes, default 8), `hashmap` (uses a `HashMap`, which std seeds
-//! from the host), `log-flood` (logs a million lines), `log-forge` (logs a
-//! line made to look like the runner's own), `tables` (writes one row to
-//! each of `tables` distinct tables, default 20000), `big-value` (one row
-//! with a value of `bytes` bytes), `long-refusal` (refuses with a reason of
-//! `bytes` bytes), `recurse` (recurses until the stack overflows).
+//! from the host), `log-flood` (logs `lines` lines, default a million),
+//! `log-forge` (logs a line made to look like the runner's own), `tables`
+//! (writes one row to each of `tables` distinct tables, default 20000),
+//! `big-value` (one row with a value of `bytes` bytes), `long-refusal`
+//! (refuses with a reason of `bytes` bytes), `recurse` (recurses until the
+//! stack overflows).
 
 use std::hint::black_box;
 
@@ -93,7 +94,7 @@ pub fn misbehave(event: &Event, config: &Config) -> Result<Vec<RowMutation>, Plu
             Ok(row(order.join(",")))
         }
         "log-flood" => {
-            for i in 0..1_000_000 {
+            for i in 0..number(config, "lines", 1_000_000) {
                 switchyard_sdk::log::info(&format!("line {i} of a flood"));
             }
             Ok(row("flooded".into()))
