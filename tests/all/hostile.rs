@@ -232,5 +232,6 @@ cases! {
     granted_random_numbers_are_handed_out_in_bounded_amounts => "random-granted-huge",
     an_event_over_the_size_limit_is_set_aside_with_its_line => "oversized-event",
     a_var_holding_shell_syntax_stays_one_literal_word => "var-shell",
+    a_var_where_a_program_reads_code_is_refused => "var-code",
     a_state_folder_that_is_not_the_runners_is_refused_and_left_alone => "state-here",
 }

@@ -23,6 +23,16 @@ pub enum QuoteError {
     Unknown(String),
     /// `${` without `}`.
     Unclosed,
+    /// `${name}` where a program would read its value as code: the code
+    /// after `python3 -c`, a script a nested shell runs, what `eval` runs.
+    Code {
+        /// The variable.
+        name: String,
+        /// The program that would read it, as written.
+        program: String,
+        /// The environment variable that holds its value.
+        env: String,
+    },
     /// `${name}` in a place the runner does not follow (named).
     Unclear {
         /// The variable.
@@ -77,6 +87,10 @@ pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<Str
     let mut backquote = false;
     let mut here_document = false;
     let mut word_start = true;
+    // The words of the command being read, unquoted, so a value about to
+    // land where a program reads code (`bash -c …`, `eval …`) is refused.
+    let mut words: Vec<String> = Vec::new();
+    let mut word: Option<String> = None;
     let mut rest = script;
     while let Some(c) = rest.chars().next() {
         if c == '$' && !escaped && context != Context::Comment {
@@ -103,12 +117,22 @@ pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<Str
                 if here_document {
                     return Err(unclear("a here-document"));
                 }
-                out.push_str(&match context {
+                let reference = match context {
                     Context::Bare => format!("\"${{{var}}}\""),
                     Context::Double => format!("${{{var}}}"),
                     Context::Single => return Err(unclear("single quotes")),
                     Context::Comment => unreachable!("comments are copied as they are"),
-                });
+                };
+                let written: Vec<&str> = words.iter().map(String::as_str).collect();
+                if let Some(reader) = reads_as_code(&written, written.len()) {
+                    return Err(QuoteError::Code {
+                        name: name.to_string(),
+                        program: reader.program,
+                        env: var.clone(),
+                    });
+                }
+                word.get_or_insert_default().push('x');
+                out.push_str(&reference);
                 rest = &tail[end + 1..];
                 word_start = false;
                 continue;
@@ -122,8 +146,10 @@ pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<Str
         if escaped {
             escaped = false;
             word_start = false;
+            word.get_or_insert_default().push(c);
             continue;
         }
+        track_words(context, c, &mut words, &mut word);
         context = match (context, c) {
             (Context::Comment, '\n') => Context::Bare,
             (Context::Comment, _) => Context::Comment,
@@ -154,21 +180,147 @@ pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<Str
     Ok(out)
 }
 
-/// Whether a command list runs a shell on a script (`["sh", "-c", …]`):
-/// the index of the script, if so.
-pub fn shell_script(args: &[String]) -> Option<usize> {
-    let program = args.first()?;
-    let name = program.rsplit('/').next().unwrap_or(program);
-    if !matches!(
-        name,
-        "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash" | "busybox"
-    ) {
-        return None;
+/// Follows the words of the command a script is at, as a shell splits
+/// them: quotes are dropped, unquoted blanks end a word, and `;`, `&`,
+/// `|`, `(`, `)` and newlines start a new command.
+fn track_words(context: Context, c: char, words: &mut Vec<String>, word: &mut Option<String>) {
+    let quote = matches!((context, c), (Context::Bare, '\'' | '"'))
+        || matches!(
+            (context, c),
+            (Context::Single, '\'') | (Context::Double, '"')
+        );
+    match context {
+        Context::Comment => {}
+        _ if quote => {
+            word.get_or_insert_default();
+        }
+        Context::Bare if c.is_whitespace() || ";&|()".contains(c) => {
+            words.extend(word.take());
+            if c == '\n' || ";&|()".contains(c) {
+                words.clear();
+            }
+        }
+        Context::Bare if c == '\\' => {}
+        _ => word.get_or_insert_default().push(c),
     }
-    let flag = args
-        .iter()
-        .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))?;
-    (flag + 1 < args.len()).then_some(flag + 1)
+}
+
+/// A program that reads one of its arguments as code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeReader {
+    /// The program, as written.
+    pub program: String,
+    /// Whether it is a shell given a script (`sh -c SCRIPT`), in which the
+    /// runner can make each `${var}` a reference to its environment
+    /// variable.
+    pub shell: bool,
+}
+
+/// Programs whose argument after `-c` (or a cluster such as `-ec`) is a
+/// script for a shell.
+const SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "su", "runuser", "flock",
+    "script",
+];
+
+/// Interpreters, and the options after which their next argument is code.
+const INLINE_CODE: &[(&[&str], &[&str])] = &[
+    (&["python", "python2", "python3", "pypy", "pypy3"], &["-c"]),
+    (&["perl"], &["-e", "-E"]),
+    (&["ruby"], &["-e"]),
+    (
+        &["node", "nodejs", "deno", "bun"],
+        &["-e", "--eval", "-p", "--print"],
+    ),
+    (&["php"], &["-r"]),
+    (&["lua", "luajit", "Rscript", "osascript"], &["-e"]),
+    (
+        &["fish", "csh", "tcsh", "pwsh", "powershell"],
+        &["-c", "-Command"],
+    ),
+];
+
+/// Programs whose first argument that is not an option is their program
+/// (unless it comes from a file, `-f`).
+const PROGRAM_FIRST: &[&str] = &["awk", "gawk", "mawk", "nawk", "sed", "gsed", "trap"];
+
+/// Programs that run every argument after them as code: `eval`, and
+/// those that hand their arguments to a shell (`ssh HOST …` on the remote
+/// side, `watch`, `parallel`).
+const ALL_CODE: &[&str] = &["eval", "watch", "parallel"];
+
+/// `ssh`'s options that take a value (so the host is found).
+const SSH_VALUES: &str = "bBcDEeFIiJLlmOopQRSWw";
+
+/// Whether `args[at]` is read as code by a program named before it
+/// (anywhere: `env`, `sudo`, `timeout 5` and the like run the rest as a
+/// command), and by which.
+pub fn reads_as_code(args: &[&str], at: usize) -> Option<CodeReader> {
+    let reader = |program: &str, shell| CodeReader {
+        program: program.to_string(),
+        shell,
+    };
+    for (i, program) in args.iter().enumerate().take(at) {
+        let name = program.rsplit('/').next().unwrap_or(program);
+        let after = &args[i + 1..at];
+        if SHELLS.contains(&name) {
+            let flag = after
+                .iter()
+                .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'));
+            if flag.is_some_and(|f| i + 1 + f + 1 == at) {
+                return Some(reader(program, true));
+            }
+        } else if let Some((_, flags)) = INLINE_CODE.iter().find(|(names, _)| names.contains(&name))
+        {
+            if after.last().is_some_and(|a| flags.contains(a)) {
+                return Some(reader(program, false));
+            }
+        } else if PROGRAM_FIRST.contains(&name) {
+            // Walk the options; the first other word is the program,
+            // unless `-e` or `-f` gave it.
+            let mut given = false;
+            let mut value_of: Option<&str> = None;
+            let mut first_word = true;
+            for a in after {
+                if let Some(option) = value_of.take() {
+                    given |= matches!(option, "-e" | "--expression" | "-f" | "--file");
+                    continue;
+                }
+                match *a {
+                    "-e" | "--expression" | "-f" | "--file" | "-F" | "-v" | "-l" => {
+                        value_of = Some(a)
+                    }
+                    a if a.starts_with('-') => {}
+                    _ => {
+                        first_word = false;
+                        break;
+                    }
+                }
+            }
+            let code = match value_of {
+                Some(option) => matches!(option, "-e" | "--expression"),
+                None => first_word && !given,
+            };
+            if code {
+                return Some(reader(program, false));
+            }
+        } else if ALL_CODE.contains(&name) {
+            return Some(reader(program, false));
+        } else if name == "ssh" {
+            let mut skip = false;
+            for a in after {
+                if skip {
+                    skip = false;
+                } else if let Some(flag) = a.strip_prefix('-') {
+                    skip = flag.len() == 1 && SSH_VALUES.contains(flag);
+                } else {
+                    // The host; what follows it is a remote shell's code.
+                    return Some(reader(program, false));
+                }
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -274,12 +426,63 @@ mod tests {
             Err(QuoteError::Unknown("nope".into()))
         );
         assert_eq!(expand_quoted("${open", &env), Err(QuoteError::Unclosed));
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(shell_script(&args(&["sh", "-c", "x"])), Some(2));
+        let shell = |a: &[&str], at| reads_as_code(a, at).map(|r| r.shell);
+        assert_eq!(shell(&["sh", "-c", "x"], 2), Some(true));
+        assert_eq!(shell(&["/bin/bash", "-ec", "x", "a"], 2), Some(true));
+        assert_eq!(shell(&["/bin/bash", "-ec", "x", "a"], 3), None);
+        assert_eq!(shell(&["env", "A=1", "sh", "-c", "x"], 4), Some(true));
         assert_eq!(
-            shell_script(&args(&["/bin/bash", "-ec", "x", "a"])),
-            Some(2)
+            shell(&["sudo", "-u", "x", "bash", "-c", "x"], 5),
+            Some(true)
         );
-        assert_eq!(shell_script(&args(&["runner", "-c", "x"])), None);
+        assert_eq!(shell(&["runner", "-c", "x"], 2), None);
+    }
+
+    #[test]
+    fn where_a_program_would_read_a_value_as_code_the_runner_refuses() {
+        let code = |a: &[&str], at| reads_as_code(a, at).map(|r| r.program);
+        assert_eq!(code(&["python3", "-c", "x"], 2), Some("python3".into()));
+        assert_eq!(code(&["python3", "job.py", "x"], 2), None);
+        assert_eq!(code(&["nice", "perl", "-e", "x"], 3), Some("perl".into()));
+        assert_eq!(code(&["node", "--eval", "x"], 2), Some("node".into()));
+        assert_eq!(code(&["awk", "-F", ",", "x", "f"], 3), Some("awk".into()));
+        assert_eq!(code(&["awk", "{print}", "x"], 2), None);
+        assert_eq!(code(&["awk", "-f", "p.awk", "x"], 3), None);
+        assert_eq!(code(&["sed", "-n", "-e", "x"], 3), Some("sed".into()));
+        assert_eq!(code(&["sed", "-e", "s/a/b/", "x"], 3), None);
+        assert_eq!(code(&["ssh", "-p", "22", "x"], 3), None);
+        assert_eq!(
+            code(&["ssh", "-p", "22", "host", "x"], 4),
+            Some("ssh".into())
+        );
+        assert_eq!(code(&["timeout", "5", "x"], 2), None);
+
+        let env = environment(&vars());
+        for (script, program) in [
+            ("bash -c \"printf %s ${evil}\"", "bash"),
+            ("sh -c ${evil}", "sh"),
+            ("true; eval \"${evil}\"", "eval"),
+            ("env python3 -c \"print(${evil})\"", "python3"),
+            ("x=1 sudo sh -ec ${evil} | cat", "sh"),
+            ("trap ${evil} EXIT", "trap"),
+        ] {
+            assert_eq!(
+                expand_quoted(script, &env),
+                Err(QuoteError::Code {
+                    name: "evil".into(),
+                    program: program.into(),
+                    env: "SWITCHYARD_evil".into()
+                }),
+                "{script}"
+            );
+        }
+        // The same programs, given the value as a plain argument.
+        for script in [
+            "printf '[%s]' ${evil}; sh -c 'true'",
+            "python3 -c 'import sys' ${evil} >/dev/null 2>&1; printf '[%s]' ${evil}",
+            "bash -c 'printf \"[%s]\" \"$1\"' _ ${evil}",
+        ] {
+            assert_eq!(run(script), (format!("[{EVIL}]"), false), "{script}");
+        }
     }
 }

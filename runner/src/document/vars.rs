@@ -193,6 +193,7 @@ fn expand_step(
                 match e {
                     QuoteError::Unknown(var) => unknown(&var, std::iter::empty(), vars),
                     QuoteError::Unclosed => UNCLOSED.to_string(),
+                    QuoteError::Code { name, program, env } => code_error(&name, &program, &env),
                     QuoteError::Unclear { name, place, env } => format!(
                         "`${{{name}}}` inside {place} of a shell script: the runner cannot tell how the value would be read there; write `\"${env}\"` in its place (every command gets `{env}` set to the value of `{name}`), or use `command = [\"program\", \"arg\"]`"
                     ),
@@ -217,12 +218,19 @@ fn expand_step(
                         _ => String::new(),
                     })
                     .collect();
-                let shell_at = super::quoting::shell_script(&raw);
+                let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
                 for (i, arg) in args.iter_mut().enumerate() {
                     let span = arg.span();
-                    match arg.get_mut() {
-                        DeValue::String(text) if Some(i) == shell_at => {
+                    let reader = super::quoting::reads_as_code(&raw, i);
+                    match (arg.get_mut(), reader) {
+                        (DeValue::String(text), Some(reader)) if reader.shell => {
                             *text = script(text, span)?.into()
+                        }
+                        (DeValue::String(text), Some(reader))
+                            if let Some(name) = first_var(text) =>
+                        {
+                            let env = names.get(name).cloned().unwrap_or_default();
+                            return Err(errors.at(span, code_error(name, &reader.program, &env)));
                         }
                         _ => expand_value(arg, vars, errors)?,
                     }
@@ -239,6 +247,20 @@ fn expand_step(
         add_env(table, env, step_span);
     }
     Ok(())
+}
+
+/// Why a `${var}` cannot go where a program reads code.
+fn code_error(name: &str, program: &str, env: &str) -> String {
+    format!(
+        "`${{{name}}}` stands where `{program}` reads code, so its value would run as code, not be one word; have that code read the environment variable `{env}` instead (every command gets it, set to the value of `{name}`): `\"${env}\"` in a nested shell's script, `os.environ[\"{env}\"]` in Python"
+    )
+}
+
+/// The first `${name}` in `text`, if any.
+fn first_var(text: &str) -> Option<&str> {
+    let start = text.find("${")? + 2;
+    let end = text[start..].find('}')? + start;
+    Some(text[start..end].trim())
 }
 
 /// Adds variables to a step's `env` table (making one if needed).
