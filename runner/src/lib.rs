@@ -10,7 +10,7 @@
 //! ```text
 //! cli ─► engine ─► workflow ─► steps ─► setup ─► store, state ─► source
 //!                                                  │
-//!        document (the file as a document), model ─► plugin ─► text, report, cancel, process
+//!        document (the file as a document), model ─► plugin ─► text, report, cancel, process, fault
 //! ```
 //!
 //! - [`cli`]: the `runner` commands and what they print; `main.rs` only calls into it.
@@ -30,6 +30,7 @@
 //! - [`plugin`]: the wasmtime host: sandbox, limits, one wrapper per world.
 //! - [`report`]: progress lines and formatting. [`sample`]: demo data.
 //! - [`text`]: outside text (plugin messages, row keys) bounded and kept on one line.
+//! - [`fault`]: whether a store's or source's failure is transient, refused or I/O.
 //! - [`cancel`]: the stop signal (Ctrl-C, SIGTERM) every long task checks.
 //! - [`process`]: commands in their own process group, never outliving the runner.
 //!
@@ -40,6 +41,7 @@ pub mod cancel;
 pub mod cli;
 pub mod document;
 pub mod engine;
+pub mod fault;
 pub mod model;
 pub mod plugin;
 pub mod process;

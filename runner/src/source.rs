@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
 use crate::document::{Home, Kind, Sections};
+use crate::fault::Fault;
 use crate::model::Event;
 pub use crate::report::progress::Progress;
 
@@ -166,8 +167,21 @@ pub struct Batch {
 pub struct SourceError {
     /// The source's name in the workflow.
     pub source_name: String,
+    /// Whether trying again may help.
+    pub fault: Fault,
     /// What went wrong.
     pub message: String,
+}
+
+impl SourceError {
+    /// A failure of the source `source`.
+    pub fn new(source: &str, fault: Fault, message: impl Into<String>) -> Self {
+        SourceError {
+            source_name: source.to_string(),
+            fault,
+            message: message.into(),
+        }
+    }
 }
 
 /// Where one partition stands against the end of the log.
@@ -286,10 +300,8 @@ impl Sections<dyn SourceConfig> {
     }
 
     fn named(&self, name: &str) -> Result<&dyn SourceConfig, SourceError> {
-        self.get(name).ok_or_else(|| SourceError {
-            source_name: name.to_string(),
-            message: "no such source in the workflow".into(),
-        })
+        self.get(name)
+            .ok_or_else(|| SourceError::new(name, Fault::Refused, "no such source in the workflow"))
     }
 }
 

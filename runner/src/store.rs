@@ -24,6 +24,7 @@ use std::any::Any;
 use std::path::PathBuf;
 
 use crate::document::{Home, Kind, Sections};
+use crate::fault::Fault;
 use crate::model::{Row, RowMutation};
 use crate::source::Sources;
 use crate::source::kafka::config::kafka;
@@ -35,8 +36,21 @@ use fed_by::FedBy;
 pub struct StoreError {
     /// The store's name in the workflow.
     pub store: String,
+    /// Whether trying again may help.
+    pub fault: Fault,
     /// What went wrong.
     pub message: String,
+}
+
+impl StoreError {
+    /// A failure of the store `store`.
+    pub fn new(store: &str, fault: Fault, message: impl Into<String>) -> Self {
+        StoreError {
+            store: store.to_string(),
+            fault,
+            message: message.into(),
+        }
+    }
 }
 
 /// One page of a scan.
@@ -161,20 +175,19 @@ impl Sections<dyn StoreConfig> {
                 kafka,
                 &fed.group,
             ))),
-            None => Err(StoreError {
-                store: name.to_string(),
-                message: format!(
+            None => Err(StoreError::new(
+                name,
+                Fault::Refused,
+                format!(
                     "`fed_by` names `{}`, which is not a kafka source",
                     fed.source.get_ref()
                 ),
-            }),
+            )),
         }
     }
 
     fn named(&self, name: &str) -> Result<&dyn StoreConfig, StoreError> {
-        self.get(name).ok_or_else(|| StoreError {
-            store: name.to_string(),
-            message: "no such store in the workflow".into(),
-        })
+        self.get(name)
+            .ok_or_else(|| StoreError::new(name, Fault::Refused, "no such store in the workflow"))
     }
 }

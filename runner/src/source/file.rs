@@ -30,6 +30,7 @@ use super::{
 use crate::cancel::Cancel;
 use crate::document::values::Size;
 use crate::document::{Home, Kind};
+use crate::fault::Fault;
 use crate::model::{Event, Header};
 use crate::plugin::limits::show_size;
 use crate::text::{LineRead, read_line};
@@ -104,10 +105,7 @@ impl SourceConfig for FileConfig {
         _topics: &[&str],
         made_earlier: bool,
     ) -> Result<String, SourceError> {
-        let error = |message: String| SourceError {
-            source_name: name.to_string(),
-            message,
-        };
+        let error = |message: String| SourceError::new(name, Fault::Io, message);
         let path = home.path(&self.path);
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => Ok(format!("file {}", path.display())),
@@ -198,10 +196,7 @@ impl FileSource {
         max_event: u64,
         stop: &Cancel,
     ) -> Result<Self, SourceError> {
-        let fail = |message: String| SourceError {
-            source_name: name.to_string(),
-            message,
-        };
+        let fail = |message: String| SourceError::new(name, Fault::Io, message);
         let error = |e: std::io::Error| fail(format!("cannot read `{}`: {e}", path.display()));
         // A FIFO or a device never ends, nor does a file that is one.
         match std::fs::metadata(path) {
@@ -222,7 +217,11 @@ impl FileSource {
         while let Some(line) = next_line(&mut scan, &mut buf, max_event).map_err(error)? {
             lines += 1;
             if lines.is_multiple_of(4096) && stop.is_cancelled() {
-                return Err(fail("stopped while reading the file".into()));
+                return Err(SourceError::new(
+                    name,
+                    Fault::Transient,
+                    "stopped while reading the file",
+                ));
             }
             if line.cut {
                 continue;
@@ -234,10 +233,14 @@ impl FileSource {
             {
                 reached.require(event.partition);
                 if reached.partitions() > MAX_PARTITIONS {
-                    return Err(fail(format!(
-                        "`{}` has events of more than {MAX_PARTITIONS} partitions; a source may have at most that many",
-                        path.display()
-                    )));
+                    return Err(SourceError::new(
+                        name,
+                        Fault::Refused,
+                        format!(
+                            "`{}` has events of more than {MAX_PARTITIONS} partitions; a source may have at most that many",
+                            path.display()
+                        ),
+                    ));
                 }
             }
         }
@@ -258,17 +261,18 @@ impl FileSource {
         })
     }
 
-    fn error(&self, message: String) -> SourceError {
-        SourceError {
-            source_name: self.name.clone(),
-            message,
-        }
+    fn error(&self, fault: Fault, message: String) -> SourceError {
+        SourceError::new(&self.name, fault, message)
     }
 
     /// Reads one line into `self.buf`; `None` at the end of the file.
     fn read_line(&mut self) -> Result<Option<LineRead>, SourceError> {
-        let line = next_line(&mut self.reader, &mut self.buf, self.max_event)
-            .map_err(|e| self.error(format!("cannot read `{}`: {e}", self.path.display())))?;
+        let line = next_line(&mut self.reader, &mut self.buf, self.max_event).map_err(|e| {
+            self.error(
+                Fault::Io,
+                format!("cannot read `{}`: {e}", self.path.display()),
+            )
+        })?;
         if let Some(l) = &line {
             self.line += 1;
             self.bytes_read += l.len;
@@ -334,15 +338,16 @@ impl Source for FileSource {
             (None, Start::Earliest) => {}
             (None, Start::Timestamp(at)) => self.skip_before = Some((*at, BTreeMap::new())),
             (None, Start::Latest | Start::Offsets(_)) => {
-                return Err(
-                    self.error("a file source starts at the earliest event or at a time".into())
-                );
+                return Err(self.error(
+                    Fault::Refused,
+                    "a file source starts at the earliest event or at a time".into(),
+                ));
             }
             (Some(cp), _) => {
                 let lines = cp.cursor.unwrap_or(0);
                 while self.line < lines {
                     if self.read_line()?.is_none() {
-                        return Err(self.error(format!(
+                        return Err(self.error(Fault::Io, format!(
                             "the checkpoint is at line {lines} but `{}` has only {} lines; was the file replaced?",
                             self.path.display(),
                             self.line
@@ -438,6 +443,16 @@ mod tests {
 
     fn open(path: &Path) -> FileSource {
         FileSource::open("f", path, DEFAULT_MAX_EVENT, &Cancel::default()).unwrap()
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_an_io_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.ndjson");
+        let e = FileSource::open("f", &missing, DEFAULT_MAX_EVENT, &Cancel::default())
+            .err()
+            .unwrap();
+        assert_eq!(e.fault, Fault::Io, "{e}");
     }
 
     fn limit(events: usize) -> BatchLimit {

@@ -40,6 +40,7 @@ use super::{
     Batch, BatchLimit, Checkpoint, Follow, PartitionEnd, Progress, Reached, Source, SourceError,
     Start,
 };
+use crate::fault::Fault;
 use crate::model::{Event, Header};
 use client::{REQUEST_TIMEOUT, SourceContext};
 pub use config::KafkaConfig;
@@ -83,6 +84,22 @@ fn gives_up(e: &KafkaError) -> bool {
                 | C::Fatal
         )
     )
+}
+
+/// Whether a client error may pass: what [`gives_up`] names, and a
+/// configuration the client refuses, will not; the rest (a broker out of
+/// reach, a timeout, a leader moving) may.
+fn fault_of(e: &KafkaError) -> Fault {
+    if gives_up(e)
+        || matches!(
+            e,
+            KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
+        )
+    {
+        Fault::Refused
+    } else {
+        Fault::Transient
+    }
 }
 
 /// How long the preflight waits for the brokers.
@@ -129,19 +146,21 @@ impl KafkaSource {
         group: &str,
         follow: Follow,
     ) -> Result<Self, SourceError> {
-        let error = |message: String| SourceError {
-            source_name: name.to_string(),
-            message,
-        };
-        let settings = client::settings(name, cfg, group).map_err(error)?;
+        let settings = client::settings(name, cfg, group)
+            .map_err(|message| SourceError::new(name, Fault::Refused, message))?;
         tracing::debug!(source = name, settings = %client::shown(&settings), "kafka client");
         let context = SourceContext {
             source: name.to_string(),
             ..SourceContext::default()
         };
-        let consumer: BaseConsumer<SourceContext> = settings
-            .create_with_context(context)
-            .map_err(|e| error(format!("cannot create the kafka consumer: {e}")))?;
+        let consumer: BaseConsumer<SourceContext> =
+            settings.create_with_context(context).map_err(|e| {
+                SourceError::new(
+                    name,
+                    fault_of(&e),
+                    format!("cannot create the kafka consumer: {e}"),
+                )
+            })?;
         Ok(KafkaSource {
             name: name.to_string(),
             cfg: cfg.clone(),
@@ -163,11 +182,8 @@ impl KafkaSource {
         })
     }
 
-    fn error(&self, message: String) -> SourceError {
-        SourceError {
-            source_name: self.name.clone(),
-            message,
-        }
+    fn error(&self, fault: Fault, message: String) -> SourceError {
+        SourceError::new(&self.name, fault, message)
     }
 
     /// The topic's partitions.
@@ -184,28 +200,38 @@ impl KafkaSource {
                 let why = self
                     .librdkafka_reason()
                     .map_or(String::new(), |w| format!(" ({w})"));
-                self.error(format!(
-                    "cannot reach the brokers `{}` within {}: {e}{why}",
-                    self.cfg.brokers,
-                    humantime::format_duration(wait)
-                ))
+                self.error(
+                    fault_of(&e),
+                    format!(
+                        "cannot reach the brokers `{}` within {}: {e}{why}",
+                        self.cfg.brokers,
+                        humantime::format_duration(wait)
+                    ),
+                )
             })?;
         let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            return Err(self.error(format!("the brokers know no topic `{topic}`")));
+            return Err(self.error(
+                Fault::Refused,
+                format!("the brokers know no topic `{topic}`"),
+            ));
         };
         if let Some(e) = t.error() {
             let code = rdkafka::error::RDKafkaErrorCode::from(e);
             if code == rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition {
-                return Err(self.error(format!(
-                    "topic `{topic}` does not exist on `{}` (the runner never creates topics)",
-                    self.cfg.brokers
-                )));
+                return Err(self.error(
+                    Fault::Refused,
+                    format!(
+                        "topic `{topic}` does not exist on `{}` (the runner never creates topics)",
+                        self.cfg.brokers
+                    ),
+                ));
             }
-            return Err(self.error(format!("topic `{topic}`: {code}")));
+            let fault = fault_of(&KafkaError::MetadataFetch(code));
+            return Err(self.error(fault, format!("topic `{topic}`: {code}")));
         }
         let mut ps: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
         if ps.is_empty() {
-            return Err(self.error(format!("topic `{topic}` has no partitions")));
+            return Err(self.error(Fault::Refused, format!("topic `{topic}` has no partitions")));
         }
         ps.sort_unstable();
         Ok(ps)
@@ -219,8 +245,12 @@ impl KafkaSource {
     pub fn probe(&self, also: &[&str]) -> Result<String, SourceError> {
         let partitions = self.partitions_of(&self.cfg.topic, PROBE_TIMEOUT)?;
         for topic in also {
-            self.partitions_of(topic, PROBE_TIMEOUT)
-                .map_err(|e| self.error(format!("dead-letter topic `{topic}`: {}", e.message)))?;
+            self.partitions_of(topic, PROBE_TIMEOUT).map_err(|e| {
+                self.error(
+                    e.fault,
+                    format!("dead-letter topic `{topic}`: {}", e.message),
+                )
+            })?;
         }
         let group = self
             .settings
@@ -238,7 +268,7 @@ impl KafkaSource {
                         .map(|m| format!("`{}` on {}", m.client_id(), m.client_host()))
                         .collect();
                     if !members.is_empty() {
-                        return Err(self.error(format!(
+                        return Err(self.error(Fault::Refused, format!(
                             "consumer group `{group}` is in use by {} ({}); another consumer would split the topic with this replay: give the source its own `group`, or set `scale_out = true` if these are runners of this workflow",
                             members.len(),
                             members.join(", ")
@@ -298,9 +328,10 @@ impl KafkaSource {
         self.consumer
             .fetch_watermarks(&self.cfg.topic, partition, REQUEST_TIMEOUT)
             .map_err(|e| {
-                self.error(format!(
-                    "cannot read the offsets of partition {partition}: {e}"
-                ))
+                self.error(
+                    fault_of(&e),
+                    format!("cannot read the offsets of partition {partition}: {e}"),
+                )
             })
     }
 
@@ -313,7 +344,12 @@ impl KafkaSource {
         let committed = self
             .consumer
             .committed_offsets(tpl, REQUEST_TIMEOUT)
-            .map_err(|e| self.error(format!("cannot read the group's committed offsets: {e}")))?;
+            .map_err(|e| {
+                self.error(
+                    fault_of(&e),
+                    format!("cannot read the group's committed offsets: {e}"),
+                )
+            })?;
         Ok(committed
             .elements()
             .iter()
@@ -339,7 +375,7 @@ impl KafkaSource {
                 None => low,
                 Some(o) if (low..=high).contains(o) => *o,
                 Some(o) => {
-                    return Err(self.error(format!(
+                    return Err(self.error(Fault::Refused, format!(
                         "`start_offsets` puts partition {partition} at offset {o}, but it holds offsets {low} to {high}"
                     )));
                 }
@@ -348,7 +384,7 @@ impl KafkaSource {
                 if probe.is_none() {
                     *probe = Some(
                         by_time::Probe::new(&self.settings, &self.cfg.topic)
-                            .map_err(|e| self.error(e))?,
+                            .map_err(|e| self.error(Fault::Transient, e))?,
                     );
                 }
                 let probe = probe.as_mut().expect("set above");
@@ -360,7 +396,7 @@ impl KafkaSource {
                     (low, high),
                     self.cfg.time_lookup,
                 )
-                .map_err(|e| self.error(format!("partition {partition}: {e}")))?;
+                .map_err(|e| self.error(Fault::Transient, format!("partition {partition}: {e}")))?;
                 self.found.insert(partition, found);
                 tracing::info!(
                     source = %self.name,
@@ -400,11 +436,14 @@ impl KafkaSource {
         }
         if probe.is_none() {
             *probe = Some(
-                by_time::Probe::new(&self.settings, &self.cfg.topic).map_err(|e| self.error(e))?,
+                by_time::Probe::new(&self.settings, &self.cfg.topic)
+                    .map_err(|e| self.error(Fault::Transient, e))?,
             );
         }
         let probe = probe.as_mut().expect("set above");
-        let times = probe.times_at(&before).map_err(|e| self.error(e))?;
+        let times = probe
+            .times_at(&before)
+            .map_err(|e| self.error(Fault::Transient, e))?;
         for (p, time) in times {
             self.reached.saw(p, time);
         }
@@ -498,7 +537,7 @@ impl KafkaSource {
         for (p, next) in positions {
             if assigned.contains(p) {
                 tpl.add_partition_offset(&self.cfg.topic, *p, Offset::Offset(*next))
-                    .map_err(|e| self.error(e.to_string()))?;
+                    .map_err(|e| self.error(fault_of(&e), e.to_string()))?;
             }
         }
         Ok(tpl)
@@ -583,20 +622,25 @@ impl Source for KafkaSource {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = seeds;
         if self.cfg.scale_out {
-            return self
-                .consumer
-                .subscribe(&[&self.cfg.topic])
-                .map_err(|e| self.error(format!("cannot subscribe to `{}`: {e}", self.cfg.topic)));
+            return self.consumer.subscribe(&[&self.cfg.topic]).map_err(|e| {
+                self.error(
+                    fault_of(&e),
+                    format!("cannot subscribe to `{}`: {e}", self.cfg.topic),
+                )
+            });
         }
         // Alone: every partition, at the positions found above.
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
             tpl.add_partition_offset(&self.cfg.topic, *p, Offset::Offset(self.started_at[p]))
-                .map_err(|e| self.error(e.to_string()))?;
+                .map_err(|e| self.error(fault_of(&e), e.to_string()))?;
         }
-        self.consumer
-            .assign(&tpl)
-            .map_err(|e| self.error(format!("cannot read `{}`: {e}", self.cfg.topic)))?;
+        self.consumer.assign(&tpl).map_err(|e| {
+            self.error(
+                fault_of(&e),
+                format!("cannot read `{}`: {e}", self.cfg.topic),
+            )
+        })?;
         let ctx = self.context();
         *ctx.assigned.lock().unwrap_or_else(|p| p.into_inner()) = partitions.into_iter().collect();
         ctx.joined.store(true, Ordering::SeqCst);
@@ -659,10 +703,10 @@ impl Source for KafkaSource {
                     }
                 }
                 Some(Err(e)) if gives_up(&e) => {
-                    return Err(self.error(format!(
-                        "the brokers refuse to serve `{}`: {e}",
-                        self.cfg.topic
-                    )));
+                    return Err(self.error(
+                        Fault::Refused,
+                        format!("the brokers refuse to serve `{}`: {e}", self.cfg.topic),
+                    ));
                 }
                 Some(Err(e)) => {
                     // Transport errors are retried by librdkafka itself.
@@ -751,5 +795,24 @@ impl Source for KafkaSource {
                 Some((*p, PartitionEnd { high, read }))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::RDKafkaErrorCode as C;
+
+    #[test]
+    fn what_waiting_cannot_fix_is_refused_and_the_rest_transient() {
+        let fault = |code| fault_of(&KafkaError::MetadataFetch(code));
+        assert_eq!(fault(C::UnknownTopicOrPartition), Fault::Refused);
+        assert_eq!(fault(C::TopicAuthorizationFailed), Fault::Refused);
+        assert_eq!(fault(C::BrokerTransportFailure), Fault::Transient);
+        assert_eq!(fault(C::LeaderNotAvailable), Fault::Transient);
+        assert_eq!(
+            fault_of(&KafkaError::ClientCreation("bad".into())),
+            Fault::Refused
+        );
     }
 }

@@ -97,12 +97,15 @@ impl Store for FedStore {
             return Ok(Some(w));
         }
         let w = crate::source::kafka::group_time::reached(&self.source, &self.kafka, &self.group)
-            .map_err(|e| StoreError {
-            store: self.inner.name().to_string(),
-            message: format!(
-                "its position is that of consumer group `{}`, which cannot be read: {e}",
-                self.group
-            ),
+            .map_err(|e| {
+            StoreError::new(
+                self.inner.name(),
+                e.fault,
+                format!(
+                    "its position is that of consumer group `{}`, which cannot be read: {e}",
+                    self.group
+                ),
+            )
         })?;
         self.asked = Some((Instant::now(), w));
         Ok(Some(w))

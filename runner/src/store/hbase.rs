@@ -45,6 +45,7 @@ use std::time::Duration;
 use hbase_thrift::hbase::{Mutation, THbaseSyncClient, TScan};
 
 use super::{KeyRange, Page, Store, StoreError};
+use crate::fault::Fault;
 use crate::model::{Cell, Row, RowMutation};
 pub use config::HbaseConfig;
 use convert::Call;
@@ -99,7 +100,7 @@ impl HbaseStore {
             let versions = store.ensure_table(table, wanted, max_versions)?;
             let existing: BTreeSet<String> = versions.keys().cloned().collect();
             if let Some(why) = shape_error(table, wanted, &versions) {
-                return Err(store.error(why));
+                return Err(store.refused(why));
             }
             store.families.insert(table.clone(), existing);
         }
@@ -116,18 +117,18 @@ impl HbaseStore {
             .map_or(DEFAULT_TIMEOUT, |t| t.0)
             .min(PROBE_TIMEOUT);
         let pool = Pool::new(name, &cfg.thrift, timeout, Duration::ZERO, 1);
-        let error = |message: String| StoreError {
-            store: name.to_string(),
-            message,
-        };
         let mut missing = Vec::new();
         for (table, wanted) in &cfg.tables {
-            match tables::versions(&pool, table)
-                .map_err(|f| error(format!("cannot describe table `{table}`: {}", f.message)))?
-            {
+            match tables::versions(&pool, table).map_err(|f| {
+                StoreError::new(
+                    name,
+                    f.fault(),
+                    format!("cannot describe table `{table}`: {}", f.message),
+                )
+            })? {
                 Some(versions) => {
                     if let Some(why) = shape_error(table, wanted, &versions) {
-                        return Err(error(why));
+                        return Err(StoreError::new(name, Fault::Refused, why));
                     }
                 }
                 None => missing.push(format!("`{table}`")),
@@ -144,15 +145,18 @@ impl HbaseStore {
         ))
     }
 
-    fn error(&self, message: String) -> StoreError {
-        StoreError {
-            store: self.name.clone(),
-            message,
-        }
+    /// HBase cannot do what was asked, and will not on a retry.
+    fn refused(&self, message: String) -> StoreError {
+        StoreError::new(&self.name, Fault::Refused, message)
     }
 
+    /// A call failed at `what`, after the pool's retries.
     fn failed(&self, what: &str, failure: Failure) -> StoreError {
-        self.error(format!("{what}: {}", failure.message))
+        StoreError::new(
+            &self.name,
+            failure.fault(),
+            format!("{what}: {}", failure.message),
+        )
     }
 
     /// The families of `table` and their versions, creating it with
@@ -172,7 +176,7 @@ impl HbaseStore {
         tables::versions(&self.pool, table)
             .map_err(fail)?
             .ok_or_else(|| {
-                self.error(format!(
+                self.refused(format!(
                     "table `{table}` vanished right after it was created"
                 ))
             })
@@ -199,7 +203,7 @@ impl HbaseStore {
         for m in mutations {
             // What `tables()` lists is what may be written: the two agree.
             if !self.configured.iter().any(|t| *t == *m.table) {
-                return Err(self.error(format!(
+                return Err(self.refused(format!(
                     "table `{}` is not among the store's `tables` ({}); list it there",
                     m.table,
                     self.configured
@@ -212,7 +216,7 @@ impl HbaseStore {
             let mut refreshed = false;
             loop {
                 let Some(families) = self.families_of(&m.table)? else {
-                    return Err(self.error(format!(
+                    return Err(self.refused(format!(
                         "table `{}` does not exist in HBase; list it in the store's `tables` so the runner creates it",
                         m.table
                     )));
@@ -232,7 +236,7 @@ impl HbaseStore {
                     String::from_utf8_lossy(&m.row_key),
                     m.version
                 );
-                return Err(self.error(message));
+                return Err(self.refused(message));
             }
         }
         Ok(())
@@ -376,7 +380,7 @@ impl Store for HbaseStore {
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
         self.check_families(mutations)?;
-        let calls = convert::calls(mutations, self.batch_rows).map_err(|m| self.error(m))?;
+        let calls = convert::calls(mutations, self.batch_rows).map_err(|m| self.refused(m))?;
         self.send(&calls)?;
         match watermark {
             Some(w) => self.write_watermark(w),
@@ -440,7 +444,7 @@ impl Store for HbaseStore {
             .into_iter()
             .map(convert::row)
             .collect::<Result<Vec<Row>, String>>()
-            .map_err(|m| self.error(format!("table `{table}`: {m}")))?;
+            .map_err(|m| self.refused(format!("table `{table}`: {m}")))?;
         let next_after = (rows.len() >= limit)
             .then(|| rows.last().map(|r| r.row_key.clone()))
             .flatten();
@@ -468,7 +472,7 @@ impl Store for HbaseStore {
                 .map_err(|f| self.failed(&format!("cannot read table `{table}`"), f))?;
             for result in results {
                 let row = convert::row(result)
-                    .map_err(|m| self.error(format!("table `{table}`: {m}")))?;
+                    .map_err(|m| self.refused(format!("table `{table}`: {m}")))?;
                 found.insert(row.row_key.clone(), row);
             }
         }
@@ -511,7 +515,7 @@ impl Store for HbaseStore {
         };
         let text = String::from_utf8_lossy(cell.value.as_deref().unwrap_or_default()).into_owned();
         text.parse().map(Some).map_err(|_| {
-            self.error(format!(
+            self.refused(format!(
                 "the watermark `{text}` in `{META_TABLE}` is not a number"
             ))
         })

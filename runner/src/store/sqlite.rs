@@ -19,6 +19,7 @@ use super::cells::{self, Entry, EntryKind};
 use super::fed_by::FedBy;
 use super::{KeyRange, Page, Store, StoreConfig, StoreError};
 use crate::document::{Home, Kind};
+use crate::fault::Fault;
 use crate::model::{Cell, Row, RowMutation};
 
 /// The kind, for the registration list.
@@ -111,16 +112,20 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(name: &str, path: &Path, sync: SqliteSync) -> Result<Self, StoreError> {
-        let err = |message: String| StoreError {
-            store: name.to_string(),
-            message,
+        let err = |e: rusqlite::Error, what: String| {
+            StoreError::new(name, fault_of(&e), format!("{what}: {e}"))
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| err(format!("cannot create `{}`: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::new(
+                    name,
+                    Fault::Io,
+                    format!("cannot create `{}`: {e}", dir.display()),
+                )
+            })?;
         }
         let conn = Connection::open(path)
-            .map_err(|e| err(format!("cannot open `{}`: {e}", path.display())))?;
+            .map_err(|e| err(e, format!("cannot open `{}`", path.display())))?;
         let sync = match sync {
             SqliteSync::Full => "FULL",
             SqliteSync::Normal => "NORMAL",
@@ -134,7 +139,7 @@ impl SqliteStore {
              PRAGMA temp_store = MEMORY;
              CREATE TABLE IF NOT EXISTS sy_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         ))
-        .map_err(|e| err(format!("cannot prepare `{}`: {e}", path.display())))?;
+        .map_err(|e| err(e, format!("cannot prepare `{}`", path.display())))?;
         conn.create_scalar_function(
             "sy_merge",
             2,
@@ -147,7 +152,7 @@ impl SqliteStore {
                     .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
             },
         )
-        .map_err(|e| err(format!("cannot register the merge function: {e}")))?;
+        .map_err(|e| err(e, "cannot register the merge function".into()))?;
         Ok(SqliteStore {
             name: name.to_string(),
             conn,
@@ -155,18 +160,26 @@ impl SqliteStore {
         })
     }
 
-    fn error(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError {
-            store: self.name.clone(),
-            message: format!("{what}: {e}"),
-        }
+    /// SQLite failed at `what`.
+    fn error(&self, what: &str, e: rusqlite::Error) -> StoreError {
+        StoreError::new(&self.name, fault_of(&e), format!("{what}: {e}"))
+    }
+
+    /// The file holds what the store did not write: `what`, and why.
+    fn corrupt(&self, what: &str, why: impl std::fmt::Display) -> StoreError {
+        StoreError::new(&self.name, Fault::Io, format!("{what}: {why}"))
+    }
+
+    /// What the store was asked cannot be done: `what`, and why.
+    fn refused(&self, what: &str, why: impl std::fmt::Display) -> StoreError {
+        StoreError::new(&self.name, Fault::Refused, format!("{what}: {why}"))
     }
 
     fn create_table(&mut self, table: &str) -> Result<(), StoreError> {
         if self.known_tables.contains(table) {
             return Ok(());
         }
-        let sql = sql_table(table).map_err(|m| self.error("bad table name", m))?;
+        let sql = sql_table(table).map_err(|m| self.refused("bad table name", m))?;
         self.conn
             .execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {sql} (
@@ -192,7 +205,7 @@ impl SqliteStore {
             .query_row(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
                 [sql_table(table)
-                    .map_err(|m| self.error("bad table name", m))?
+                    .map_err(|m| self.refused("bad table name", m))?
                     .trim_matches('"')],
                 |_| Ok(()),
             )
@@ -214,7 +227,7 @@ impl SqliteStore {
         last: &[u8],
         as_of: Option<u64>,
     ) -> Result<Vec<Row>, StoreError> {
-        let sql = sql_table(table).map_err(|m| self.error("bad table name", m))?;
+        let sql = sql_table(table).map_err(|m| self.refused("bad table name", m))?;
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
@@ -241,9 +254,11 @@ impl SqliteStore {
             }
             let version: i64 = r.get(1).map_err(|e| self.error("cannot read", e))?;
             let packed = r.get_ref(2).map_err(|e| self.error("cannot read", e))?;
-            let packed = packed.as_blob().map_err(|e| self.error("cannot read", e))?;
+            let packed = packed
+                .as_blob()
+                .map_err(|e| self.corrupt("cannot read", e))?;
             cells::decode(packed, version as u64, &mut entries)
-                .map_err(|e| self.error("corrupt cells", e))?;
+                .map_err(|e| self.corrupt("corrupt cells", e))?;
         }
         if let Some(done) = key {
             out.extend(cells::visible_row(done, &entries));
@@ -266,9 +281,8 @@ impl Store for SqliteStore {
             self.create_table(&m.table)?;
         }
         let name = self.name.clone();
-        let err = |what: &str, e: rusqlite::Error| StoreError {
-            store: name.clone(),
-            message: format!("{what}: {e}"),
+        let err = |what: &str, e: rusqlite::Error| {
+            StoreError::new(&name, fault_of(&e), format!("{what}: {e}"))
         };
         let tx = self
             .conn
@@ -279,14 +293,15 @@ impl Store for SqliteStore {
         let mut grouped: BTreeMap<(&str, &[u8], u64), Vec<cells::Part<'_>>> = BTreeMap::new();
         for m in mutations {
             if i64::try_from(m.version).is_err() {
-                return Err(StoreError {
-                    store: name.clone(),
-                    message: format!(
+                return Err(StoreError::new(
+                    &name,
+                    Fault::Refused,
+                    format!(
                         "version {} of row {:?} is above the largest SQLite integer",
                         m.version,
                         String::from_utf8_lossy(&m.row_key)
                     ),
-                });
+                ));
             }
             let parts = grouped
                 .entry((&m.table, &m.row_key, m.version))
@@ -305,14 +320,15 @@ impl Store for SqliteStore {
                     Cell::DeleteRow => (EntryKind::DeleteRow, "", &[], &[]),
                 };
                 if part.1.len() > usize::from(u16::MAX) {
-                    return Err(StoreError {
-                        store: name.clone(),
-                        message: format!(
+                    return Err(StoreError::new(
+                        &name,
+                        Fault::Refused,
+                        format!(
                             "a family name of {} bytes in row {:?}; families are at most 65535 bytes",
                             part.1.len(),
                             String::from_utf8_lossy(&m.row_key)
                         ),
-                    });
+                    ));
                 }
                 parts.push(part);
             }
@@ -320,10 +336,8 @@ impl Store for SqliteStore {
         let mut current: Option<(&str, rusqlite::CachedStatement<'_>)> = None;
         for ((table, row_key, version), mut parts) in grouped {
             if current.as_ref().is_none_or(|(t, _)| *t != table) {
-                let sql = sql_table(table).map_err(|message| StoreError {
-                    store: name.clone(),
-                    message,
-                })?;
+                let sql = sql_table(table)
+                    .map_err(|message| StoreError::new(&name, Fault::Refused, message))?;
                 let stmt = tx
                     .prepare_cached(&format!(
                         "INSERT INTO {sql} (row_key, version, cells) VALUES (?1, ?2, ?3)
@@ -365,7 +379,7 @@ impl Store for SqliteStore {
         if !self.table_exists(table)? {
             return Ok(Page::default());
         }
-        let sql = sql_table(table).map_err(|m| self.error("bad table name", m))?;
+        let sql = sql_table(table).map_err(|m| self.refused("bad table name", m))?;
         let keys: Vec<Vec<u8>> = {
             let mut stmt = self
                 .conn
@@ -474,6 +488,28 @@ fn logical_table(sqlite_name: &str) -> Option<String> {
     Some(out)
 }
 
+/// Whether a SQLite failure may pass: another process holding the lock
+/// may let go; a disk, file or permission problem is local I/O; the rest
+/// (a constraint, a type, a statement it cannot run) will fail again.
+fn fault_of(e: &rusqlite::Error) -> Fault {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => Fault::Transient,
+        Some(
+            C::SystemIoFailure
+            | C::CannotOpen
+            | C::DiskFull
+            | C::ReadOnly
+            | C::PermissionDenied
+            | C::DatabaseCorrupt
+            | C::NotADatabase
+            | C::FileLockingProtocolFailed
+            | C::NoLargeFileSupport,
+        ) => Fault::Io,
+        _ => Fault::Refused,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +525,34 @@ mod tests {
 
     fn open(dir: &tempfile::TempDir) -> SqliteStore {
         SqliteStore::open("s", &dir.path().join("s.sqlite"), SqliteSync::Normal).unwrap()
+    }
+
+    #[test]
+    fn failures_say_whether_they_are_transient_refused_or_io() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_database = dir.path().join("junk.sqlite");
+        std::fs::write(&not_a_database, vec![7u8; 4096]).unwrap();
+        let e = SqliteStore::open("s", &not_a_database, SqliteSync::Normal)
+            .err()
+            .unwrap();
+        assert_eq!(e.fault, Fault::Io, "{e}");
+        let under_a_file = not_a_database.join("s.sqlite");
+        let e = SqliteStore::open("s", &under_a_file, SqliteSync::Normal)
+            .err()
+            .unwrap();
+        assert_eq!(e.fault, Fault::Io, "{e}");
+        let mut s = open(&dir);
+        let too_new = RowMutation {
+            version: u64::MAX,
+            ..put("a", 1, "x")
+        };
+        let e = s.apply(&[too_new], None).unwrap_err();
+        assert_eq!(e.fault, Fault::Refused, "{e}");
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert_eq!(fault_of(&busy), Fault::Transient);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::by_time::Probe;
 use super::client::{self, REQUEST_TIMEOUT};
+use super::fault_of;
+use crate::fault::Fault;
 use crate::source::SourceError;
 use crate::source::kafka::KafkaConfig;
 
@@ -19,18 +21,22 @@ const LOOK_BACK: i64 = 16;
 
 /// The time `group` has reached on the topic of `cfg` (source `name`).
 pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, SourceError> {
-    let error = |message: String| SourceError {
-        source_name: name.to_string(),
-        message,
-    };
-    let settings = client::settings(name, cfg, group).map_err(error)?;
+    let error = |fault: Fault, message: String| SourceError::new(name, fault, message);
+    let refused = |message: String| error(Fault::Refused, message);
+    let transient = |message: String| error(Fault::Transient, message);
+    let settings = client::settings(name, cfg, group).map_err(refused)?;
     let consumer: BaseConsumer = settings
         .create()
-        .map_err(|e| error(format!("cannot create a kafka consumer: {e}")))?;
+        .map_err(|e| error(fault_of(&e), format!("cannot create a kafka consumer: {e}")))?;
     let topic = &cfg.topic;
     let metadata = consumer
         .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-        .map_err(|e| error(format!("cannot reach the brokers `{}`: {e}", cfg.brokers)))?;
+        .map_err(|e| {
+            error(
+                fault_of(&e),
+                format!("cannot reach the brokers `{}`: {e}", cfg.brokers),
+            )
+        })?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -38,7 +44,7 @@ pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, Source
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(error(format!("the brokers know no topic `{topic}`")));
+        return Err(refused(format!("the brokers know no topic `{topic}`")));
     }
     let mut tpl = TopicPartitionList::new();
     for p in &partitions {
@@ -46,7 +52,12 @@ pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, Source
     }
     let committed = consumer
         .committed_offsets(tpl, REQUEST_TIMEOUT)
-        .map_err(|e| error(format!("cannot read the offsets of group `{group}`: {e}")))?;
+        .map_err(|e| {
+            error(
+                fault_of(&e),
+                format!("cannot read the offsets of group `{group}`: {e}"),
+            )
+        })?;
     // The record whose time says where the group stands, per partition:
     // the last one it consumed, or (nothing consumed of what is left) the
     // next one, whose time it has not reached.
@@ -55,7 +66,12 @@ pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, Source
     for p in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, *p, REQUEST_TIMEOUT)
-            .map_err(|e| error(format!("cannot read the ends of partition {p}: {e}")))?;
+            .map_err(|e| {
+                error(
+                    fault_of(&e),
+                    format!("cannot read the ends of partition {p}: {e}"),
+                )
+            })?;
         if low >= high {
             continue; // Empty: holds nothing back.
         }
@@ -66,12 +82,12 @@ pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, Source
                 _ => None,
             })
             .ok_or_else(|| {
-                error(format!(
+                refused(format!(
                     "group `{group}` has committed nothing on partition {p} of `{topic}`, so where its consumer stands is unknown"
                 ))
             })?;
         if at < low {
-            return Err(error(format!(
+            return Err(refused(format!(
                 "group `{group}` is behind the retention of partition {p} of `{topic}` (committed {at}, the oldest record is {low}), so what its store holds cannot be told"
             )));
         }
@@ -81,8 +97,8 @@ pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, Source
             next.insert(*p, low);
         }
     }
-    let mut probe = Probe::new(&settings, topic).map_err(error)?;
-    let mut times = probe.times_at(&last).map_err(error)?;
+    let mut probe = Probe::new(&settings, topic).map_err(transient)?;
+    let mut times = probe.times_at(&last).map_err(transient)?;
     // The offset before a commit may hold no record (a transaction's
     // marker, a compacted record): the last record before it tells.
     for (p, o) in &last {
@@ -91,26 +107,26 @@ pub fn reached(name: &str, cfg: &KafkaConfig, group: &str) -> Result<i64, Source
             back -= 1;
             if let Some(t) = probe
                 .times_at(&BTreeMap::from([(*p, back)]))
-                .map_err(error)?
+                .map_err(transient)?
                 .get(p)
             {
                 times.insert(*p, *t);
             }
         }
     }
-    let before = probe.times_at(&next).map_err(error)?;
+    let before = probe.times_at(&next).map_err(transient)?;
     let mut lowest: Option<i64> = None;
     for (p, o) in last.iter().chain(next.iter()) {
         let time = match (times.get(p), before.get(p)) {
             (Some(t), _) => *t,
             (None, Some(t)) => t.saturating_sub(1),
             (None, None) => {
-                return Err(error(format!(
+                return Err(transient(format!(
                     "cannot read the time of partition {p} offset {o} of `{topic}`"
                 )));
             }
         };
         lowest = Some(lowest.map_or(time, |l| l.min(time)));
     }
-    lowest.ok_or_else(|| error(format!("topic `{topic}` holds no records")))
+    lowest.ok_or_else(|| refused(format!("topic `{topic}` holds no records")))
 }

@@ -18,6 +18,7 @@ use super::writer::Writer;
 use super::{DEFAULT_BATCH_BYTES, Follow};
 use crate::cancel::Cancel;
 use crate::document::values::Point;
+use crate::fault::Fault;
 use crate::model::{Event, RowMutation};
 use crate::plugin::TransformPlugin;
 use crate::plugin::bindings::transform::Transform;
@@ -210,10 +211,11 @@ pub fn run(
         .run(done_rx, commit_tx);
         shutdown.writer_gone();
         let read_result = reader.join().unwrap_or_else(|_| {
-            Err(SourceError {
-                source_name: r.source.get_ref().clone(),
-                message: "the reader thread panicked".into(),
-            })
+            Err(SourceError::new(
+                r.source.get_ref(),
+                Fault::Refused,
+                "the reader thread panicked",
+            ))
         });
         // A panicking stage closes its channel like a finished one would;
         // only the join tells the two apart, so check before calling it done.

@@ -9,6 +9,8 @@
 
 use hbase_thrift::hbase::{AlreadyExists, IOError, IllegalArgument};
 
+use crate::fault::Fault;
+
 /// A failed call, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -20,6 +22,17 @@ pub struct Failure {
     pub connection_ok: bool,
     /// The server said the table does not exist.
     pub table_not_found: bool,
+}
+
+impl Failure {
+    /// Its class: transient, or refused by the server.
+    pub fn fault(&self) -> Fault {
+        if self.transient {
+            Fault::Transient
+        } else {
+            Fault::Refused
+        }
+    }
 }
 
 /// Exceptions HBase raises for what retrying cannot fix.
@@ -121,6 +134,7 @@ mod tests {
         );
         let f = understand(&busy);
         assert!(f.transient && f.connection_ok);
+        assert_eq!(f.fault(), Fault::Transient);
         assert_eq!(
             f.message,
             "org.apache.hadoop.hbase.RegionTooBusyException: too busy"
