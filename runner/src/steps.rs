@@ -40,22 +40,24 @@ use crate::document::{Kind, WorkflowError};
 use crate::plugin::{LoadError, PluginFailure};
 use crate::setup::Setup;
 use crate::source::SourceError;
-use crate::state::{State, StateError, StateFile};
+use crate::state::{State, StateError, StateFile, StepState};
 use crate::store::{Store, StoreError};
 use background::{BackgroundTask, BackgroundTasks};
 use checking::Checking;
 use plugins::PluginRegistry;
 use uses::Uses;
 
-/// One `[[step]]`: what is common to every kind, and the kind's settings.
+/// One `[[step]]`: what is common to every kind, and the kind's settings:
+/// checked ones that know how to run it, or (while the workflow is being
+/// read) a [`StepFile`] not yet checked.
 #[derive(Debug)]
-pub struct Step {
+pub struct Step<C: ?Sized = dyn StepConfig> {
     /// Unique name of the step, used in state and logs.
     pub id: Spanned<String>,
     /// What it is for.
     pub description: Option<String>,
-    /// The kind's settings, which also know how to run it.
-    pub config: Box<dyn StepConfig>,
+    /// The kind's settings.
+    pub config: Box<C>,
 }
 
 impl Step {
@@ -65,18 +67,25 @@ impl Step {
     }
 }
 
-/// One kind of step as a workflow configures it: how its settings are
-/// checked, what the plan says of it, what it uses, and how it runs. Each
-/// kind keeps its config type beside its implementation and registers it
-/// in [`KINDS`] (its name and reader). The hooks after `run` let the engine
-/// treat a step that leaves something running, or records something
-/// outside its own state, without knowing its kind.
+/// A step's table as its kind read it from the file, before it is checked
+/// against the setup and the steps before it. Checking turns it into the
+/// typed settings the step runs with ([`StepConfig`]), so code that runs a
+/// step never meets a value that validation refuses.
+pub trait StepFile: std::fmt::Debug {
+    /// Checks its values and references, knowing the steps before it, and
+    /// gives the settings the step runs with.
+    fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError>;
+}
+
+/// One kind of step as a workflow configures it, checked: what the plan
+/// says of it, what it uses, and how it runs. Each kind keeps its config
+/// type beside its implementation and registers it in [`KINDS`] (its name
+/// and reader). The hooks after `run` let the engine treat a step that
+/// leaves something running, or records something outside its own state,
+/// without knowing its kind.
 pub trait StepConfig: std::fmt::Debug + Send + Sync + Any {
     /// `kind = "…"`.
     fn kind(&self) -> &'static str;
-
-    /// Checks its values and references, knowing the steps before it.
-    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError>;
 
     /// What it will do, for `runner plan`.
     fn describe(&self, setup: &Setup) -> String;
@@ -120,13 +129,20 @@ pub trait StepConfig: std::fmt::Debug + Send + Sync + Any {
         false
     }
 
+    /// Checks the part of the state file its kind keeps (see
+    /// [`StepState::own`]), so a damaged state file is refused when the
+    /// run starts rather than when the step gets to it.
+    fn saved(&self, _state: &StepState) -> Result<(), StateError> {
+        Ok(())
+    }
+
     /// Forgets what it recorded outside its own step's state (a restore
     /// point, a cutover), so that it runs again from scratch.
     fn forget(&self, _state: &mut State) {}
 }
 
 /// Every kind of step, in the order messages list them.
-pub const KINDS: &[Kind<dyn StepConfig>] = &[
+pub const KINDS: &[Kind<dyn StepFile>] = &[
     restore::KIND,
     replay::config::KIND,
     compare::config::KIND,
@@ -235,9 +251,6 @@ pub enum StepError {
     /// Stopped by Ctrl-C; progress was saved.
     #[error("interrupted; progress is saved and `runner exec` resumes from here")]
     Interrupted,
-    /// Something else, explained.
-    #[error("{0}")]
-    Other(String),
 }
 
 impl From<PluginFailure> for StepError {

@@ -30,7 +30,8 @@ use crate::plugin::limits::{DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TI
 use crate::plugin::{Grants, Limits, OutputLimits, PluginSource, PluginSpec};
 use crate::setup::Setup;
 use crate::source;
-use crate::steps::{self, Step};
+use crate::state::{State, Status};
+use crate::steps::{self, Step, StepFile};
 use crate::store;
 use crate::text::quoted;
 use schema::{PluginSection, WorkflowSection};
@@ -47,6 +48,19 @@ pub struct Workflow {
     pub steps: Arc<[Step]>,
     /// sha256 of the file and overrides, to notice edits between runs.
     pub fingerprint: String,
+}
+
+impl Workflow {
+    /// Whether `state` records every step done.
+    pub fn all_done(&self, state: &State) -> bool {
+        !self.steps.is_empty()
+            && self.steps.iter().all(|s| {
+                state
+                    .steps
+                    .get(s.id.get_ref())
+                    .is_some_and(|st| st.status == Status::Done)
+            })
+    }
 }
 
 impl Deref for Workflow {
@@ -173,26 +187,29 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
     for (k, v) in &options.overrides {
         fingerprint_input.push_str(&format!("\n--var {k}={v}"));
     }
-    let workflow = Workflow {
-        setup: Arc::new(Setup {
-            file: file.to_path_buf(),
-            dir,
-            name,
-            state_dir,
-            vars,
-            sources,
-            stores,
-            plugins,
-        }),
+    let setup = Setup {
+        file: file.to_path_buf(),
+        dir,
+        name,
+        state_dir,
+        vars,
+        sources,
+        stores,
+        plugins,
+    };
+    let steps = validate::validate(&setup, steps, errors)?;
+    Ok(Workflow {
+        setup: Arc::new(setup),
         description: section.description,
         steps: steps.into(),
         fingerprint: crate::plugin::load::sha256_hex(fingerprint_input.as_bytes()),
-    };
-    validate::validate(&workflow, errors)?;
-    Ok(workflow)
+    })
 }
 
-fn step(value: Spanned<DeValue<'_>>, errors: Errors<'_>) -> Result<Step, WorkflowError> {
+fn step(
+    value: Spanned<DeValue<'_>>,
+    errors: Errors<'_>,
+) -> Result<Step<dyn StepFile>, WorkflowError> {
     let span = value.span();
     if !matches!(value.get_ref(), DeValue::Table(_)) {
         return Err(errors.at(span, "each `[[step]]` must be a table"));

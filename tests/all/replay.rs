@@ -75,6 +75,34 @@ fn replaying_the_same_events_twice_leaves_the_store_unchanged() {
 }
 
 #[test]
+fn a_damaged_checkpoint_in_the_state_file_is_refused_before_any_step_runs() {
+    let test = with_events(Test::new().workflow(&replay_workflow(500)), 2_000);
+    test_args(&test, &["exec", "workflow.toml"]).success();
+    let path = test.dir().join(".switchyard/replay-test/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["steps"]["replay"]["checkpoint"] = "line 7".into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let again = test_args(&test, &["exec", "workflow.toml"]);
+    assert_ne!(again.code(), 0);
+    assert!(
+        again
+            .stderr()
+            .contains("the saved state of a `replay` step cannot be read"),
+        "{}",
+        again.stderr()
+    );
+    let status = bounded::output(
+        Command::new(runner_bin())
+            .args(["status", "workflow.toml"])
+            .current_dir(test.dir()),
+        bounded::LIMIT,
+    );
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains("cannot be read"), "{shown}");
+}
+
+#[test]
 fn a_replay_killed_midway_resumes_to_the_same_store_as_an_uninterrupted_run() {
     const EVENTS: u64 = 60_000;
     let reference = with_events(Test::new().workflow(&replay_workflow(100)), EVENTS);

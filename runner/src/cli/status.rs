@@ -35,13 +35,7 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
     } else {
         format!(" ({})", detail.join(", "))
     };
-    let complete = state.finished_at_ms.is_some()
-        && w.steps.iter().all(|s| {
-            state
-                .steps
-                .get(s.id.get_ref())
-                .is_some_and(|st| st.status == crate::state::Status::Done)
-        });
+    let complete = state.finished_at_ms.is_some() && w.all_done(state);
     if alive {
         outln!("  runner: alive{detail}");
     } else if complete {
@@ -79,7 +73,13 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
                 outln!("  {id:<16} {status:<8} {detail}");
                 let running = st.background || st.status != Status::Done;
                 // Where a replay stands; other kinds keep none of this.
-                let replay: ReplayState = st.own().unwrap_or_default();
+                let replay: ReplayState = match st.own() {
+                    Ok(replay) => replay,
+                    Err(e) => {
+                        outln!("  {:<16}          {e}", "");
+                        ReplayState::default()
+                    }
+                };
                 if running && !replay.partitions.is_empty() {
                     let partitions = &replay.partitions;
                     let lag: Option<u64> = partitions.values().map(|p| p.lag).sum();

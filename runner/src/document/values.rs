@@ -247,6 +247,42 @@ impl<'de> Deserialize<'de> for Point {
     }
 }
 
+/// A point a store is read or restored as of: what `compare` and
+/// `restore` accept of a [`Point`] (neither has an `earliest`, and the
+/// restore point is what `restore` makes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Everything there is.
+    Latest,
+    /// A fixed time or version.
+    At(i64),
+    /// The watermark of the stores involved, minus a margin.
+    Watermark(Duration),
+}
+
+impl AsOf {
+    /// The point, if it is one a store can be read as of.
+    pub fn from_point(point: &Point) -> Option<AsOf> {
+        match point {
+            Point::Latest => Some(AsOf::Latest),
+            Point::At(ms) => Some(AsOf::At(*ms)),
+            Point::Watermark(margin) => Some(AsOf::Watermark(*margin)),
+            Point::Earliest | Point::Restore(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for AsOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let point = match *self {
+            AsOf::Latest => Point::Latest,
+            AsOf::At(ms) => Point::At(ms),
+            AsOf::Watermark(margin) => Point::Watermark(margin),
+        };
+        point.fmt(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

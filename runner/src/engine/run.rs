@@ -114,18 +114,15 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
         }
         .into());
     }
+    for step in workflow.steps.iter() {
+        if let Some(saved) = state.data.steps.get(step.id.get_ref()) {
+            step.config.saved(saved)?;
+        }
+    }
     if let Some(from) = &options.from {
         redo_from(&workflow, &mut state, from)?;
     }
-    let all_done = !workflow.steps.is_empty()
-        && workflow.steps.iter().all(|s| {
-            state
-                .data
-                .steps
-                .get(s.id.get_ref())
-                .is_some_and(|st| st.status == Status::Done)
-        });
-    if all_done {
+    if workflow.all_done(&state.data) {
         return Ok(ExecResult::AlreadyComplete {
             finished_at_ms: state.data.finished_at_ms,
         });
@@ -199,7 +196,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     // The workflow is done: whatever still runs in the background (a
     // workflow without `cutover`) stops for good.
     let kind = background_kind(&ctx);
-    match steps::stop::stop_replays(&ctx, &[]) {
+    match background::stop_and_record(&ctx, &[]) {
         Ok(lines) => {
             for line in lines {
                 tracing::info!("background {kind} {line}");

@@ -249,3 +249,40 @@ pub fn fail(ctx: &StepContext, id: &str, error: StepError) {
     ctx.background.failed(id, kind, error);
     ctx.cancel.signal(Signal::Failed);
 }
+
+/// Stops the tasks steps left running (those of steps `ids`, or all),
+/// records each one's final summary in its step and clears its background
+/// mark. One that failed is recorded as failed (the next run starts its
+/// step again, a replay from its committed position) and fails the run;
+/// one stopped by Ctrl-C meanwhile keeps its mark to resume.
+pub fn stop_and_record(ctx: &StepContext, ids: &[String]) -> Result<Vec<String>, StepError> {
+    let mut lines = Vec::new();
+    let mut first_error = None;
+    for Stopped { id, kind, result } in ctx.background.stop(ids) {
+        match result {
+            Ok(summary) => {
+                let mut state = ctx.lock_state();
+                let st = state.step_mut(&id, kind);
+                st.background = false;
+                st.summary = Some(format!(
+                    "{}; stopped: {summary}",
+                    st.summary.clone().unwrap_or_default()
+                ));
+                state.save()?;
+                lines.push(format!("`{id}`: {summary}"));
+            }
+            Err(StepError::Interrupted) => {
+                first_error.get_or_insert(StepError::Interrupted);
+            }
+            Err(e) => {
+                let text = format!("background {kind} `{id}` failed: {e}");
+                fail(ctx, &id, e);
+                first_error.get_or_insert(StepError::Background(text));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(lines),
+    }
+}

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::{StepContext, StepError};
 use crate::cancel::Cancel;
-use crate::document::values::Point;
+use crate::document::values::AsOf;
 use crate::plugin::bindings::check::Check;
 use crate::plugin::check::Verdict;
 use crate::plugin::instance::Instance;
@@ -62,8 +62,8 @@ struct Suspect {
 pub struct Options {
     /// The tables, in order.
     pub tables: Vec<String>,
-    /// The compare point (default: the lower watermark).
-    pub as_of: Option<Point>,
+    /// The compare point (`None`: the lower watermark).
+    pub as_of: Option<AsOf>,
     /// Keys per read.
     pub batch: usize,
     /// Examples in the report.
@@ -88,7 +88,7 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
     };
     let options = Options {
         tables: c.tables.clone(),
-        as_of: c.as_of.clone(),
+        as_of: Some(c.as_of),
         batch: c.batch_size.unwrap_or(super::DEFAULT_BATCH_SIZE),
         caps: Caps {
             examples: c.examples.unwrap_or(DEFAULT_EXAMPLES),
@@ -200,7 +200,7 @@ pub fn compare(
     // Where each side stood at the first read: the recheck waits until
     // both have reached the further one.
     let first = (blue.watermark()?, green.watermark()?);
-    let as_of = resolve(&options.as_of, first, blue.name(), green.name())?;
+    let as_of = resolve(&options.as_of, first, blue.name(), green.name());
     let mut report = Report {
         as_of,
         ..Report::default()
@@ -304,7 +304,7 @@ fn recheck_suspects(
         }),
         _ => None,
     };
-    let as_of = resolve(&options.as_of, now, blue.name(), green.name())?;
+    let as_of = resolve(&options.as_of, now, blue.name(), green.name());
     report.as_of = as_of;
     let mut by_table: BTreeMap<String, Vec<(Vec<u8>, Category)>> = BTreeMap::new();
     for s in suspects {
@@ -387,33 +387,24 @@ fn list(tables: &[String]) -> String {
 
 /// The version to compare at, from the two sides' watermarks.
 fn resolve(
-    point: &Option<Point>,
+    point: &Option<AsOf>,
     (blue, green): (Option<i64>, Option<i64>),
     blue_name: &str,
     green_name: &str,
-) -> Result<Option<u64>, StepError> {
-    Ok(match point {
-        None | Some(Point::Watermark(_)) => {
-            let margin = match point {
-                Some(Point::Watermark(m)) => m.as_millis() as i64,
-                _ => 0,
-            };
-            match (blue, green) {
-                (Some(b), Some(g)) => Some(b.min(g).saturating_sub(margin).max(0) as u64),
-                _ => {
-                    tracing::warn!(
-                        "`{blue_name}` or `{green_name}` records no watermark; comparing the latest state, so lag may show up as differences until the recheck"
-                    );
-                    None
-                }
+) -> Option<u64> {
+    match point.unwrap_or(AsOf::Watermark(Duration::ZERO)) {
+        AsOf::Watermark(margin) => match (blue, green) {
+            (Some(b), Some(g)) => {
+                Some(b.min(g).saturating_sub(margin.as_millis() as i64).max(0) as u64)
             }
-        }
-        Some(Point::Latest) => None,
-        Some(Point::At(v)) => Some((*v).max(0) as u64),
-        Some(other) => {
-            return Err(StepError::Other(format!(
-                "`as_of = \"{other}\"` is not a comparison point"
-            )));
-        }
-    })
+            _ => {
+                tracing::warn!(
+                    "`{blue_name}` or `{green_name}` records no watermark; comparing the latest state, so lag may show up as differences until the recheck"
+                );
+                None
+            }
+        },
+        AsOf::Latest => None,
+        AsOf::At(v) => Some(v.max(0) as u64),
+    }
 }

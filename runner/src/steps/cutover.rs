@@ -9,13 +9,13 @@ use toml::Spanned;
 
 use super::checking::Checking;
 use super::uses::Uses;
-use super::{StepConfig, StepContext, StepError};
+use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::document::{Kind, WorkflowError};
 use crate::setup::Setup;
 use crate::state::State;
 
 /// The kind, for the registration list.
-pub const KIND: Kind<dyn StepConfig> = Kind {
+pub const KIND: Kind<dyn StepFile> = Kind {
     name: "cutover",
     read: |table| Ok(Box::new(table.read::<CutoverStep>()?)),
 };
@@ -31,17 +31,19 @@ pub struct CutoverStep {
     pub from: Option<Spanned<String>>,
 }
 
-impl StepConfig for CutoverStep {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
-    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
+impl StepFile for CutoverStep {
+    fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
         c.store(&self.to)?;
         if let Some(from) = &self.from {
             c.store(from)?;
         }
-        Ok(())
+        Ok(self)
+    }
+}
+
+impl StepConfig for CutoverStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
     }
 
     fn describe(&self, _setup: &Setup) -> String {
@@ -73,7 +75,7 @@ impl StepConfig for CutoverStep {
 /// Records the switch.
 fn run(ctx: &StepContext, _id: &str, c: &CutoverStep) -> Result<String, StepError> {
     let to = c.to.get_ref();
-    let stopped = super::stop::stop_replays(ctx, &[])?;
+    let stopped = super::background::stop_and_record(ctx, &[])?;
     for line in &stopped {
         tracing::info!("background replay {line}");
     }

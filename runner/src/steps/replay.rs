@@ -53,7 +53,7 @@ pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
 /// Runs the step: to the end of the log, or until caught up (and then,
 /// for `until = "cutover"`, on in the background).
 fn run(ctx: &StepContext, id: &str, r: &ReplayStep) -> Result<String, StepError> {
-    let until = r.until();
+    let until = r.until;
     if until == Until::End {
         return pipeline::run(
             ctx,

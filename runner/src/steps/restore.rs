@@ -14,49 +14,114 @@ use toml::Spanned;
 use super::checking::Checking;
 use super::shell::CommandLine;
 use super::uses::Uses;
-use super::{StepConfig, StepContext, StepError};
-use crate::document::values::{Period, Point, whole};
+use super::{StepConfig, StepContext, StepError, StepFile};
+use crate::document::values::{AsOf, Period, Point, whole};
 use crate::document::{Kind, WorkflowError};
 use crate::model::{Cell, Row, RowMutation};
 use crate::setup::Setup;
-use crate::state::{State, now_ms};
+use crate::state::{State, StateError, StepState, now_ms};
 use crate::store::Store;
 
 /// The kind, for the registration list.
-pub const KIND: Kind<dyn StepConfig> = Kind {
+pub const KIND: Kind<dyn StepFile> = Kind {
     name: "restore",
-    read: |table| Ok(Box::new(table.read::<RestoreStep>()?)),
+    read: |table| Ok(Box::new(table.read::<RestoreFile>()?)),
 };
 
-/// `kind = "restore"`: copy `from` into `into` as of a point, or run the
-/// operator's own restore `command`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `kind = "restore"` as written: copy `from` into `into` as of a point,
+/// or run the operator's own restore `command`.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RestoreStep {
+struct RestoreFile {
     /// The store to copy from.
     #[serde(default)]
-    pub from: Option<Spanned<String>>,
+    from: Option<Spanned<String>>,
     /// The store to load.
-    pub into: Spanned<String>,
+    into: Spanned<String>,
     /// The restore point T0 (default `latest`); recorded for later steps.
     #[serde(default)]
-    pub as_of: Option<Point>,
+    as_of: Option<Point>,
     /// Tables to copy (default: every table of `from`).
     #[serde(default)]
-    pub tables: Vec<String>,
+    tables: Vec<String>,
     /// Instead of copying: a snapshot/restore command (a list of arguments,
     /// or a line for `sh -c`).
     #[serde(default)]
-    pub command: Option<CommandLine>,
+    command: Option<CommandLine>,
     /// Extra environment variables for `command`.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
     /// Longest `command` may run (default 1h).
     #[serde(default)]
-    pub timeout: Option<Period>,
+    timeout: Option<Period>,
     /// Rows per write batch (default 1000).
     #[serde(default, deserialize_with = "whole")]
+    batch_size: Option<usize>,
+}
+
+/// `kind = "restore"`: loads `into` as of a restore point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreStep {
+    /// The store to load.
+    pub into: Spanned<String>,
+    /// How: a copy from another store, or the operator's own command.
+    pub by: RestoreBy,
+    /// The restore point T0; recorded for later steps.
+    pub as_of: AsOf,
+    /// Tables to copy (default: every table of `from`).
+    pub tables: Vec<String>,
+    /// Extra environment variables for a command.
+    pub env: BTreeMap<String, String>,
+    /// Longest a command may run (default 1h).
+    pub timeout: Option<Period>,
+    /// Rows per write batch (default 1000).
     pub batch_size: Option<usize>,
+}
+
+/// How a restore loads its store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestoreBy {
+    /// Copy every visible cell of the store `from`, keeping versions.
+    Copy(Spanned<String>),
+    /// Run a snapshot/restore command.
+    Command(CommandLine),
+}
+
+impl StepFile for RestoreFile {
+    fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
+        c.store(&self.into)?;
+        let by = match (self.from, self.command) {
+            (Some(from), None) => {
+                c.store(&from)?;
+                if from.get_ref() == self.into.get_ref() {
+                    return Err(c.at(from.span(), "`from` and `into` are the same store"));
+                }
+                RestoreBy::Copy(from)
+            }
+            (None, Some(command)) => RestoreBy::Command(command),
+            _ => {
+                return Err(c.step(
+                    "needs exactly one of `from` (a store to copy) or `command` (your own restore command)",
+                ));
+            }
+        };
+        let as_of = match &self.as_of {
+            None => AsOf::Latest,
+            Some(point) => AsOf::from_point(point)
+                .ok_or_else(|| c.step("`as_of` must be `latest`, `watermark - …` or a time"))?,
+        };
+        c.positive(self.batch_size, "batch_size")?;
+        c.not_zero(self.timeout, "timeout")?;
+        Ok(Box::new(RestoreStep {
+            into: self.into,
+            by,
+            as_of,
+            tables: self.tables,
+            env: self.env,
+            timeout: self.timeout,
+            batch_size: self.batch_size,
+        }))
+    }
 }
 
 impl StepConfig for RestoreStep {
@@ -64,62 +129,43 @@ impl StepConfig for RestoreStep {
         KIND.name
     }
 
-    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
-        c.store(&self.into)?;
-        match (&self.from, &self.command) {
-            (Some(from), None) => {
-                c.store(from)?;
-                if from.get_ref() == self.into.get_ref() {
-                    return Err(c.at(from.span(), "`from` and `into` are the same store"));
-                }
-            }
-            (None, Some(_)) => {}
-            _ => {
-                return Err(c.step(
-                    "needs exactly one of `from` (a store to copy) or `command` (your own restore command)",
-                ));
-            }
-        }
-        if matches!(self.as_of, Some(Point::Restore(_)) | Some(Point::Earliest)) {
-            return Err(c.step("`as_of` must be `latest`, `watermark - …` or a time"));
-        }
-        c.positive(self.batch_size, "batch_size")?;
-        c.not_zero(self.timeout, "timeout")
-    }
-
     fn describe(&self, setup: &Setup) -> String {
-        let point = self.as_of.clone().unwrap_or(Point::Latest);
-        match (&self.from, &self.command) {
-            (Some(from), _) => format!(
+        let point = self.as_of;
+        match &self.by {
+            RestoreBy::Copy(from) => format!(
                 "copy {} into {} as of {point}, and record it as the restore point",
                 setup.store_text(from.get_ref()),
                 setup.store_text(self.into.get_ref())
             ),
-            (_, Some(cmd)) => format!(
+            RestoreBy::Command(cmd) => format!(
                 "run `{}` to restore {} as of {point}",
                 cmd.shown(),
                 setup.store_text(self.into.get_ref())
             ),
-            _ => String::new(),
         }
     }
 
     fn uses<'s>(&'s self, uses: &mut Uses<'s>) {
         uses.store(self.into.get_ref());
-        if let Some(from) = &self.from {
-            uses.store(from.get_ref());
-        }
-        if self.command.is_some() {
-            uses.command();
+        match &self.by {
+            RestoreBy::Copy(from) => uses.store(from.get_ref()),
+            RestoreBy::Command(_) => uses.command(),
         }
     }
 
     fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
-        run(ctx, id, self)
+        match &self.by {
+            RestoreBy::Command(command) => run_command(ctx, id, self, command),
+            RestoreBy::Copy(from) => copy(ctx, id, self, from.get_ref()),
+        }
     }
 
     fn restores(&self) -> Option<&str> {
         Some(self.into.get_ref())
+    }
+
+    fn saved(&self, state: &StepState) -> Result<(), StateError> {
+        state.own::<CopyState>().map(drop)
     }
 
     fn forget(&self, state: &mut State) {
@@ -127,36 +173,45 @@ impl StepConfig for RestoreStep {
     }
 }
 
-/// Runs the restore.
-fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError> {
+/// Runs the operator's restore command, with the restore point in its
+/// environment.
+fn run_command(
+    ctx: &StepContext,
+    id: &str,
+    r: &RestoreStep,
+    command: &CommandLine,
+) -> Result<String, StepError> {
     let into = r.into.get_ref();
-    let point = r.as_of.clone().unwrap_or(Point::Latest);
-    if let Some(command) = &r.command {
-        let t0 = match point {
-            Point::At(ms) => ms,
-            _ => now_ms() as i64,
-        };
-        let timeout = r.timeout.map_or(Duration::from_secs(3600), |t| t.0);
-        let mut env: Vec<(String, String)> =
-            r.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        env.push(("SWITCHYARD_RESTORE_POINT".to_string(), t0.to_string()));
-        env.push(("SWITCHYARD_STORE".to_string(), into.clone()));
-        ctx.run_command(|| {
-            super::shell::run_command(command, &ctx.setup.dir, &env, timeout, &ctx.cancel, id)
-        })?;
-        record(ctx, into, t0)?;
-        return Ok(format!(
-            "`{}` restored `{into}`; restore point {}",
-            command.shown(),
-            crate::report::version_time(t0)
-        ));
-    }
-    let from_name = r
-        .from
-        .as_ref()
-        .map(|f| f.get_ref().clone())
-        .unwrap_or_default();
-    let mut from = ctx.store(&from_name)?;
+    let t0 = match r.as_of {
+        AsOf::At(ms) => ms,
+        _ => now_ms() as i64,
+    };
+    let timeout = r.timeout.map_or(Duration::from_secs(3600), |t| t.0);
+    let mut env: Vec<(String, String)> =
+        r.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.push(("SWITCHYARD_RESTORE_POINT".to_string(), t0.to_string()));
+    env.push(("SWITCHYARD_STORE".to_string(), into.clone()));
+    ctx.run_command(|| {
+        super::shell::run_command(command, &ctx.setup.dir, &env, timeout, &ctx.cancel, id)
+    })?;
+    record(ctx, into, t0)?;
+    Ok(format!(
+        "`{}` restored `{into}`; restore point {}",
+        command.shown(),
+        crate::report::version_time(t0)
+    ))
+}
+
+/// Copies `from_name` into the step's store as of the restore point,
+/// resuming from the last table and key it finished.
+fn copy(
+    ctx: &StepContext,
+    id: &str,
+    r: &RestoreStep,
+    from_name: &str,
+) -> Result<String, StepError> {
+    let into = r.into.get_ref();
+    let mut from = ctx.store(from_name)?;
     let mut green = ctx.store(into)?;
 
     // The restore point is fixed on the first attempt, so a resumed copy
@@ -165,7 +220,7 @@ fn run(ctx: &StepContext, id: &str, r: &RestoreStep) -> Result<String, StepError
     let t0 = match recorded {
         Some(t0) => t0,
         None => {
-            let t0 = resolve_point(&point, &mut *from)?;
+            let t0 = resolve_point(r.as_of, &mut *from)?;
             record(ctx, into, t0)?;
             t0
         }
@@ -253,11 +308,11 @@ enum Resume {
 }
 
 /// Resolves the restore point against the source store.
-fn resolve_point(point: &Point, from: &mut dyn Store) -> Result<i64, StepError> {
+fn resolve_point(point: AsOf, from: &mut dyn Store) -> Result<i64, StepError> {
     Ok(match point {
-        Point::At(ms) => *ms,
-        Point::Latest => from.watermark()?.unwrap_or(now_ms() as i64),
-        Point::Watermark(margin) => {
+        AsOf::At(ms) => ms,
+        AsOf::Latest => from.watermark()?.unwrap_or(now_ms() as i64),
+        AsOf::Watermark(margin) => {
             let w = from.watermark()?.ok_or_else(|| {
                 StepError::Missing(format!(
                     "`as_of = \"{point}\"` needs the watermark of `{}`, which records none; for a store written by a service, give it `fed_by = {{ source = \"…\", group = \"…\" }}` so its consumer group's position serves, or give a time",
@@ -265,11 +320,6 @@ fn resolve_point(point: &Point, from: &mut dyn Store) -> Result<i64, StepError> 
                 ))
             })?;
             w.saturating_sub(i64::try_from(margin.as_millis()).unwrap_or(i64::MAX))
-        }
-        Point::Restore(_) | Point::Earliest => {
-            return Err(StepError::Other(format!(
-                "`as_of = \"{point}\"` is not a restore point"
-            )));
         }
     })
 }

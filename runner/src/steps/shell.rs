@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::checking::Checking;
 use super::uses::Uses;
-use super::{StepConfig, StepContext, StepError};
+use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::cancel::Cancel;
 use crate::document::values::Period;
 use crate::document::{Kind, WorkflowError};
@@ -27,31 +27,67 @@ use crate::process::{guarded, stop_group, stop_leftovers};
 use crate::setup::Setup;
 
 /// The kind, for the registration list.
-pub const KIND: Kind<dyn StepConfig> = Kind {
+pub const KIND: Kind<dyn StepFile> = Kind {
     name: "shell",
-    read: |table| Ok(Box::new(table.read::<ShellStep>()?)),
+    read: |table| Ok(Box::new(table.read::<ShellFile>()?)),
 };
 
-/// `kind = "shell"`: a command, run directly (`command = ["prog", "arg"]`)
-/// or with `sh -c` (`run = "…"`); a non-zero exit fails the step.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `kind = "shell"` as written: a command, run directly
+/// (`command = ["prog", "arg"]`) or with `sh -c` (`run = "…"`).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ShellStep {
+struct ShellFile {
     /// A command line for `sh -c`; every `${var}` in it is quoted by the runner.
     #[serde(default)]
-    pub run: Option<String>,
+    run: Option<String>,
     /// A program and its arguments, run without a shell.
     #[serde(default)]
-    pub command: Option<Vec<String>>,
+    command: Option<Vec<String>>,
     /// Longest it may run (default 10m); then it is killed and the step fails.
     #[serde(default)]
-    pub timeout: Option<Period>,
+    timeout: Option<Period>,
     /// Extra environment variables.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
     /// Working folder (default: the workflow's folder).
     #[serde(default)]
+    dir: Option<String>,
+}
+
+/// `kind = "shell"`: a command; a non-zero exit fails the step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShellStep {
+    /// What to run: `command` or `run`, whichever the file gave.
+    pub command: CommandLine,
+    /// Longest it may run (default 10m); then it is killed and the step fails.
+    pub timeout: Option<Period>,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Working folder (default: the workflow's folder).
     pub dir: Option<String>,
+}
+
+impl StepFile for ShellFile {
+    fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
+        let command = match (self.command, self.run) {
+            (Some(_), Some(_)) | (None, None) => return Err(c.step(
+                "needs exactly one of `command` (a program and its arguments, run without a shell) or `run` (a line for `sh -c`)",
+            )),
+            (Some(args), None) if args.first().is_none_or(|p| p.trim().is_empty()) => return Err(c.step(
+                "`command` is empty; give the program first, like `[\"runner\", \"sample\", \"chat\"]`",
+            )),
+            (None, Some(run)) if run.trim().is_empty() => return Err(c.step("`run` is empty")),
+            (Some(args), None) => CommandLine::Args(args),
+            (None, Some(line)) => CommandLine::Shell(line),
+        };
+        c.not_zero(self.timeout, "timeout")?;
+        Ok(Box::new(ShellStep {
+            command,
+            timeout: self.timeout,
+            env: self.env,
+            dir: self.dir,
+        }))
+    }
 }
 
 impl StepConfig for ShellStep {
@@ -59,27 +95,10 @@ impl StepConfig for ShellStep {
         KIND.name
     }
 
-    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
-        match (&self.command, &self.run) {
-            (Some(_), Some(_)) | (None, None) => Err(c.step(
-                "needs exactly one of `command` (a program and its arguments, run without a shell) or `run` (a line for `sh -c`)",
-            )),
-            (Some(args), None) if args.first().is_none_or(|p| p.trim().is_empty()) => Err(c.step(
-                "`command` is empty; give the program first, like `[\"runner\", \"sample\", \"chat\"]`",
-            )),
-            (None, Some(run)) if run.trim().is_empty() => Err(c.step("`run` is empty")),
-            _ => c.not_zero(self.timeout, "timeout"),
-        }
-    }
-
     fn describe(&self, _setup: &Setup) -> String {
-        match (&self.command, &self.run) {
-            (Some(args), _) => format!(
-                "run `{}` (no shell)",
-                CommandLine::Args(args.clone()).shown()
-            ),
-            (None, Some(line)) => format!("run `{line}` with sh -c"),
-            (None, None) => String::new(),
+        match &self.command {
+            CommandLine::Args(_) => format!("run `{}` (no shell)", self.command.shown()),
+            CommandLine::Shell(line) => format!("run `{line}` with sh -c"),
         }
     }
 
@@ -162,17 +181,8 @@ fn run(ctx: &StepContext, id: &str, s: &ShellStep) -> Result<String, StepError> 
         .map_or(ctx.setup.dir.clone(), |d| ctx.setup.path(d));
     let timeout = s.timeout.map_or(Duration::from_secs(600), |t| t.0);
     let env: Vec<(String, String)> = s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let command = match (&s.command, &s.run) {
-        (Some(args), _) => CommandLine::Args(args.clone()),
-        (None, Some(line)) => CommandLine::Shell(line.clone()),
-        (None, None) => {
-            return Err(StepError::Other(
-                "the step has neither `command` nor `run`".into(),
-            ));
-        }
-    };
     let elapsed =
-        ctx.run_command(|| run_command(&command, &dir, &env, timeout, &ctx.cancel, id))?;
+        ctx.run_command(|| run_command(&s.command, &dir, &env, timeout, &ctx.cancel, id))?;
     Ok(format!(
         "command succeeded in {}",
         crate::report::duration(elapsed)

@@ -5,15 +5,15 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::background::{self, Stopped};
+use super::background;
 use super::checking::Checking;
 use super::uses::Uses;
-use super::{StepConfig, StepContext, StepError};
+use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::document::{Kind, WorkflowError};
 use crate::setup::Setup;
 
 /// The kind, for the registration list.
-pub const KIND: Kind<dyn StepConfig> = Kind {
+pub const KIND: Kind<dyn StepFile> = Kind {
     name: "stop",
     read: |table| Ok(Box::new(table.read::<StopStep>()?)),
 };
@@ -28,12 +28,8 @@ pub struct StopStep {
     pub replays: Vec<Spanned<String>>,
 }
 
-impl StepConfig for StopStep {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
-    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
+impl StepFile for StopStep {
+    fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
         for replay in &self.replays {
             let runs_in_background = c
                 .earlier
@@ -49,7 +45,13 @@ impl StepConfig for StopStep {
                 ));
             }
         }
-        Ok(())
+        Ok(self)
+    }
+}
+
+impl StepConfig for StopStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
     }
 
     fn describe(&self, _setup: &Setup) -> String {
@@ -82,46 +84,10 @@ impl StepConfig for StopStep {
 /// Stops the listed background replays (all when none are listed).
 fn run(ctx: &StepContext, _id: &str, s: &StopStep) -> Result<String, StepError> {
     let ids: Vec<String> = s.replays.iter().map(|r| r.get_ref().clone()).collect();
-    let stopped = stop_replays(ctx, &ids)?;
+    let stopped = background::stop_and_record(ctx, &ids)?;
     Ok(if stopped.is_empty() {
         "no background replay was running".into()
     } else {
         format!("stopped {}", stopped.join("; "))
     })
-}
-
-/// Stops background replays, records each one's final summary in its step
-/// and clears its background mark. One that failed is recorded as failed (the
-/// next run replays it again from its committed position) and fails the
-/// run; one stopped by Ctrl-C meanwhile keeps its mark to resume.
-pub fn stop_replays(ctx: &StepContext, ids: &[String]) -> Result<Vec<String>, StepError> {
-    let mut lines = Vec::new();
-    let mut first_error = None;
-    for Stopped { id, kind, result } in ctx.background.stop(ids) {
-        match result {
-            Ok(summary) => {
-                let mut state = ctx.lock_state();
-                let st = state.step_mut(&id, kind);
-                st.background = false;
-                st.summary = Some(format!(
-                    "{}; stopped: {summary}",
-                    st.summary.clone().unwrap_or_default()
-                ));
-                state.save()?;
-                lines.push(format!("`{id}`: {summary}"));
-            }
-            Err(StepError::Interrupted) => {
-                first_error.get_or_insert(StepError::Interrupted);
-            }
-            Err(e) => {
-                let text = format!("background {kind} `{id}` failed: {e}");
-                background::fail(ctx, &id, e);
-                first_error.get_or_insert(StepError::Background(text));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(lines),
-    }
 }

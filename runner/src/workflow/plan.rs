@@ -21,7 +21,7 @@ pub fn text(w: &Workflow) -> String {
 }
 
 /// One line per step, in order, saying what it will do.
-pub fn describe(w: &Workflow) -> Vec<(String, &'static str, String)> {
+fn describe(w: &Workflow) -> Vec<(String, &'static str, String)> {
     w.steps
         .iter()
         .map(|s| {
@@ -35,7 +35,7 @@ pub fn describe(w: &Workflow) -> Vec<(String, &'static str, String)> {
 }
 
 /// Where each plugin comes from, for the plan's header.
-pub fn plugin_lines(w: &Workflow) -> Vec<String> {
+fn plugin_lines(w: &Workflow) -> Vec<String> {
     w.plugins
         .iter()
         .map(|p| {

@@ -1,17 +1,24 @@
 //! The validation pass: everything that can be checked without a live
 //! system — unique ids, references between sections, values in range.
 //! What is common to every step is checked here; each kind checks its own
-//! settings (`StepConfig::check`), in step order.
+//! settings (`StepFile::check`), in step order, and gives the typed
+//! settings the step runs with.
 
 use std::collections::HashSet;
 
-use super::{Workflow, valid_name};
+use super::valid_name;
 use crate::document::{Errors, WorkflowError};
+use crate::setup::Setup;
 use crate::source::kafka::config::kafka;
 use crate::steps::checking::Checking;
+use crate::steps::{Step, StepFile};
 
-/// Checks a parsed workflow.
-pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
+/// Checks a parsed workflow; gives its steps, checked.
+pub fn validate(
+    w: &Setup,
+    written: Vec<Step<dyn StepFile>>,
+    errors: Errors<'_>,
+) -> Result<Vec<Step>, WorkflowError> {
     let mut ids = HashSet::new();
     for (name, store) in w.stores.iter() {
         if let Some(fed) = store.fed_by() {
@@ -26,7 +33,8 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
             }
         }
     }
-    for (at, step) in w.steps.iter().enumerate() {
+    let mut steps: Vec<Step> = Vec::with_capacity(written.len());
+    for step in written {
         let id = step.id.get_ref();
         if !valid_name(id) {
             return Err(errors.at(
@@ -40,12 +48,17 @@ pub fn validate(w: &Workflow, errors: Errors<'_>) -> Result<(), WorkflowError> {
                 format!("duplicate step id `{id}`; every step needs its own id"),
             ));
         }
-        step.config.check(&Checking {
-            setup: &w.setup,
-            earlier: &w.steps[..at],
+        let config = step.config.check(&Checking {
+            setup: w,
+            earlier: &steps,
             errors,
             id: &step.id,
         })?;
+        steps.push(Step {
+            id: step.id,
+            description: step.description,
+            config,
+        });
     }
-    Ok(())
+    Ok(steps)
 }

@@ -2,27 +2,71 @@
 //! and described.
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::document::values::{Period, Point, Size, fraction, whole};
+use crate::document::values::{AsOf, Period, Point, Size, fraction, whole};
 use crate::document::{Kind, WorkflowError};
 use crate::plugin::bindings::CHECKER_INTERFACE;
 use crate::setup::Setup;
 use crate::steps::checking::Checking;
 use crate::steps::uses::Uses;
-use crate::steps::{StepConfig, StepContext, StepError};
+use crate::steps::{StepConfig, StepContext, StepError, StepFile};
 
 /// The kind, for the registration list.
-pub const KIND: Kind<dyn StepConfig> = Kind {
+pub const KIND: Kind<dyn StepFile> = Kind {
     name: "compare",
-    read: |table| Ok(Box::new(table.read::<CompareStep>()?)),
+    read: |table| Ok(Box::new(table.read::<CompareFile>()?)),
 };
 
-/// `kind = "compare"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `kind = "compare"` as written.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CompareFile {
+    /// The old store.
+    blue: Spanned<String>,
+    /// The new store.
+    green: Spanned<String>,
+    /// Tables to compare.
+    tables: Vec<String>,
+    /// A `[plugin.NAME]` of the check world that decides equality.
+    #[serde(default)]
+    check: Option<Spanned<String>>,
+    /// Compare as of this version (default `watermark`: what both stores
+    /// have passed, so lag is not reported as mismatch).
+    #[serde(default)]
+    as_of: Option<Point>,
+    /// Re-read a mismatching key after this delay before counting it
+    /// (default 1s; 0 counts at once).
+    #[serde(default)]
+    recheck_after: Option<Period>,
+    /// Before the recheck, wait at most this long for the side that was
+    /// behind to reach where the other stood (default 1m); a key that
+    /// still differs while it has not is "lagging", not a mismatch.
+    #[serde(default)]
+    recheck_wait: Option<Period>,
+    /// The gate: most mismatching keys allowed (default 0).
+    #[serde(default, deserialize_with = "whole")]
+    max_mismatches: Option<u64>,
+    /// The gate as a fraction of keys compared, if set.
+    #[serde(default, deserialize_with = "fraction")]
+    max_mismatch_ratio: Option<f64>,
+    /// Example differences kept for the report (default 100); the counts
+    /// stay exact.
+    #[serde(default, deserialize_with = "whole")]
+    examples: Option<usize>,
+    /// The longest text kept of one difference (default 1KiB).
+    #[serde(default)]
+    example_text: Option<Size>,
+    /// Keys per read batch (default 1000).
+    #[serde(default, deserialize_with = "whole")]
+    batch_size: Option<usize>,
+}
+
+/// `kind = "compare"`: blue and green compared as of a point, with a gate.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CompareStep {
     /// The old store.
     pub blue: Spanned<String>,
@@ -31,45 +75,32 @@ pub struct CompareStep {
     /// Tables to compare.
     pub tables: Vec<String>,
     /// A `[plugin.NAME]` of the check world that decides equality.
-    #[serde(default)]
     pub check: Option<Spanned<String>>,
     /// Compare as of this version (default `watermark`: what both stores
     /// have passed, so lag is not reported as mismatch).
-    #[serde(default)]
-    pub as_of: Option<Point>,
+    pub as_of: AsOf,
     /// Re-read a mismatching key after this delay before counting it
     /// (default 1s; 0 counts at once).
-    #[serde(default)]
     pub recheck_after: Option<Period>,
     /// Before the recheck, wait at most this long for the side that was
     /// behind to reach where the other stood (default 1m); a key that
     /// still differs while it has not is "lagging", not a mismatch.
-    #[serde(default)]
     pub recheck_wait: Option<Period>,
     /// The gate: most mismatching keys allowed (default 0).
-    #[serde(default, deserialize_with = "whole")]
     pub max_mismatches: Option<u64>,
     /// The gate as a fraction of keys compared, if set.
-    #[serde(default, deserialize_with = "fraction")]
     pub max_mismatch_ratio: Option<f64>,
     /// Example differences kept for the report (default 100); the counts
     /// stay exact.
-    #[serde(default, deserialize_with = "whole")]
     pub examples: Option<usize>,
     /// The longest text kept of one difference (default 1KiB).
-    #[serde(default)]
     pub example_text: Option<Size>,
     /// Keys per read batch (default 1000).
-    #[serde(default, deserialize_with = "whole")]
     pub batch_size: Option<usize>,
 }
 
-impl StepConfig for CompareStep {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
-    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
+impl StepFile for CompareFile {
+    fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
         c.store(&self.blue)?;
         c.store(&self.green)?;
         if self.blue.get_ref() == self.green.get_ref() {
@@ -87,16 +118,37 @@ impl StepConfig for CompareStep {
         {
             return Err(c.step(format!("`max_mismatch_ratio` = {r} is not between 0 and 1")));
         }
-        if matches!(self.as_of, Some(Point::Restore(_)) | Some(Point::Earliest)) {
-            return Err(c.step("`as_of` must be `watermark - …`, `latest` or a time"));
-        }
+        let as_of = match &self.as_of {
+            None => AsOf::Watermark(Duration::ZERO),
+            Some(point) => AsOf::from_point(point)
+                .ok_or_else(|| c.step("`as_of` must be `watermark - …`, `latest` or a time"))?,
+        };
         c.positive(self.batch_size, "batch_size")?;
         if self.examples.is_some_and(|n| n > 100_000) {
             return Err(
                 c.step("`examples` may be at most 100000; the counts stay exact whatever it is")
             );
         }
-        Ok(())
+        Ok(Box::new(CompareStep {
+            as_of,
+            blue: self.blue,
+            green: self.green,
+            tables: self.tables,
+            check: self.check,
+            recheck_after: self.recheck_after,
+            recheck_wait: self.recheck_wait,
+            max_mismatches: self.max_mismatches,
+            max_mismatch_ratio: self.max_mismatch_ratio,
+            examples: self.examples,
+            example_text: self.example_text,
+            batch_size: self.batch_size,
+        }))
+    }
+}
+
+impl StepConfig for CompareStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
     }
 
     fn describe(&self, setup: &Setup) -> String {
@@ -106,8 +158,6 @@ impl StepConfig for CompareStep {
             setup.store_text(self.blue.get_ref()),
             setup.store_text(self.green.get_ref()),
             self.as_of
-                .clone()
-                .unwrap_or(Point::Watermark(Default::default()))
         );
         if let Some(check) = &self.check {
             let _ = write!(t, " with plugin `{}`", check.get_ref());

@@ -3,35 +3,84 @@
 //! in the background.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::saved::ReplayState;
 use super::{DEFAULT_HOLD, DEFAULT_MAX_LAG};
 use crate::document::values::{Period, Point, Size, whole, whole_values};
 use crate::document::{Kind, WorkflowError};
 use crate::plugin::bindings::TRANSFORMER_INTERFACE;
 use crate::setup::Setup;
+use crate::state::{StateError, StepState};
 use crate::steps::background::BackgroundTask;
 use crate::steps::checking::Checking;
 use crate::steps::uses::Uses;
-use crate::steps::{DEFAULT_BATCH_SIZE, StepConfig, StepContext, StepError};
+use crate::steps::{DEFAULT_BATCH_SIZE, StepConfig, StepContext, StepError, StepFile};
 use crate::text::quoted;
 
 /// The kind, for the registration list.
-pub const KIND: Kind<dyn StepConfig> = Kind {
+pub const KIND: Kind<dyn StepFile> = Kind {
     name: "replay",
-    read: |table| Ok(Box::new(table.read::<ReplayStep>()?)),
+    read: |table| Ok(Box::new(table.read::<ReplayFile>()?)),
 };
 
 /// How long `compare` and `cutover` wait for a background replay to catch
 /// up again, unless its `caught_up.timeout` says otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(600);
 
-/// `kind = "replay"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `kind = "replay"` as written.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ReplayFile {
+    /// The `[source.NAME]` to read.
+    source: Spanned<String>,
+    /// The `[plugin.NAME]` that turns events into rows.
+    transform: Spanned<String>,
+    /// The `[store.NAME]` to write.
+    into: Spanned<String>,
+    /// Where to start (default `earliest`): `restore - 10m`, a time, …
+    #[serde(default)]
+    start: Option<Point>,
+    /// Start at these offsets, by partition (instead of `start`).
+    #[serde(default, deserialize_with = "whole_values")]
+    start_offsets: BTreeMap<String, i64>,
+    /// When to stop: `end` of the input as it was when the step started
+    /// (the only choice for file sources), `caught-up` (once the catch-up
+    /// gate holds), or `cutover` (pass the gate, then keep syncing in the
+    /// background while later steps run, until a `cutover` or `stop` step).
+    #[serde(default)]
+    until: Option<Spanned<String>>,
+    /// The catch-up gate of `until = "caught-up"` and `"cutover"`.
+    #[serde(default)]
+    caught_up: Option<CaughtUp>,
+    /// Events per batch (default 1000).
+    #[serde(default, deserialize_with = "whole")]
+    batch_size: Option<usize>,
+    /// Bytes of events per batch (default 8MiB); a batch ends at whichever
+    /// of `batch_size` and this comes first.
+    #[serde(default)]
+    batch_bytes: Option<Size>,
+    /// How often positions are saved (default 1s).
+    #[serde(default)]
+    checkpoint_every: Option<Period>,
+    /// What to do with an event the transform refuses.
+    #[serde(default)]
+    on_error: OnError,
+    /// Where refused events go with `on_error = "dead-letter"`: an NDJSON
+    /// file …
+    #[serde(default)]
+    dead_letter: Option<Spanned<String>>,
+    /// … or a topic of the (kafka) source's cluster, which must exist.
+    #[serde(default)]
+    dead_letter_topic: Option<Spanned<String>>,
+}
+
+/// `kind = "replay"`: events of a source through a transform into a store.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReplayStep {
     /// The `[source.NAME]` to read.
     pub source: Spanned<String>,
@@ -39,41 +88,60 @@ pub struct ReplayStep {
     pub transform: Spanned<String>,
     /// The `[store.NAME]` to write.
     pub into: Spanned<String>,
-    /// Where to start (default `earliest`): `restore - 10m`, a time, …
-    #[serde(default)]
-    pub start: Option<Point>,
-    /// Start at these offsets, by partition (instead of `start`).
-    #[serde(default, deserialize_with = "whole_values")]
-    pub start_offsets: BTreeMap<String, i64>,
+    /// Where to start.
+    pub start: StartPoint,
     /// When to stop: `end` of the input as it was when the step started
     /// (the only choice for file sources), `caught-up` (once the catch-up
     /// gate holds), or `cutover` (pass the gate, then keep syncing in the
     /// background while later steps run, until a `cutover` or `stop` step).
-    #[serde(default)]
-    pub until: Option<Spanned<String>>,
+    pub until: Until,
     /// The catch-up gate of `until = "caught-up"` and `"cutover"`.
-    #[serde(default)]
     pub caught_up: Option<CaughtUp>,
     /// Events per batch (default 1000).
-    #[serde(default, deserialize_with = "whole")]
     pub batch_size: Option<usize>,
     /// Bytes of events per batch (default 8MiB); a batch ends at whichever
     /// of `batch_size` and this comes first.
-    #[serde(default)]
     pub batch_bytes: Option<Size>,
     /// How often positions are saved (default 1s).
-    #[serde(default)]
     pub checkpoint_every: Option<Period>,
     /// What to do with an event the transform refuses.
-    #[serde(default)]
     pub on_error: OnError,
     /// Where refused events go with `on_error = "dead-letter"`: an NDJSON
     /// file …
-    #[serde(default)]
     pub dead_letter: Option<Spanned<String>>,
     /// … or a topic of the (kafka) source's cluster, which must exist.
-    #[serde(default)]
     pub dead_letter_topic: Option<Spanned<String>>,
+}
+
+/// Where a replay starts, as validation accepted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartPoint {
+    /// The start of the log (the default).
+    Earliest,
+    /// The end of the log (kafka only).
+    Latest,
+    /// The first event at or after this time.
+    At(i64),
+    /// The restore point of the step's store, minus a margin.
+    Restore(Duration),
+    /// These offsets, by partition (kafka only).
+    Offsets(BTreeMap<i32, i64>),
+}
+
+impl fmt::Display for StartPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartPoint::Earliest => Point::Earliest.fmt(f),
+            StartPoint::Latest => Point::Latest.fmt(f),
+            StartPoint::At(ms) => Point::At(*ms).fmt(f),
+            StartPoint::Restore(margin) => Point::Restore(*margin).fmt(f),
+            StartPoint::Offsets(offsets) => {
+                let written: BTreeMap<String, i64> =
+                    offsets.iter().map(|(p, o)| (p.to_string(), *o)).collect();
+                write!(f, "offsets {written:?}")
+            }
+        }
+    }
 }
 
 /// When a replay is done: `until`, as validation accepted it.
@@ -86,17 +154,6 @@ pub enum Until {
     /// Once caught up, and then on in the background until a `stop` or
     /// `cutover` step.
     Cutover,
-}
-
-impl ReplayStep {
-    /// `until`, read once: validation refused anything else.
-    pub fn until(&self) -> Until {
-        match self.until.as_ref().map(|u| u.get_ref().as_str()) {
-            Some("caught-up") => Until::CaughtUp,
-            Some("cutover") => Until::Cutover,
-            _ => Until::End,
-        }
-    }
 }
 
 /// `caught_up = { max_lag = 100, for = "10s", timeout = "1h", stall = "5m" }`:
@@ -135,12 +192,8 @@ pub enum OnError {
     DeadLetter,
 }
 
-impl StepConfig for ReplayStep {
-    fn kind(&self) -> &'static str {
-        KIND.name
-    }
-
-    fn check(&self, c: &Checking<'_>) -> Result<(), WorkflowError> {
+impl StepFile for ReplayFile {
+    fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
         let source = c.source(&self.source)?;
         c.plugin(&self.transform)?;
         c.world(&self.transform, "transform", TRANSFORMER_INTERFACE)?;
@@ -159,30 +212,34 @@ impl StepConfig for ReplayStep {
             ));
         }
         let kafka = source.can_follow();
-        match &self.start {
-            Some(Point::Restore(_))
+        let mut start = match &self.start {
+            None | Some(Point::Earliest) => StartPoint::Earliest,
+            Some(Point::At(ms)) => StartPoint::At(*ms),
+            Some(Point::Restore(margin)) => {
                 if !c
                     .earlier
                     .iter()
-                    .any(|s| s.config.restores() == Some(self.into.get_ref())) =>
-            {
-                return Err(c.step(format!(
-                    "`start` is relative to the restore point, but no earlier `restore` step loads `{}`",
-                    self.into.get_ref()
-                )));
+                    .any(|s| s.config.restores() == Some(self.into.get_ref()))
+                {
+                    return Err(c.step(format!(
+                        "`start` is relative to the restore point, but no earlier `restore` step loads `{}`",
+                        self.into.get_ref()
+                    )));
+                }
+                StartPoint::Restore(*margin)
             }
             Some(Point::Latest) if !kafka => {
                 return Err(
                     c.step("`start = \"latest\"` needs a kafka source; a file has no live end")
                 );
             }
+            Some(Point::Latest) => StartPoint::Latest,
             Some(Point::Watermark(_)) => {
                 return Err(c.step(
                     "`start` must be `earliest`, `latest`, `restore - …`, a time or milliseconds",
                 ));
             }
-            _ => {}
-        }
+        };
         if !self.start_offsets.is_empty() {
             if !kafka {
                 return Err(c.step("`start_offsets` needs a kafka source"));
@@ -190,32 +247,41 @@ impl StepConfig for ReplayStep {
             if self.start.is_some() {
                 return Err(c.step("give `start` or `start_offsets`, not both"));
             }
+            let mut offsets = BTreeMap::new();
             for (partition, offset) in &self.start_offsets {
-                if partition.parse::<u16>().is_err() || *offset < 0 {
-                    return Err(c.step(format!(
-                        "`start_offsets` maps partition numbers to offsets, both 0 or more; got `{partition} = {offset}`"
-                    )));
-                }
+                match partition.parse::<u16>() {
+                    Ok(p) if *offset >= 0 => offsets.insert(i32::from(p), *offset),
+                    _ => {
+                        return Err(c.step(format!(
+                            "`start_offsets` maps partition numbers to offsets, both 0 or more; got `{partition} = {offset}`"
+                        )));
+                    }
+                };
             }
+            start = StartPoint::Offsets(offsets);
         }
-        let allowed: &[&str] = if source.can_follow() {
+        let allowed: &[&str] = if kafka {
             &["end", "caught-up", "cutover"]
         } else {
             &["end"]
         };
-        if let Some(until) = &self.until
-            && !allowed.contains(&until.get_ref().as_str())
-        {
-            return Err(c.at(
-                until.span(),
-                format!(
-                    "unknown `until` = `{}` for this source; expected {}",
-                    until.get_ref(),
-                    quoted(allowed)
-                ),
-            ));
-        }
-        let until = self.until();
+        let until = match &self.until {
+            None => Until::End,
+            Some(written) => match written.get_ref().as_str() {
+                w if !allowed.contains(&w) => {
+                    return Err(c.at(
+                        written.span(),
+                        format!(
+                            "unknown `until` = `{w}` for this source; expected {}",
+                            quoted(allowed)
+                        ),
+                    ));
+                }
+                "caught-up" => Until::CaughtUp,
+                "cutover" => Until::Cutover,
+                _ => Until::End,
+            },
+        };
         if self.caught_up.is_some() && until == Until::End {
             return Err(
                 c.step("`caught_up` is the gate of `until = \"caught-up\"` or `\"cutover\"`")
@@ -256,21 +322,36 @@ impl StepConfig for ReplayStep {
         {
             return Err(c.step("`on_error = \"dead-letter\"` needs `dead_letter` (the file refused events go to) or `dead_letter_topic` (a topic of the source's cluster)"));
         }
-        Ok(())
+        Ok(Box::new(ReplayStep {
+            start,
+            until,
+            source: self.source,
+            transform: self.transform,
+            into: self.into,
+            caught_up: self.caught_up,
+            batch_size: self.batch_size,
+            batch_bytes: self.batch_bytes,
+            checkpoint_every: self.checkpoint_every,
+            on_error: self.on_error,
+            dead_letter: self.dead_letter,
+            dead_letter_topic: self.dead_letter_topic,
+        }))
+    }
+}
+
+impl StepConfig for ReplayStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
     }
 
     fn describe(&self, setup: &Setup) -> String {
         format!(
             "replay {} from {} through plugin `{}` into {}, until {}, {} events a batch, refused events: {}",
             setup.source_text(self.source.get_ref()),
-            if self.start_offsets.is_empty() {
-                self.start.clone().unwrap_or(Point::Earliest).to_string()
-            } else {
-                format!("offsets {:?}", self.start_offsets)
-            },
+            self.start,
             self.transform.get_ref(),
             setup.store_text(self.into.get_ref()),
-            match self.until() {
+            match self.until {
                 Until::End => "the end of the log as it is when the step starts".to_string(),
                 gated => {
                     let gate = self.caught_up.clone().unwrap_or_default();
@@ -312,7 +393,7 @@ impl StepConfig for ReplayStep {
     }
 
     fn leaves_running(&self) -> bool {
-        self.until() == Until::Cutover
+        self.until == Until::Cutover
     }
 
     fn keeps_current(&self) -> Option<(&str, Duration)> {
@@ -323,6 +404,10 @@ impl StepConfig for ReplayStep {
             .map_or(DEFAULT_WAIT, |t| t.0);
         self.leaves_running()
             .then_some((self.into.get_ref().as_str(), wait))
+    }
+
+    fn saved(&self, state: &StepState) -> Result<(), StateError> {
+        state.own::<ReplayState>().map(drop)
     }
 
     fn restart(&self, ctx: &StepContext, id: &str) -> Option<Box<dyn BackgroundTask>> {

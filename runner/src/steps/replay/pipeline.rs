@@ -10,14 +10,13 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use super::board::Board;
-use super::config::ReplayStep;
+use super::config::{ReplayStep, StartPoint};
 use super::dead_letter;
 use super::in_flight::InFlight;
 use super::saved::ReplayState;
 use super::writer::Writer;
 use super::{DEFAULT_BATCH_BYTES, Follow};
 use crate::cancel::Cancel;
-use crate::document::values::Point;
 use crate::fault::Fault;
 use crate::model::{Event, RowMutation};
 use crate::plugin::TransformPlugin;
@@ -127,16 +126,11 @@ pub fn run(
         let restore_point = state.data.restore_points.get(r.into.get_ref()).copied();
         let st = state.step_mut(id, super::config::KIND.name);
         let start = match &r.start {
-            _ if !r.start_offsets.is_empty() => Start::Offsets(
-                r.start_offsets
-                    .iter()
-                    .filter_map(|(p, o)| Some((p.parse().ok()?, *o)))
-                    .collect(),
-            ),
-            None | Some(Point::Earliest) => Start::Earliest,
-            Some(Point::Latest) => Start::Latest,
-            Some(Point::At(ms)) => Start::Timestamp(*ms),
-            Some(Point::Restore(margin)) => {
+            StartPoint::Earliest => Start::Earliest,
+            StartPoint::Latest => Start::Latest,
+            StartPoint::At(ms) => Start::Timestamp(*ms),
+            StartPoint::Offsets(offsets) => Start::Offsets(offsets.clone()),
+            StartPoint::Restore(margin) => {
                 let t0 = restore_point.ok_or_else(|| {
                     StepError::Missing(format!(
                         "`start` is relative to the restore point of `{}`, but none is recorded; run the restore step first",
@@ -146,11 +140,6 @@ pub fn run(
                 Start::Timestamp(
                     t0.saturating_sub(i64::try_from(margin.as_millis()).unwrap_or(i64::MAX)),
                 )
-            }
-            Some(other) => {
-                return Err(StepError::Other(format!(
-                    "`start = \"{other}\"` is not a replay start"
-                )));
             }
         };
         let saved: ReplayState = st.own()?;
