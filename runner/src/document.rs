@@ -5,11 +5,13 @@
 //! whole file together.
 //!
 //! - `error`: the error of a workflow file and where it points.
-//! - `vars`: `[vars]`, `--var` and `${…}`; `quoting` quotes them for `sh`.
+//! - `vars`: `[vars]`, `--var` and `${…}`; `quoting` quotes them for `sh`;
+//!   `code` knows which arguments programs read as code.
 //! - `values`: durations, sizes, points in time, numbers and flags as text.
 //! - `read`: named tables, `kind`, one value as a type; paths.
 //! - `kind`: a table handed to the reader of its kind; where a workflow lives.
 
+pub mod code;
 pub mod error;
 pub mod kind;
 pub mod quoting;

@@ -16,6 +16,8 @@
 
 use std::collections::BTreeMap;
 
+use super::code::reads_as_code;
+
 /// Why a script cannot be expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuoteError {
@@ -137,6 +139,28 @@ pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<Str
                 word_start = false;
                 continue;
             }
+            // The runner's own variable where a program reads code, in a
+            // place this shell expands it first: the same as `${var}`.
+            if let Some(tail) = rest.strip_prefix("$SWITCHYARD_")
+                && context != Context::Single
+            {
+                let written: Vec<&str> = words.iter().map(String::as_str).collect();
+                if let Some(reader) = reads_as_code(&written, written.len()) {
+                    let len = tail
+                        .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+                        .unwrap_or(tail.len());
+                    let env_name = format!("SWITCHYARD_{}", &tail[..len]);
+                    let name = env
+                        .iter()
+                        .find(|(_, e)| **e == env_name)
+                        .map_or(env_name.clone(), |(n, _)| n.clone());
+                    return Err(QuoteError::Code {
+                        name,
+                        program: reader.program,
+                        env: env_name,
+                    });
+                }
+            }
             if rest.starts_with("$(") && context != Context::Single {
                 substitutions += 1;
             }
@@ -146,10 +170,13 @@ pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<Str
         if escaped {
             escaped = false;
             word_start = false;
-            word.get_or_insert_default().push(c);
+            // A backslash-newline joins two lines: no character at all.
+            if c != '\n' {
+                word.get_or_insert_default().push(c);
+            }
             continue;
         }
-        track_words(context, c, &mut words, &mut word);
+        let before = context;
         context = match (context, c) {
             (Context::Comment, '\n') => Context::Bare,
             (Context::Comment, _) => Context::Comment,
@@ -175,6 +202,7 @@ pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<Str
             }
             (c, _) => c,
         };
+        track_words(before, context, c, &mut words, &mut word);
         word_start = context == Context::Bare && (c.is_whitespace() || ";&|(".contains(c));
     }
     Ok(out)
@@ -182,15 +210,27 @@ pub fn expand_quoted(script: &str, env: &BTreeMap<String, String>) -> Result<Str
 
 /// Follows the words of the command a script is at, as a shell splits
 /// them: quotes are dropped, unquoted blanks end a word, and `;`, `&`,
-/// `|`, `(`, `)` and newlines start a new command.
-fn track_words(context: Context, c: char, words: &mut Vec<String>, word: &mut Option<String>) {
-    let quote = matches!((context, c), (Context::Bare, '\'' | '"'))
+/// `|`, `(`, `)`, newlines and the end of a comment start a new command.
+/// `before` and `after` are the contexts around `c`.
+fn track_words(
+    before: Context,
+    after: Context,
+    c: char,
+    words: &mut Vec<String>,
+    word: &mut Option<String>,
+) {
+    let quote = matches!((before, c), (Context::Bare, '\'' | '"'))
         || matches!(
-            (context, c),
+            (before, c),
             (Context::Single, '\'') | (Context::Double, '"')
         );
-    match context {
+    match before {
+        Context::Comment if after == Context::Bare => {
+            word.take();
+            words.clear();
+        }
         Context::Comment => {}
+        Context::Bare if after == Context::Comment => {}
         _ if quote => {
             word.get_or_insert_default();
         }
@@ -203,124 +243,6 @@ fn track_words(context: Context, c: char, words: &mut Vec<String>, word: &mut Op
         Context::Bare if c == '\\' => {}
         _ => word.get_or_insert_default().push(c),
     }
-}
-
-/// A program that reads one of its arguments as code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CodeReader {
-    /// The program, as written.
-    pub program: String,
-    /// Whether it is a shell given a script (`sh -c SCRIPT`), in which the
-    /// runner can make each `${var}` a reference to its environment
-    /// variable.
-    pub shell: bool,
-}
-
-/// Programs whose argument after `-c` (or a cluster such as `-ec`) is a
-/// script for a shell.
-const SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "su", "runuser", "flock",
-    "script",
-];
-
-/// Interpreters, and the options after which their next argument is code.
-const INLINE_CODE: &[(&[&str], &[&str])] = &[
-    (&["python", "python2", "python3", "pypy", "pypy3"], &["-c"]),
-    (&["perl"], &["-e", "-E"]),
-    (&["ruby"], &["-e"]),
-    (
-        &["node", "nodejs", "deno", "bun"],
-        &["-e", "--eval", "-p", "--print"],
-    ),
-    (&["php"], &["-r"]),
-    (&["lua", "luajit", "Rscript", "osascript"], &["-e"]),
-    (
-        &["fish", "csh", "tcsh", "pwsh", "powershell"],
-        &["-c", "-Command"],
-    ),
-];
-
-/// Programs whose first argument that is not an option is their program
-/// (unless it comes from a file, `-f`).
-const PROGRAM_FIRST: &[&str] = &["awk", "gawk", "mawk", "nawk", "sed", "gsed", "trap"];
-
-/// Programs that run every argument after them as code: `eval`, and
-/// those that hand their arguments to a shell (`ssh HOST …` on the remote
-/// side, `watch`, `parallel`).
-const ALL_CODE: &[&str] = &["eval", "watch", "parallel"];
-
-/// `ssh`'s options that take a value (so the host is found).
-const SSH_VALUES: &str = "bBcDEeFIiJLlmOopQRSWw";
-
-/// Whether `args[at]` is read as code by a program named before it
-/// (anywhere: `env`, `sudo`, `timeout 5` and the like run the rest as a
-/// command), and by which.
-pub fn reads_as_code(args: &[&str], at: usize) -> Option<CodeReader> {
-    let reader = |program: &str, shell| CodeReader {
-        program: program.to_string(),
-        shell,
-    };
-    for (i, program) in args.iter().enumerate().take(at) {
-        let name = program.rsplit('/').next().unwrap_or(program);
-        let after = &args[i + 1..at];
-        if SHELLS.contains(&name) {
-            let flag = after
-                .iter()
-                .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'));
-            if flag.is_some_and(|f| i + 1 + f + 1 == at) {
-                return Some(reader(program, true));
-            }
-        } else if let Some((_, flags)) = INLINE_CODE.iter().find(|(names, _)| names.contains(&name))
-        {
-            if after.last().is_some_and(|a| flags.contains(a)) {
-                return Some(reader(program, false));
-            }
-        } else if PROGRAM_FIRST.contains(&name) {
-            // Walk the options; the first other word is the program,
-            // unless `-e` or `-f` gave it.
-            let mut given = false;
-            let mut value_of: Option<&str> = None;
-            let mut first_word = true;
-            for a in after {
-                if let Some(option) = value_of.take() {
-                    given |= matches!(option, "-e" | "--expression" | "-f" | "--file");
-                    continue;
-                }
-                match *a {
-                    "-e" | "--expression" | "-f" | "--file" | "-F" | "-v" | "-l" => {
-                        value_of = Some(a)
-                    }
-                    a if a.starts_with('-') => {}
-                    _ => {
-                        first_word = false;
-                        break;
-                    }
-                }
-            }
-            let code = match value_of {
-                Some(option) => matches!(option, "-e" | "--expression"),
-                None => first_word && !given,
-            };
-            if code {
-                return Some(reader(program, false));
-            }
-        } else if ALL_CODE.contains(&name) {
-            return Some(reader(program, false));
-        } else if name == "ssh" {
-            let mut skip = false;
-            for a in after {
-                if skip {
-                    skip = false;
-                } else if let Some(flag) = a.strip_prefix('-') {
-                    skip = flag.len() == 1 && SSH_VALUES.contains(flag);
-                } else {
-                    // The host; what follows it is a remote shell's code.
-                    return Some(reader(program, false));
-                }
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -428,35 +350,12 @@ mod tests {
         assert_eq!(expand_quoted("${open", &env), Err(QuoteError::Unclosed));
         let shell = |a: &[&str], at| reads_as_code(a, at).map(|r| r.shell);
         assert_eq!(shell(&["sh", "-c", "x"], 2), Some(true));
-        assert_eq!(shell(&["/bin/bash", "-ec", "x", "a"], 2), Some(true));
-        assert_eq!(shell(&["/bin/bash", "-ec", "x", "a"], 3), None);
         assert_eq!(shell(&["env", "A=1", "sh", "-c", "x"], 4), Some(true));
-        assert_eq!(
-            shell(&["sudo", "-u", "x", "bash", "-c", "x"], 5),
-            Some(true)
-        );
-        assert_eq!(shell(&["runner", "-c", "x"], 2), None);
+        assert_eq!(shell(&["python3", "-c", "x"], 2), Some(false));
     }
 
     #[test]
     fn where_a_program_would_read_a_value_as_code_the_runner_refuses() {
-        let code = |a: &[&str], at| reads_as_code(a, at).map(|r| r.program);
-        assert_eq!(code(&["python3", "-c", "x"], 2), Some("python3".into()));
-        assert_eq!(code(&["python3", "job.py", "x"], 2), None);
-        assert_eq!(code(&["nice", "perl", "-e", "x"], 3), Some("perl".into()));
-        assert_eq!(code(&["node", "--eval", "x"], 2), Some("node".into()));
-        assert_eq!(code(&["awk", "-F", ",", "x", "f"], 3), Some("awk".into()));
-        assert_eq!(code(&["awk", "{print}", "x"], 2), None);
-        assert_eq!(code(&["awk", "-f", "p.awk", "x"], 3), None);
-        assert_eq!(code(&["sed", "-n", "-e", "x"], 3), Some("sed".into()));
-        assert_eq!(code(&["sed", "-e", "s/a/b/", "x"], 3), None);
-        assert_eq!(code(&["ssh", "-p", "22", "x"], 3), None);
-        assert_eq!(
-            code(&["ssh", "-p", "22", "host", "x"], 4),
-            Some("ssh".into())
-        );
-        assert_eq!(code(&["timeout", "5", "x"], 2), None);
-
         let env = environment(&vars());
         for (script, program) in [
             ("bash -c \"printf %s ${evil}\"", "bash"),
@@ -465,6 +364,12 @@ mod tests {
             ("env python3 -c \"print(${evil})\"", "python3"),
             ("x=1 sudo sh -ec ${evil} | cat", "sh"),
             ("trap ${evil} EXIT", "trap"),
+            ("# deploy\nbash -c \"echo ${evil}\"", "bash"),
+            ("set -eu # strict\neval \"${evil}\"", "eval"),
+            ("bash -c \\\n  \"echo ${evil}\"", "bash"),
+            ("perl -pe \"s/a/${evil}/\" f", "perl"),
+            ("sh -c -e \"echo ${evil}\"", "sh"),
+            ("bash -c \"echo \\\"$SWITCHYARD_evil\\\"\"", "bash"),
         ] {
             assert_eq!(
                 expand_quoted(script, &env),
@@ -481,6 +386,9 @@ mod tests {
             "printf '[%s]' ${evil}; sh -c 'true'",
             "python3 -c 'import sys' ${evil} >/dev/null 2>&1; printf '[%s]' ${evil}",
             "bash -c 'printf \"[%s]\" \"$1\"' _ ${evil}",
+            "bash -c 'printf \"[%s]\" \"$SWITCHYARD_evil\"'",
+            "# a comment\nprintf '[%s]' ${evil} # sh -c",
+            "printf '[%s]' \\\n  ${evil}",
         ] {
             assert_eq!(run(script), (format!("[{EVIL}]"), false), "{script}");
         }

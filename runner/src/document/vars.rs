@@ -221,7 +221,7 @@ fn expand_step(
                 let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
                 for (i, arg) in args.iter_mut().enumerate() {
                     let span = arg.span();
-                    let reader = super::quoting::reads_as_code(&raw, i);
+                    let reader = super::code::reads_as_code(&raw, i);
                     match (arg.get_mut(), reader) {
                         (DeValue::String(text), Some(reader)) if reader.shell => {
                             *text = script(text, span)?.into()
@@ -249,10 +249,10 @@ fn expand_step(
     Ok(())
 }
 
-/// Why a `${var}` cannot go where a program reads code.
+/// Why a `${var}` cannot go where a program reads code, and the ways out.
 fn code_error(name: &str, program: &str, env: &str) -> String {
     format!(
-        "`${{{name}}}` stands where `{program}` reads code, so its value would run as code, not be one word; have that code read the environment variable `{env}` instead (every command gets it, set to the value of `{name}`): `\"${env}\"` in a nested shell's script, `os.environ[\"{env}\"]` in Python"
+        "`${{{name}}}` stands where `{program}` reads code, so its value would run as code, not be one word; pass it as an argument the code reads (`sh -c '… \"$1\" …' sh ${{{name}}}`), or have the code read the environment variable `{env}`, which every command gets (in a nested shell, inside single quotes: `'… \"${env}\" …'`; sudo, ssh and containers do not pass it on)"
     )
 }
 
