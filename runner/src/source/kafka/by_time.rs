@@ -13,8 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -32,10 +33,29 @@ pub enum Found {
     Search,
 }
 
+/// The probe's client context: the end of a partition is what the probe
+/// looks for, so librdkafka reporting it as an error is dropped rather
+/// than logged (it can arrive that way when a fetch ends a partition the
+/// probe has moved past).
+pub struct ProbeContext;
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+            || matches!(error, KafkaError::PartitionEOF(_))
+        {
+            return;
+        }
+        tracing::warn!(target: "librdkafka", "{error}: {reason}");
+    }
+}
+
+impl ConsumerContext for ProbeContext {}
+
 /// Reads single records by offset, with its own consumer that never joins
 /// or commits for a group.
 pub struct Probe {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ProbeContext>,
     topic: String,
     /// Records read, for the log.
     pub reads: u32,
@@ -49,8 +69,8 @@ impl Probe {
             .set("group.id", "switchyard-probe")
             .set("enable.partition.eof", "true")
             .set("statistics.interval.ms", "0");
-        let consumer: BaseConsumer = settings
-            .create()
+        let consumer: BaseConsumer<ProbeContext> = settings
+            .create_with_context(ProbeContext)
             .map_err(|e| format!("cannot create a probe consumer: {e}"))?;
         Ok(Probe {
             consumer,
