@@ -118,6 +118,9 @@ pub enum PluginCommand {
         /// The .wasm file.
         file: PathBuf,
     },
+    /// Remove the compiled plugins kept on disk (the next run compiles
+    /// them again).
+    Clean,
 }
 
 /// The workflow file and how to read it.
@@ -297,6 +300,26 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+        Command::Plugin(PluginCommand::Clean) => {
+            let Some(cache) = crate::plugin::cache::CompiledCache::default_folder() else {
+                println!("no cache of compiled plugins (SWITCHYARD_PLUGIN_CACHE=off, or no home)");
+                return ExitCode::SUCCESS;
+            };
+            match cache.clean() {
+                Ok((entries, bytes)) => {
+                    println!(
+                        "removed {entries} compiled plugin(s), {} KiB, from {}",
+                        crate::report::thousands(bytes / 1024),
+                        cache.dir().display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot clean `{}`: {e}", cache.dir().display());
                     ExitCode::from(EXIT_FAILED)
                 }
             }

@@ -1,7 +1,8 @@
 //! The wasmtime host for plugins.
 //!
 //! - `bindings`: the contract, generated from `sdk/wit/`.
-//! - `engine`: the one shared engine and its deadline clock.
+//! - `engine`: the one shared engine and its deadline clock; `cache`:
+//!   compiled plugins kept on disk.
 //! - `load`: a plugin's bytes, from a `.wasm` or by building its crate; sha256 pins.
 //! - `sandbox`: what an instance runs with; its grants.
 //! - `linker`: which imports do something; denials by name.
@@ -15,6 +16,7 @@
 //! - `error`: load errors and what the sandbox stopped.
 
 pub mod bindings;
+pub mod cache;
 pub mod check;
 pub mod deadline;
 pub mod engine;

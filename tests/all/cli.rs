@@ -267,3 +267,48 @@ fn another_workflows_state_is_refused_not_taken_for_done() {
         "--fresh starts over"
     );
 }
+
+/// A plugin is compiled once: the next run reads the compiled code from
+/// the cache folder, and `runner plugin clean` empties it.
+#[test]
+fn a_compiled_plugin_is_kept_and_the_next_run_reads_it_back() {
+    let transform = switchyard_tests::plugins::wasm("plugins/chat-transform");
+    let test = Test::new()
+        .workflow(&format!(
+            "[workflow]\nname = \"w\"\n\n[source.log]\nkind = \"file\"\npath = \"e.ndjson\"\n\n[store.s]\nkind = \"sqlite\"\npath = \"s.sqlite\"\ntables = [\"messages\"]\n\n[plugin.p]\nwasm = \"{}\"\n\n[[step]]\nid = \"r\"\nkind = \"replay\"\nsource = \"log\"\ntransform = \"p\"\ninto = \"s\"\n",
+            transform.display()
+        ))
+        .file("e.ndjson", "");
+    let cache = test.dir().join("compiled");
+    let cache = cache.to_str().unwrap();
+    let run = |args: &[&str]| {
+        Test::new()
+            .fixture(test.dir())
+            .env("SWITCHYARD_PLUGIN_CACHE", cache)
+            .env("RUST_LOG", "switchyard_runner::plugin=debug")
+            .args(args)
+            .run()
+            .success()
+    };
+    let first = run(&["validate", "--connect", "workflow.toml"]);
+    assert!(
+        first.stderr().contains("plugin compiled"),
+        "{}",
+        first.stderr()
+    );
+    let second = run(&["validate", "--connect", "workflow.toml"]);
+    assert!(
+        second
+            .stderr()
+            .contains("compiled plugin read from the cache")
+            && !second.stderr().contains("plugin compiled"),
+        "{}",
+        second.stderr()
+    );
+    let clean = run(&["plugin", "clean"]);
+    assert!(
+        clean.stdout().starts_with("removed 1 compiled plugin(s)"),
+        "{}",
+        clean.stdout()
+    );
+}

@@ -1,9 +1,11 @@
 //! The one wasmtime engine every plugin runs on, and its epoch ticker.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::{Config, Engine};
 
+use super::cache::CompiledCache;
 use crate::cancel::Cancel;
 
 /// How often the epoch advances: how often a running call looks at its
@@ -16,6 +18,7 @@ const TICK: Duration = Duration::from_millis(10);
 pub struct PluginEngine {
     engine: Engine,
     stop: Cancel,
+    cache: Option<Arc<CompiledCache>>,
 }
 
 impl PluginEngine {
@@ -45,12 +48,21 @@ impl PluginEngine {
                     std::thread::sleep(TICK);
                 }
             })?;
-        Ok(PluginEngine { engine, stop })
+        Ok(PluginEngine {
+            engine,
+            stop,
+            cache: CompiledCache::default_folder().map(Arc::new),
+        })
     }
 
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Where compiled plugins are kept, unless that is turned off.
+    pub fn cache(&self) -> Option<&CompiledCache> {
+        self.cache.as_deref()
     }
 
     /// The signal that stops calls in progress.

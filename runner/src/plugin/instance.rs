@@ -18,7 +18,7 @@ use super::engine::PluginEngine;
 use super::error::{Input, LoadError, PluginFailure};
 use super::limits::{Limits, MemoryLimitHit};
 use super::linker;
-use super::load::{component_bytes, describe_invalid};
+use super::load::{component_bytes, describe_invalid, sha256_hex};
 use super::sandbox::{CapabilityDenied, Grants, HostState};
 
 /// One plugin world as the host sees it; implemented for each `bindgen!`
@@ -104,12 +104,17 @@ impl<W: World> Plugin<W> {
     /// Reads (or builds), verifies, compiles and links the plugin.
     pub fn load(engine: &PluginEngine, spec: &PluginSpec) -> Result<Self, LoadError> {
         let (bytes, path) = component_bytes(&spec.name, &spec.source, spec.sha256.as_deref())?;
-        let component =
+        let compile = || {
             Component::new(engine.engine(), &bytes).map_err(|e| LoadError::Invalid {
                 plugin: spec.name.clone(),
                 path: path.clone(),
                 message: describe_invalid(&bytes, &e),
-            })?;
+            })
+        };
+        let component = match engine.cache() {
+            Some(cache) => cache.component(engine.engine(), &sha256_hex(&bytes), compile)?,
+            None => compile()?,
+        };
         let exports: Vec<String> = component
             .component_type()
             .exports(engine.engine())
