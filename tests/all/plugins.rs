@@ -137,7 +137,7 @@ fn a_plugin_crate_that_does_not_compile_says_so() {
     assert_eq!(
         err.to_string(),
         format!(
-            "plugin `b`: `cargo build --release --target wasm32-wasip2` failed in `{}` (see the compiler output above)",
+            "plugin `b`: `cargo rustc --release --target wasm32-wasip2 --crate-type cdylib` failed in `{}` (see the compiler output above)",
             dir.path().display()
         )
     );

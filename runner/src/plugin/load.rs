@@ -14,7 +14,7 @@ use super::error::LoadError;
 pub enum PluginSource {
     /// A compiled component.
     Wasm(PathBuf),
-    /// A crate to build with `cargo build --release --target wasm32-wasip2`.
+    /// A crate to build for wasm32-wasip2 (see [`build_crate`]).
     Crate(PathBuf),
 }
 
@@ -160,11 +160,16 @@ pub fn build_crate(plugin: &str, dir: &Path) -> Result<PathBuf, LoadError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     tracing::info!(plugin, crate_dir = %dir.display(), "building plugin for {TARGET}");
     let mut child = Command::new(&cargo)
-        .args(["build", "--quiet", "--release", "--target", TARGET, "--lib"])
+        .args(["rustc", "--quiet", "--release", "--target", TARGET, "--lib"])
         // Plugins are small and hot: whole-program optimisation pays for
-        // itself on the first batch. Always the same flags, so repeated
-        // builds are no-ops.
+        // itself on the first batch. Cargo drops LTO for a crate that is
+        // also an rlib (`crate-type = ["cdylib", "rlib"]`, which plugin
+        // crates need for their native tests), so the library is built as
+        // a cdylib alone. Always the same flags, so repeated builds are
+        // no-ops.
+        .args(["--crate-type", "cdylib"])
         .args(["--config", "profile.release.lto=true"])
+        .args(["--config", "profile.release.opt-level=3"])
         .args(["--config", "profile.release.codegen-units=1"])
         .args(["--config", "profile.release.debug=false"])
         .arg("--manifest-path")
@@ -188,10 +193,10 @@ pub fn build_crate(plugin: &str, dir: &Path) -> Result<PathBuf, LoadError> {
     }
     let status = child
         .wait()
-        .map_err(|e| build_error(format!("`cargo build` did not finish: {e}")))?;
+        .map_err(|e| build_error(format!("`cargo rustc` did not finish: {e}")))?;
     if !status.success() {
         return Err(build_error(format!(
-            "`cargo build --release --target {TARGET}` failed in `{}` (see the compiler output above)",
+            "`cargo rustc --release --target {TARGET} --crate-type cdylib` failed in `{}` (see the compiler output above)",
             dir.display()
         )));
     }
