@@ -39,11 +39,20 @@
 //! - `sdk/wit/plugin.wit`: the contract itself, `switchyard:plugin@0.1.0`.
 #![deny(missing_docs)]
 
+#[cfg(any(test, target_family = "wasm"))]
+mod alloc;
 mod config;
 pub mod log;
 mod types;
 #[cfg(target_family = "wasm")]
 mod wasm;
+
+/// Small blocks from size classes inside the sandbox (see `alloc.rs`); a
+/// plugin that wants the default allocator turns off the SDK's
+/// `size-classes` feature.
+#[cfg(all(target_family = "wasm", feature = "size-classes"))]
+#[global_allocator]
+static ALLOCATOR: alloc::SizeClasses = alloc::SizeClasses::new();
 
 pub use config::Config;
 pub use types::{
