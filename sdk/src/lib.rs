@@ -91,6 +91,30 @@ pub use types::{
 ///     Ok(vec![])
 /// }
 /// ```
+///
+/// A wrong return type is refused natively too (`cargo test`), not only in
+/// the wasm build:
+///
+/// ```compile_fail,E0308
+/// #[switchyard_sdk::transform]
+/// fn one_row(event: &switchyard_sdk::Event) -> Result<switchyard_sdk::RowMutation, switchyard_sdk::PluginError> {
+///     Err(switchyard_sdk::PluginError::Other("no".into()))
+/// }
+/// ```
+///
+/// One plugin function per crate, wherever the second one is: the error
+/// names `switchyard_sdk_allows_one_plugin_function_per_crate_and_this_crate_has_two`.
+///
+/// ```compile_fail,E0428
+/// use switchyard_sdk::{Event, PluginError, RowMutation};
+/// #[switchyard_sdk::transform]
+/// fn one(event: &Event) -> Result<Vec<RowMutation>, PluginError> { Ok(vec![]) }
+/// mod inner {
+///     use switchyard_sdk::{Event, PluginError, RowMutation};
+///     #[switchyard_sdk::transform]
+///     fn two(event: &Event) -> Result<Vec<RowMutation>, PluginError> { Ok(vec![]) }
+/// }
+/// ```
 pub use switchyard_sdk_macros::transform;
 
 /// Marks `fn(&Pair[, &Config]) -> Result<Verdict, PluginError>` as the

@@ -166,6 +166,29 @@ fn glue(kind: Kind, func: &ItemFn, takes_config: bool, init: Option<&Path>) -> T
             const _: fn(&::switchyard_sdk::Config) -> ::core::result::Result<(), ::switchyard_sdk::PluginError> = #path;
         }
     });
+    // The function's own type, on every target, so that `cargo test`
+    // reports a wrong argument or return type as the wasm build would.
+    let s = quote!(::switchyard_sdk);
+    let (input, output) = match kind {
+        Kind::Transform => (quote!(#s::Event), quote!(::std::vec::Vec<#s::RowMutation>)),
+        Kind::Check => (quote!(#s::Pair), quote!(#s::Verdict)),
+        Kind::Route => (quote!(#s::Request), quote!(#s::Decision)),
+    };
+    let config = takes_config.then(|| quote!(, &#s::Config));
+    let span = func.sig.ident.span();
+    let type_check = quote::quote_spanned! {span=>
+        const _: fn(&#input #config) -> ::core::result::Result<#output, #s::PluginError> = #name;
+    };
+    // One plugin function per crate: a second one is refused here, by
+    // name, rather than by the linker's duplicate symbols in the wasm build.
+    let once = quote::format_ident!(
+        "switchyard_sdk_allows_one_plugin_function_per_crate_and_this_crate_has_two"
+    );
+    let single = quote! {
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! #once { () => {}; }
+    };
     let init = match init {
         Some(path) => quote!(::core::option::Option::Some(#path)),
         None => quote!(::core::option::Option::None),
@@ -211,6 +234,8 @@ fn glue(kind: Kind, func: &ItemFn, takes_config: bool, init: Option<&Path>) -> T
     };
     quote! {
         #init_check
+        #type_check
+        #single
         #[cfg(target_family = "wasm")]
         const _: () = {
             struct __SwitchyardPlugin;
