@@ -6,6 +6,8 @@
 //! 2. Replay of an NDJSON file into SQLite through the WebAssembly
 //!    transform, end to end through the engine, vs reading and parsing the
 //!    same file alone.
+//! 3. Loading the chat transform: compiling it vs reading it back from the
+//!    cache of compiled plugins.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,8 @@ fn main() {
     transform_wasm_vs_native(&events);
     println!();
     replay_vs_read(&log, dir.path());
+    println!();
+    compile_cold_vs_cached(dir.path());
     println!();
     println!("peak memory of this process: {}", peak_rss());
 }
@@ -191,7 +195,7 @@ into = "green"
         n / read.as_secs_f64()
     );
     println!(
-        "  replay             {:>10.0} events/s  (includes engine start and plugin compile)",
+        "  replay             {:>10.0} events/s  (includes engine start and plugin load)",
         n / replay.as_secs_f64()
     );
     println!(
@@ -213,6 +217,40 @@ fn read_all(log: &std::path::Path) -> Vec<Event> {
         out.extend(batch.events);
     }
     out
+}
+
+fn compile_cold_vs_cached(dir: &std::path::Path) {
+    use switchyard_runner::plugin::cache::{CompiledCache, MAX_CACHE_BYTES};
+    let bytes = std::fs::read(wasm("plugins/chat-transform")).expect("chat-transform");
+    let engine = PluginEngine::new().expect("engine");
+    let cache = CompiledCache::new(dir.join("compiled"), MAX_CACHE_BYTES);
+    let compile = || wasmtime::component::Component::new(engine.engine(), &bytes);
+    let cold = best(|| {
+        let _ = cache.clean();
+        cache
+            .component(engine.engine(), "bench", compile)
+            .expect("compile");
+        1
+    });
+    let cached = best(|| {
+        cache
+            .component(engine.engine(), "bench", compile)
+            .expect("cached");
+        1
+    });
+    println!(
+        "loading the chat transform ({} KiB component):",
+        bytes.len() / 1024
+    );
+    println!(
+        "  compiled          {:>8.1} ms (and stored in the cache)",
+        cold.as_secs_f64() * 1e3
+    );
+    println!("  from the cache    {:>8.1} ms", cached.as_secs_f64() * 1e3);
+    println!(
+        "  ratio compile/cached = {:.0}",
+        cold.as_secs_f64() / cached.as_secs_f64()
+    );
 }
 
 /// The best time of a few rounds (the first warms caches and code).
