@@ -8,8 +8,14 @@
 //! system allocator too, so the memory limit the runner enforces stays
 //! what it was: a plugin that allocates past it fails the same way.
 //!
-//! Plugins are single-threaded (wasm32-wasip2 has no threads), which is
-//! what lets the free lists be plain cells.
+//! Memory freed in small blocks stays with their class (and slabs are never
+//! given back), so a plugin that holds many small blocks at once, frees
+//! them and then asks for one large block needs room for both under its
+//! memory limit; such a plugin turns the `size-classes` feature off.
+//!
+//! Plugins are single-threaded (wasm32-wasip2 has no threads; a target with
+//! atomics does not get this allocator), which is what lets the free lists
+//! be plain cells.
 
 #![expect(
     unsafe_code,

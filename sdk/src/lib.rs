@@ -39,7 +39,7 @@
 //! - `sdk/wit/plugin.wit`: the contract itself, `switchyard:plugin@0.1.0`.
 #![deny(missing_docs)]
 
-#[cfg(any(test, target_family = "wasm"))]
+#[cfg(any(test, all(target_family = "wasm", not(target_feature = "atomics"))))]
 mod alloc;
 mod config;
 pub mod log;
@@ -50,7 +50,11 @@ mod wasm;
 /// Small blocks from size classes inside the sandbox (see `alloc.rs`); a
 /// plugin that wants the default allocator turns off the SDK's
 /// `size-classes` feature.
-#[cfg(all(target_family = "wasm", feature = "size-classes"))]
+#[cfg(all(
+    target_family = "wasm",
+    not(target_feature = "atomics"),
+    feature = "size-classes"
+))]
 #[global_allocator]
 static ALLOCATOR: alloc::SizeClasses = alloc::SizeClasses::new();
 

@@ -41,7 +41,8 @@ const EXTENSION: &str = "cwasm";
 pub fn folder() -> Option<PathBuf> {
     match std::env::var_os("SWITCHYARD_PLUGIN_CACHE") {
         Some(v) if v == "off" || v.is_empty() => None,
-        Some(v) => Some(PathBuf::from(v)),
+        // Components, so a trailing `/` cannot make a link look like a folder.
+        Some(v) => Some(PathBuf::from(v).components().collect()),
         None => std::env::var_os("XDG_CACHE_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -101,24 +102,32 @@ impl CompiledCache {
     /// The entry at `path`, if it is there, the user's own, and wasmtime
     /// takes it; one wasmtime refuses is removed.
     fn read(&self, engine: &Engine, path: &Path) -> Option<Component> {
-        if !own_and_closed(&self.dir) || !own_and_closed(path) {
+        if !safe_folder(&self.dir) {
             return None;
         }
-        let meta = std::fs::symlink_metadata(path).ok()?;
-        if !meta.is_file() || meta.len() > MAX_ENTRY {
+        // Opened without following a link, and checked on the open file,
+        // so what is checked is what is read.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || !own_and_closed(&meta) || meta.len() > MAX_ENTRY {
             return None;
         }
-        let bytes = std::fs::read(path).ok()?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
         // SAFETY: the bytes are an artifact this runner serialized into a
-        // folder only this user can write (checked above), and wasmtime
-        // checks the artifact's header against this engine's version and
-        // configuration. They are read into memory, so a file changed
-        // afterwards cannot change the code in use.
+        // folder only this user can change (checked above, with every
+        // folder above it), and wasmtime checks the artifact's header
+        // against this engine's version and configuration. They are read
+        // into memory, so a file changed afterwards cannot change the code
+        // in use.
         match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(component) => {
                 // Touched, so pruning keeps the entries in use.
-                let _ = std::fs::File::open(path)
-                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                let _ = file.set_modified(std::time::SystemTime::now());
                 Some(component)
             }
             Err(e) => {
@@ -137,9 +146,9 @@ impl CompiledCache {
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)?;
-        if !own_and_closed(&self.dir) {
+        if !safe_folder(&self.dir) {
             return Err(std::io::Error::other(
-                "the cache folder is not the user's own, or others can write to it",
+                "the cache folder, or a folder above it, can be changed by someone else",
             ));
         }
         let aside = self.dir.join(format!(
@@ -147,6 +156,7 @@ impl CompiledCache {
             std::process::id(),
             path.file_name().and_then(|n| n.to_str()).unwrap_or("entry")
         ));
+        let _ = std::fs::remove_file(&aside); // left by a run that died
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -157,11 +167,12 @@ impl CompiledCache {
             let _ = std::fs::remove_file(&aside);
             return Err(e);
         }
-        self.prune()
+        self.prune(path)
     }
 
-    /// Removes the oldest entries until the folder holds at most the limit.
-    fn prune(&self) -> std::io::Result<()> {
+    /// Removes the oldest entries until the folder holds at most the
+    /// limit, never `kept` (the entry just written).
+    fn prune(&self, kept: &Path) -> std::io::Result<()> {
         let mut entries = self.entries()?;
         let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
         entries.sort_by_key(|(_, _, modified)| *modified);
@@ -169,8 +180,14 @@ impl CompiledCache {
             if total <= self.limit {
                 break;
             }
-            std::fs::remove_file(&path)?;
-            total -= len;
+            if path == kept {
+                continue;
+            }
+            // Another run may have removed it already.
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => total -= len,
+            }
         }
         Ok(())
     }
@@ -185,7 +202,10 @@ impl CompiledCache {
         };
         for entry in read {
             let path = entry?.path();
-            let meta = std::fs::symlink_metadata(&path)?;
+            // One another run renamed or removed meanwhile is not there.
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             if meta.is_file() && path.extension().is_some_and(|e| e == EXTENSION) {
                 found.push((path, meta.len(), meta.modified()?));
             }
@@ -210,12 +230,28 @@ impl CompiledCache {
     }
 }
 
-/// Whether `path` is owned by this user and nobody else can write to it.
-fn own_and_closed(path: &Path) -> bool {
+/// Whether a file or folder is this user's and nobody else can write to it.
+fn own_and_closed(meta: &std::fs::Metadata) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
-    std::fs::symlink_metadata(path)
-        .is_ok_and(|m| m.uid() == uid && m.permissions().mode() & 0o022 == 0)
+    meta.uid() == uid && meta.permissions().mode() & 0o022 == 0
+}
+
+/// Whether `dir` is a folder (not a link) of this user's that nobody else
+/// can write to, under folders nobody else can change either: each owned
+/// by this user or root, and writable by others only with the sticky bit
+/// (as `/tmp`), which keeps them from renaming what is not theirs.
+fn safe_folder(dir: &Path) -> bool {
+    let own = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && own_and_closed(&m));
+    // SAFETY: as above.
+    let uid = unsafe { libc::geteuid() };
+    own && dir.ancestors().skip(1).all(|above| {
+        above.as_os_str().is_empty()
+            || std::fs::metadata(above).is_ok_and(|m| {
+                (m.uid() == uid || m.uid() == 0)
+                    && (m.permissions().mode() & 0o022 == 0 || m.permissions().mode() & 0o1000 != 0)
+            })
+    })
 }
 
 #[cfg(test)]
@@ -287,6 +323,15 @@ mod tests {
         std::fs::set_permissions(cache.dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
         load(&cache, &engine, &mut compiled);
         assert_eq!(compiled, 3, "nor one in a folder others can write");
+        std::fs::set_permissions(cache.dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(cache.dir(), &link).unwrap();
+        let through_link = CompiledCache::new(link, MAX_CACHE_BYTES);
+        load(&through_link, &engine, &mut compiled);
+        assert_eq!(compiled, 4, "nor one reached through a link");
+        load(&cache, &engine, &mut compiled);
+        assert_eq!(compiled, 4, "the folder itself still serves");
     }
 
     #[test]
