@@ -188,7 +188,10 @@ pub fn reads_as_code(args: &[&str], at: usize) -> Option<CodeReader> {
         let name = name_of(program);
         let after = &args[i + 1..at];
         let leads = starts[i];
-        if SHELLS.contains(&name) || program.starts_with('$') {
+        // `$SHELL` in a script may be any shell; `${var}` in a command list
+        // is the workflow's own variable, a program like any other.
+        let shell_variable = program.starts_with('$') && !program.starts_with("${");
+        if SHELLS.contains(&name) || shell_variable {
             if is_script(after, false) {
                 return reader(program, true);
             }
@@ -320,6 +323,7 @@ mod tests {
             "npm run watch -- X",
             "apt-get install -y parallel gawk X",
             "runner -c X",
+            "${runner} -c X",
         ] {
             assert_eq!(code(words), None, "{words}");
         }
