@@ -18,6 +18,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod check;
+pub mod contract;
 pub mod deadline;
 pub mod engine;
 pub mod error;

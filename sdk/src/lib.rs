@@ -36,14 +36,20 @@
 //! - the attribute macros [`transform`], [`check`], [`route`]: they check the
 //!   function's signature at compile time and, when building for WebAssembly,
 //!   generate the component exports, the batching loop and the conversions.
-//! - `sdk/wit/plugin.wit`: the contract itself, `switchyard:plugin@0.1.0`.
+//! - [`EventView`] and [`Rows`]: the fast form of a transform, which reads
+//!   events where the host put them and writes cells straight into the
+//!   packed answer.
+//! - `sdk/wit/plugin.wit`: the contract itself, `switchyard:plugin@0.2.0`.
 #![deny(missing_docs)]
 
 #[cfg(any(test, all(target_family = "wasm", not(target_feature = "atomics"))))]
 mod alloc;
+mod batch;
 mod config;
 pub mod log;
+mod rows;
 mod types;
+mod view;
 #[cfg(target_family = "wasm")]
 mod wasm;
 
@@ -59,15 +65,36 @@ mod wasm;
 static ALLOCATOR: alloc::SizeClasses = alloc::SizeClasses::new();
 
 pub use config::Config;
+pub use rows::{RowWriter, Rows};
 pub use types::{
     Cell, Decision, Event, Header, Pair, PluginError, Request, Row, RowMutation, Side, StoredCell,
     Verdict,
 };
+pub use view::EventView;
 
 /// Marks `fn(&Event[, &Config]) -> Result<Vec<RowMutation>, PluginError>` as
 /// the plugin's transform. `#[transform(init = f)]` also runs
 /// `fn f(&Config) -> Result<(), PluginError>` once before the first event,
 /// to reject bad configuration early.
+///
+/// Where speed matters, the fast form reads a borrowed [`EventView`] and
+/// writes its rows into [`Rows`] instead of returning owned mutations:
+/// `fn(&EventView[, &Config], &mut Rows) -> Result<(), PluginError>`. Rows
+/// written for an event that is then refused are dropped.
+///
+/// ```
+/// use switchyard_sdk::{EventView, PluginError, Rows};
+/// #[switchyard_sdk::transform]
+/// fn to_rows(event: &EventView, rows: &mut Rows) -> Result<(), PluginError> {
+///     let text = event.value_str()?;
+///     let key = format!("{:04}/{:012}", event.partition, event.offset);
+///     rows.row("events", key, event.timestamp_ms as u64).put("d", "text", text);
+///     Ok(())
+/// }
+/// let mut rows = Rows::new();
+/// to_rows(&switchyard_sdk::Event::new(0, 1, 10, b"hi").view(), &mut rows).unwrap();
+/// assert_eq!(rows.mutations()[0].row_key, b"0000/000000000001");
+/// ```
 ///
 /// ```
 /// use switchyard_sdk::{Event, PluginError, RowMutation};
@@ -150,4 +177,11 @@ pub use switchyard_sdk_macros::route;
 #[cfg(target_family = "wasm")]
 pub mod __private {
     pub use crate::wasm::*;
+}
+
+/// The batch loop of a transform, natively: the runner's benchmarks time
+/// the same path as the sandbox's without it. Not part of the public API.
+#[doc(hidden)]
+pub mod __native {
+    pub use crate::batch::{Answer, transform, transform_into};
 }

@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use crate::{Cell, Config, Decision, Event, Header, Pair, PluginError, Request, Row, RowMutation};
-use crate::{Side, StoredCell, Verdict};
+use crate::{Config, Decision, Event, EventView, Pair, PluginError, Request, Row, RowMutation};
+use crate::{Rows, Side, StoredCell, Verdict};
 
 /// Bindings of the `transform` world; they also own the shared `types` and
 /// `host` interfaces, which the other two worlds reuse.
@@ -30,8 +30,8 @@ pub mod check {
         export_macro_name: "__export_check",
         default_bindings_module: "::switchyard_sdk::__private::check",
         with: {
-            "switchyard:plugin/types@0.1.0": crate::wasm::transform::switchyard::plugin::types,
-            "switchyard:plugin/host@0.1.0": crate::wasm::transform::switchyard::plugin::host,
+            "switchyard:plugin/types@0.2.0": crate::wasm::transform::switchyard::plugin::types,
+            "switchyard:plugin/host@0.2.0": crate::wasm::transform::switchyard::plugin::host,
         },
     });
 }
@@ -46,8 +46,8 @@ pub mod route {
         export_macro_name: "__export_route",
         default_bindings_module: "::switchyard_sdk::__private::route",
         with: {
-            "switchyard:plugin/types@0.1.0": crate::wasm::transform::switchyard::plugin::types,
-            "switchyard:plugin/host@0.1.0": crate::wasm::transform::switchyard::plugin::host,
+            "switchyard:plugin/types@0.2.0": crate::wasm::transform::switchyard::plugin::types,
+            "switchyard:plugin/host@0.2.0": crate::wasm::transform::switchyard::plugin::host,
         },
     });
 }
@@ -85,137 +85,44 @@ pub fn init(
     }
 }
 
-/// Runs a per-event transform function over a batch and packs the
-/// mutations for the trip back to the host.
+/// Runs a transform that takes owned events over a batch.
 pub fn transform_batch(
-    events: Vec<wit::Event>,
+    batch: wit_transform::EventBatch,
     f: impl Fn(&Event, &Config) -> Result<Vec<RowMutation>, PluginError>,
 ) -> wit_transform::MutationBatch {
-    let config = config();
-    let mut packer = Packer::new(events.len());
-    for (i, e) in events.into_iter().enumerate() {
-        let event = event_from_wit(e);
-        match f(&event, config) {
-            Ok(mutations) => {
-                for m in &mutations {
-                    packer.row(i as u32, m);
-                }
-            }
-            Err(err) => packer.refused.push(wit_transform::Refusal {
-                event: i as u32,
+    to_wit(crate::batch::transform(
+        &batch.bytes,
+        &batch.words,
+        config(),
+        f,
+    ))
+}
+
+/// Runs a transform that reads borrowed views and writes rows in place.
+pub fn transform_batch_into(
+    batch: wit_transform::EventBatch,
+    f: impl FnMut(&EventView<'_>, &Config, &mut Rows) -> Result<(), PluginError>,
+) -> wit_transform::MutationBatch {
+    to_wit(crate::batch::transform_into(
+        &batch.bytes,
+        &batch.words,
+        config(),
+        f,
+    ))
+}
+
+fn to_wit(answer: crate::batch::Answer) -> wit_transform::MutationBatch {
+    wit_transform::MutationBatch {
+        bytes: answer.bytes,
+        words: answer.words,
+        refused: answer
+            .refused
+            .into_iter()
+            .map(|(event, err)| wit_transform::Refusal {
+                event,
                 error: error_to_wit(err),
-            }),
-        }
-    }
-    packer.finish()
-}
-
-/// Sizes of the previous batch, so the next one allocates its buffers once.
-static LAST_SIZES: std::sync::Mutex<(usize, usize, usize)> = std::sync::Mutex::new((0, 0, 0));
-
-/// Builds a `mutation-batch`: names, keys and values appended to one
-/// buffer; table and family names that repeat are stored once.
-struct Packer {
-    bytes: Vec<u8>,
-    rows: Vec<wit_transform::PackedRow>,
-    cells: Vec<wit_transform::PackedCell>,
-    refused: Vec<wit_transform::Refusal>,
-    names: Vec<wit_transform::Span>,
-}
-
-impl Packer {
-    fn new(events: usize) -> Self {
-        let (bytes, rows, cells) = *LAST_SIZES.lock().unwrap_or_else(|p| p.into_inner());
-        Packer {
-            bytes: Vec::with_capacity(bytes.max(events * 64)),
-            rows: Vec::with_capacity(rows.max(events)),
-            cells: Vec::with_capacity(cells.max(events)),
-            refused: Vec::new(),
-            names: Vec::new(),
-        }
-    }
-
-    fn bytes(&mut self, data: &[u8]) -> wit_transform::Span {
-        let start = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(data);
-        wit_transform::Span {
-            start,
-            len: data.len() as u32,
-        }
-    }
-
-    /// A table or family name, shared with an earlier copy when there is one.
-    fn name(&mut self, name: &str) -> wit_transform::Span {
-        let found = self.names.iter().copied().find(|s| {
-            let start = s.start as usize;
-            self.bytes.get(start..start + s.len as usize) == Some(name.as_bytes())
-        });
-        found.unwrap_or_else(|| {
-            let span = self.bytes(name.as_bytes());
-            if self.names.len() < 16 {
-                self.names.push(span);
-            }
-            span
-        })
-    }
-
-    fn row(&mut self, event: u32, m: &RowMutation) {
-        let empty = wit_transform::Span { start: 0, len: 0 };
-        let table = self.name(&m.table);
-        let row_key = self.bytes(&m.row_key);
-        let first_cell = self.cells.len() as u32;
-        for c in &m.cells {
-            let cell = match c {
-                Cell::Put {
-                    family,
-                    qualifier,
-                    value,
-                } => wit_transform::PackedCell {
-                    op: wit_transform::CellOp::Put,
-                    family: self.name(family),
-                    qualifier: self.bytes(qualifier),
-                    value: self.bytes(value),
-                },
-                Cell::DeleteCell { family, qualifier } => wit_transform::PackedCell {
-                    op: wit_transform::CellOp::DeleteCell,
-                    family: self.name(family),
-                    qualifier: self.bytes(qualifier),
-                    value: empty,
-                },
-                Cell::DeleteFamily { family } => wit_transform::PackedCell {
-                    op: wit_transform::CellOp::DeleteFamily,
-                    family: self.name(family),
-                    qualifier: empty,
-                    value: empty,
-                },
-                Cell::DeleteRow => wit_transform::PackedCell {
-                    op: wit_transform::CellOp::DeleteRow,
-                    family: empty,
-                    qualifier: empty,
-                    value: empty,
-                },
-            };
-            self.cells.push(cell);
-        }
-        self.rows.push(wit_transform::PackedRow {
-            event,
-            table,
-            row_key,
-            version: m.version,
-            first_cell,
-            cell_count: m.cells.len() as u32,
-        });
-    }
-
-    fn finish(self) -> wit_transform::MutationBatch {
-        *LAST_SIZES.lock().unwrap_or_else(|p| p.into_inner()) =
-            (self.bytes.len(), self.rows.len(), self.cells.len());
-        wit_transform::MutationBatch {
-            bytes: self.bytes,
-            rows: self.rows,
-            cells: self.cells,
-            refused: self.refused,
-        }
+            })
+            .collect(),
     }
 }
 
@@ -265,24 +172,6 @@ pub fn route_one(
         sticky_key: d.sticky_key,
         mirror: d.mirror,
     })
-}
-
-fn event_from_wit(e: wit::Event) -> Event {
-    Event {
-        partition: e.partition,
-        offset: e.offset,
-        timestamp_ms: e.timestamp_ms,
-        key: e.key,
-        value: e.value,
-        headers: e
-            .headers
-            .into_iter()
-            .map(|h| Header {
-                key: h.key,
-                value: h.value,
-            })
-            .collect(),
-    }
 }
 
 fn row_from_wit(r: wit::Row) -> Row {

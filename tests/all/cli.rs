@@ -199,7 +199,7 @@ fn validate_checks_pins_folders_worlds_and_numbers_written_as_variables() {
         .stderr_is("error: workflow.toml:18:14: plugin `p`: `read_dirs` grants `nowhere`, which is not a folder (paths are relative to the workflow's folder)\n");
     validate(workflow(&check, ""))
         .expect_code(2)
-        .stderr_is("error: workflow.toml:24:13: plugin `p` is not a transform plugin: it exports `switchyard:plugin/checker@0.1.0`; expected `switchyard:plugin/transformer@0.1.0` (build it with `#[switchyard_sdk::transform]`)\n");
+        .stderr_is("error: workflow.toml:24:13: plugin `p` is not a transform plugin: it exports `switchyard:plugin/checker@0.2.0`; expected `switchyard:plugin/transformer@0.2.0` (build it with `#[switchyard_sdk::transform]`)\n");
     Test::new()
         .workflow("[workflow]\nname = \"w\"\n\n[[step]]\nid = \"s\"\nkind = \"shell\"\ncommand = [\"true\"]\ntimeout = \"0s\"\n")
         .args(&["validate", "workflow.toml"])

@@ -58,7 +58,7 @@ fn a_plugin_of_another_world_is_refused_by_name() {
     .unwrap();
     assert_eq!(
         err.to_string(),
-        "plugin `c` is not a transform plugin: it exports `switchyard:plugin/checker@0.1.0`; expected `switchyard:plugin/transformer@0.1.0` (build it with `#[switchyard_sdk::transform]`)"
+        "plugin `c` is not a transform plugin: it exports `switchyard:plugin/checker@0.2.0`; expected `switchyard:plugin/transformer@0.2.0` (build it with `#[switchyard_sdk::transform]`)"
     );
     assert!(
         CheckPlugin::load(
@@ -184,4 +184,152 @@ into = "green"
         run.stderr(),
         "error: step `replay` (replay) failed: plugin `bomb` exceeded its memory limit of 8 MiB on event partition 1 offset 3; raise `memory_limit` in [plugin.bomb] if the work is legitimate\n"
     );
+}
+
+/// A component built against contract 0.1 (kept under `tests/fixtures/`,
+/// built from the example plugins before 0.2) loads and gives what its
+/// 0.2 build gives: the same rows, refusals and verdicts.
+#[test]
+fn plugins_built_against_contract_0_1_still_load_and_agree_with_their_0_2_builds() {
+    use switchyard_runner::model::{Event, Header, Row, StoredCell};
+    use switchyard_runner::plugin::check::{Pair, Verdict};
+    let engine = PluginEngine::new().unwrap();
+    let fixture = |name: &str| {
+        PluginSource::Wasm(
+            switchyard_tests::plugins::repo_root()
+                .join(format!("tests/fixtures/contract-0.1/{name}.wasm")),
+        )
+    };
+    let load_transform = |source| TransformPlugin::load(&engine, &spec("t", source, None)).unwrap();
+    let old = load_transform(fixture("chat-transform"));
+    let new = load_transform(PluginSource::Wasm(wasm("plugins/chat-transform")));
+    let event = |offset: i64, json: &str| Event {
+        partition: 1,
+        offset,
+        timestamp_ms: 1_000 + offset,
+        key: (offset % 2 == 0).then(|| b"room-1".to_vec()),
+        value: json.as_bytes().to_vec(),
+        headers: vec![Header {
+            key: "type".into(),
+            value: b"chat".to_vec(),
+        }],
+    };
+    let events = [
+        event(
+            0,
+            r#"{"type":"message_posted","room":"r1","message_id":"m1","user":"u1","text":"hi","posted_at":1000}"#,
+        ),
+        event(1, "not json"),
+        event(
+            2,
+            r#"{"type":"message_edited","room":"r1","message_id":"m1","text":"hey","posted_at":1000}"#,
+        ),
+        event(
+            3,
+            r#"{"type":"message_deleted","room":"r1","message_id":"m1","posted_at":1000}"#,
+        ),
+    ];
+    let old_rows = old.instance().transform(&events, None).unwrap().outcomes;
+    let new_rows = new.instance().transform(&events, None).unwrap().outcomes;
+    assert_eq!(old_rows, new_rows);
+    assert_eq!(old_rows.len(), 4);
+    assert!(old_rows[1].is_err());
+    assert_eq!(old_rows[0].as_ref().unwrap()[0].cells.len(), 5);
+
+    let load_check = |source| CheckPlugin::load(&engine, &spec("c", source, None)).unwrap();
+    let old = load_check(fixture("chat-check"));
+    let new = load_check(PluginSource::Wasm(wasm("plugins/chat-check")));
+    let row = |text: &str| Row {
+        row_key: b"k".to_vec(),
+        cells: vec![StoredCell {
+            family: "d".into(),
+            qualifier: b"text".to_vec(),
+            value: text.as_bytes().to_vec(),
+            version: 1,
+        }],
+    };
+    let pair = |blue: &str, green: Option<&str>| Pair {
+        table: "messages".into(),
+        row_key: b"k".to_vec(),
+        blue: Some(row(blue)),
+        green: green.map(row),
+    };
+    let pairs = [
+        pair("hi", Some("hi")),
+        pair("hi", Some("ho")),
+        pair("hi", None),
+    ];
+    let old_verdicts = old.instance().check(&pairs).unwrap();
+    assert_eq!(old_verdicts, new.instance().check(&pairs).unwrap());
+    assert_eq!(old_verdicts[0], Ok(Verdict::Equal));
+    assert!(matches!(old_verdicts[1], Ok(Verdict::Different(_))));
+}
+
+/// Keys (none, empty, binary), values (empty, binary), headers (several,
+/// empty, non-ASCII names) and signed numbers reach the plugin as they
+/// were, through the packed batch of contract 0.2.
+#[test]
+fn every_field_of_an_event_crosses_the_boundary_whole() {
+    use switchyard_runner::model::{Cell, Event, Header};
+    let engine = PluginEngine::new().unwrap();
+    let mut echo = spec(
+        "echo",
+        PluginSource::Wasm(wasm("tests/plugins/misbehave")),
+        None,
+    );
+    echo.config = vec![("mode".into(), "echo".into())];
+    let plugin = TransformPlugin::load(&engine, &echo).unwrap();
+    let header = |key: &str, value: &[u8]| Header {
+        key: key.into(),
+        value: value.to_vec(),
+    };
+    let events = vec![
+        Event {
+            partition: 7,
+            offset: 0,
+            timestamp_ms: -5,
+            key: None,
+            value: vec![],
+            headers: vec![],
+        },
+        Event {
+            partition: 0,
+            offset: i64::MAX,
+            timestamp_ms: 1,
+            key: Some(vec![]),
+            value: vec![0, 0xff, b'\n'],
+            headers: vec![header("été", b""), header("b", &[1, 2, 3])],
+        },
+        Event {
+            partition: i32::MAX,
+            offset: 3,
+            timestamp_ms: i64::MIN,
+            key: Some(vec![0xfe, 0]),
+            value: b"v".to_vec(),
+            headers: vec![header("", b"x")],
+        },
+    ];
+    let answer = plugin.instance().transform(&events, None).unwrap();
+    for (event, outcome) in events.iter().zip(&answer.outcomes) {
+        let row = &outcome.as_ref().unwrap()[0];
+        assert_eq!(
+            &row.row_key[..],
+            format!("{}/{}", event.partition, event.offset).as_bytes()
+        );
+        let mut expected = vec![
+            Cell::put("e", "timestamp", event.timestamp_ms.to_string()),
+            Cell::put("e", "value", event.value.clone()),
+            match &event.key {
+                Some(key) => Cell::put("e", "key", key.clone()),
+                None => Cell::DeleteCell {
+                    family: "e".into(),
+                    qualifier: "key".into(),
+                },
+            },
+        ];
+        for h in &event.headers {
+            expected.push(Cell::put("h", h.key.clone(), h.value.clone()));
+        }
+        assert_eq!(row.cells, expected);
+    }
 }

@@ -9,8 +9,8 @@
 //! table it alters) is only warned about. `runner validate --connect` runs
 //! the same checks.
 
-use crate::plugin::bindings::check::Check;
-use crate::plugin::bindings::transform::Transform;
+use crate::plugin::contract::Check;
+use crate::plugin::contract::Transform;
 use crate::steps::Step;
 use crate::steps::plugins::PluginRegistry;
 use crate::steps::uses::Uses;

@@ -1,7 +1,8 @@
-//! The host side of the plugin contract: one `bindgen!` per world, all
-//! generated from the SDK's `sdk/wit/` so runner and plugins cannot drift.
-//! The `transform` world owns the shared `types` and `host` interfaces; the
-//! other worlds reuse them.
+//! The host side of the plugin contract, generated from the SDK's
+//! `sdk/wit/` so runner and plugins cannot drift. The `transform` world
+//! owns the shared `types` and `host` interfaces; the other worlds reuse
+//! them. The runner calls a plugin's functions itself (see `contract`), so
+//! only the types and the `host` import are used from here.
 
 /// Bindings of the `transform` world.
 pub mod transform {
@@ -38,14 +39,25 @@ pub mod route {
     });
 }
 
+/// Bindings of the previous contract's `transform` world
+/// (`sdk/wit-0.1/`): its batch records and its own `host` import. Its
+/// `types` are the same records as today's, so they are today's Rust
+/// types; the `check` and `route` worlds did not change at all.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        world: "transform",
+        path: "../sdk/wit-0.1",
+        additional_derives: [PartialEq, Eq],
+        with: {
+            "switchyard:plugin/types": super::transform::switchyard::plugin::types,
+        },
+    });
+
+    pub use exports::switchyard::plugin::transformer;
+    pub use switchyard::plugin::host;
+}
+
 pub use check::exports::switchyard::plugin::checker;
 pub use route::exports::switchyard::plugin::router;
+pub use transform::exports::switchyard::plugin::transformer;
 pub use transform::switchyard::plugin::{host, types};
-
-/// The exported interface each world's plugins must provide, as a component
-/// names it.
-pub const TRANSFORMER_INTERFACE: &str = "switchyard:plugin/transformer@0.1.0";
-/// See [`TRANSFORMER_INTERFACE`].
-pub const CHECKER_INTERFACE: &str = "switchyard:plugin/checker@0.1.0";
-/// See [`TRANSFORMER_INTERFACE`].
-pub const ROUTER_INTERFACE: &str = "switchyard:plugin/router@0.1.0";

@@ -1,22 +1,14 @@
 //! The `check` world: is a blue row equal to its green row?
 
-use super::bindings::check::{Check, CheckPre};
-use super::bindings::{CHECKER_INTERFACE, checker, types};
+use super::bindings::{checker, types};
+use super::contract::Check;
 use super::error::{Input, PluginFailure};
-use super::instance::{Instance, Plugin, world};
+use super::instance::{Instance, Plugin};
 
 pub use checker::{Pair, Verdict};
 
 /// A loaded check plugin.
 pub type CheckPlugin = Plugin<Check>;
-
-world!(
-    Check,
-    CheckPre,
-    "check",
-    CHECKER_INTERFACE,
-    switchyard_plugin_checker
-);
 
 impl Instance<Check> {
     /// Checks a batch of pairs: one verdict per pair, in order.
@@ -31,10 +23,10 @@ impl Instance<Check> {
             },
             _ => Input::Keys { count: pairs.len() },
         };
-        let verdicts = self.call(&at, |bindings, store| {
-            bindings
-                .switchyard_plugin_checker()
-                .call_check(store, pairs)
+        let verdicts = self.call(&at, |exports, store| {
+            exports
+                .call::<_, (Vec<Result<Verdict, types::PluginError>>,)>(store, (pairs,))
+                .map(|(verdicts,)| verdicts)
         });
         match verdicts {
             Ok(v) if v.len() == pairs.len() => Ok(v.into_iter().map(bounded).collect()),

@@ -314,7 +314,7 @@ pub enum LoadError {
         /// What it does export.
         exports: String,
         /// The interface needed.
-        expected: &'static str,
+        expected: String,
     },
     /// The component imports something the sandbox does not provide.
     #[error("plugin `{plugin}` cannot be linked: {message}")]

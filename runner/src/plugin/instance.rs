@@ -8,11 +8,14 @@
 
 use std::sync::Arc;
 
+use std::marker::PhantomData;
+
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Store, UpdateDeadline};
 
 use super::PluginSpec;
 use super::bindings::types;
+use super::contract::{ExportIndices, Exports};
 use super::deadline::Stopped;
 use super::engine::PluginEngine;
 use super::error::{Input, LoadError, PluginFailure};
@@ -21,66 +24,14 @@ use super::linker;
 use super::load::{component_bytes, describe_invalid, sha256_hex};
 use super::sandbox::{CapabilityDenied, Grants, HostState};
 
-/// One plugin world as the host sees it; implemented for each `bindgen!`
-/// world in the per-world files.
-pub trait World: Sized + Send + 'static {
-    /// The pre-instantiated form of the world's bindings.
-    type Pre: Clone + Send + Sync + 'static;
-    /// `transform`, `check` or `route`.
-    const KIND: &'static str;
-    /// The interface the component must export.
-    const INTERFACE: &'static str;
-    /// Wraps a pre-linked component.
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
-    /// Instantiates into a store.
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
-    /// Calls the plugin's `init`.
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &[types::ConfigEntry],
-    ) -> wasmtime::Result<Result<(), types::PluginError>>;
-}
-
-/// Implements [`World`] for one `bindgen!` world: its pre-instantiated
-/// type, its name, the interface it exports and the accessor of that
-/// interface (whose `init` is called on every new instance).
-macro_rules! world {
-    ($world:ty, $pre:ident, $kind:literal, $interface:expr, $exports:ident) => {
-        impl $crate::plugin::instance::World for $world {
-            type Pre = $pre<$crate::plugin::sandbox::HostState>;
-            const KIND: &'static str = $kind;
-            const INTERFACE: &'static str = $interface;
-
-            fn pre(
-                pre: wasmtime::component::InstancePre<$crate::plugin::sandbox::HostState>,
-            ) -> wasmtime::Result<Self::Pre> {
-                $pre::new(pre)
-            }
-
-            fn instantiate(
-                pre: &Self::Pre,
-                store: &mut wasmtime::Store<$crate::plugin::sandbox::HostState>,
-            ) -> wasmtime::Result<Self> {
-                pre.instantiate(store)
-            }
-
-            fn init(
-                &self,
-                store: &mut wasmtime::Store<$crate::plugin::sandbox::HostState>,
-                config: &[$crate::plugin::bindings::types::ConfigEntry],
-            ) -> wasmtime::Result<Result<(), $crate::plugin::bindings::types::PluginError>> {
-                self.$exports().call_init(store, config)
-            }
-        }
-    };
-}
-pub(crate) use world;
+pub use super::contract::World;
 
 struct Shared<W: World> {
     name: Arc<str>,
     engine: PluginEngine,
-    pre: W::Pre,
+    pre: InstancePre<HostState>,
+    indices: ExportIndices,
+    world: PhantomData<fn() -> W>,
     limits: Limits,
     grants: Grants,
     config: Vec<types::ConfigEntry>,
@@ -115,12 +66,12 @@ impl<W: World> Plugin<W> {
             Some(cache) => cache.component(engine.engine(), &sha256_hex(&bytes), compile)?,
             None => compile()?,
         };
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(engine.engine())
-            .map(|(name, _)| name.to_string())
-            .collect();
-        if !exports.iter().any(|e| e == W::INTERFACE) {
+        let Some(indices) = ExportIndices::find::<W>(&component) else {
+            let exports: Vec<String> = component
+                .component_type()
+                .exports(engine.engine())
+                .map(|(name, _)| name.to_string())
+                .collect();
             return Err(LoadError::WrongWorld {
                 plugin: spec.name.clone(),
                 kind: W::KIND,
@@ -129,22 +80,23 @@ impl<W: World> Plugin<W> {
                 } else {
                     crate::text::quoted(&exports.iter().map(String::as_str).collect::<Vec<_>>())
                 },
-                expected: W::INTERFACE,
+                expected: W::interface(),
             });
-        }
+        };
         let link_error = |e: wasmtime::Error| LoadError::Link {
             plugin: spec.name.clone(),
             message: error_chain(&e),
         };
         let linker = linker::linker(engine.engine(), &spec.grants).map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
-        let pre = W::pre(pre).map_err(link_error)?;
         tracing::debug!(plugin = %spec.name, path = %path.display(), "plugin loaded");
         Ok(Plugin {
             shared: Arc::new(Shared {
                 name: spec.name.as_str().into(),
                 engine: engine.clone(),
                 pre,
+                indices,
+                world: PhantomData,
                 limits: spec.limits,
                 grants: spec.grants.clone(),
                 config: spec
@@ -187,7 +139,7 @@ impl<W: World> Plugin<W> {
 /// One task's instance of a plugin.
 pub struct Instance<W: World> {
     plugin: Plugin<W>,
-    running: Option<(Store<HostState>, W)>,
+    running: Option<(Store<HostState>, Exports)>,
 }
 
 impl<W: World> Instance<W> {
@@ -207,7 +159,7 @@ impl<W: World> Instance<W> {
     pub fn call<R>(
         &mut self,
         at: &Input,
-        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
         let timeout = self.plugin.shared.limits.timeout;
         self.call_within(at, timeout, f)
@@ -219,12 +171,12 @@ impl<W: World> Instance<W> {
         &mut self,
         at: &Input,
         timeout: std::time::Duration,
-        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
         if self.running.is_none() {
             self.running = Some(self.start()?);
         }
-        let Some((store, bindings)) = self.running.as_mut() else {
+        let Some((store, exports)) = self.running.as_mut() else {
             unreachable!("instance was just started");
         };
         store.data().output.clear();
@@ -233,7 +185,7 @@ impl<W: World> Instance<W> {
             .clock
             .start(timeout.min(self.plugin.shared.limits.timeout));
         store.set_epoch_deadline(1);
-        let result = f(bindings, store);
+        let result = f(exports, store);
         store.data_mut().log.end_call();
         match result {
             Ok(r) => Ok(r),
@@ -246,7 +198,7 @@ impl<W: World> Instance<W> {
         }
     }
 
-    fn start(&self) -> Result<(Store<HostState>, W), PluginFailure> {
+    fn start(&self) -> Result<(Store<HostState>, Exports), PluginFailure> {
         let shared = &self.plugin.shared;
         let fail = |e: wasmtime::Error, output: String| classify(shared, e, output, Input::Init);
         let state = HostState::new(
@@ -270,12 +222,15 @@ impl<W: World> Instance<W> {
         });
         store.data_mut().clock.start(shared.limits.timeout);
         store.set_epoch_deadline(1);
-        let bindings = W::instantiate(&shared.pre, &mut store)
+        let exports = shared
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| shared.indices.exports(&instance, &mut store))
             .map_err(|e| fail(e, store.data().output.text()))?;
-        let init = bindings.init(&mut store, &shared.config);
+        let init = exports.init(&mut store, &shared.config);
         store.data_mut().log.end_call();
         match init {
-            Ok(Ok(())) => Ok((store, bindings)),
+            Ok(Ok(())) => Ok((store, exports)),
             Ok(Err(error)) => Err(PluginFailure::Config {
                 plugin: shared.name.to_string(),
                 error: super::error::bounded(error),

@@ -13,7 +13,7 @@
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
-use super::bindings::host;
+use super::bindings::{host, v0_1};
 use super::sandbox::{CapabilityDenied, Grants, HostState, WASI_VERSION};
 
 /// A linker for plugins with these grants: WASI and the `host` interface,
@@ -22,6 +22,8 @@ pub fn linker(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<HostS
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    // Plugins built against the previous contract import its `host`.
+    v0_1::host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     linker.allow_shadowing(true);
     super::hostcalls::add_to_linker(&mut linker)?;
     if !grants.random {

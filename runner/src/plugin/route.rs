@@ -1,22 +1,14 @@
 //! The `route` world: which side serves a request.
 
-use super::bindings::route::{Route, RoutePre};
-use super::bindings::{ROUTER_INTERFACE, router, types};
+use super::bindings::{router, types};
+use super::contract::Route;
 use super::error::{Input, PluginFailure};
-use super::instance::{Instance, Plugin, world};
+use super::instance::{Instance, Plugin};
 
 pub use router::{Decision, Request, Side};
 
 /// A loaded route plugin.
 pub type RoutePlugin = Plugin<Route>;
-
-world!(
-    Route,
-    RoutePre,
-    "route",
-    ROUTER_INTERFACE,
-    switchyard_plugin_router
-);
 
 impl Instance<Route> {
     /// Decides where one request goes.
@@ -27,10 +19,10 @@ impl Instance<Route> {
         let at = Input::Request {
             what: format!("{} {}", request.method, request.path),
         };
-        self.call(&at, |bindings, store| {
-            bindings
-                .switchyard_plugin_router()
-                .call_route(store, request)
+        self.call(&at, |exports, store| {
+            exports
+                .call::<_, (Result<Decision, types::PluginError>,)>(store, (request,))
+                .map(|(decision,)| decision)
         })
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::host;
+use super::bindings::{host, v0_1};
 use super::deadline::CallClock;
 use super::limits::{Limits, MemoryLimiter};
 use super::log::PluginLog;
@@ -119,6 +119,20 @@ impl WasiView for HostState {
 
 impl host::Host for HostState {
     fn log(&mut self, level: host::Level, message: String) {
+        self.log.write(level, &message);
+    }
+}
+
+impl v0_1::host::Host for HostState {
+    fn log(&mut self, level: v0_1::host::Level, message: String) {
+        use v0_1::host::Level as Old;
+        let level = match level {
+            Old::Trace => host::Level::Trace,
+            Old::Debug => host::Level::Debug,
+            Old::Info => host::Level::Info,
+            Old::Warn => host::Level::Warn,
+            Old::Error => host::Level::Error,
+        };
         self.log.write(level, &message);
     }
 }

@@ -3,22 +3,15 @@
 use std::time::{Duration, Instant};
 
 use super::bindings::types::Event;
-use super::bindings::{TRANSFORMER_INTERFACE, transform::Transform, transform::TransformPre};
+use super::bindings::{transformer, v0_1};
+use super::contract::{Contract, Transform};
 use super::error::{Input, PluginFailure};
-use super::instance::{Instance, Plugin, world};
+use super::instance::{Instance, Plugin};
 pub use super::unpack::{Outcome, Tables};
-use super::unpack::{Tally, unpack};
+use super::unpack::{Packed, Tally, unpack};
 
 /// A loaded transform plugin.
 pub type TransformPlugin = Plugin<Transform>;
-
-world!(
-    Transform,
-    TransformPre,
-    "transform",
-    TRANSFORMER_INTERFACE,
-    switchyard_plugin_transformer
-);
 
 /// What a batch became.
 #[derive(Debug)]
@@ -62,10 +55,17 @@ impl Instance<Transform> {
         tally: &mut Tally<'_>,
         timeout: Duration,
     ) -> Result<Vec<Outcome>, PluginFailure> {
-        let batch = self.call_within(at, timeout, |bindings, store| {
-            bindings
-                .switchyard_plugin_transformer()
-                .call_transform(store, events)
+        let batch: Packed = self.call_within(at, timeout, |exports, store| {
+            Ok(match exports.contract {
+                Contract::V0_2 => exports
+                    .call::<_, (transformer::MutationBatch,)>(store, (&pack(events),))?
+                    .0
+                    .into(),
+                Contract::V0_1 => exports
+                    .call::<_, (v0_1::transformer::MutationBatch,)>(store, (events,))?
+                    .0
+                    .into(),
+            })
         })?;
         unpack(batch, events.len(), tally).map_err(|broken| PluginFailure::Contract {
             plugin: self.name().to_string(),
@@ -123,6 +123,51 @@ impl Instance<Transform> {
             bytes: tally.spent(),
         })
     }
+}
+
+/// The key length that says an event has none.
+const NO_KEY: u64 = u64::MAX;
+
+/// A batch of events as contract 0.2 carries it: every key, value and
+/// header in one buffer, the rest as words (see `event-batch` in
+/// `sdk/wit/plugin.wit`).
+pub fn pack(events: &[Event]) -> transformer::EventBatch {
+    let (mut size, mut words) = (0, 0);
+    for e in events {
+        size += e.key.as_ref().map_or(0, Vec::len) + e.value.len();
+        size += e
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.len())
+            .sum::<usize>();
+        words += 6 + 2 * e.headers.len();
+    }
+    let mut batch = transformer::EventBatch {
+        bytes: Vec::with_capacity(size),
+        words: Vec::with_capacity(words),
+    };
+    for e in events {
+        batch.words.extend([
+            e.partition as u64,
+            e.offset as u64,
+            e.timestamp_ms as u64,
+            e.key.as_ref().map_or(NO_KEY, |k| k.len() as u64),
+            e.value.len() as u64,
+            e.headers.len() as u64,
+        ]);
+        if let Some(key) = &e.key {
+            batch.bytes.extend_from_slice(key);
+        }
+        batch.bytes.extend_from_slice(&e.value);
+        for h in &e.headers {
+            batch
+                .words
+                .extend([h.key.len() as u64, h.value.len() as u64]);
+            batch.bytes.extend_from_slice(h.key.as_bytes());
+            batch.bytes.extend_from_slice(&h.value);
+        }
+    }
+    batch
 }
 
 fn event_input(event: &Event) -> Input {

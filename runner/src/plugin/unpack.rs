@@ -1,18 +1,16 @@
-//! Unpacking a `mutation-batch`: the transform world returns a batch's
-//! row mutations packed into one byte buffer plus index records (one
-//! allocation crosses the boundary instead of one per cell). Every index is
-//! checked here; a plugin that points outside its buffer breaks the
-//! contract and is reported as such, never trusted.
+//! Unpacking a transform's answer: a batch's row mutations packed into one
+//! byte buffer plus index words (contract 0.2) or index records (0.1), so
+//! that one allocation crosses the boundary instead of one per cell. Every
+//! index is checked here; a plugin that points outside its buffer breaks
+//! the contract and is reported as such, never trusted.
 
-use super::bindings::transform::exports::switchyard::plugin::transformer::{
-    CellOp, MutationBatch, Span,
-};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::bindings::types;
+use super::bindings::v0_1::transformer as v0_1;
 use super::limits::{OutputLimits, show_size};
 use super::rows::{Cell, RowMutation};
 
@@ -50,20 +48,219 @@ fn broken(event: impl Into<Option<usize>>, what: String) -> Broken {
     }
 }
 
+/// A transform's answer as it crossed the boundary, in either version of
+/// the contract.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// Every name, key and value of the batch.
+    pub bytes: Vec<u8>,
+    /// Where rows and cells are in `bytes`.
+    pub index: Index,
+    /// Events the plugin refused, by their index in the batch.
+    pub refused: Vec<(u32, types::PluginError)>,
+}
+
+/// The index of a packed answer.
+#[derive(Debug, Clone)]
+pub enum Index {
+    /// 0.2: per row eight words, then seven per cell (see `mutation-batch`
+    /// in `sdk/wit/plugin.wit`).
+    Words(Vec<u32>),
+    /// 0.1: rows that name a range of a list of cell records.
+    Records {
+        /// The rows.
+        rows: Vec<v0_1::PackedRow>,
+        /// The cells rows point into.
+        cells: Vec<v0_1::PackedCell>,
+    },
+}
+
+impl From<super::bindings::transformer::MutationBatch> for Packed {
+    fn from(batch: super::bindings::transformer::MutationBatch) -> Self {
+        Packed {
+            bytes: batch.bytes,
+            index: Index::Words(batch.words),
+            refused: batch
+                .refused
+                .into_iter()
+                .map(|r| (r.event, r.error))
+                .collect(),
+        }
+    }
+}
+
+impl From<v0_1::MutationBatch> for Packed {
+    fn from(batch: v0_1::MutationBatch) -> Self {
+        Packed {
+            bytes: batch.bytes,
+            index: Index::Records {
+                rows: batch.rows,
+                cells: batch.cells,
+            },
+            refused: batch
+                .refused
+                .into_iter()
+                .map(|r| (r.event, r.error))
+                .collect(),
+        }
+    }
+}
+
+/// A byte range of the answer's buffer: start and length.
+type Range = (u32, u32);
+
+/// One row as the index describes it, before anything is checked.
+struct RowHead<'a> {
+    event: u32,
+    table: Range,
+    row_key: Range,
+    version: u64,
+    cells: Cells<'a>,
+}
+
+/// A row's cells in the index.
+enum Cells<'a> {
+    Words(&'a [u32]),
+    Records(&'a [v0_1::PackedCell]),
+}
+
+/// Operation words of a packed cell.
+const PUT: u32 = 0;
+const DELETE_CELL: u32 = 1;
+const DELETE_FAMILY: u32 = 2;
+const DELETE_ROW: u32 = 3;
+/// Words of a row before its cells, and of each cell.
+const ROW_WORDS: usize = 8;
+const CELL_WORDS: usize = 7;
+
+impl Cells<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Cells::Words(words) => words.len() / CELL_WORDS,
+            Cells::Records(cells) => cells.len(),
+        }
+    }
+
+    /// Operation, family, qualifier and value of each cell.
+    fn each(&self) -> impl Iterator<Item = (u32, Range, Range, Range)> + '_ {
+        let words = match self {
+            Cells::Words(words) => words.chunks_exact(CELL_WORDS),
+            Cells::Records(_) => [].chunks_exact(CELL_WORDS),
+        };
+        let records = match self {
+            Cells::Records(cells) => cells.iter(),
+            Cells::Words(_) => [].iter(),
+        };
+        words
+            .map(|w| (w[0], (w[1], w[2]), (w[3], w[4]), (w[5], w[6])))
+            .chain(records.map(|c| {
+                let op = match c.op {
+                    v0_1::CellOp::Put => PUT,
+                    v0_1::CellOp::DeleteCell => DELETE_CELL,
+                    v0_1::CellOp::DeleteFamily => DELETE_FAMILY,
+                    v0_1::CellOp::DeleteRow => DELETE_ROW,
+                };
+                let range = |s: &v0_1::Span| (s.start, s.len);
+                (op, range(&c.family), range(&c.qualifier), range(&c.value))
+            }))
+    }
+}
+
+/// Walks the rows of an index in order.
+enum Rows<'a> {
+    Words(&'a [u32]),
+    Records {
+        rows: std::slice::Iter<'a, v0_1::PackedRow>,
+        cells: &'a [v0_1::PackedCell],
+    },
+}
+
+impl<'a> Rows<'a> {
+    fn new(index: &'a Index) -> Self {
+        match index {
+            Index::Words(words) => Rows::Words(words),
+            Index::Records { rows, cells } => Rows::Records {
+                rows: rows.iter(),
+                cells,
+            },
+        }
+    }
+
+    /// The next row, or what is wrong with it (and the event it names, if
+    /// that much could be read).
+    fn next_row(&mut self) -> Option<Result<RowHead<'a>, Broken>> {
+        match self {
+            Rows::Words(words) => {
+                if words.is_empty() {
+                    return None;
+                }
+                let left = words.len();
+                let Some(head) = words.get(..ROW_WORDS) else {
+                    *words = &[];
+                    return Some(Err(broken(
+                        None,
+                        format!(
+                            "the answer's words end inside a row ({left} words left of {ROW_WORDS})"
+                        ),
+                    )));
+                };
+                let event = head[0];
+                let count = head[7] as usize;
+                let rest = &words[ROW_WORDS..];
+                let Some(cells) = count.checked_mul(CELL_WORDS).and_then(|n| rest.get(..n)) else {
+                    *words = &[];
+                    return Some(Err(broken(
+                        event as usize,
+                        format!(
+                            "a row's {count} cells run past the {} words returned",
+                            rest.len()
+                        ),
+                    )));
+                };
+                *words = &rest[cells.len()..];
+                Some(Ok(RowHead {
+                    event,
+                    table: (head[1], head[2]),
+                    row_key: (head[3], head[4]),
+                    version: u64::from(head[5]) | (u64::from(head[6]) << 32),
+                    cells: Cells::Words(cells),
+                }))
+            }
+            Rows::Records { rows, cells } => {
+                let row = rows.next()?;
+                let first = row.first_cell as usize;
+                let Some(packed) = cells.get(first..first.saturating_add(row.cell_count as usize))
+                else {
+                    return Some(Err(broken(
+                        row.event as usize,
+                        format!(
+                            "a row's cells {first}+{} lie outside the {} cells returned",
+                            row.cell_count,
+                            cells.len()
+                        ),
+                    )));
+                };
+                Some(Ok(RowHead {
+                    event: row.event,
+                    table: (row.table.start, row.table.len),
+                    row_key: (row.row_key.start, row.row_key.len),
+                    version: row.version,
+                    cells: Cells::Records(packed),
+                }))
+            }
+        }
+    }
+}
+
 /// One outcome per event of a batch of `events`, or what was wrong.
 /// Nothing beyond the tally's limits is built: the returned buffer (which
 /// every slice keeps alive) is counted, and each row and cell before it is
 /// made, with its key, names and value, each time it is used. A table the
 /// tally does not accept breaks the contract before any of its rows is made.
-pub fn unpack(
-    batch: MutationBatch,
-    events: usize,
-    tally: &mut Tally<'_>,
-) -> Result<Vec<Outcome>, Broken> {
-    let MutationBatch {
+pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Vec<Outcome>, Broken> {
+    let Packed {
         bytes,
-        rows,
-        cells,
+        index,
         refused,
     } = batch;
     // Keys, qualifiers and values become slices of this one buffer.
@@ -72,7 +269,9 @@ pub fn unpack(
     let mut outcomes: Vec<Outcome> = (0..events).map(|_| Ok(Vec::new())).collect();
     let mut names = Names::default();
     let mut last_event = 0;
-    for row in &rows {
+    let mut rows = Rows::new(&index);
+    while let Some(row) = rows.next_row() {
+        let row = row?;
         let event = row.event as usize;
         if event >= events || event < last_event {
             return Err(broken(
@@ -84,21 +283,9 @@ pub fn unpack(
         }
         last_event = event;
         let fail = |what: String| broken(event, what);
-        let first = row.first_cell as usize;
-        let packed = cells
-            .get(first..first.saturating_add(row.cell_count as usize))
-            .ok_or_else(|| {
-                fail(format!(
-                    "a row's cells {first}+{} lie outside the {} cells returned",
-                    row.cell_count,
-                    cells.len()
-                ))
-            })?;
-        let table = names
-            .get(&bytes, &row.table, "a table name")
-            .map_err(fail)?;
+        let table = names.get(&bytes, row.table, "a table name").map_err(fail)?;
         tally.accepts(event, &table)?;
-        let row_key = slice(&bytes, &row.row_key, "a row key").map_err(fail)?;
+        let row_key = slice(&bytes, row.row_key, "a row key").map_err(fail)?;
         if row_key.is_empty() {
             return Err(fail("a row has an empty row key".into()));
         }
@@ -109,33 +296,28 @@ pub fn unpack(
             )));
         }
         tally.row(event, ROW_COST + table.len() as u64 + row_key.len() as u64)?;
-        tally.cells(event, packed.len() as u64)?;
-        let mut out = Vec::with_capacity(packed.len());
-        for c in packed {
-            let family = |names: &mut Names| match c.op {
-                CellOp::DeleteRow => Ok(Arc::from("")),
-                _ => names.get(&bytes, &c.family, "a family"),
-            };
-            let family = family(&mut names).map_err(fail)?;
-            let qualifier = match c.op {
-                CellOp::Put | CellOp::DeleteCell => {
-                    slice(&bytes, &c.qualifier, "a qualifier").map_err(fail)?
-                }
-                _ => Bytes::new(),
-            };
-            let value = match c.op {
-                CellOp::Put => slice(&bytes, &c.value, "a value").map_err(fail)?,
-                _ => Bytes::new(),
-            };
-            let cell = match c.op {
-                CellOp::Put => Cell::Put {
-                    family,
-                    qualifier,
-                    value,
+        tally.cells(event, row.cells.len() as u64)?;
+        let mut out = Vec::with_capacity(row.cells.len());
+        for (op, family, qualifier, value) in row.cells.each() {
+            let cell = match op {
+                PUT => Cell::Put {
+                    family: names.get(&bytes, family, "a family").map_err(fail)?,
+                    qualifier: slice(&bytes, qualifier, "a qualifier").map_err(fail)?,
+                    value: slice(&bytes, value, "a value").map_err(fail)?,
                 },
-                CellOp::DeleteCell => Cell::DeleteCell { family, qualifier },
-                CellOp::DeleteFamily => Cell::DeleteFamily { family },
-                CellOp::DeleteRow => Cell::DeleteRow,
+                DELETE_CELL => Cell::DeleteCell {
+                    family: names.get(&bytes, family, "a family").map_err(fail)?,
+                    qualifier: slice(&bytes, qualifier, "a qualifier").map_err(fail)?,
+                },
+                DELETE_FAMILY => Cell::DeleteFamily {
+                    family: names.get(&bytes, family, "a family").map_err(fail)?,
+                },
+                DELETE_ROW => Cell::DeleteRow,
+                other => {
+                    return Err(fail(format!(
+                        "a cell has operation {other}; the contract knows 0 to 3"
+                    )));
+                }
             };
             // Counted before it is kept; its parts are slices and shared
             // names, so making it cost nothing yet.
@@ -151,8 +333,8 @@ pub fn unpack(
             });
         }
     }
-    for r in refused {
-        let event = r.event as usize;
+    for (event, error) in refused {
+        let event = event as usize;
         let slot = outcomes.get_mut(event).ok_or_else(|| {
             broken(
                 None,
@@ -165,7 +347,7 @@ pub fn unpack(
                 "the event is both refused and given rows".into(),
             ));
         }
-        let error = super::error::bounded(r.error);
+        let error = super::error::bounded(error);
         tally.bytes(event, ROW_COST + super::error::message(&error).len() as u64)?;
         *slot = Err(error);
     }
@@ -306,9 +488,9 @@ impl<'a> Tally<'a> {
     }
 }
 
-/// The bytes a span points at, as a shared slice of the batch buffer.
-fn slice(bytes: &Bytes, span: &Span, what: &str) -> Result<Bytes, String> {
-    let (start, len) = (span.start as usize, span.len as usize);
+/// The bytes a range points at, as a shared slice of the batch buffer.
+fn slice(bytes: &Bytes, (start, len): Range, what: &str) -> Result<Bytes, String> {
+    let (start, len) = (start as usize, len as usize);
     let end = start.saturating_add(len);
     if end > bytes.len() {
         return Err(format!(
@@ -322,22 +504,28 @@ fn slice(bytes: &Bytes, span: &Span, what: &str) -> Result<Bytes, String> {
 /// Table and family names of a batch, each checked and allocated once.
 #[derive(Default)]
 struct Names {
-    known: HashMap<(u32, u32), Arc<str>>,
+    known: foldhash::HashMap<Range, Arc<str>>,
 }
 
 impl Names {
-    fn get(&mut self, bytes: &Bytes, span: &Span, what: &str) -> Result<Arc<str>, String> {
-        if let Some(name) = self.known.get(&(span.start, span.len)) {
+    fn get(&mut self, bytes: &Bytes, range: Range, what: &str) -> Result<Arc<str>, String> {
+        if let Some(name) = self.known.get(&range) {
             return Ok(name.clone());
         }
-        if span.len > u32::from(u16::MAX) {
-            return Err(format!("{what} of {} bytes is longer than 65535", span.len));
+        if range.1 > u32::from(u16::MAX) {
+            return Err(format!("{what} of {} bytes is longer than 65535", range.1));
         }
-        let raw = slice(bytes, span, what)?;
-        let name: Arc<str> = std::str::from_utf8(&raw)
+        let (start, len) = (range.0 as usize, range.1 as usize);
+        let raw = bytes.get(start..start.saturating_add(len)).ok_or_else(|| {
+            format!(
+                "{what} at {start}+{len} lies outside the {} bytes returned",
+                bytes.len()
+            )
+        })?;
+        let name: Arc<str> = std::str::from_utf8(raw)
             .map_err(|_| format!("{what} is not UTF-8"))?
             .into();
-        self.known.insert((span.start, span.len), name.clone());
+        self.known.insert(range, name.clone());
         Ok(name)
     }
 }
@@ -345,10 +533,8 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::bindings::transform::exports::switchyard::plugin::transformer::{
-        PackedCell, PackedRow, Refusal,
-    };
     use crate::plugin::bindings::types::PluginError;
+    use v0_1::{CellOp, MutationBatch, PackedCell, PackedRow, Refusal, Span};
 
     fn span(start: u32, len: u32) -> Span {
         Span { start, len }
@@ -391,16 +577,16 @@ mod tests {
         OutputLimits::for_memory(1 << 20)
     }
 
-    fn unpack(b: MutationBatch, events: usize) -> Result<Vec<Outcome>, String> {
-        super::unpack(b, events, &mut Tally::new(limits(), "p", None)).map_err(|b| b.what)
+    fn unpack(b: impl Into<Packed>, events: usize) -> Result<Vec<Outcome>, String> {
+        super::unpack(b.into(), events, &mut Tally::new(limits(), "p", None)).map_err(|b| b.what)
     }
 
     fn unpack_with(
-        b: MutationBatch,
+        b: impl Into<Packed>,
         events: usize,
         limits: OutputLimits,
     ) -> Result<Vec<Outcome>, Broken> {
-        super::unpack(b, events, &mut Tally::new(limits, "p", None))
+        super::unpack(b.into(), events, &mut Tally::new(limits, "p", None))
     }
 
     #[test]
@@ -529,8 +715,12 @@ mod tests {
             store: "green".into(),
             names: ["other".to_string()].into(),
         };
-        let err =
-            super::unpack(batch(), 3, &mut Tally::new(limits(), "p", Some(&tables))).unwrap_err();
+        let err = super::unpack(
+            batch().into(),
+            3,
+            &mut Tally::new(limits(), "p", Some(&tables)),
+        )
+        .unwrap_err();
         assert_eq!(err.event, Some(1));
         assert!(
             err.what.starts_with(
@@ -556,9 +746,86 @@ mod tests {
             b.refused.clear();
             b
         };
-        assert!(super::unpack(one(), 1, &mut tally).is_ok());
+        assert!(super::unpack(one().into(), 1, &mut tally).is_ok());
         tally.next_call();
-        let err = super::unpack(one(), 1, &mut tally).unwrap_err();
+        let err = super::unpack(one().into(), 1, &mut tally).unwrap_err();
         assert!(err.what.contains("max_rows_per_batch"), "{}", err.what);
+    }
+
+    /// The 0.2 form of `batch()`: the same rows, cells and refusal.
+    fn words() -> Packed {
+        let mut w = vec![1, 0, 1, 1, 2, 9, 0, 2];
+        w.extend([PUT, 3, 1, 4, 1, 5, 1]);
+        w.extend([DELETE_ROW, 0, 0, 0, 0, 0, 0]);
+        Packed {
+            bytes: b"tk1dqv".to_vec(),
+            index: Index::Words(w),
+            refused: vec![(2, PluginError::Malformed("x".into()))],
+        }
+    }
+
+    fn with_words(f: impl FnOnce(&mut Vec<u32>)) -> Packed {
+        let mut p = words();
+        if let Index::Words(w) = &mut p.index {
+            f(w);
+        }
+        p
+    }
+
+    #[test]
+    fn both_versions_of_the_contract_unpack_to_the_same_rows() {
+        assert_eq!(unpack(words(), 3), unpack(batch(), 3));
+        let high = with_words(|w| w[6] = 1);
+        let rows = unpack(high, 3).unwrap();
+        assert_eq!(rows[1].as_ref().unwrap()[0].version, 9 + (1 << 32));
+    }
+
+    #[test]
+    fn words_that_do_not_add_up_are_contract_errors() {
+        let short = with_words(|w| w.truncate(12));
+        assert!(
+            unpack(short, 3)
+                .unwrap_err()
+                .contains("2 cells run past the 4 words")
+        );
+        let huge = with_words(|w| w[7] = u32::MAX);
+        assert!(unpack(huge, 3).unwrap_err().contains("cells run past"));
+        let torn = with_words(|w| w.extend([1, 0, 1]));
+        assert!(unpack(torn, 3).unwrap_err().contains("end inside a row"));
+        let op = with_words(|w| w[8] = 7);
+        assert!(unpack(op, 3).unwrap_err().contains("operation 7"));
+        let outside = with_words(|w| w[14] = 100);
+        assert!(
+            unpack(outside, 3)
+                .unwrap_err()
+                .contains("a value at 5+100 lies outside")
+        );
+        let version = with_words(|w| w[6] = u32::MAX);
+        assert!(
+            unpack(version, 3)
+                .unwrap_err()
+                .contains("above the largest version")
+        );
+    }
+
+    /// Cells that all point at one large value: each use is counted.
+    #[test]
+    fn a_value_shared_by_many_cells_counts_every_time() {
+        let mut p = with_words(|w| {
+            w.truncate(ROW_WORDS);
+            w[7] = 1000;
+            for _ in 0..1000 {
+                w.extend([PUT, 0, 1, 0, 1, 0, 4096]);
+            }
+        });
+        p.bytes = vec![b'x'; 4096];
+        p.refused.clear();
+        let roomy = OutputLimits {
+            cells_per_event: u64::MAX,
+            cells_per_batch: u64::MAX,
+            ..limits()
+        };
+        let err = unpack_with(p, 3, roomy).unwrap_err();
+        assert!(err.what.contains("max_output"), "{}", err.what);
     }
 }

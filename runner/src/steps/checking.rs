@@ -11,6 +11,7 @@ use super::Step;
 use crate::document::values::Period;
 use crate::document::{Errors, WorkflowError};
 use crate::plugin::PluginSource;
+use crate::plugin::contract::World;
 use crate::setup::Setup;
 use crate::source::SourceConfig;
 use crate::text::quoted;
@@ -73,12 +74,8 @@ impl Checking<'_> {
 
     /// A prebuilt plugin must be of the world its step needs; a crate is
     /// checked when it is built.
-    pub fn world(
-        &self,
-        name: &Spanned<String>,
-        kind: &str,
-        interface: &str,
-    ) -> Result<(), WorkflowError> {
+    pub fn world<W: World>(&self, name: &Spanned<String>) -> Result<(), WorkflowError> {
+        let (kind, interface) = (W::KIND, W::interface());
         let Some(PluginSource::Wasm(file)) = self.setup.plugin(name.get_ref()).map(|p| &p.source)
         else {
             return Ok(());
@@ -87,7 +84,7 @@ impl Checking<'_> {
             return Ok(());
         };
         let problem = match crate::plugin::load::exports(&bytes) {
-            Ok(exports) if exports.iter().any(|e| e == interface) => return Ok(()),
+            Ok(exports) if exports.iter().any(|e| W::exported_as(e)) => return Ok(()),
             Ok(exports) => format!(
                 "plugin `{}` is not a {kind} plugin: it exports {}; expected `{interface}` (build it with `#[switchyard_sdk::{kind}]`)",
                 name.get_ref(),

@@ -28,7 +28,7 @@ impl Kind {
     fn expected_signature(self) -> &'static str {
         match self {
             Kind::Transform => {
-                "fn(&Event) -> Result<Vec<RowMutation>, PluginError> or fn(&Event, &Config) -> …"
+                "fn(&Event[, &Config]) -> Result<Vec<RowMutation>, PluginError> or fn(&EventView[, &Config], &mut Rows) -> Result<(), PluginError>"
             }
             Kind::Check => "fn(&Pair) -> Result<Verdict, PluginError> or fn(&Pair, &Config) -> …",
             Kind::Route => {
@@ -63,8 +63,8 @@ fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error().into(),
     };
     match check_signature(kind, &func) {
-        Ok(takes_config) => {
-            let glue = glue(kind, &func, takes_config, init.as_ref());
+        Ok(shape) => {
+            let glue = glue(kind, &func, shape, init.as_ref());
             quote!(#func #glue).into()
         }
         Err(e) => {
@@ -106,8 +106,18 @@ fn parse_init(kind: Kind, attr: TokenStream2) -> syn::Result<Option<Path>> {
     }
 }
 
-/// Checks the shape of the function; returns whether it takes `&Config`.
-fn check_signature(kind: Kind, func: &ItemFn) -> syn::Result<bool> {
+/// The form of a plugin function, as its arguments show it.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// It takes `&Config` after its input.
+    takes_config: bool,
+    /// A transform that writes into `&mut Rows` (its last argument) rather
+    /// than returning mutations.
+    writes: bool,
+}
+
+/// Checks the shape of the function and tells its form.
+fn check_signature(kind: Kind, func: &ItemFn) -> syn::Result<Shape> {
     let sig = &func.sig;
     let wrong = |span: &dyn quote::ToTokens, what: &str| {
         syn::Error::new_spanned(
@@ -131,33 +141,39 @@ fn check_signature(kind: Kind, func: &ItemFn) -> syn::Result<bool> {
             "needs a function that returns a `Result`",
         ));
     }
-    let mut takes_config = false;
-    for (i, arg) in sig.inputs.iter().enumerate() {
+    let mut mutable = Vec::new();
+    for arg in &sig.inputs {
         let FnArg::Typed(pat) = arg else {
             return Err(wrong(arg, "cannot be used on a method"));
         };
-        if !matches!(*pat.ty, syn::Type::Reference(_)) {
+        let syn::Type::Reference(r) = &*pat.ty else {
             return Err(wrong(&pat.ty, "takes its arguments by reference"));
-        }
-        match i {
-            0 => {}
-            1 => takes_config = true,
-            _ => return Err(wrong(arg, "takes one or two arguments")),
-        }
+        };
+        mutable.push((arg, r.mutability.is_some()));
     }
-    if sig.inputs.is_empty() {
-        return Err(wrong(&sig.ident, "takes one or two arguments"));
+    let writes = matches!(kind, Kind::Transform) && mutable.last().is_some_and(|(_, m)| *m);
+    let inputs = mutable.len() - usize::from(writes);
+    if let Some((arg, _)) = mutable[..inputs].iter().find(|(_, m)| *m) {
+        return Err(wrong(*arg, "takes only its output by `&mut`"));
     }
-    Ok(takes_config)
+    match inputs {
+        0 => Err(wrong(&sig.ident, "takes its input first")),
+        1 | 2 => Ok(Shape {
+            takes_config: inputs == 2,
+            writes,
+        }),
+        _ => Err(wrong(mutable[2].0, "takes one or two inputs")),
+    }
 }
 
 /// The WebAssembly exports that call the user's function.
-fn glue(kind: Kind, func: &ItemFn, takes_config: bool, init: Option<&Path>) -> TokenStream2 {
+fn glue(kind: Kind, func: &ItemFn, shape: Shape, init: Option<&Path>) -> TokenStream2 {
     let name = &func.sig.ident;
-    let call = if takes_config {
-        quote!(|input, config| #name(input, config))
-    } else {
-        quote!(|input, _config| #name(input))
+    let call = match (shape.takes_config, shape.writes) {
+        (true, true) => quote!(|input, config, rows| #name(input, config, rows)),
+        (false, true) => quote!(|input, _config, rows| #name(input, rows)),
+        (true, false) => quote!(|input, config| #name(input, config)),
+        (false, false) => quote!(|input, _config| #name(input)),
     };
     // The init function's type is checked on every target, so that a wrong
     // signature shows up in native `cargo test` too.
@@ -170,14 +186,16 @@ fn glue(kind: Kind, func: &ItemFn, takes_config: bool, init: Option<&Path>) -> T
     // reports a wrong argument or return type as the wasm build would.
     let s = quote!(::switchyard_sdk);
     let (input, output) = match kind {
+        Kind::Transform if shape.writes => (quote!(#s::EventView<'_>), quote!(())),
         Kind::Transform => (quote!(#s::Event), quote!(::std::vec::Vec<#s::RowMutation>)),
         Kind::Check => (quote!(#s::Pair), quote!(#s::Verdict)),
         Kind::Route => (quote!(#s::Request), quote!(#s::Decision)),
     };
-    let config = takes_config.then(|| quote!(, &#s::Config));
+    let config = shape.takes_config.then(|| quote!(, &#s::Config));
+    let rows = shape.writes.then(|| quote!(, &mut #s::Rows));
     let span = func.sig.ident.span();
     let type_check = quote::quote_spanned! {span=>
-        const _: fn(&#input #config) -> ::core::result::Result<#output, #s::PluginError> = #name;
+        const _: fn(&#input #config #rows) -> ::core::result::Result<#output, #s::PluginError> = #name;
     };
     // One plugin function per crate: a second one is refused here, by
     // name, rather than by the linker's duplicate symbols in the wasm build.
@@ -194,15 +212,20 @@ fn glue(kind: Kind, func: &ItemFn, takes_config: bool, init: Option<&Path>) -> T
         None => quote!(::core::option::Option::None),
     };
     let p = quote!(::switchyard_sdk::__private);
+    let batch = if shape.writes {
+        quote::format_ident!("transform_batch_into")
+    } else {
+        quote::format_ident!("transform_batch")
+    };
     let body = match kind {
         Kind::Transform => quote! {
             impl #p::transform::exports::switchyard::plugin::transformer::Guest for __SwitchyardPlugin {
                 fn init(config: ::std::vec::Vec<#p::wit::ConfigEntry>) -> ::core::result::Result<(), #p::wit::PluginError> {
                     #p::init(config, #init)
                 }
-                fn transform(events: ::std::vec::Vec<#p::wit::Event>)
+                fn transform(events: #p::transform::exports::switchyard::plugin::transformer::EventBatch)
                     -> #p::transform::exports::switchyard::plugin::transformer::MutationBatch {
-                    #p::transform_batch(events, #call)
+                    #p::#batch(events, #call)
                 }
             }
             #p::transform::__export_transform!(__SwitchyardPlugin with_types_in #p::transform);

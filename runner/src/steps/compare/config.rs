@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use crate::document::values::{AsOf, Period, Point, Size, fraction, whole};
 use crate::document::{Kind, WorkflowError};
-use crate::plugin::bindings::CHECKER_INTERFACE;
+use crate::plugin::contract::Check;
 use crate::setup::Setup;
 use crate::steps::checking::Checking;
 use crate::steps::uses::Uses;
@@ -111,7 +111,7 @@ impl StepFile for CompareFile {
         }
         if let Some(check) = &self.check {
             c.plugin(check)?;
-            c.world(check, "check", CHECKER_INTERFACE)?;
+            c.world::<Check>(check)?;
         }
         if let Some(r) = self.max_mismatch_ratio
             && !(0.0..=1.0).contains(&r)

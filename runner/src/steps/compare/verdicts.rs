@@ -4,9 +4,9 @@
 
 use super::report::{Category, Report};
 use crate::model::Row;
-use crate::plugin::bindings::check::Check;
 use crate::plugin::bindings::types;
 use crate::plugin::check::{Pair, Verdict};
+use crate::plugin::contract::Check;
 use crate::plugin::error::describe;
 use crate::plugin::instance::Instance;
 use crate::steps::StepError;

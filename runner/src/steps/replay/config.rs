@@ -13,7 +13,7 @@ use super::saved::ReplayState;
 use super::{DEFAULT_HOLD, DEFAULT_MAX_LAG};
 use crate::document::values::{Period, Point, Size, whole, whole_values};
 use crate::document::{Kind, WorkflowError};
-use crate::plugin::bindings::TRANSFORMER_INTERFACE;
+use crate::plugin::contract::Transform;
 use crate::setup::Setup;
 use crate::state::{StateError, StepState};
 use crate::steps::background::BackgroundTask;
@@ -196,7 +196,7 @@ impl StepFile for ReplayFile {
     fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
         let source = c.source(&self.source)?;
         c.plugin(&self.transform)?;
-        c.world(&self.transform, "transform", TRANSFORMER_INTERFACE)?;
+        c.world::<Transform>(&self.transform)?;
         c.store(&self.into)?;
         if c.setup
             .store(self.into.get_ref())

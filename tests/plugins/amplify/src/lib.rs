@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 wit_bindgen::generate!({
     world: "transform",
-    path: "../../../sdk/wit",
+    path: "../../../sdk/wit-0.1",
 });
 
 use exports::switchyard::plugin::transformer::{

@@ -7,7 +7,8 @@
 //! (reads a host file), `env` (reads the environment), `clock` (reads the
 //! time), `net` (opens a TCP connection), `refuse` (reports bad input) or
 //! `ok` (behaves); `empty` returns no rows for any event (to measure the
-//! cost of the boundary alone).
+//! cost of the boundary alone); `echo` writes every field of every event
+//! back as cells of one row (to see that events cross the boundary whole).
 //!
 //! Modes that stay inside the plugin's own limits but lean on the host:
 //! `sleep` (sleeps 20 s: a wait inside a host call), `read` (reads the file
@@ -26,8 +27,10 @@ use switchyard_sdk::{Cell, Config, Event, PluginError, RowMutation};
 
 #[switchyard_sdk::transform]
 pub fn misbehave(event: &Event, config: &Config) -> Result<Vec<RowMutation>, PluginError> {
-    if config.get("mode") == Some("empty") {
-        return Ok(Vec::new());
+    match config.get("mode") {
+        Some("empty") => return Ok(Vec::new()),
+        Some("echo") => return Ok(vec![echo(event)]),
+        _ => {}
     }
     let trigger = config.get_or("trigger", "misbehave");
     let row = |value: String| {
@@ -147,4 +150,19 @@ fn random_bytes(n: usize) -> Vec<u8> {
 #[cfg(not(target_family = "wasm"))]
 fn random_bytes(n: usize) -> Vec<u8> {
     vec![4; n]
+}
+
+/// Every field of the event as a cell: `key` is deleted when there is none.
+fn echo(event: &Event) -> RowMutation {
+    let mut row = RowMutation::new("t", format!("{}/{}", event.partition, event.offset), 1)
+        .with(Cell::put("e", "timestamp", event.timestamp_ms.to_string()))
+        .with(Cell::put("e", "value", &event.value))
+        .with(match &event.key {
+            Some(key) => Cell::put("e", "key", key),
+            None => Cell::delete_cell("e", "key"),
+        });
+    for h in &event.headers {
+        row = row.with(Cell::put("h", &h.key, &h.value));
+    }
+    row
 }
