@@ -96,6 +96,22 @@ pub use view::EventView;
 /// assert_eq!(rows.mutations()[0].row_key, b"0000/000000000001");
 /// ```
 ///
+/// Only the output is taken by `&mut`, and the fast form returns `()`:
+///
+/// ```compile_fail
+/// #[switchyard_sdk::transform]
+/// fn changes_its_input(event: &mut switchyard_sdk::EventView, rows: &mut switchyard_sdk::Rows) -> Result<(), switchyard_sdk::PluginError> {
+///     Ok(())
+/// }
+/// ```
+///
+/// ```compile_fail,E0308
+/// #[switchyard_sdk::transform]
+/// fn returns_rows_too(event: &switchyard_sdk::EventView, rows: &mut switchyard_sdk::Rows) -> Result<Vec<switchyard_sdk::RowMutation>, switchyard_sdk::PluginError> {
+///     Ok(vec![])
+/// }
+/// ```
+///
 /// ```
 /// use switchyard_sdk::{Event, PluginError, RowMutation};
 /// #[switchyard_sdk::transform]

@@ -67,11 +67,14 @@ pub fn config() -> &'static Config {
     CONFIG.get_or_init(Config::default)
 }
 
+/// A plugin's own check of its configuration.
+type UserInit = fn(&Config) -> Result<(), PluginError>;
+
 /// Stores the configuration, installs the panic hook and runs the plugin's
 /// own `init` function, if it has one.
 pub fn init(
     entries: Vec<wit::ConfigEntry>,
-    user_init: Option<fn(&Config) -> Result<(), PluginError>>,
+    user_init: Option<UserInit>,
 ) -> Result<(), wit::PluginError> {
     // std's default hook reads RUST_BACKTRACE, which would ask the host for
     // the environment; this one only writes the message to stderr, where the

@@ -229,8 +229,8 @@ fn plugins_built_against_contract_0_1_still_load_and_agree_with_their_0_2_builds
             r#"{"type":"message_deleted","room":"r1","message_id":"m1","posted_at":1000}"#,
         ),
     ];
-    let old_rows = old.instance().transform(&events, None).unwrap().outcomes;
-    let new_rows = new.instance().transform(&events, None).unwrap().outcomes;
+    let old_rows = old.instance().transform(&events, None).unwrap().outcomes();
+    let new_rows = new.instance().transform(&events, None).unwrap().outcomes();
     assert_eq!(old_rows, new_rows);
     assert_eq!(old_rows.len(), 4);
     assert!(old_rows[1].is_err());
@@ -310,7 +310,7 @@ fn every_field_of_an_event_crosses_the_boundary_whole() {
         },
     ];
     let answer = plugin.instance().transform(&events, None).unwrap();
-    for (event, outcome) in events.iter().zip(&answer.outcomes) {
+    for (event, outcome) in events.iter().zip(&answer.outcomes()) {
         let row = &outcome.as_ref().unwrap()[0];
         assert_eq!(
             &row.row_key[..],

@@ -41,10 +41,14 @@ fn run(mode: &str, limits: Limits, grants: Grants) -> Result<usize, PluginFailur
     let plugin = TransformPlugin::load(&engine, &spec(mode, limits, grants)).unwrap();
     let mut instance = plugin.instance();
     let batch = events(&["a", "b", "misbehave", "c"]);
-    let result = instance.transform(&batch, None).map(|a| a.outcomes.len());
+    let result = instance.transform(&batch, None).map(|a| a.outcomes().len());
     // Whatever happened, the same plugin keeps serving good batches.
     let after = instance.transform(&events(&["a", "b"]), None).unwrap();
-    assert_eq!(after.outcomes.len(), 2, "instance recovers after `{mode}`");
+    assert_eq!(
+        after.outcomes().len(),
+        2,
+        "instance recovers after `{mode}`"
+    );
     result
 }
 

@@ -11,7 +11,10 @@
 //!    transform, end to end through the engine, vs reading and parsing the
 //!    same file alone, and vs a raw bulk insert of the rows the replay left
 //!    into the same schema in one transaction.
-//! 3. Loading the chat transform: compiling it vs reading it back from the
+//! 3. The same replay into HBase (the Thrift1 emulator, in this process)
+//!    vs a raw loop of the very `mutateRowsTs` calls the store makes for
+//!    the same rows, over the same pool of connections.
+//! 4. Loading the chat transform: compiling it vs reading it back from the
 //!    cache of compiled plugins.
 
 use std::time::{Duration, Instant};
@@ -56,6 +59,8 @@ fn main() {
     transform_wasm_vs_native(&events);
     println!();
     replay_vs_read(&log, dir.path());
+    println!();
+    replay_into_hbase_vs_raw(&events, dir.path());
     println!();
     compile_cold_vs_cached(dir.path());
     println!();
@@ -107,9 +112,10 @@ fn transform_wasm_vs_native(events: &[Event]) {
             };
             assert!(answer.refused.is_empty(), "every event accepted");
             let mut tally = Tally::new(output, "native", None);
-            for outcome in unpack(back, chunk.len(), &mut tally).expect("unpack") {
-                n += outcome.expect("event accepted").len();
-            }
+            n += unpack(back, chunk.len(), &mut tally)
+                .expect("unpack")
+                .rows
+                .len();
         }
         n
     };
@@ -146,13 +152,9 @@ fn transform_wasm_vs_native(events: &[Event]) {
     let through = |instance: &mut Instance<Transform>, batch: usize| {
         let mut n = 0;
         for chunk in events.chunks(batch) {
-            for outcome in instance
-                .transform(chunk, None)
-                .expect("wasm transform")
-                .outcomes
-            {
-                n += outcome.expect("event accepted").len();
-            }
+            let answer = instance.transform(chunk, None).expect("wasm transform");
+            assert!(answer.unpacked.refused.is_empty(), "every event accepted");
+            n += answer.unpacked.rows.len();
         }
         n
     };
@@ -215,45 +217,12 @@ fn replay_vs_read(log: &std::path::Path, dir: &std::path::Path) {
     let mut written: Option<Written> = None;
     for round in 0..ROUNDS {
         let state = dir.join(format!("state-{round}"));
-        let text = format!(
-            r#"[workflow]
-name = "bench"
-[source.log]
-kind = "file"
-path = "{}"
-[store.green]
-kind = "sqlite"
-path = "{}/green.sqlite"
-tables = ["messages"]
-[plugin.t]
-wasm = "{}"
-[[step]]
-id = "replay"
-kind = "replay"
-source = "log"
-transform = "t"
-into = "green"
-"#,
-            log.display(),
-            state.display(),
-            wasm("plugins/chat-transform").display()
+        let store = format!(
+            "kind = \"sqlite\"\npath = \"{}/green.sqlite\"\ntables = [\"messages\"]",
+            state.display()
         );
-        let file = dir.join("bench.toml");
-        std::fs::write(&file, text).expect("workflow");
-        let w = workflow::load(
-            &file,
-            &LoadOptions {
-                state_dir: Some(state),
-                ..Default::default()
-            },
-        )
-        .expect("workflow");
-        let started = Instant::now();
-        match engine::exec(w, &ExecOptions::default()) {
-            Ok(ExecResult::Completed(_)) => {}
-            other => panic!("replay did not complete: {other:?}"),
-        }
-        replay = replay.min(started.elapsed());
+        let text = replay_workflow(log, &store);
+        replay = replay.min(exec_replay(dir, &text, state));
         // The same final rows, written raw into the same schema in one
         // transaction: what the store itself could not beat.
         let written = written
@@ -278,6 +247,185 @@ into = "green"
     println!(
         "  ratio replay/read = {:.2}, replay/raw insert = {:.2}",
         read.as_secs_f64() / replay.as_secs_f64(),
+        raw.as_secs_f64() / replay.as_secs_f64()
+    );
+}
+
+/// A workflow that replays `log` through the chat transform into a store
+/// with these settings.
+fn replay_workflow(log: &std::path::Path, store: &str) -> String {
+    format!(
+        r#"[workflow]
+name = "bench"
+[source.log]
+kind = "file"
+path = "{}"
+[store.green]
+{store}
+[plugin.t]
+wasm = "{}"
+[[step]]
+id = "replay"
+kind = "replay"
+source = "log"
+transform = "t"
+into = "green"
+"#,
+        log.display(),
+        wasm("plugins/chat-transform").display()
+    )
+}
+
+/// Runs a workflow to its end; the wall-clock time it took.
+fn exec_replay(dir: &std::path::Path, text: &str, state: std::path::PathBuf) -> Duration {
+    let file = dir.join("bench.toml");
+    std::fs::write(&file, text).expect("workflow");
+    let w = workflow::load(
+        &file,
+        &LoadOptions {
+            state_dir: Some(state),
+            ..Default::default()
+        },
+    )
+    .expect("workflow");
+    let started = Instant::now();
+    match engine::exec(w, &ExecOptions::default()) {
+        Ok(ExecResult::Completed(_)) => {}
+        other => panic!("replay did not complete: {other:?}"),
+    }
+    started.elapsed()
+}
+
+/// Events replayed into HBase: the emulator takes one call per event
+/// (each row has its own version), so fewer than into SQLite.
+const HBASE_EVENTS: usize = 50_000;
+
+fn replay_into_hbase_vs_raw(events: &[Event], dir: &std::path::Path) {
+    use switchyard_runner::store::hbase::{HbaseConfig, HbaseStore, convert, pool::Pool};
+    use switchyard_tests::hbase::HbaseEmulator;
+    let events = &events[..HBASE_EVENTS.min(events.len())];
+    let log = dir.join("hbase-events.ndjson");
+    write_chat(
+        &ChatSample {
+            events: events.len() as u64,
+            ..ChatSample::default()
+        },
+        &log,
+    )
+    .expect("sample");
+    // The rows the replay writes, made beforehand by the same path natively.
+    let config = switchyard_sdk::Config::from_pairs([("table", "messages"), ("writer", "rmu")]);
+    let events = read_all(&log);
+    let mut rows = Vec::new();
+    for chunk in events.chunks(BATCH) {
+        let packed = pack(chunk);
+        let answer = switchyard_sdk::__native::transform(
+            &packed.bytes,
+            &packed.words,
+            &config,
+            chat_transform::to_rows,
+        );
+        let back = Packed {
+            bytes: answer.bytes,
+            index: Index::Words(answer.words),
+            refused: Vec::new(),
+        };
+        let mut tally = Tally::new(Limits::default().output, "native", None);
+        rows.extend(unpack(back, chunk.len(), &mut tally).expect("unpack").rows);
+    }
+    let calls = convert::calls(&rows, 1000).expect("calls");
+    const POOL: usize = 4;
+    let mut replay = Duration::MAX;
+    let mut raw = Duration::MAX;
+    for round in 0..ROUNDS {
+        let hbase = HbaseEmulator::start();
+        let store = format!(
+            "kind = \"hbase\"\nthrift = \"{}\"\ntables = {{ messages = [\"d\", \"m\"] }}\npool = {POOL}",
+            hbase.addr()
+        );
+        let text = replay_workflow(&log, &store);
+        replay = replay.min(exec_replay(
+            dir,
+            &text,
+            dir.join(format!("hbase-state-{round}")),
+        ));
+        // The same calls on a fresh emulator, its table made by the store,
+        // sent by as many threads as the pool has connections.
+        let hbase = HbaseEmulator::start();
+        let cfg = HbaseConfig {
+            thrift: hbase.addr(),
+            tables: [("messages".to_string(), vec!["d".into(), "m".into()])].into(),
+            max_versions: None,
+            pool: Some(POOL),
+            timeout: None,
+            retry_for: None,
+            batch_rows: None,
+            fed_by: None,
+        };
+        drop(HbaseStore::open("raw", &cfg).expect("the store creates the table"));
+        let pool = Pool::new(
+            "raw",
+            &hbase.addr(),
+            Duration::from_secs(30),
+            Duration::ZERO,
+            POOL,
+        );
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..POOL {
+                s.spawn(|| {
+                    use hbase_thrift::hbase::THbaseSyncClient;
+                    while let Some(call) =
+                        calls.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        let table = call.table().as_bytes().to_vec();
+                        match call {
+                            convert::Call::Rows {
+                                timestamp, batches, ..
+                            } => pool.call("mutateRowsTs", |c| {
+                                c.mutate_rows_ts(
+                                    table.clone(),
+                                    batches.clone(),
+                                    *timestamp,
+                                    Default::default(),
+                                )
+                            }),
+                            convert::Call::DeleteRow { row, timestamp, .. } => {
+                                pool.call("deleteAllRowTs", |c| {
+                                    c.delete_all_row_ts(
+                                        table.clone(),
+                                        row.clone(),
+                                        *timestamp,
+                                        Default::default(),
+                                    )
+                                })
+                            }
+                        }
+                        .expect("raw write");
+                    }
+                });
+            }
+        });
+        raw = raw.min(started.elapsed());
+    }
+    let n = events.len() as f64;
+    println!(
+        "replay, NDJSON file → WASM chat transform → HBase (Thrift1 emulator in this process, pool {POOL}), {} events:",
+        events.len()
+    );
+    println!(
+        "  replay             {:>10.0} events/s  (includes engine start and plugin load)",
+        n / replay.as_secs_f64()
+    );
+    println!(
+        "  raw mutateRowsTs   {:>10.0} events/s  (the same {} calls for {} rows, {POOL} threads on the same pool)",
+        n / raw.as_secs_f64(),
+        calls.len(),
+        rows.len()
+    );
+    println!(
+        "  ratio replay/raw writes = {:.2}",
         raw.as_secs_f64() / replay.as_secs_f64()
     );
 }

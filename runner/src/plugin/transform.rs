@@ -7,7 +7,7 @@ use super::bindings::{transformer, v0_1};
 use super::contract::{Contract, Transform};
 use super::error::{Input, PluginFailure};
 use super::instance::{Instance, Plugin};
-pub use super::unpack::{Outcome, Tables};
+pub use super::unpack::{Outcome, Tables, Unpacked};
 use super::unpack::{Packed, Tally, unpack};
 
 /// A loaded transform plugin.
@@ -16,14 +16,21 @@ pub type TransformPlugin = Plugin<Transform>;
 /// What a batch became.
 #[derive(Debug)]
 pub struct Answer {
-    /// One outcome per event, in order.
-    pub outcomes: Vec<Outcome>,
+    /// The rows and refusals of the batch.
+    pub unpacked: Unpacked,
     /// What it holds on the host, counted as the output limits count it.
     pub bytes: u64,
 }
 
+impl Answer {
+    /// One outcome per event, in order.
+    pub fn outcomes(self) -> Vec<Outcome> {
+        self.unpacked.outcomes()
+    }
+}
+
 impl Instance<Transform> {
-    /// Transforms a batch: one outcome per event, in order. With `tables`,
+    /// Transforms a batch: its rows in event order, and the events refused. With `tables`,
     /// a row for any other table breaks the contract.
     ///
     /// When the sandbox stops the plugin on a batch, the events are run again
@@ -39,8 +46,8 @@ impl Instance<Transform> {
         let mut tally = Tally::new(self.limits().output, self.name(), tables);
         let timeout = self.limits().timeout;
         match self.transform_once(&at, events, &mut tally, timeout) {
-            Ok(outcomes) => Ok(Answer {
-                outcomes,
+            Ok(unpacked) => Ok(Answer {
+                unpacked,
                 bytes: tally.spent(),
             }),
             Err(failure) if events.len() > 1 => self.single_out(events, failure, tables),
@@ -54,7 +61,7 @@ impl Instance<Transform> {
         events: &[Event],
         tally: &mut Tally<'_>,
         timeout: Duration,
-    ) -> Result<Vec<Outcome>, PluginFailure> {
+    ) -> Result<Unpacked, PluginFailure> {
         let batch: Packed = self.call_within(at, timeout, |exports, store| {
             Ok(match exports.contract {
                 Contract::V0_2 => exports
@@ -102,7 +109,7 @@ impl Instance<Transform> {
         let limits = *self.limits();
         let started = Instant::now();
         let mut tally = Tally::new(limits.output, self.name(), tables);
-        let mut outcomes = Vec::with_capacity(events.len());
+        let mut all = Unpacked::default();
         for event in events {
             let left = limits.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
@@ -112,14 +119,14 @@ impl Instance<Transform> {
             }
             tally.next_call();
             let one = std::slice::from_ref(event);
-            outcomes.extend(self.transform_once(&event_input(event), one, &mut tally, left)?);
+            all.append(self.transform_once(&event_input(event), one, &mut tally, left)?);
         }
         tracing::warn!(
             plugin = self.name(),
             "{batch_failure}; each event alone succeeded, so the batch was too large for the plugin's limits: lower the step's `batch_size` or raise the limits"
         );
         Ok(Answer {
-            outcomes,
+            unpacked: all,
             bytes: tally.spent(),
         })
     }

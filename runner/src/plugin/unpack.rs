@@ -17,6 +17,49 @@ use super::rows::{Cell, RowMutation};
 /// What the plugin made of one event: its mutations, or why it refused it.
 pub type Outcome = Result<Vec<RowMutation>, types::PluginError>;
 
+/// What a batch became on the host: every row in event order, which
+/// event each came from, and the events refused.
+#[derive(Debug, Default)]
+pub struct Unpacked {
+    /// Every row of the batch, in event order.
+    pub rows: Vec<RowMutation>,
+    /// For each row, the index of its event in the batch.
+    pub row_events: Vec<u32>,
+    /// The refused events, by index in the batch, in increasing order.
+    pub refused: Vec<(usize, types::PluginError)>,
+    /// Events in the batch.
+    pub events: usize,
+}
+
+impl Unpacked {
+    /// Adds the answer for events that follow these.
+    pub fn append(&mut self, mut next: Unpacked) {
+        let offset = self.events;
+        self.rows.append(&mut next.rows);
+        self.row_events
+            .extend(next.row_events.iter().map(|e| e + offset as u32));
+        self.refused
+            .extend(next.refused.into_iter().map(|(e, why)| (e + offset, why)));
+        self.events += next.events;
+    }
+
+    /// One outcome per event, in order.
+    pub fn outcomes(self) -> Vec<Outcome> {
+        let mut outcomes: Vec<Outcome> = (0..self.events).map(|_| Ok(Vec::new())).collect();
+        for (row, event) in self.rows.into_iter().zip(self.row_events) {
+            if let Some(Ok(rows)) = outcomes.get_mut(event as usize) {
+                rows.push(row);
+            }
+        }
+        for (event, why) in self.refused {
+            if let Some(slot) = outcomes.get_mut(event) {
+                *slot = Err(why);
+            }
+        }
+        outcomes
+    }
+}
+
 /// The tables a transform may write: those the workflow declares for the
 /// store its rows go to.
 #[derive(Debug, Clone, Default)]
@@ -252,12 +295,12 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// One outcome per event of a batch of `events`, or what was wrong.
+/// What a batch of `events` became, or what was wrong.
 /// Nothing beyond the tally's limits is built: the returned buffer (which
 /// every slice keeps alive) is counted, and each row and cell before it is
 /// made, with its key, names and value, each time it is used. A table the
 /// tally does not accept breaks the contract before any of its rows is made.
-pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Vec<Outcome>, Broken> {
+pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Unpacked, Broken> {
     let Packed {
         bytes,
         index,
@@ -266,7 +309,12 @@ pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Vec
     // Keys, qualifiers and values become slices of this one buffer.
     let bytes = Bytes::from(bytes);
     tally.bytes(None, bytes.len() as u64)?;
-    let mut outcomes: Vec<Outcome> = (0..events).map(|_| Ok(Vec::new())).collect();
+    let mut out = Unpacked {
+        rows: Vec::with_capacity(events),
+        row_events: Vec::with_capacity(events),
+        refused: Vec::new(),
+        events,
+    };
     let mut names = Names::default();
     let mut last_event = 0;
     let mut rows = Rows::new(&index);
@@ -297,7 +345,7 @@ pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Vec
         }
         tally.row(event, ROW_COST + table.len() as u64 + row_key.len() as u64)?;
         tally.cells(event, row.cells.len() as u64)?;
-        let mut out = Vec::with_capacity(row.cells.len());
+        let mut cells = Vec::with_capacity(row.cells.len());
         for (op, family, qualifier, value) in row.cells.each() {
             let cell = match op {
                 PUT => Cell::Put {
@@ -322,26 +370,29 @@ pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Vec
             // Counted before it is kept; its parts are slices and shared
             // names, so making it cost nothing yet.
             tally.bytes(event, cell.host_bytes())?;
-            out.push(cell);
+            cells.push(cell);
         }
-        if let Ok(list) = &mut outcomes[event] {
-            list.push(RowMutation {
-                table,
-                row_key,
-                cells: out,
-                version: row.version,
-            });
-        }
+        out.rows.push(RowMutation {
+            table,
+            row_key,
+            cells,
+            version: row.version,
+        });
+        out.row_events.push(row.event);
     }
+    let mut refused = refused;
+    refused.sort_by_key(|(event, _)| *event);
     for (event, error) in refused {
         let event = event as usize;
-        let slot = outcomes.get_mut(event).ok_or_else(|| {
-            broken(
+        if event >= events {
+            return Err(broken(
                 None,
                 format!("a refusal names event {event} of a batch of {events}"),
-            )
-        })?;
-        if !matches!(slot, Ok(rows) if rows.is_empty()) {
+            ));
+        }
+        let given_rows = out.row_events.binary_search(&(event as u32)).is_ok();
+        let twice = out.refused.last().is_some_and(|(e, _)| *e == event);
+        if given_rows || twice {
             return Err(broken(
                 event,
                 "the event is both refused and given rows".into(),
@@ -349,9 +400,9 @@ pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Vec
         }
         let error = super::error::bounded(error);
         tally.bytes(event, ROW_COST + super::error::message(&error).len() as u64)?;
-        *slot = Err(error);
+        out.refused.push((event, error));
     }
-    Ok(outcomes)
+    Ok(out)
 }
 
 /// What a batch's answer has cost so far, against the limits; kept over
@@ -502,14 +553,23 @@ fn slice(bytes: &Bytes, (start, len): Range, what: &str) -> Result<Bytes, String
 }
 
 /// Table and family names of a batch, each checked and allocated once.
+/// A batch has few of them (the SDK writes each once), so the first ones
+/// are looked up by comparing ranges, the rest in a hash map.
 #[derive(Default)]
 struct Names {
-    known: foldhash::HashMap<Range, Arc<str>>,
+    first: Vec<(Range, Arc<str>)>,
+    more: foldhash::HashMap<Range, Arc<str>>,
 }
+
+/// Names looked up by comparison before the hash map is used.
+const FEW_NAMES: usize = 8;
 
 impl Names {
     fn get(&mut self, bytes: &Bytes, range: Range, what: &str) -> Result<Arc<str>, String> {
-        if let Some(name) = self.known.get(&range) {
+        if let Some((_, name)) = self.first.iter().find(|(r, _)| *r == range) {
+            return Ok(name.clone());
+        }
+        if let Some(name) = self.more.get(&range) {
             return Ok(name.clone());
         }
         if range.1 > u32::from(u16::MAX) {
@@ -525,7 +585,11 @@ impl Names {
         let name: Arc<str> = std::str::from_utf8(raw)
             .map_err(|_| format!("{what} is not UTF-8"))?
             .into();
-        self.known.insert(range, name.clone());
+        if self.first.len() < FEW_NAMES {
+            self.first.push((range, name.clone()));
+        } else {
+            self.more.insert(range, name.clone());
+        }
         Ok(name)
     }
 }
@@ -578,7 +642,9 @@ mod tests {
     }
 
     fn unpack(b: impl Into<Packed>, events: usize) -> Result<Vec<Outcome>, String> {
-        super::unpack(b.into(), events, &mut Tally::new(limits(), "p", None)).map_err(|b| b.what)
+        super::unpack(b.into(), events, &mut Tally::new(limits(), "p", None))
+            .map(Unpacked::outcomes)
+            .map_err(|b| b.what)
     }
 
     fn unpack_with(
@@ -586,7 +652,7 @@ mod tests {
         events: usize,
         limits: OutputLimits,
     ) -> Result<Vec<Outcome>, Broken> {
-        super::unpack(b.into(), events, &mut Tally::new(limits, "p", None))
+        super::unpack(b.into(), events, &mut Tally::new(limits, "p", None)).map(Unpacked::outcomes)
     }
 
     #[test]

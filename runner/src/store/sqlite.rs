@@ -130,6 +130,11 @@ impl SqliteStore {
             SqliteSync::Full => "FULL",
             SqliteSync::Normal => "NORMAL",
         };
+        // The write-ahead log is copied back into the database every 64 MiB
+        // rather than every 4 MiB (SQLite's default): a replay's random
+        // keys dirty the same pages again and again, and each copy writes
+        // them and waits for the disk; a replay of 200k chat events took
+        // 17% less time.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {sync};
@@ -137,6 +142,7 @@ impl SqliteStore {
              PRAGMA cache_size = -65536;
              PRAGMA mmap_size = 268435456;
              PRAGMA temp_store = MEMORY;
+             PRAGMA wal_autocheckpoint = 16384;
              CREATE TABLE IF NOT EXISTS sy_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         ))
         .map_err(|e| err(e, format!("cannot prepare `{}`", path.display())))?;

@@ -22,7 +22,7 @@ use crate::model::{Event, RowMutation};
 use crate::plugin::TransformPlugin;
 use crate::plugin::bindings::types;
 use crate::plugin::contract::Transform;
-use crate::plugin::transform::Tables;
+use crate::plugin::transform::{Tables, Unpacked};
 use crate::report::progress::ProgressLine;
 use crate::source::{self, BadRecord, Batch, Checkpoint, SourceError, Start};
 use crate::steps::{StepContext, StepError};
@@ -315,9 +315,14 @@ fn transform(
             .transform(&batch.events, Some(tables))
             .map_err(StepError::from)
             .map(|answer| {
+                let Unpacked {
+                    rows,
+                    refused: refusals,
+                    ..
+                } = answer.unpacked;
                 let mut t = Transformed {
-                    mutations: Vec::with_capacity(batch.events.len()),
-                    refused: Vec::new(),
+                    mutations: rows,
+                    refused: Vec::with_capacity(refusals.len()),
                     bad: batch.bad,
                     events: batch.events.len() as u64,
                     watermark: batch.watermark,
@@ -325,11 +330,11 @@ fn transform(
                     counts: BTreeMap::new(),
                     checkpoint: batch.checkpoint,
                 };
-                for (event, outcome) in batch.events.into_iter().zip(answer.outcomes) {
+                let mut refusals = refusals.into_iter().peekable();
+                for (i, event) in batch.events.into_iter().enumerate() {
                     *t.counts.entry(event.partition).or_insert(0) += 1;
-                    match outcome {
-                        Ok(ms) => t.mutations.extend(ms),
-                        Err(e) => t.refused.push((event, e)),
+                    if let Some((_, why)) = refusals.next_if(|(e, _)| *e == i) {
+                        t.refused.push((event, why));
                     }
                 }
                 t
