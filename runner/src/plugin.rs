@@ -1,6 +1,8 @@
 //! The wasmtime host for plugins.
 //!
-//! - `bindings`: the contract, generated from `sdk/wit/`.
+//! - `bindings`: the contract, generated from `sdk/wit/` (and the previous
+//!   one from `sdk/wit-0.1/`); `contract`: which version a plugin follows
+//!   and where its functions are.
 //! - `engine`: the one shared engine and its deadline clock; `cache`:
 //!   compiled plugins kept on disk.
 //! - `load`: a plugin's bytes, from a `.wasm` or by building its crate; sha256 pins.

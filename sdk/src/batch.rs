@@ -34,9 +34,12 @@ pub fn transform_into(
     mut f: impl FnMut(&EventView<'_>, &Config, &mut Rows) -> Result<(), PluginError>,
 ) -> Answer {
     let (last_bytes, last_words) = *LAST_SIZES.lock().unwrap_or_else(|p| p.into_inner());
-    let mut rows = Rows::with_capacity(last_bytes.max(bytes.len()), last_words);
+    // What the previous answer needed, not the size of the input: a
+    // transform that filters would otherwise hold twice its batch.
+    let mut rows = Rows::with_capacity(last_bytes, last_words);
     let mut refused = Vec::new();
-    for (i, view) in EventReader::new(bytes, words).enumerate() {
+    let mut reader = EventReader::new(bytes, words);
+    for (i, view) in reader.by_ref().enumerate() {
         rows.event = i as u32;
         let mark = rows.mark();
         if let Err(err) = f(&view, config, &mut rows) {
@@ -44,6 +47,7 @@ pub fn transform_into(
             refused.push((i as u32, err));
         }
     }
+    reader.finish();
     *LAST_SIZES.lock().unwrap_or_else(|p| p.into_inner()) = (rows.bytes.len(), rows.words.len());
     Answer {
         bytes: rows.bytes,

@@ -157,8 +157,9 @@ fn split(bytes: &[u8], len: u64) -> (&[u8], &[u8]) {
 }
 
 /// Reads the events of a packed batch in order, without copying them.
-/// The host builds the batch; a batch that does not add up ends early
-/// rather than trapping.
+/// The host builds the batch; one that does not add up is a broken host,
+/// and the plugin traps (the runner names the trap) rather than skip an
+/// event the host would take for one that gave no rows.
 #[cfg_attr(
     not(target_family = "wasm"),
     allow(
@@ -201,28 +202,55 @@ impl<'a> EventReader<'a> {
     pub(crate) fn new(bytes: &'a [u8], words: &'a [u64]) -> Self {
         EventReader { bytes, words }
     }
+
+    /// Traps unless every word and byte was read.
+    pub(crate) fn finish(self) {
+        assert!(
+            self.words.is_empty() && self.bytes.is_empty(),
+            "switchyard: the host's event batch has {} words and {} bytes after its last event",
+            self.words.len(),
+            self.bytes.len()
+        );
+    }
+}
+
+/// `len` bytes from the front of `bytes`, trapping when there are fewer.
+fn take<'a>(bytes: &mut &'a [u8], len: u64) -> &'a [u8] {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    assert!(
+        len <= bytes.len(),
+        "switchyard: the host's event batch ends inside an event"
+    );
+    let (taken, rest) = bytes.split_at(len);
+    *bytes = rest;
+    taken
 }
 
 impl<'a> Iterator for EventReader<'a> {
     type Item = EventView<'a>;
 
     fn next(&mut self) -> Option<EventView<'a>> {
-        let head = self.words.get(..EVENT_WORDS)?;
-        let header_count = usize::try_from(head[5]).ok()?;
-        let lengths_end = header_count.checked_mul(2)?.checked_add(EVENT_WORDS)?;
-        let lengths = self.words.get(EVENT_WORDS..lengths_end)?;
-        self.words = &self.words[lengths_end..];
-        let (key, rest) = match head[3] {
-            NO_KEY => (None, self.bytes),
-            len => {
-                let (key, rest) = split(self.bytes, len);
-                (Some(key), rest)
-            }
+        if self.words.is_empty() {
+            return None;
+        }
+        let lengths = self
+            .words
+            .get(..EVENT_WORDS)
+            .and_then(|head| usize::try_from(head[5]).ok())
+            .and_then(|count| count.checked_mul(2)?.checked_add(EVENT_WORDS))
+            .and_then(|end| self.words.get(EVENT_WORDS..end));
+        let Some(lengths) = lengths else {
+            panic!("switchyard: the host's event batch ends inside an event's words");
         };
-        let (value, rest) = split(rest, head[4]);
+        let head = &self.words[..EVENT_WORDS];
+        self.words = &self.words[EVENT_WORDS + lengths.len()..];
+        let key = match head[3] {
+            NO_KEY => None,
+            len => Some(take(&mut self.bytes, len)),
+        };
+        let value = take(&mut self.bytes, head[4]);
         let header_bytes: u64 = lengths.iter().fold(0, |sum, l| sum.saturating_add(*l));
-        let (headers, rest) = split(rest, header_bytes);
-        self.bytes = rest;
+        let headers = take(&mut self.bytes, header_bytes);
         Some(EventView {
             partition: head[0] as i32,
             offset: head[1] as i64,
@@ -303,13 +331,27 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_that_does_not_add_up_ends_early_instead_of_trapping() {
+    #[should_panic(expected = "ends inside an event's words")]
+    fn too_many_headers_trap() {
         let (bytes, mut words) = pack_events(&events());
         words[11] = u64::MAX / 2;
-        assert_eq!(EventReader::new(&bytes, &words).count(), 1);
+        EventReader::new(&bytes, &words).for_each(drop);
+    }
+
+    #[test]
+    #[should_panic(expected = "ends inside an event")]
+    fn missing_bytes_trap() {
         let (_, words) = pack_events(&events());
-        let short: Vec<_> = EventReader::new(&[], &words).collect();
-        assert_eq!(short.len(), 3);
-        assert!(short.iter().all(|e| e.value.is_empty()));
+        EventReader::new(b"", &words).for_each(drop);
+    }
+
+    #[test]
+    #[should_panic(expected = "after its last event")]
+    fn bytes_left_over_trap() {
+        let (mut bytes, words) = pack_events(&events());
+        bytes.push(0);
+        let mut reader = EventReader::new(&bytes, &words);
+        reader.by_ref().for_each(drop);
+        reader.finish();
     }
 }

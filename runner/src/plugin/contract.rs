@@ -5,15 +5,16 @@
 //! (`switchyard:plugin/transformer@0.2.0`). The runner reads every version
 //! it lists here, so a plugin built against an older SDK keeps working:
 //! it finds the interface under each name and calls the two functions
-//! every world has, `init` and the world's own. Those calls are typed
-//! where they are made, and wasmtime checks the component's types against
-//! them, structurally, on every call: a `check` or `route` plugin of 0.1
-//! is called with today's records because they did not change.
+//! every world has, `init` and the world's own. wasmtime checks the
+//! component's types against the Rust types of a call structurally, when
+//! an instance starts (see [`World::typecheck`]) and again on every call:
+//! a `check` or `route` plugin of 0.1 is called with today's records
+//! because they did not change.
 
 use wasmtime::component::{Component, ComponentExportIndex, Func, Instance};
 use wasmtime::{AsContextMut, Store};
 
-use super::bindings::types;
+use super::bindings::{checker, router, transformer, types, v0_1};
 use super::sandbox::HostState;
 
 /// A version of the contract.
@@ -57,6 +58,11 @@ pub trait World: Send + 'static {
         Contract::READ[0].interface(Self::INTERFACE)
     }
 
+    /// Checks that the functions have the types the runner calls them
+    /// with, so that a mismatch stops the plugin as it starts rather than
+    /// on its first input.
+    fn typecheck(exports: &Exports, store: &Store<HostState>) -> wasmtime::Result<()>;
+
     /// Whether a component that exports `name` is of this world, in a
     /// version the runner reads.
     fn exported_as(name: &str) -> bool {
@@ -77,18 +83,39 @@ impl World for Transform {
     const KIND: &'static str = "transform";
     const INTERFACE: &'static str = "transformer";
     const FUNCTION: &'static str = "transform";
+
+    fn typecheck(exports: &Exports, store: &Store<HostState>) -> wasmtime::Result<()> {
+        match exports.contract {
+            Contract::V0_2 => {
+                exports.check::<(&transformer::EventBatch,), (transformer::MutationBatch,)>(store)
+            }
+            Contract::V0_1 => {
+                exports.check::<(&[types::Event],), (v0_1::transformer::MutationBatch,)>(store)
+            }
+        }
+    }
 }
 
 impl World for Check {
     const KIND: &'static str = "check";
     const INTERFACE: &'static str = "checker";
     const FUNCTION: &'static str = "check";
+
+    fn typecheck(exports: &Exports, store: &Store<HostState>) -> wasmtime::Result<()> {
+        exports.check::<(&[checker::Pair],), (Vec<Result<checker::Verdict, types::PluginError>>,)>(
+            store,
+        )
+    }
 }
 
 impl World for Route {
     const KIND: &'static str = "route";
     const INTERFACE: &'static str = "router";
     const FUNCTION: &'static str = "route";
+
+    fn typecheck(exports: &Exports, store: &Store<HostState>) -> wasmtime::Result<()> {
+        exports.check::<(&router::Request,), (Result<router::Decision, types::PluginError>,)>(store)
+    }
 }
 
 /// Where a component's two functions are, found once when it is loaded.
@@ -154,6 +181,18 @@ impl Exports {
             .init
             .typed::<(&[types::ConfigEntry],), (Result<(), types::PluginError>,)>(&*store)?;
         Ok(init.call(store, (config,))?.0)
+    }
+
+    /// Whether `init` and the world's function have the types `P -> R`.
+    fn check<P, R>(&self, store: &Store<HostState>) -> wasmtime::Result<()>
+    where
+        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
+        R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+    {
+        self.init
+            .typed::<(&[types::ConfigEntry],), (Result<(), types::PluginError>,)>(store)?;
+        self.function.typed::<P, R>(store)?;
+        Ok(())
     }
 
     /// Calls the world's function, typed as `P -> R`; a component whose

@@ -226,6 +226,7 @@ impl<W: World> Instance<W> {
             .pre
             .instantiate(&mut store)
             .and_then(|instance| shared.indices.exports(&instance, &mut store))
+            .and_then(|exports| W::typecheck(&exports, &store).map(|()| exports))
             .map_err(|e| fail(e, store.data().output.text()))?;
         let init = exports.init(&mut store, &shared.config);
         store.data_mut().log.end_call();

@@ -247,13 +247,14 @@ impl<'a> Rows<'a> {
                         ),
                     )));
                 };
-                let event = head[0];
                 let count = head[7] as usize;
                 let rest = &words[ROW_WORDS..];
                 let Some(cells) = count.checked_mul(CELL_WORDS).and_then(|n| rest.get(..n)) else {
+                    // No event is named: the row's own event index is
+                    // not checked yet, so it could blame another event.
                     *words = &[];
                     return Some(Err(broken(
-                        event as usize,
+                        None,
                         format!(
                             "a row's {count} cells run past the {} words returned",
                             rest.len()
@@ -262,7 +263,7 @@ impl<'a> Rows<'a> {
                 };
                 *words = &rest[cells.len()..];
                 Some(Ok(RowHead {
-                    event,
+                    event: head[0],
                     table: (head[1], head[2]),
                     row_key: (head[3], head[4]),
                     version: u64::from(head[5]) | (u64::from(head[6]) << 32),
@@ -275,7 +276,7 @@ impl<'a> Rows<'a> {
                 let Some(packed) = cells.get(first..first.saturating_add(row.cell_count as usize))
                 else {
                     return Some(Err(broken(
-                        row.event as usize,
+                        None,
                         format!(
                             "a row's cells {first}+{} lie outside the {} cells returned",
                             row.cell_count,
@@ -554,7 +555,9 @@ fn slice(bytes: &Bytes, (start, len): Range, what: &str) -> Result<Bytes, String
 
 /// Table and family names of a batch, each checked and allocated once.
 /// A batch has few of them (the SDK writes each once), so the first ones
-/// are looked up by comparing ranges, the rest in a hash map.
+/// are looked up by comparing ranges, the rest in a hash map. The ranges
+/// are the plugin's choice: foldhash is seeded at random per process, and
+/// the map holds at most `max_cells_per_batch` of them.
 #[derive(Default)]
 struct Names {
     first: Vec<(Range, Arc<str>)>,
