@@ -32,6 +32,7 @@ pub mod load;
 pub mod log;
 pub mod output;
 pub mod route;
+pub mod row_batch;
 pub mod rows;
 pub mod sandbox;
 pub mod transform;

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 use crate::document::{Home, Kind, Sections};
 use crate::fault::Fault;
-use crate::model::{Row, RowMutation};
+use crate::model::{Row, RowBatch, RowMutation};
 use crate::source::Sources;
 use crate::source::kafka::config::kafka;
 use fed_by::FedBy;
@@ -85,6 +85,18 @@ pub trait Store: Send {
         mutations: &[RowMutation],
         watermark: Option<i64>,
     ) -> Result<(), StoreError>;
+
+    /// [`Store::apply`] for rows as a transform returned them, read in
+    /// place by stores that can (no per-cell buffers are made); by default
+    /// they are made into mutations first.
+    fn apply_batches(
+        &mut self,
+        batches: &[RowBatch],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mutations: Vec<RowMutation> = batches.iter().flat_map(RowBatch::to_mutations).collect();
+        self.apply(&mutations, watermark)
+    }
 
     /// Up to `limit` row keys' worth of rows in `range`, in key order, as
     /// of `as_of` (every version when `None`). Page on by moving

@@ -364,7 +364,12 @@ fn replay_into_hbase_vs_raw(events: &[Event], dir: &std::path::Path) {
             refused: Vec::new(),
         };
         let mut tally = Tally::new(Limits::default().output, "native", None);
-        rows.extend(unpack(back, chunk.len(), &mut tally).expect("unpack").rows);
+        rows.extend(
+            unpack(back, chunk.len(), &mut tally)
+                .expect("unpack")
+                .rows
+                .to_mutations(),
+        );
     }
     let calls = convert::calls(&rows, 1000).expect("calls");
     const POOL: usize = 4;

@@ -5,13 +5,11 @@
 //! the contract and is reported as such, never trusted.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-
-use bytes::Bytes;
 
 use super::bindings::types;
 use super::bindings::v0_1::transformer as v0_1;
 use super::limits::{OutputLimits, show_size};
+use super::row_batch::{CellAt, Op, RowBatch};
 use super::rows::{Cell, RowMutation};
 
 /// What the plugin made of one event: its mutations, or why it refused it.
@@ -22,7 +20,7 @@ pub type Outcome = Result<Vec<RowMutation>, types::PluginError>;
 #[derive(Debug, Default)]
 pub struct Unpacked {
     /// Every row of the batch, in event order.
-    pub rows: Vec<RowMutation>,
+    pub rows: RowBatch,
     /// For each row, the index of its event in the batch.
     pub row_events: Vec<u32>,
     /// The refused events, by index in the batch, in increasing order.
@@ -33,9 +31,9 @@ pub struct Unpacked {
 
 impl Unpacked {
     /// Adds the answer for events that follow these.
-    pub fn append(&mut self, mut next: Unpacked) {
+    pub fn append(&mut self, next: Unpacked) {
         let offset = self.events;
-        self.rows.append(&mut next.rows);
+        self.rows.append(next.rows);
         self.row_events
             .extend(next.row_events.iter().map(|e| e + offset as u32));
         self.refused
@@ -46,7 +44,7 @@ impl Unpacked {
     /// One outcome per event, in order.
     pub fn outcomes(self) -> Vec<Outcome> {
         let mut outcomes: Vec<Outcome> = (0..self.events).map(|_| Ok(Vec::new())).collect();
-        for (row, event) in self.rows.into_iter().zip(self.row_events) {
+        for (row, event) in self.rows.to_mutations().into_iter().zip(self.row_events) {
             if let Some(Ok(rows)) = outcomes.get_mut(event as usize) {
                 rows.push(row);
             }
@@ -73,6 +71,8 @@ pub struct Tables {
 /// Host bytes counted for each row beyond its key and table name (and
 /// for each refusal beyond its text).
 const ROW_COST: u64 = std::mem::size_of::<RowMutation>() as u64;
+/// Host bytes counted for each cell beyond its names and value.
+const CELL_COST: u64 = std::mem::size_of::<Cell>() as u64;
 
 /// Why a batch cannot be taken: what is wrong, and the index of the event
 /// it is about when there is one.
@@ -149,8 +149,7 @@ impl From<v0_1::MutationBatch> for Packed {
     }
 }
 
-/// A byte range of the answer's buffer: start and length.
-type Range = (u32, u32);
+use super::row_batch::Range;
 
 /// One row as the index describes it, before anything is checked.
 struct RowHead<'a> {
@@ -307,11 +306,9 @@ pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Unp
         index,
         refused,
     } = batch;
-    // Keys, qualifiers and values become slices of this one buffer.
-    let bytes = Bytes::from(bytes);
     tally.bytes(None, bytes.len() as u64)?;
     let mut out = Unpacked {
-        rows: Vec::with_capacity(events),
+        rows: RowBatch::new(Vec::new(), events),
         row_events: Vec::with_capacity(events),
         refused: Vec::new(),
         events,
@@ -332,10 +329,12 @@ pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Unp
         }
         last_event = event;
         let fail = |what: String| broken(event, what);
-        let table = names.get(&bytes, row.table, "a table name").map_err(fail)?;
-        tally.accepts(event, &table)?;
-        let row_key = slice(&bytes, row.row_key, "a row key").map_err(fail)?;
-        if row_key.is_empty() {
+        let (table, table_len) = names
+            .get(&bytes, &mut out.rows, row.table, "a table name")
+            .map_err(fail)?;
+        tally.accepts(event, out.rows.name(table))?;
+        check(&bytes, row.row_key, "a row key").map_err(fail)?;
+        if row.row_key.1 == 0 {
             return Err(fail("a row has an empty row key".into()));
         }
         if i64::try_from(row.version).is_err() {
@@ -344,43 +343,52 @@ pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Unp
                 row.version
             )));
         }
-        tally.row(event, ROW_COST + table.len() as u64 + row_key.len() as u64)?;
+        tally.row(event, ROW_COST + table_len + u64::from(row.row_key.1))?;
         tally.cells(event, row.cells.len() as u64)?;
-        let mut cells = Vec::with_capacity(row.cells.len());
+        out.rows
+            .add_row(table, row.row_key, row.version, row.cells.len() as u32);
         for (op, family, qualifier, value) in row.cells.each() {
-            let cell = match op {
-                PUT => Cell::Put {
-                    family: names.get(&bytes, family, "a family").map_err(fail)?,
-                    qualifier: slice(&bytes, qualifier, "a qualifier").map_err(fail)?,
-                    value: slice(&bytes, value, "a value").map_err(fail)?,
-                },
-                DELETE_CELL => Cell::DeleteCell {
-                    family: names.get(&bytes, family, "a family").map_err(fail)?,
-                    qualifier: slice(&bytes, qualifier, "a qualifier").map_err(fail)?,
-                },
-                DELETE_FAMILY => Cell::DeleteFamily {
-                    family: names.get(&bytes, family, "a family").map_err(fail)?,
-                },
-                DELETE_ROW => Cell::DeleteRow,
+            let op = match op {
+                PUT => Op::Put,
+                DELETE_CELL => Op::DeleteCell,
+                DELETE_FAMILY => Op::DeleteFamily,
+                DELETE_ROW => Op::DeleteRow,
                 other => {
                     return Err(fail(format!(
                         "a cell has operation {other}; the contract knows 0 to 3"
                     )));
                 }
             };
-            // Counted before it is kept; its parts are slices and shared
-            // names, so making it cost nothing yet.
-            tally.bytes(event, cell.host_bytes())?;
-            cells.push(cell);
+            let (family, family_len) = match op {
+                Op::DeleteRow => (0, 0),
+                _ => names
+                    .get(&bytes, &mut out.rows, family, "a family")
+                    .map_err(fail)?,
+            };
+            let qualifier = match op {
+                Op::Put | Op::DeleteCell => {
+                    check(&bytes, qualifier, "a qualifier").map_err(fail)?
+                }
+                _ => (0, 0),
+            };
+            let value = match op {
+                Op::Put => check(&bytes, value, "a value").map_err(fail)?,
+                _ => (0, 0),
+            };
+            // Counted as the cell would hold it once made (see
+            // `Cell::host_bytes`), each time a range is used.
+            let held = family_len + u64::from(qualifier.1) + u64::from(value.1);
+            tally.bytes(event, CELL_COST + held)?;
+            out.rows.add_cell(CellAt {
+                op,
+                family,
+                qualifier,
+                value,
+            });
         }
-        out.rows.push(RowMutation {
-            table,
-            row_key,
-            cells,
-            version: row.version,
-        });
         out.row_events.push(row.event);
     }
+    out.rows.set_bytes(bytes);
     let mut refused = refused;
     refused.sort_by_key(|(event, _)| *event);
     for (event, error) in refused {
@@ -540,60 +548,60 @@ impl<'a> Tally<'a> {
     }
 }
 
-/// The bytes a range points at, as a shared slice of the batch buffer.
-fn slice(bytes: &Bytes, (start, len): Range, what: &str) -> Result<Bytes, String> {
-    let (start, len) = (start as usize, len as usize);
-    let end = start.saturating_add(len);
+/// The range, once checked to lie inside the buffer.
+fn check(bytes: &[u8], (start, len): Range, what: &str) -> Result<Range, String> {
+    let end = (start as usize).saturating_add(len as usize);
     if end > bytes.len() {
         return Err(format!(
             "{what} at {start}+{len} lies outside the {} bytes returned",
             bytes.len()
         ));
     }
-    Ok(bytes.slice(start..end))
+    Ok((start, len))
 }
 
-/// Table and family names of a batch, each checked and allocated once.
+/// Table and family names of a batch, each checked and kept once.
 /// A batch has few of them (the SDK writes each once), so the first ones
 /// are looked up by comparing ranges, the rest in a hash map. The ranges
 /// are the plugin's choice: foldhash is seeded at random per process, and
 /// the map holds at most `max_cells_per_batch` of them.
 #[derive(Default)]
 struct Names {
-    first: Vec<(Range, Arc<str>)>,
-    more: foldhash::HashMap<Range, Arc<str>>,
+    first: Vec<(Range, u32, u64)>,
+    more: foldhash::HashMap<Range, (u32, u64)>,
 }
 
 /// Names looked up by comparison before the hash map is used.
 const FEW_NAMES: usize = 8;
 
 impl Names {
-    fn get(&mut self, bytes: &Bytes, range: Range, what: &str) -> Result<Arc<str>, String> {
-        if let Some((_, name)) = self.first.iter().find(|(r, _)| *r == range) {
-            return Ok(name.clone());
+    /// The name's index in `batch` and its length.
+    fn get(
+        &mut self,
+        bytes: &[u8],
+        batch: &mut RowBatch,
+        range: Range,
+        what: &str,
+    ) -> Result<(u32, u64), String> {
+        if let Some((_, index, len)) = self.first.iter().find(|(r, _, _)| *r == range) {
+            return Ok((*index, *len));
         }
-        if let Some(name) = self.more.get(&range) {
-            return Ok(name.clone());
+        if let Some(found) = self.more.get(&range) {
+            return Ok(*found);
         }
         if range.1 > u32::from(u16::MAX) {
             return Err(format!("{what} of {} bytes is longer than 65535", range.1));
         }
-        let (start, len) = (range.0 as usize, range.1 as usize);
-        let raw = bytes.get(start..start.saturating_add(len)).ok_or_else(|| {
-            format!(
-                "{what} at {start}+{len} lies outside the {} bytes returned",
-                bytes.len()
-            )
-        })?;
-        let name: Arc<str> = std::str::from_utf8(raw)
-            .map_err(|_| format!("{what} is not UTF-8"))?
-            .into();
+        let (start, len) = check(bytes, range, what)?;
+        let raw = &bytes[start as usize..][..len as usize];
+        let name = std::str::from_utf8(raw).map_err(|_| format!("{what} is not UTF-8"))?;
+        let found = (batch.add_name(name), u64::from(len));
         if self.first.len() < FEW_NAMES {
-            self.first.push((range, name.clone()));
+            self.first.push((range, found.0, found.1));
         } else {
-            self.more.insert(range, name.clone());
+            self.more.insert(range, found);
         }
-        Ok(name)
+        Ok(found)
     }
 }
 

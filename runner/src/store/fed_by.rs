@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{KeyRange, Page, Store, StoreError};
-use crate::model::{Row, RowMutation};
+use crate::model::{Row, RowBatch, RowMutation};
 use crate::source::kafka::KafkaConfig;
 
 /// `fed_by = { source = "chat-events", group = "chat-rmu" }`: the store is
@@ -65,6 +65,14 @@ impl Store for FedStore {
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
         self.inner.apply(mutations, watermark)
+    }
+
+    fn apply_batches(
+        &mut self,
+        batches: &[RowBatch],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.inner.apply_batches(batches, watermark)
     }
 
     fn scan(

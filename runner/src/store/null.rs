@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{KeyRange, Page, Store, StoreConfig, StoreError};
 use crate::document::{Home, Kind};
-use crate::model::{Row, RowMutation};
+use crate::model::{Row, RowBatch, RowMutation};
 
 /// The kind, for the registration list.
 pub const KIND: Kind<dyn StoreConfig> = Kind {
@@ -75,6 +75,15 @@ impl Store for NullStore {
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
         // Like every store's, the watermark never goes back.
+        self.watermark = self.watermark.max(watermark);
+        Ok(())
+    }
+
+    fn apply_batches(
+        &mut self,
+        _batches: &[RowBatch],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
         self.watermark = self.watermark.max(watermark);
         Ok(())
     }

@@ -20,7 +20,7 @@ use super::fed_by::FedBy;
 use super::{KeyRange, Page, Store, StoreConfig, StoreError};
 use crate::document::{Home, Kind};
 use crate::fault::Fault;
-use crate::model::{Cell, Row, RowMutation};
+use crate::model::{CellRef, Row, RowBatch, RowMutation, RowRef};
 
 /// The kind, for the registration list.
 pub const KIND: Kind<dyn StoreConfig> = Kind {
@@ -181,6 +181,103 @@ impl SqliteStore {
         StoreError::new(&self.name, Fault::Refused, format!("{what}: {why}"))
     }
 
+    /// Writes rows, borrowed from mutations or from a transform's
+    /// batches, in one transaction with the watermark.
+    fn write<'a>(
+        &mut self,
+        rows: impl Iterator<Item = RowRef<'a>> + Clone,
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        for m in rows.clone() {
+            self.create_table(m.table)?;
+        }
+        let name = self.name.clone();
+        let err = |what: &str, e: rusqlite::Error| {
+            StoreError::new(&name, fault_of(&e), format!("{what}: {e}"))
+        };
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| err("cannot begin a write", e))?;
+        // Mutations of one row at one version are packed together, so each
+        // becomes one SQLite row; one prepared statement per table.
+        let mut grouped: BTreeMap<(&str, &[u8], u64), Vec<cells::Part<'_>>> = BTreeMap::new();
+        for m in rows {
+            if i64::try_from(m.version).is_err() {
+                return Err(StoreError::new(
+                    &name,
+                    Fault::Refused,
+                    format!(
+                        "version {} of row {:?} is above the largest SQLite integer",
+                        m.version,
+                        String::from_utf8_lossy(m.row_key)
+                    ),
+                ));
+            }
+            let parts = grouped.entry((m.table, m.row_key, m.version)).or_default();
+            for cell in m.cells() {
+                let part: cells::Part<'_> = match cell {
+                    CellRef::Put {
+                        family,
+                        qualifier,
+                        value,
+                    } => (EntryKind::Put, family, qualifier, value),
+                    CellRef::DeleteCell { family, qualifier } => {
+                        (EntryKind::DeleteCell, family, qualifier, &[])
+                    }
+                    CellRef::DeleteFamily { family } => (EntryKind::DeleteFamily, family, &[], &[]),
+                    CellRef::DeleteRow => (EntryKind::DeleteRow, "", &[], &[]),
+                };
+                if part.1.len() > usize::from(u16::MAX) {
+                    return Err(StoreError::new(
+                        &name,
+                        Fault::Refused,
+                        format!(
+                            "a family name of {} bytes in row {:?}; families are at most 65535 bytes",
+                            part.1.len(),
+                            String::from_utf8_lossy(m.row_key)
+                        ),
+                    ));
+                }
+                parts.push(part);
+            }
+        }
+        let mut current: Option<(&str, rusqlite::CachedStatement<'_>)> = None;
+        for ((table, row_key, version), mut parts) in grouped {
+            if current.as_ref().is_none_or(|(t, _)| *t != table) {
+                let sql = sql_table(table)
+                    .map_err(|message| StoreError::new(&name, Fault::Refused, message))?;
+                let stmt = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO {sql} (row_key, version, cells) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (row_key, version) DO UPDATE SET cells = sy_merge(cells, excluded.cells)"
+                    ))
+                    .map_err(|e| err("cannot write", e))?;
+                current = Some((table, stmt));
+            }
+            let Some((_, insert)) = current.as_mut() else {
+                unreachable!("a statement was just prepared");
+            };
+            insert
+                .execute(params![
+                    row_key,
+                    version as i64,
+                    cells::encode_parts(&mut parts)
+                ])
+                .map_err(|e| err("cannot write", e))?;
+        }
+        drop(current);
+        if let Some(w) = watermark {
+            tx.execute(
+                "INSERT INTO sy_meta (key, value) VALUES ('watermark', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                [w],
+            )
+            .map_err(|e| err("cannot record the watermark", e))?;
+        }
+        tx.commit().map_err(|e| err("cannot commit", e))
+    }
+
     fn create_table(&mut self, table: &str) -> Result<(), StoreError> {
         if self.known_tables.contains(table) {
             return Ok(());
@@ -283,96 +380,15 @@ impl Store for SqliteStore {
         mutations: &[RowMutation],
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
-        for m in mutations {
-            self.create_table(&m.table)?;
-        }
-        let name = self.name.clone();
-        let err = |what: &str, e: rusqlite::Error| {
-            StoreError::new(&name, fault_of(&e), format!("{what}: {e}"))
-        };
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| err("cannot begin a write", e))?;
-        // Mutations of one row at one version are packed together, so each
-        // becomes one SQLite row; one prepared statement per table.
-        let mut grouped: BTreeMap<(&str, &[u8], u64), Vec<cells::Part<'_>>> = BTreeMap::new();
-        for m in mutations {
-            if i64::try_from(m.version).is_err() {
-                return Err(StoreError::new(
-                    &name,
-                    Fault::Refused,
-                    format!(
-                        "version {} of row {:?} is above the largest SQLite integer",
-                        m.version,
-                        String::from_utf8_lossy(&m.row_key)
-                    ),
-                ));
-            }
-            let parts = grouped
-                .entry((&m.table, &m.row_key, m.version))
-                .or_default();
-            for cell in &m.cells {
-                let part: cells::Part<'_> = match cell {
-                    Cell::Put {
-                        family,
-                        qualifier,
-                        value,
-                    } => (EntryKind::Put, family, qualifier, value),
-                    Cell::DeleteCell { family, qualifier } => {
-                        (EntryKind::DeleteCell, family, qualifier, &[])
-                    }
-                    Cell::DeleteFamily { family } => (EntryKind::DeleteFamily, family, &[], &[]),
-                    Cell::DeleteRow => (EntryKind::DeleteRow, "", &[], &[]),
-                };
-                if part.1.len() > usize::from(u16::MAX) {
-                    return Err(StoreError::new(
-                        &name,
-                        Fault::Refused,
-                        format!(
-                            "a family name of {} bytes in row {:?}; families are at most 65535 bytes",
-                            part.1.len(),
-                            String::from_utf8_lossy(&m.row_key)
-                        ),
-                    ));
-                }
-                parts.push(part);
-            }
-        }
-        let mut current: Option<(&str, rusqlite::CachedStatement<'_>)> = None;
-        for ((table, row_key, version), mut parts) in grouped {
-            if current.as_ref().is_none_or(|(t, _)| *t != table) {
-                let sql = sql_table(table)
-                    .map_err(|message| StoreError::new(&name, Fault::Refused, message))?;
-                let stmt = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO {sql} (row_key, version, cells) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (row_key, version) DO UPDATE SET cells = sy_merge(cells, excluded.cells)"
-                    ))
-                    .map_err(|e| err("cannot write", e))?;
-                current = Some((table, stmt));
-            }
-            let Some((_, insert)) = current.as_mut() else {
-                unreachable!("a statement was just prepared");
-            };
-            insert
-                .execute(params![
-                    row_key,
-                    version as i64,
-                    cells::encode_parts(&mut parts)
-                ])
-                .map_err(|e| err("cannot write", e))?;
-        }
-        drop(current);
-        if let Some(w) = watermark {
-            tx.execute(
-                "INSERT INTO sy_meta (key, value) VALUES ('watermark', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                [w],
-            )
-            .map_err(|e| err("cannot record the watermark", e))?;
-        }
-        tx.commit().map_err(|e| err("cannot commit", e))
+        self.write(mutations.iter().map(RowMutation::as_row), watermark)
+    }
+
+    fn apply_batches(
+        &mut self,
+        batches: &[RowBatch],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.write(batches.iter().flat_map(RowBatch::rows), watermark)
     }
 
     fn scan(
@@ -519,6 +535,7 @@ fn fault_of(e: &rusqlite::Error) -> Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Cell;
 
     fn put(key: &str, version: u64, text: &str) -> RowMutation {
         RowMutation {

@@ -18,7 +18,7 @@ use super::writer::Writer;
 use super::{DEFAULT_BATCH_BYTES, Follow};
 use crate::cancel::Cancel;
 use crate::fault::Fault;
-use crate::model::{Event, RowMutation};
+use crate::model::{Event, RowBatch};
 use crate::plugin::TransformPlugin;
 use crate::plugin::bindings::types;
 use crate::plugin::contract::Transform;
@@ -66,7 +66,8 @@ impl Shutdown {
 
 /// A batch after the transform.
 pub struct Transformed {
-    pub mutations: Vec<RowMutation>,
+    /// The rows, as the transform returned them (one batch per plugin call).
+    pub rows: Vec<RowBatch>,
     pub refused: Vec<(Event, types::PluginError)>,
     pub bad: Vec<BadRecord>,
     pub events: u64,
@@ -82,7 +83,7 @@ pub struct Transformed {
 impl Transformed {
     /// Appends the batch that follows this one.
     pub fn absorb(&mut self, next: Transformed) {
-        self.mutations.extend(next.mutations);
+        self.rows.extend(next.rows);
         self.refused.extend(next.refused);
         self.bad.extend(next.bad);
         self.events += next.events;
@@ -321,7 +322,7 @@ fn transform(
                     ..
                 } = answer.unpacked;
                 let mut t = Transformed {
-                    mutations: rows,
+                    rows: vec![rows],
                     refused: Vec::with_capacity(refusals.len()),
                     bad: batch.bad,
                     events: batch.events.len() as u64,

@@ -134,13 +134,13 @@ impl Writer<'_> {
             }
             // The source says what every partition has reached with this batch.
             watermark = watermark.max(batch.watermark);
-            store.apply(&batch.mutations, watermark)?;
+            store.apply_batches(&batch.rows, watermark)?;
             in_flight.give(batch.bytes);
             // Acknowledged: from here on the batch may be committed.
             for (name, n) in [
                 ("events", batch.events),
                 ("events_this_run", batch.events),
-                ("mutations", batch.mutations.len() as u64),
+                ("mutations", batch.rows.iter().map(|r| r.len() as u64).sum()),
                 ("refused", batch.refused.len() as u64),
                 ("unreadable", batch.bad.len() as u64),
             ] {
