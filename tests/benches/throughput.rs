@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use switchyard_runner::engine::{self, ExecOptions, ExecResult};
-use switchyard_runner::model::Event;
+use switchyard_runner::model::{Event, RowMutation};
 use switchyard_runner::plugin::contract::Transform;
 use switchyard_runner::plugin::instance::Instance;
 use switchyard_runner::plugin::transform::pack;
@@ -371,7 +371,7 @@ fn replay_into_hbase_vs_raw(events: &[Event], dir: &std::path::Path) {
                 .to_mutations(),
         );
     }
-    let calls = convert::calls(&rows, 1000).expect("calls");
+    let calls = convert::calls(rows.iter().map(RowMutation::as_row), 1000).expect("calls");
     const POOL: usize = 4;
     let mut replay = ReplayTime::MAX;
     let mut raw = Duration::MAX;

@@ -49,7 +49,7 @@ use hbase_thrift::hbase::{Mutation, THbaseSyncClient, TScan};
 
 use super::{KeyRange, Page, Store, StoreError};
 use crate::fault::Fault;
-use crate::model::{Cell, Row, RowMutation};
+use crate::model::{CellRef, Row, RowBatch, RowMutation, RowRef};
 pub use config::HbaseConfig;
 use convert::Call;
 use errors::Failure;
@@ -199,13 +199,32 @@ impl HbaseStore {
         Ok(self.families.get(table))
     }
 
+    /// Writes rows, borrowed from mutations or from a transform's
+    /// batches, then the watermark.
+    fn write<'a>(
+        &mut self,
+        rows: impl Iterator<Item = RowRef<'a>> + Clone,
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.check_families(rows.clone())?;
+        let calls = convert::calls(rows, self.batch_rows).map_err(|m| self.refused(m))?;
+        self.send(&calls)?;
+        match watermark {
+            Some(w) => self.write_watermark(w),
+            None => Ok(()),
+        }
+    }
+
     /// Refuses mutations of tables or families HBase does not have, before
     /// anything is written. A family missing from what the store knows is
     /// looked up again once, in case the table was altered meanwhile.
-    fn check_families(&mut self, mutations: &[RowMutation]) -> Result<(), StoreError> {
-        for m in mutations {
+    fn check_families<'a>(
+        &mut self,
+        rows: impl Iterator<Item = RowRef<'a>>,
+    ) -> Result<(), StoreError> {
+        for m in rows {
             // What `tables()` lists is what may be written: the two agree.
-            if !self.configured.iter().any(|t| *t == *m.table) {
+            if !self.configured.iter().any(|t| t == m.table) {
                 return Err(self.refused(format!(
                     "table `{}` is not among the store's `tables` ({}); list it there",
                     m.table,
@@ -218,17 +237,17 @@ impl HbaseStore {
             }
             let mut refreshed = false;
             loop {
-                let Some(families) = self.families_of(&m.table)? else {
+                let Some(families) = self.families_of(m.table)? else {
                     return Err(self.refused(format!(
                         "table `{}` does not exist in HBase; list it in the store's `tables` so the runner creates it",
                         m.table
                     )));
                 };
-                let Some(family) = unknown_family(m, families) else {
+                let Some(family) = unknown_family(&m, families) else {
                     break;
                 };
                 if !refreshed {
-                    self.families.remove(&*m.table);
+                    self.families.remove(m.table);
                     refreshed = true;
                     continue;
                 }
@@ -236,7 +255,7 @@ impl HbaseStore {
                     "table `{}` has no column family `{family}` (it has {}); row {:?} at version {}",
                     m.table,
                     listed(families),
-                    String::from_utf8_lossy(&m.row_key),
+                    String::from_utf8_lossy(m.row_key),
                     m.version
                 );
                 return Err(self.refused(message));
@@ -345,12 +364,12 @@ fn shape_error(table: &str, wanted: &[String], versions: &BTreeMap<String, i32>)
 }
 
 /// The first family `m` writes that is not in `families`.
-fn unknown_family<'m>(m: &'m RowMutation, families: &BTreeSet<String>) -> Option<&'m str> {
-    m.cells.iter().find_map(|c| match c {
-        Cell::Put { family, .. }
-        | Cell::DeleteCell { family, .. }
-        | Cell::DeleteFamily { family } => (!families.contains(&**family)).then_some(&**family),
-        Cell::DeleteRow => None,
+fn unknown_family<'m>(m: &RowRef<'m>, families: &BTreeSet<String>) -> Option<&'m str> {
+    m.cells().find_map(|c| match c {
+        CellRef::Put { family, .. }
+        | CellRef::DeleteCell { family, .. }
+        | CellRef::DeleteFamily { family } => (!families.contains(family)).then_some(family),
+        CellRef::DeleteRow => None,
     })
 }
 
@@ -382,13 +401,15 @@ impl Store for HbaseStore {
         mutations: &[RowMutation],
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.check_families(mutations)?;
-        let calls = convert::calls(mutations, self.batch_rows).map_err(|m| self.refused(m))?;
-        self.send(&calls)?;
-        match watermark {
-            Some(w) => self.write_watermark(w),
-            None => Ok(()),
-        }
+        self.write(mutations.iter().map(RowMutation::as_row), watermark)
+    }
+
+    fn apply_batches(
+        &mut self,
+        batches: &[RowBatch],
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.write(batches.iter().flat_map(RowBatch::rows), watermark)
     }
 
     fn scan(

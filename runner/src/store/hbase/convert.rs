@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use hbase_thrift::hbase::{BatchMutation, Mutation, TRowResult};
 
-use crate::model::{Cell, Row, RowMutation, StoredCell};
+use crate::model::{CellRef, Row, RowRef, StoredCell};
 
 /// One Thrift call of an apply.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,48 +63,53 @@ struct RowWrite<'a> {
 }
 
 /// Rows to write, by table and version.
-type Groups<'a> = BTreeMap<(&'a Arc<str>, i64), BTreeMap<&'a [u8], RowWrite<'a>>>;
+type Groups<'a> = BTreeMap<(&'a str, i64), BTreeMap<&'a [u8], RowWrite<'a>>>;
 
-/// The calls that write `mutations`. Within a batch, the same cell put
-/// twice at the same version keeps the later one in log order, as HBase
-/// itself does for two writes (and as every store does).
-pub fn calls(mutations: &[RowMutation], batch_rows: usize) -> Result<Vec<Call>, String> {
+/// The calls that write `rows` (borrowed from mutations or from a
+/// transform's batches). Within a batch, the same cell put twice at the
+/// same version keeps the later one in log order, as HBase itself does
+/// for two writes (and as every store does).
+pub fn calls<'a>(
+    rows: impl Iterator<Item = RowRef<'a>>,
+    batch_rows: usize,
+) -> Result<Vec<Call>, String> {
     let mut groups = Groups::new();
-    for m in mutations {
+    for m in rows {
         let timestamp = i64::try_from(m.version).map_err(|_| {
             format!(
                 "version {} of row {:?} in `{}` is above the largest HBase timestamp",
                 m.version,
-                String::from_utf8_lossy(&m.row_key),
+                String::from_utf8_lossy(m.row_key),
                 m.table
             )
         })?;
         let row = groups
-            .entry((&m.table, timestamp))
+            .entry((m.table, timestamp))
             .or_default()
-            .entry(&m.row_key)
+            .entry(m.row_key)
             .or_default();
-        for cell in &m.cells {
+        for cell in m.cells() {
             match cell {
-                Cell::Put {
+                CellRef::Put {
                     family,
                     qualifier,
                     value,
                 } => {
                     row.puts.insert((family, qualifier), value);
                 }
-                Cell::DeleteCell { family, qualifier } => {
+                CellRef::DeleteCell { family, qualifier } => {
                     row.cell_deletes.insert((family, qualifier));
                 }
-                Cell::DeleteFamily { family } => {
+                CellRef::DeleteFamily { family } => {
                     row.family_deletes.insert(family);
                 }
-                Cell::DeleteRow => row.row_delete = true,
+                CellRef::DeleteRow => row.row_delete = true,
             }
         }
     }
     let mut out = Vec::new();
     for ((table, timestamp), rows) in groups {
+        let table: Arc<str> = table.into();
         let mut batches = Vec::new();
         for (key, write) in rows {
             if write.row_delete {
@@ -204,6 +209,11 @@ mod tests {
     use hbase_thrift::hbase::{TCell, TColumn};
 
     use super::*;
+    use crate::model::{Cell, RowMutation};
+
+    fn calls(mutations: &[RowMutation], batch_rows: usize) -> Result<Vec<Call>, String> {
+        super::calls(mutations.iter().map(RowMutation::as_row), batch_rows)
+    }
 
     fn mutation_of(version: u64, key: &str, cells: Vec<Cell>) -> RowMutation {
         RowMutation {
