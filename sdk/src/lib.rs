@@ -24,8 +24,11 @@
 //! assert_eq!(rows[0].row_key, b"0000/000000000001");
 //! ```
 //!
-//! Build it with `cargo build --target wasm32-wasip2 --release` and point a
-//! workflow's `[plugin.NAME]` at the crate or the `.wasm` it produced.
+//! Point a workflow's `[plugin.NAME]` at the crate (the runner builds it)
+//! or build it yourself with `runner plugin build DIR`, which builds it for
+//! wasm32-wasip2 with link-time optimisation and prints the `.wasm` and its
+//! sha256. (A plain `cargo build --target wasm32-wasip2 --release` makes a
+//! working, slower component.)
 //!
 //! ## Layout
 //!
@@ -96,7 +99,8 @@ pub use view::EventView;
 /// assert_eq!(rows.mutations()[0].row_key, b"0000/000000000001");
 /// ```
 ///
-/// Only the output is taken by `&mut`, and the fast form returns `()`:
+/// Only the output is taken by `&mut`, and the fast form returns `()`;
+/// the error says so, on the offending tokens:
 ///
 /// ```compile_fail
 /// #[switchyard_sdk::transform]
@@ -105,7 +109,7 @@ pub use view::EventView;
 /// }
 /// ```
 ///
-/// ```compile_fail,E0308
+/// ```compile_fail
 /// #[switchyard_sdk::transform]
 /// fn returns_rows_too(event: &switchyard_sdk::EventView, rows: &mut switchyard_sdk::Rows) -> Result<Vec<switchyard_sdk::RowMutation>, switchyard_sdk::PluginError> {
 ///     Ok(vec![])

@@ -48,6 +48,7 @@ pub struct Rows {
 
 /// One row being written: add its cells, in order.
 #[derive(Debug)]
+#[must_use = "a row without cells writes nothing: add `.put(..)`, `.delete_cell(..)`, `.delete_family(..)` or `.delete_row()`"]
 pub struct RowWriter<'a> {
     rows: &'a mut Rows,
     /// Where the row's cell count is.
@@ -276,7 +277,7 @@ mod tests {
         rows.event = 1;
         rows.row("u", "k2", 2).put("e", "q", "v");
         rows.rewind(mark);
-        rows.row("u", "k3", 3);
+        rows.row("u", "k3", 3).delete_row();
         assert_eq!(rows.mutations().len(), 2);
         assert_eq!(rows.mutations()[1].table, "u");
         assert_eq!(rows.words[ROW_WORDS + CELL_WORDS], 1, "the event index");

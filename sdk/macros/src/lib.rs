@@ -154,16 +154,64 @@ fn check_signature(kind: Kind, func: &ItemFn) -> syn::Result<Shape> {
     let writes = matches!(kind, Kind::Transform) && mutable.last().is_some_and(|(_, m)| *m);
     let inputs = mutable.len() - usize::from(writes);
     if let Some((arg, _)) = mutable[..inputs].iter().find(|(_, m)| *m) {
-        return Err(wrong(*arg, "takes only its output by `&mut`"));
+        return Err(wrong(
+            *arg,
+            "takes its inputs by `&` and, in the fast form, its output last, as `&mut Rows`",
+        ));
     }
-    match inputs {
-        0 => Err(wrong(&sig.ident, "takes its input first")),
-        1 | 2 => Ok(Shape {
+    if inputs == 3 && matches!(kind, Kind::Transform) {
+        return Err(wrong(
+            mutable[2].0,
+            "takes its output last by `&mut` (`&mut Rows`), not by `&`",
+        ));
+    }
+    let shape = match inputs {
+        0 => return Err(wrong(&sig.ident, "takes its input first")),
+        1 | 2 => Shape {
             takes_config: inputs == 2,
             writes,
-        }),
-        _ => Err(wrong(mutable[2].0, "takes one or two inputs")),
+        },
+        _ => return Err(wrong(mutable[2].0, "takes one or two inputs")),
+    };
+    if writes {
+        fast_form(sig, &wrong)?;
     }
+    Ok(shape)
+}
+
+/// The fast form of a transform reads `&EventView` and returns
+/// `Result<(), PluginError>`: said here, on the offending tokens, rather
+/// than by a type mismatch on the function's name.
+fn fast_form(
+    sig: &syn::Signature,
+    wrong: &dyn Fn(&dyn quote::ToTokens, &str) -> syn::Error,
+) -> syn::Result<()> {
+    let last_ident = |ty: &syn::Type| match ty {
+        syn::Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    };
+    if let Some(FnArg::Typed(first)) = sig.inputs.first()
+        && let syn::Type::Reference(r) = &*first.ty
+        && last_ident(&r.elem).is_some_and(|name| name != "EventView")
+    {
+        return Err(wrong(
+            &r.elem,
+            "in the fast form (with `&mut Rows`) reads `&EventView`, not an owned `Event` (in tests, pass `event.view()`)",
+        ));
+    }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && let syn::Type::Path(p) = &**ty
+        && let Some(last) = p.path.segments.last()
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && let Some(syn::GenericArgument::Type(ok)) = args.args.first()
+        && !matches!(ok, syn::Type::Tuple(t) if t.elems.is_empty())
+    {
+        return Err(wrong(
+            ok,
+            "in the fast form (with `&mut Rows`) writes its rows into `Rows` and returns `Result<(), PluginError>`",
+        ));
+    }
+    Ok(())
 }
 
 /// The WebAssembly exports that call the user's function.
