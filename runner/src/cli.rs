@@ -280,7 +280,10 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
             }
         }
         Command::Plugin(PluginCommand::Build { dir }) => {
+            // `.` and `..` have no name of their own: name the folder they are.
             let name = dir
+                .canonicalize()
+                .unwrap_or_else(|_| dir.clone())
                 .file_name()
                 .map_or("plugin".into(), |n| n.to_string_lossy().into_owned());
             match crate::plugin::load::build_crate(&name, &dir).and_then(|path| {

@@ -150,7 +150,8 @@ pub fn run(
         Some(cp) => {
             tracing::info!(line = ?cp.cursor, positions = ?cp.next, "resuming from checkpoint")
         }
-        None => tracing::info!(start = ?start, "starting"),
+        // The engine already said "starting" for the step.
+        None => tracing::info!(start = ?start, "no checkpoint yet: reading from the start point"),
     }
     source.seek(&start, resume.as_ref())?;
     if let Some(file) = &r.dead_letter {
