@@ -7,5 +7,5 @@
 //! rooms above the plugin host take them from here.
 
 pub use crate::plugin::bindings::types::{Event, Header, Row, StoredCell};
-pub use crate::plugin::row_batch::{CellRef, RowBatch, RowRef};
+pub use crate::plugin::row_batch::{CellRef, Mutations, RowBatch, RowRef};
 pub use crate::plugin::rows::{Cell, RowMutation};

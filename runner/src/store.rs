@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 use crate::document::{Home, Kind, Sections};
 use crate::fault::Fault;
-use crate::model::{Row, RowBatch, RowMutation};
+use crate::model::{Mutations, Row, RowMutation};
 use crate::source::Sources;
 use crate::source::kafka::config::kafka;
 use fed_by::FedBy;
@@ -79,23 +79,18 @@ pub trait Store: Send {
     /// Applies mutations idempotently and atomically, and records
     /// `watermark` (the event time every partition has reached) with them.
     /// When this returns, the mutations are durable: the caller may commit
-    /// its source positions.
+    /// its source positions. Stores read them borrowed
+    /// ([`Mutations::rows`]), whether owned or as a transform returned them.
+    fn write(&mut self, mutations: Mutations<'_>, watermark: Option<i64>)
+    -> Result<(), StoreError>;
+
+    /// [`Store::write`] of owned mutations.
     fn apply(
         &mut self,
         mutations: &[RowMutation],
         watermark: Option<i64>,
-    ) -> Result<(), StoreError>;
-
-    /// [`Store::apply`] for rows as a transform returned them, read in
-    /// place by stores that can (no per-cell buffers are made); by default
-    /// they are made into mutations first.
-    fn apply_batches(
-        &mut self,
-        batches: &[RowBatch],
-        watermark: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mutations: Vec<RowMutation> = batches.iter().flat_map(RowBatch::to_mutations).collect();
-        self.apply(&mutations, watermark)
+        self.write(Mutations::Owned(mutations), watermark)
     }
 
     /// Up to `limit` row keys' worth of rows in `range`, in key order, as

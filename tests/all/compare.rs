@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use switchyard_runner::cancel::Cancel;
-use switchyard_runner::model::{Cell, Row, RowMutation};
+use switchyard_runner::model::{Cell, Mutations, Row, RowMutation};
 use switchyard_runner::steps::compare::{Caps, Options, Report, compare};
 use switchyard_runner::store::hbase::HbaseConfig;
 use switchyard_runner::store::hbase::HbaseStore;
@@ -47,8 +47,8 @@ impl Store for ArrivesLater {
     fn name(&self) -> &str {
         self.inner.name()
     }
-    fn apply(&mut self, m: &[RowMutation], w: Option<i64>) -> Result<(), StoreError> {
-        self.inner.apply(m, w)
+    fn write(&mut self, m: Mutations<'_>, w: Option<i64>) -> Result<(), StoreError> {
+        self.inner.write(m, w)
     }
     fn scan(
         &mut self,

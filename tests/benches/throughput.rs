@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use switchyard_runner::engine::{self, ExecOptions, ExecResult};
-use switchyard_runner::model::{Event, RowMutation};
+use switchyard_runner::model::{Event, Mutations};
 use switchyard_runner::plugin::contract::Transform;
 use switchyard_runner::plugin::instance::Instance;
 use switchyard_runner::plugin::transform::pack;
@@ -349,7 +349,7 @@ fn replay_into_hbase_vs_raw(events: &[Event], dir: &std::path::Path) {
     // The rows the replay writes, made beforehand by the same path natively.
     let config = switchyard_sdk::Config::from_pairs([("table", "messages"), ("writer", "rmu")]);
     let events = read_all(&log);
-    let mut rows = Vec::new();
+    let mut batches = Vec::new();
     for chunk in events.chunks(BATCH) {
         let packed = pack(chunk);
         let answer = switchyard_sdk::__native::transform(
@@ -364,14 +364,10 @@ fn replay_into_hbase_vs_raw(events: &[Event], dir: &std::path::Path) {
             refused: Vec::new(),
         };
         let mut tally = Tally::new(Limits::default().output, "native", None);
-        rows.extend(
-            unpack(back, chunk.len(), &mut tally)
-                .expect("unpack")
-                .rows
-                .to_mutations(),
-        );
+        batches.push(unpack(back, chunk.len(), &mut tally).expect("unpack").rows);
     }
-    let calls = convert::calls(rows.iter().map(RowMutation::as_row), 1000).expect("calls");
+    let rows = Mutations::Packed(&batches);
+    let calls = convert::calls(rows.rows(), 1000).expect("calls");
     const POOL: usize = 4;
     let mut replay = ReplayTime::MAX;
     let mut raw = Duration::MAX;

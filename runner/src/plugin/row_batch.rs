@@ -1,9 +1,9 @@
 //! A batch's row mutations as a transform returned them, once checked:
 //! every key, qualifier and value stays in the one buffer the plugin sent,
 //! and rows and cells are ranges into it. Nothing is built per cell (no
-//! reference-counted slice, no shared name), so stores that can read rows
-//! in place (`Store::apply_batch`) take them as they are; the others get
-//! [`RowMutation`]s made from them.
+//! reference-counted slice, no shared name), and stores read them in
+//! place: [`Mutations`] hands a store either these batches or owned
+//! [`RowMutation`]s, both read as borrowed [`RowRef`]s.
 
 use std::sync::Arc;
 
@@ -52,6 +52,43 @@ pub struct RowBatch {
     names: Vec<Box<str>>,
     rows: Vec<RowAt>,
     cells: Vec<CellAt>,
+}
+
+/// What a store is asked to write: owned mutations (restores, copies,
+/// tests) or batches as transforms returned them (replays).
+#[derive(Debug, Clone, Copy)]
+pub enum Mutations<'a> {
+    /// Owned mutations.
+    Owned(&'a [RowMutation]),
+    /// A transform's batches, read in place.
+    Packed(&'a [RowBatch]),
+}
+
+impl<'a> Mutations<'a> {
+    /// Every row, in order, borrowed.
+    pub fn rows(self) -> impl Iterator<Item = RowRef<'a>> + Clone {
+        let (owned, packed) = match self {
+            Mutations::Owned(m) => (m, &[][..]),
+            Mutations::Packed(b) => (&[][..], b),
+        };
+        owned
+            .iter()
+            .map(RowMutation::as_row)
+            .chain(packed.iter().flat_map(RowBatch::rows))
+    }
+
+    /// How many rows.
+    pub fn len(self) -> usize {
+        match self {
+            Mutations::Owned(m) => m.len(),
+            Mutations::Packed(b) => b.iter().map(RowBatch::len).sum(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One row of a batch (or of a [`RowMutation`]), borrowed.
@@ -104,10 +141,11 @@ pub enum CellRef<'a> {
 }
 
 impl RowBatch {
-    /// A batch over `bytes`; rows are added by the unpacker once checked.
-    pub(crate) fn new(bytes: Vec<u8>, rows: usize) -> Self {
+    /// An empty batch with room for about `rows` rows; the unpacker adds
+    /// them once checked, then the buffer they point into.
+    pub(crate) fn with_capacity(rows: usize) -> Self {
         RowBatch {
-            bytes,
+            bytes: Vec::new(),
             names: Vec::new(),
             rows: Vec::with_capacity(rows),
             cells: Vec::with_capacity(rows),
@@ -190,8 +228,7 @@ impl RowBatch {
         }
     }
 
-    /// The rows as owned mutations (sharing one copy of the buffer), for
-    /// stores that do not read batches in place.
+    /// The rows as owned mutations (sharing one copy of the buffer).
     pub fn to_mutations(&self) -> Vec<RowMutation> {
         let bytes = Bytes::copy_from_slice(&self.bytes);
         let names: Vec<Arc<str>> = self.names.iter().map(|n| Arc::from(&**n)).collect();
@@ -298,7 +335,7 @@ mod tests {
     fn batch(key: &[u8]) -> RowBatch {
         let mut bytes = b"tdqv".to_vec();
         bytes.extend_from_slice(key);
-        let mut b = RowBatch::new(Vec::new(), 1);
+        let mut b = RowBatch::with_capacity(1);
         let (t, d) = (b.add_name("t"), b.add_name("d"));
         b.add_row(t, (4, key.len() as u32), 9, 2);
         b.add_cell(CellAt {

@@ -1,8 +1,8 @@
 //! Row mutations as owned values: what stores are given by every writer
-//! but a replay (restores, copies, tests), and what a transform's rows
-//! become for stores that do not read a `RowBatch` in place. Cells share
-//! one buffer (`Bytes` slices) and their table and family names
-//! (`Arc<str>`); see `model` for the rest of the data moved between rooms.
+//! but a replay (restores, copies, tests; a replay hands them its
+//! transform's `RowBatch`es instead). Cells share one buffer (`Bytes`
+//! slices) and their table and family names (`Arc<str>`); see `model` for
+//! the rest of the data moved between rooms.
 
 use std::sync::Arc;
 

@@ -308,7 +308,7 @@ pub fn unpack(batch: Packed, events: usize, tally: &mut Tally<'_>) -> Result<Unp
     } = batch;
     tally.bytes(None, bytes.len() as u64)?;
     let mut out = Unpacked {
-        rows: RowBatch::new(Vec::new(), events),
+        rows: RowBatch::with_capacity(events),
         row_events: Vec::with_capacity(events),
         refused: Vec::new(),
         events,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{KeyRange, Page, Store, StoreError};
-use crate::model::{Row, RowBatch, RowMutation};
+use crate::model::{Mutations, Row};
 use crate::source::kafka::KafkaConfig;
 
 /// `fed_by = { source = "chat-events", group = "chat-rmu" }`: the store is
@@ -59,20 +59,12 @@ impl Store for FedStore {
         self.inner.name()
     }
 
-    fn apply(
+    fn write(
         &mut self,
-        mutations: &[RowMutation],
+        mutations: Mutations<'_>,
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.inner.apply(mutations, watermark)
-    }
-
-    fn apply_batches(
-        &mut self,
-        batches: &[RowBatch],
-        watermark: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.inner.apply_batches(batches, watermark)
+        self.inner.write(mutations, watermark)
     }
 
     fn scan(

@@ -49,7 +49,7 @@ use hbase_thrift::hbase::{Mutation, THbaseSyncClient, TScan};
 
 use super::{KeyRange, Page, Store, StoreError};
 use crate::fault::Fault;
-use crate::model::{CellRef, Row, RowBatch, RowMutation, RowRef};
+use crate::model::{CellRef, Mutations, Row, RowRef};
 pub use config::HbaseConfig;
 use convert::Call;
 use errors::Failure;
@@ -197,22 +197,6 @@ impl HbaseStore {
             }
         }
         Ok(self.families.get(table))
-    }
-
-    /// Writes rows, borrowed from mutations or from a transform's
-    /// batches, then the watermark.
-    fn write<'a>(
-        &mut self,
-        rows: impl Iterator<Item = RowRef<'a>> + Clone,
-        watermark: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.check_families(rows.clone())?;
-        let calls = convert::calls(rows, self.batch_rows).map_err(|m| self.refused(m))?;
-        self.send(&calls)?;
-        match watermark {
-            Some(w) => self.write_watermark(w),
-            None => Ok(()),
-        }
     }
 
     /// Refuses mutations of tables or families HBase does not have, before
@@ -396,20 +380,19 @@ impl Store for HbaseStore {
         &self.name
     }
 
-    fn apply(
+    fn write(
         &mut self,
-        mutations: &[RowMutation],
+        mutations: Mutations<'_>,
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.write(mutations.iter().map(RowMutation::as_row), watermark)
-    }
-
-    fn apply_batches(
-        &mut self,
-        batches: &[RowBatch],
-        watermark: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.write(batches.iter().flat_map(RowBatch::rows), watermark)
+        let rows = mutations.rows();
+        self.check_families(rows.clone())?;
+        let calls = convert::calls(rows, self.batch_rows).map_err(|m| self.refused(m))?;
+        self.send(&calls)?;
+        match watermark {
+            Some(w) => self.write_watermark(w),
+            None => Ok(()),
+        }
     }
 
     fn scan(

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{KeyRange, Page, Store, StoreConfig, StoreError};
 use crate::document::{Home, Kind};
-use crate::model::{Row, RowBatch, RowMutation};
+use crate::model::{Mutations, Row};
 
 /// The kind, for the registration list.
 pub const KIND: Kind<dyn StoreConfig> = Kind {
@@ -69,21 +69,12 @@ impl Store for NullStore {
         &self.name
     }
 
-    fn apply(
+    fn write(
         &mut self,
-        _mutations: &[RowMutation],
+        _mutations: Mutations<'_>,
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
         // Like every store's, the watermark never goes back.
-        self.watermark = self.watermark.max(watermark);
-        Ok(())
-    }
-
-    fn apply_batches(
-        &mut self,
-        _batches: &[RowBatch],
-        watermark: Option<i64>,
-    ) -> Result<(), StoreError> {
         self.watermark = self.watermark.max(watermark);
         Ok(())
     }
@@ -119,7 +110,7 @@ impl Store for NullStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Cell;
+    use crate::model::{Cell, RowMutation};
 
     #[test]
     fn acknowledges_everything_and_holds_nothing_but_the_watermark() {

@@ -20,7 +20,7 @@ use super::fed_by::FedBy;
 use super::{KeyRange, Page, Store, StoreConfig, StoreError};
 use crate::document::{Home, Kind};
 use crate::fault::Fault;
-use crate::model::{CellRef, Row, RowBatch, RowMutation, RowRef};
+use crate::model::{CellRef, Mutations, Row, RowRef};
 
 /// The kind, for the registration list.
 pub const KIND: Kind<dyn StoreConfig> = Kind {
@@ -181,9 +181,8 @@ impl SqliteStore {
         StoreError::new(&self.name, Fault::Refused, format!("{what}: {why}"))
     }
 
-    /// Writes rows, borrowed from mutations or from a transform's
-    /// batches, in one transaction with the watermark.
-    fn write<'a>(
+    /// Writes rows in one transaction with the watermark.
+    fn write_rows<'a>(
         &mut self,
         rows: impl Iterator<Item = RowRef<'a>> + Clone,
         watermark: Option<i64>,
@@ -375,20 +374,12 @@ impl Store for SqliteStore {
         &self.name
     }
 
-    fn apply(
+    fn write(
         &mut self,
-        mutations: &[RowMutation],
+        mutations: Mutations<'_>,
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.write(mutations.iter().map(RowMutation::as_row), watermark)
-    }
-
-    fn apply_batches(
-        &mut self,
-        batches: &[RowBatch],
-        watermark: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.write(batches.iter().flat_map(RowBatch::rows), watermark)
+        self.write_rows(mutations.rows(), watermark)
     }
 
     fn scan(
@@ -535,7 +526,7 @@ fn fault_of(e: &rusqlite::Error) -> Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Cell;
+    use crate::model::{Cell, RowMutation};
 
     fn put(key: &str, version: u64, text: &str) -> RowMutation {
         RowMutation {

@@ -14,6 +14,7 @@ use super::dead_letter::DeadLetter;
 use super::in_flight::InFlight;
 use super::pipeline::Transformed;
 use super::saved::ReplayState;
+use crate::model::Mutations;
 use crate::plugin::error::describe;
 use crate::report::progress::ProgressLine;
 use crate::source::Checkpoint;
@@ -134,13 +135,13 @@ impl Writer<'_> {
             }
             // The source says what every partition has reached with this batch.
             watermark = watermark.max(batch.watermark);
-            store.apply_batches(&batch.rows, watermark)?;
+            store.write(Mutations::Packed(&batch.rows), watermark)?;
             in_flight.give(batch.bytes);
             // Acknowledged: from here on the batch may be committed.
             for (name, n) in [
                 ("events", batch.events),
                 ("events_this_run", batch.events),
-                ("mutations", batch.rows.iter().map(|r| r.len() as u64).sum()),
+                ("mutations", Mutations::Packed(&batch.rows).len() as u64),
                 ("refused", batch.refused.len() as u64),
                 ("unreadable", batch.bad.len() as u64),
             ] {
