@@ -82,6 +82,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the workflow's `[router]` alone, in the foreground, until
+    /// Ctrl-C: for putting it in front of the read-apis yourself. It
+    /// follows the routing state that `runner exec`, the admin endpoint
+    /// and `runner rollback` change.
+    Route {
+        #[command(flatten)]
+        file: FileArgs,
+    },
+    /// Send every read to blue at once: every router of the workflow
+    /// follows within a second, whether `runner exec` runs it or
+    /// `runner route`.
+    Rollback {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Why, kept in the routing state and shown by `runner status`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Write a deterministic sample event log.
     Sample {
         /// Which sample (only `chat` for now).
@@ -190,6 +208,14 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                 print!("{}", workflow::plan::text(&w));
                 ExitCode::SUCCESS
             }
+            Err(e) => invalid(e),
+        },
+        Command::Route { file } => match file.load() {
+            Ok(w) => route(&w, cancel),
+            Err(e) => invalid(e),
+        },
+        Command::Rollback { file, reason } => match file.load() {
+            Ok(w) => rollback(&w, reason.as_deref()),
             Err(e) => invalid(e),
         },
         Command::Status { file, json } => match file.load() {
@@ -372,6 +398,91 @@ fn invalid(e: WorkflowError) -> ExitCode {
     ExitCode::from(EXIT_INVALID)
 }
 
+/// `runner route`.
+fn route(w: &Workflow, cancel: Cancel) -> ExitCode {
+    let Some(config) = &w.router else {
+        eprintln!("error: {} has no `[router]` section", w.file.display());
+        return ExitCode::from(EXIT_INVALID);
+    };
+    if let Err(e) = crate::state::check_folder(&w.state_dir, &w.name) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let plugins = crate::steps::plugins::PluginRegistry::new(cancel.clone());
+    let plugin = match config
+        .plugin
+        .as_ref()
+        .map(|name| plugins.get::<crate::plugin::contract::Route>(&w.setup, name))
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let router = match crate::router::Router::start(config, plugin, &w.state_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    println!(
+        "routing reads on {} (blue {}, green {}); Ctrl-C stops",
+        router.address(),
+        config.blue,
+        config.green
+    );
+    while !cancel.is_cancelled() && !router.finished() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    match router.join() {
+        Ok(summary) => {
+            println!("router stopped: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// `runner rollback`.
+fn rollback(w: &Workflow, reason: Option<&str>) -> ExitCode {
+    if w.router.is_none() {
+        eprintln!(
+            "error: {} has no `[router]` section: no reads are routed, so none can be sent back",
+            w.file.display()
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    if let Err(e) = crate::state::check_folder(&w.state_dir, &w.name) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let why = match reason {
+        Some(r) => format!("rolled back from the command line: {r}"),
+        None => "rolled back from the command line".to_string(),
+    };
+    let file = crate::router::RoutingFile::new(&w.state_dir);
+    match file.update(&why, |r| {
+        r.mode = crate::router::Mode::AllBlue;
+        r.stage = "rolled back".into();
+        Ok(())
+    }) {
+        Ok(routing) => {
+            println!("routing: {}", routing.describe());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
 fn status(w: &Workflow, json: bool) -> ExitCode {
     let state = match crate::state::read(&w.state_dir) {
         Ok(s) => s,
@@ -402,6 +513,14 @@ fn status(w: &Workflow, json: bool) -> ExitCode {
         let mut value = serde_json::to_value(&state).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
             map.insert("runner_alive".into(), alive.into());
+            if w.router.is_some()
+                && let Ok(routing) = crate::router::RoutingFile::new(&w.state_dir).read()
+            {
+                map.insert(
+                    "routing".into(),
+                    serde_json::to_value(&routing).unwrap_or_default(),
+                );
+            }
         }
         println!(
             "{}",

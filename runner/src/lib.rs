@@ -8,7 +8,7 @@
 //! The rooms, from the top down; each imports only rooms below it:
 //!
 //! ```text
-//! cli ─► engine ─► workflow ─► steps ─► setup ─► store, state ─► source
+//! cli ─► engine ─► workflow ─► steps ─► setup ─► router, store ─► state, source
 //!                                                  │
 //!        document (the file as a document), model ─► plugin ─► text, report, cancel, process, fault
 //! ```
@@ -18,11 +18,13 @@
 //!   steps leave running; it knows no step kind by name.
 //! - [`workflow`]: the whole file put together: reading, validation, the plan.
 //! - [`steps`]: one file per step kind (restore, replay, compare, shell,
-//!   stop, cutover), each with its settings, and `steps::KINDS`; what a
+//!   route, stop, cutover), each with its settings, and `steps::KINDS`; what a
 //!   step leaves running is a `BackgroundTask`.
 //! - [`setup`]: what steps work with: folders, vars, sources, stores, plugins.
 //! - [`store`], [`source`]: one file per kind, each with its settings, and
 //!   one registration list per axis (`store::KINDS`, `source::KINDS`).
+//! - [`router`]: the HTTP proxy in front of the blue and green read-apis:
+//!   sticky shares, rollback, pins, route plugins, the admin endpoint.
 //! - [`state`]: the state folder: each step's outcome and its kind's own part.
 //! - [`document`]: TOML with spans, `${vars}`, typed values, errors with
 //!   file, line and column; kinds read their own tables through it.
@@ -46,6 +48,7 @@ pub mod model;
 pub mod plugin;
 pub mod process;
 pub mod report;
+pub mod router;
 pub mod sample;
 pub mod setup;
 pub mod source;

@@ -9,6 +9,7 @@ use crate::document::Home;
 use crate::document::read::resolve_path;
 use crate::document::vars::Vars;
 use crate::plugin::PluginSpec;
+use crate::router::RouterConfig;
 use crate::source::{SourceConfig, Sources};
 use crate::store::{Store, StoreConfig, StoreError, Stores};
 
@@ -31,6 +32,9 @@ pub struct Setup {
     pub stores: Stores,
     /// `[plugin.NAME]`, in file order.
     pub plugins: Vec<PluginSpec>,
+    /// `[router]`: the proxy in front of the read-apis, if the workflow
+    /// moves reads.
+    pub router: Option<RouterConfig>,
 }
 
 impl Setup {

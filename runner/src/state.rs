@@ -215,7 +215,18 @@ pub enum StateError {
 const LOCK_TRIES: u32 = 20;
 
 /// Files of the runner's own in every state folder.
-const OWN: &[&str] = &["lock", "state.json", "state.json.tmp"];
+const OWN: &[&str] = &[
+    "lock",
+    "state.json",
+    "state.json.tmp",
+    ROUTING_FILE,
+    "routing.json.tmp",
+    "routing.lock",
+];
+
+/// Where the router's routing state is kept in the state folder (see
+/// `router::routing`), beside its temporary file and its lock.
+pub const ROUTING_FILE: &str = "routing.json";
 
 /// The open, locked state folder.
 pub struct StateFile {
@@ -520,6 +531,43 @@ impl StateFile {
                 own: serde_json::Map::new(),
             })
     }
+}
+
+/// Whether workflow `workflow` may keep files in `dir` without opening
+/// its state (the routing state, written by `runner rollback` or a router
+/// running alone): a folder that does not exist yet, or one that holds
+/// only the runner's files and, if any state, this workflow's.
+pub fn check_folder(dir: &Path, workflow: &str) -> Result<(), StateError> {
+    let not_ours = |why: String| StateError::NotOurs {
+        path: dir.to_path_buf(),
+        why,
+    };
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err(not_ours("is not a folder".into()));
+    }
+    if let Some(state) = read(dir)? {
+        if state.workflow != workflow {
+            return Err(not_ours(format!(
+                "holds the state of workflow `{}`, not of `{workflow}`",
+                state.workflow
+            )));
+        }
+        return Ok(());
+    }
+    let stray: BTreeSet<String> = entries(dir)?
+        .into_iter()
+        .filter(|n| !OWN.contains(&n.as_str()))
+        .collect();
+    if !stray.is_empty() {
+        return Err(not_ours(format!(
+            "holds files but no Switchyard state ({}); give `--state` a new or empty folder",
+            listed(&stray)
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the state of a folder without locking it (for `status`).

@@ -7,8 +7,10 @@
 //! - `restore`: load green from blue as of a point, or run a restore command.
 //! - `replay`: source → transform plugin → store, committing after acknowledgement.
 //! - `compare`: merge-join of blue and green as of a watermark, with a gate.
+//! - `route`: start the router in front of the read-apis, left running.
 //! - `stop`: stop background replays.
-//! - `cutover`: stop background replays and record the switch.
+//! - `cutover`: send every read to green, stop background replays and
+//!   record the switch.
 //!
 //! Beside them, `plugins` loads each plugin once and shares it between
 //! steps; `background` holds what a step leaves running (a replay syncing
@@ -24,6 +26,7 @@ pub mod cutover;
 pub mod plugins;
 pub mod replay;
 pub mod restore;
+pub mod route;
 pub mod shell;
 pub mod stop;
 pub mod uses;
@@ -124,8 +127,8 @@ pub trait StepConfig: std::fmt::Debug + Send + Sync + Any {
         None
     }
 
-    /// Whether it stops the background task of step `id`.
-    fn stops(&self, _id: &str) -> bool {
+    /// Whether it stops the background task of `step`.
+    fn stops(&self, _step: &Step) -> bool {
         false
     }
 
@@ -147,6 +150,7 @@ pub const KINDS: &[Kind<dyn StepFile>] = &[
     replay::config::KIND,
     compare::config::KIND,
     shell::KIND,
+    route::KIND,
     cutover::KIND,
     stop::KIND,
 ];
@@ -231,6 +235,9 @@ pub enum StepError {
     /// A gate did not pass (too many mismatches).
     #[error("{0}")]
     Gate(String),
+    /// The routing state could not be changed.
+    #[error(transparent)]
+    Routing(#[from] crate::router::RoutingError),
     /// A command failed or timed out.
     #[error("{0}")]
     Command(String),

@@ -28,6 +28,7 @@ use crate::document::{Errors, Sections};
 pub use crate::document::{Location, WorkflowError};
 use crate::plugin::limits::{DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT};
 use crate::plugin::{Grants, Limits, OutputLimits, PluginSource, PluginSpec};
+use crate::router::RouterSection;
 use crate::setup::Setup;
 use crate::source;
 use crate::state::{State, Status};
@@ -81,7 +82,9 @@ pub struct LoadOptions {
 }
 
 /// The sections a workflow may have.
-const SECTIONS: &[&str] = &["workflow", "vars", "source", "store", "plugin", "step"];
+const SECTIONS: &[&str] = &[
+    "workflow", "vars", "source", "store", "plugin", "router", "step",
+];
 
 /// Reads, expands and validates a workflow file.
 pub fn load(file: &Path, options: &LoadOptions) -> Result<Workflow, WorkflowError> {
@@ -169,6 +172,16 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
         let section: PluginSection = deserialize(value, errors)?;
         plugins.push(plugin_spec(&plugin_name, section, &dir, span, errors)?);
     }
+    let router = match vars::take(&mut doc, "router") {
+        None => None,
+        Some(value) => {
+            let span = value.span();
+            let section: RouterSection = deserialize(value, errors)?;
+            Some(section.check(span, errors, |name| {
+                plugins.iter().any(|p: &PluginSpec| p.name == name)
+            })?)
+        }
+    };
     let steps = match vars::take(&mut doc, "step") {
         None => Vec::new(),
         Some(value) => {
@@ -196,6 +209,7 @@ pub fn parse(file: &Path, text: &str, options: &LoadOptions) -> Result<Workflow,
         sources,
         stores,
         plugins,
+        router,
     };
     let steps = validate::validate(&setup, steps, errors)?;
     Ok(Workflow {

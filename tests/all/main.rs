@@ -14,6 +14,7 @@ mod plugins;
 mod preflight;
 mod quickstart;
 mod replay;
+mod router;
 mod sandbox;
 mod signals;
 mod steps;

@@ -1,12 +1,14 @@
 //! Support code for Switchyard's integration tests: building the test
 //! plugins and the runner once, a fluent helper for CLI tests, reading
-//! a SQLite store back for comparisons, a Tansu broker (Kafka protocol)
-//! and an HBase Thrift1 emulator.
+//! a SQLite store back for comparisons, a Tansu broker (Kafka protocol),
+//! an HBase Thrift1 emulator, and HTTP read-api stand-ins and a client
+//! for the router.
 
 pub mod bounded;
 pub mod broker;
 pub mod cli;
 pub mod hbase;
+pub mod http;
 pub mod plugins;
 pub mod site;
 pub mod stores;

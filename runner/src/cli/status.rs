@@ -121,5 +121,11 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
     if let Some(to) = &state.cutover_to {
         outln!("  reads switched to `{to}`");
     }
+    if w.router.is_some() {
+        match crate::router::RoutingFile::new(&w.state_dir).read() {
+            Ok(routing) => outln!("  routing: {}", routing.describe()),
+            Err(e) => outln!("  routing: {e}"),
+        }
+    }
     out
 }

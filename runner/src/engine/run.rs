@@ -241,14 +241,14 @@ fn redo_from(workflow: &Workflow, state: &mut StateFile, from: &str) -> Result<(
     // Background tasks before `from` that a redone `cutover` (or the
     // workflow's end) stopped run again; those a `stop` before `from`
     // stopped stay stopped.
-    let mut resume: Vec<&str> = Vec::new();
+    let mut resume: Vec<&steps::Step> = Vec::new();
     for step in &workflow.steps[..at] {
-        resume.retain(|id| !step.config.stops(id));
+        resume.retain(|s| !step.config.stops(s));
         if step.config.leaves_running() {
-            resume.push(step.id.get_ref());
+            resume.push(step);
         }
     }
-    for id in resume {
+    for id in resume.iter().map(|s| s.id.get_ref()) {
         if let Some(st) = state.data.steps.get_mut(id)
             && st.status == Status::Done
         {

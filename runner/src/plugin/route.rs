@@ -11,15 +11,17 @@ pub use router::{Decision, Request, Side};
 pub type RoutePlugin = Plugin<Route>;
 
 impl Instance<Route> {
-    /// Decides where one request goes.
+    /// Decides where one request goes, within `timeout` (at most the
+    /// plugin's own): a router cannot hold a request for seconds.
     pub fn route(
         &mut self,
         request: &Request,
+        timeout: std::time::Duration,
     ) -> Result<Result<Decision, types::PluginError>, PluginFailure> {
         let at = Input::Request {
-            what: format!("{} {}", request.method, request.path),
+            what: crate::text::bounded(&format!("{} {}", request.method, request.path), 200),
         };
-        self.call(&at, |exports, store| {
+        self.call_within(&at, timeout, |exports, store| {
             exports
                 .call::<_, (Result<Decision, types::PluginError>,)>(store, (request,))
                 .map(|(decision,)| decision)

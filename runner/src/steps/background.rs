@@ -250,6 +250,16 @@ pub fn fail(ctx: &StepContext, id: &str, error: StepError) {
     ctx.cancel.signal(Signal::Failed);
 }
 
+/// The steps whose background task keeps a store current (replays until
+/// cutover), as opposed to one that serves (the router).
+pub fn replays(ctx: &StepContext) -> Vec<String> {
+    ctx.steps
+        .iter()
+        .filter(|s| s.config.keeps_current().is_some())
+        .map(|s| s.id.get_ref().clone())
+        .collect()
+}
+
 /// Stops the tasks steps left running (those of steps `ids`, or all),
 /// records each one's final summary in its step and clears its background
 /// mark. One that failed is recorded as failed (the next run starts its

@@ -1,8 +1,10 @@
-//! `cutover`: stops the replays syncing in the background (they commit what
-//! the store acknowledged, so the service's own consumer can take over
-//! from there) and records that reads now go to the new store. Routing
-//! traffic itself is the router's job; here the switch is made durable in
-//! the state so `runner status` shows it and later steps know it happened.
+//! `cutover`: sends every read to green (when the workflow has a
+//! `[router]`: the routing state says so, and every router serving the
+//! workflow follows within a fraction of a second), stops the replays
+//! syncing in the background (they commit what the store acknowledged, so
+//! the service's own consumer can take over from there) and records the
+//! switch in the state, so `runner status` shows it and later steps know
+//! it happened. The router itself keeps serving until the workflow ends.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -11,6 +13,7 @@ use super::checking::Checking;
 use super::uses::Uses;
 use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::document::{Kind, WorkflowError};
+use crate::router::{Mode, RoutingFile};
 use crate::setup::Setup;
 use crate::state::State;
 
@@ -72,12 +75,25 @@ impl StepConfig for CutoverStep {
     }
 }
 
-/// Records the switch.
-fn run(ctx: &StepContext, _id: &str, c: &CutoverStep) -> Result<String, StepError> {
+/// Sends every read to green, stops the replays and records the switch.
+fn run(ctx: &StepContext, id: &str, c: &CutoverStep) -> Result<String, StepError> {
     let to = c.to.get_ref();
-    let stopped = super::background::stop_and_record(ctx, &[])?;
-    for line in &stopped {
-        tracing::info!("background replay {line}");
+    if ctx.setup.router.is_some() {
+        let routing = RoutingFile::new(&ctx.setup.state_dir).update(
+            &format!("cut over by step `{id}`"),
+            |r| {
+                r.mode = Mode::AllGreen;
+                r.stage = "cut over".into();
+                Ok(())
+            },
+        )?;
+        tracing::info!("routing is now {}", routing.describe());
+    }
+    let replays = super::background::replays(ctx);
+    if !replays.is_empty() {
+        for line in super::background::stop_and_record(ctx, &replays)? {
+            tracing::info!("background replay {line}");
+        }
     }
     let mut state = ctx.lock_state();
     state.data.cutover_to = Some(to.clone());

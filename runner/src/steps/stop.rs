@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::background;
 use super::checking::Checking;
 use super::uses::Uses;
-use super::{StepConfig, StepContext, StepError, StepFile};
+use super::{Step, StepConfig, StepContext, StepError, StepFile};
 use crate::document::{Kind, WorkflowError};
 use crate::setup::Setup;
 
@@ -76,15 +76,28 @@ impl StepConfig for StopStep {
         run(ctx, id, self)
     }
 
-    fn stops(&self, id: &str) -> bool {
-        self.replays.is_empty() || self.replays.iter().any(|r| r.get_ref() == id)
+    fn stops(&self, step: &Step) -> bool {
+        if self.replays.is_empty() {
+            return step.config.keeps_current().is_some();
+        }
+        self.replays
+            .iter()
+            .any(|r| r.get_ref() == step.id.get_ref())
     }
 }
 
 /// Stops the listed background replays (all when none are listed).
 fn run(ctx: &StepContext, _id: &str, s: &StopStep) -> Result<String, StepError> {
-    let ids: Vec<String> = s.replays.iter().map(|r| r.get_ref().clone()).collect();
-    let stopped = background::stop_and_record(ctx, &ids)?;
+    let ids: Vec<String> = if s.replays.is_empty() {
+        background::replays(ctx)
+    } else {
+        s.replays.iter().map(|r| r.get_ref().clone()).collect()
+    };
+    let stopped = if ids.is_empty() {
+        Vec::new()
+    } else {
+        background::stop_and_record(ctx, &ids)?
+    };
     Ok(if stopped.is_empty() {
         "no background replay was running".into()
     } else {

@@ -1,0 +1,328 @@
+//! The routing state — where reads go — and the file that holds it.
+//!
+//! The file (`routing.json` in the workflow's state folder) is the one
+//! place the state lives: the router's admin endpoint, the steps of a
+//! running workflow and `runner rollback` from any shell all change it
+//! the same way (read, change, write a new file and rename it, under a
+//! lock), and every router serving the workflow looks at it several times
+//! a second. So a rollback reaches every router within a second, whether
+//! it runs inside `runner exec` or alone under `runner route`, and a
+//! router restarted mid-ramp serves the same share to the same users.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::bucket::BUCKETS;
+
+use crate::state::ROUTING_FILE as FILE;
+
+/// Sticky keys an operator may pin to one side.
+pub const MAX_PINS: usize = 10_000;
+/// The longest sticky key that can be pinned, and the longest stage name
+/// or reason kept.
+pub const MAX_TEXT: usize = 256;
+
+/// Which side serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The store in use.
+    Blue,
+    /// The new store.
+    Green,
+}
+
+impl Side {
+    /// The other side.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Blue => Side::Green,
+            Side::Green => Side::Blue,
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Blue => "blue",
+            Side::Green => "green",
+        }
+    }
+}
+
+/// What overrides the share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Requests follow the rules, the pins and the share.
+    #[default]
+    Shift,
+    /// Everything goes to blue, whatever the rules say: rolled back.
+    AllBlue,
+    /// Everything goes to green: cut over.
+    AllGreen,
+}
+
+/// Where reads go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// Rises by one with every change.
+    pub generation: u64,
+    /// What overrides the share.
+    pub mode: Mode,
+    /// The share of shifted requests that green serves, in hundredths of
+    /// a percent (`0..=10000`).
+    pub green_share: u32,
+    /// Whether requests the rules mark for mirroring are mirrored.
+    pub mirror: bool,
+    /// What the stage is called (`blue`, `mirror`, `5%`, `rolled back`).
+    pub stage: String,
+    /// Why it last changed, and who changed it.
+    pub reason: String,
+    /// When it last changed (ms since the epoch).
+    pub changed_at_ms: u64,
+    /// Sticky keys pinned to one side, ahead of the share.
+    pub pins: BTreeMap<String, Side>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing {
+            generation: 0,
+            mode: Mode::Shift,
+            green_share: 0,
+            mirror: false,
+            stage: "blue".into(),
+            reason: "not changed yet".into(),
+            changed_at_ms: 0,
+            pins: BTreeMap::new(),
+        }
+    }
+}
+
+impl Routing {
+    /// The share of green as a percentage.
+    pub fn green_percent(&self) -> f64 {
+        f64::from(self.green_share) / 100.0
+    }
+
+    /// One line for `runner status` and logs.
+    pub fn describe(&self) -> String {
+        let share = match self.mode {
+            Mode::Shift => format!("{}% of shifted reads to green", self.green_percent()),
+            Mode::AllBlue => "every read to blue (rolled back)".into(),
+            Mode::AllGreen => "every read to green (cut over)".into(),
+        };
+        let mut line = format!("stage `{}`: {share}", self.stage);
+        if self.mirror {
+            line.push_str(", mirroring on");
+        }
+        if !self.pins.is_empty() {
+            line.push_str(&format!(", {} pinned keys", self.pins.len()));
+        }
+        line.push_str(&format!("; {}", self.reason));
+        line
+    }
+
+    /// Checks what a caller asks to set: a share within range, texts and
+    /// pins within their bounds.
+    pub fn check(&self) -> Result<(), String> {
+        if self.green_share > BUCKETS {
+            return Err(format!(
+                "green share {}% is above 100%",
+                self.green_percent()
+            ));
+        }
+        if self.stage.len() > MAX_TEXT || self.reason.len() > MAX_TEXT {
+            return Err(format!("a stage or reason of more than {MAX_TEXT} bytes"));
+        }
+        if self.pins.len() > MAX_PINS {
+            return Err(format!(
+                "{} pinned keys; at most {MAX_PINS} can be pinned",
+                self.pins.len()
+            ));
+        }
+        if let Some(k) = self.pins.keys().find(|k| k.len() > MAX_TEXT) {
+            return Err(format!(
+                "a pinned key of {} bytes; keys are at most {MAX_TEXT} bytes",
+                k.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A percentage as hundredths of a percent: `5`, `0.5`, `"25%"`.
+pub fn share_of(percent: f64) -> Result<u32, String> {
+    if !(0.0..=100.0).contains(&percent) || percent.is_nan() {
+        return Err(format!("{percent}% is not between 0% and 100%"));
+    }
+    Ok((percent * 100.0).round() as u32)
+}
+
+/// Why the routing file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("routing state `{}`: {message}", path.display())]
+pub struct RoutingError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The routing file of one state folder.
+#[derive(Debug, Clone)]
+pub struct RoutingFile {
+    dir: PathBuf,
+}
+
+impl RoutingFile {
+    /// The routing file in state folder `dir`.
+    pub fn new(dir: &Path) -> Self {
+        RoutingFile {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> RoutingError {
+        RoutingError {
+            path: self.path(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The state as the file holds it; the default (all to blue) when
+    /// there is no file yet.
+    pub fn read(&self) -> Result<Routing, RoutingError> {
+        let text = match std::fs::read(self.path()) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Routing::default()),
+            Err(e) => return Err(self.error(e)),
+        };
+        if text.len() > 4 << 20 {
+            return Err(self.error("larger than 4 MiB; it is not the runner's"));
+        }
+        let routing: Routing = serde_json::from_slice(&text)
+            .map_err(|e| self.error(format!("unreadable ({e}); delete it to start from blue")))?;
+        routing.check().map_err(|e| self.error(e))?;
+        Ok(routing)
+    }
+
+    /// Changes the state with `change` (which may refuse), under the lock,
+    /// and writes it; returns the state written.
+    pub fn update(
+        &self,
+        reason: &str,
+        change: impl FnOnce(&mut Routing) -> Result<(), String>,
+    ) -> Result<Routing, RoutingError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.error(e))?;
+        let _lock = Lock::take(&self.dir.join("routing.lock")).map_err(|e| self.error(e))?;
+        let mut routing = self.read()?;
+        change(&mut routing).map_err(|e| self.error(e))?;
+        routing.generation += 1;
+        routing.reason = crate::text::bounded(reason, MAX_TEXT);
+        routing.changed_at_ms = now_ms();
+        routing.check().map_err(|e| self.error(e))?;
+        self.write(&routing)?;
+        Ok(routing)
+    }
+
+    fn write(&self, routing: &Routing) -> Result<(), RoutingError> {
+        let tmp = self.dir.join("routing.json.tmp");
+        let text = serde_json::to_vec_pretty(routing).map_err(|e| self.error(e))?;
+        // A fresh file every time, never one found there (a link would be
+        // followed).
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.error(e)),
+            _ => {}
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| self.error(e))?;
+        f.write_all(&text).map_err(|e| self.error(e))?;
+        f.sync_all().map_err(|e| self.error(e))?;
+        std::fs::rename(&tmp, self.path()).map_err(|e| self.error(e))?;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// An exclusive lock on a file, held until dropped (flock: released by
+/// the kernel if the process dies).
+struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    fn take(path: &Path) -> std::io::Result<Lock> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        lock_exclusive(&file)?;
+        Ok(Lock { _file: file })
+    }
+}
+
+#[allow(unsafe_code)]
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function borrows; no memory is shared.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_kept_in_order_and_bad_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = RoutingFile::new(dir.path());
+        assert_eq!(file.read().unwrap(), Routing::default());
+        let r = file
+            .update("ramp", |r| {
+                r.green_share = share_of(5.0)?;
+                r.stage = "5%".into();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((r.generation, r.green_share), (1, 500));
+        assert_eq!(file.read().unwrap(), r);
+        let refused = file.update("too far", |r| {
+            r.green_share = 10_001;
+            Ok(())
+        });
+        assert!(refused.unwrap_err().to_string().contains("above 100%"));
+        assert_eq!(file.read().unwrap().generation, 1);
+        assert!(share_of(100.5).is_err() && share_of(f64::NAN).is_err());
+        std::fs::write(file.path(), "{").unwrap();
+        assert!(file.read().unwrap_err().to_string().contains("unreadable"));
+    }
+}

@@ -1,0 +1,587 @@
+//! The router: sticky shares, rollback from any shell, the admin
+//! endpoint's guard, route plugins that misbehave, read-apis that fail or
+//! die under load, HTTP/2 clients, and the `route` and `cutover` steps.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use switchyard_runner::cancel::Cancel;
+use switchyard_runner::plugin::contract::Route;
+use switchyard_runner::router::routing::share_of;
+use switchyard_runner::router::{Mode, Router, RoutingFile};
+use switchyard_runner::steps::plugins::PluginRegistry;
+use switchyard_runner::workflow::{self, LoadOptions, Workflow};
+use switchyard_tests::cli::runner_bin;
+use switchyard_tests::http::{Backend, free_port, get_as, request};
+use switchyard_tests::plugins::wasm;
+
+/// A workflow routing between `blue` and `green`, with `router` lines
+/// added to `[router]` and `rest` after it.
+fn workflow_text(blue: &Backend, green: &Backend, listen: u16, router: &str, rest: &str) -> String {
+    format!(
+        "[workflow]\nname = \"routed\"\n\n[router]\nlisten = \"127.0.0.1:{listen}\"\nblue = \"{}\"\ngreen = \"{}\"\n{router}\n{rest}",
+        blue.url(),
+        green.url()
+    )
+}
+
+fn write(dir: &Path, text: &str) -> PathBuf {
+    let file = dir.join("workflow.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn load(file: &Path) -> Workflow {
+    workflow::load(file, &LoadOptions::default()).unwrap()
+}
+
+/// Waits until `router` serves the routing state of `generation`.
+fn until_serving(router: &Router, generation: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while router.routing().generation < generation {
+        assert!(
+            Instant::now() < deadline,
+            "the router did not pick up the routing change"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until something accepts connections on `address`.
+fn until_listening(address: SocketAddr, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(address).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("`runner route` ended before it listened: {status}");
+        }
+        assert!(Instant::now() < deadline, "nothing listens on {address}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// This machine's address off loopback, which admin callers come from.
+fn address_off_loopback() -> IpAddr {
+    // Connecting a UDP socket sends nothing; it only picks the route.
+    for probe in ["192.0.2.1:9", "10.255.255.255:9", "8.8.8.8:53"] {
+        if let Ok(s) = UdpSocket::bind("0.0.0.0:0")
+            && s.connect(probe).is_ok()
+            && let Ok(a) = s.local_addr()
+            && !a.ip().is_loopback()
+            && !a.ip().is_unspecified()
+        {
+            return a.ip();
+        }
+    }
+    panic!("this machine has no address off loopback to call the admin endpoint from");
+}
+
+fn stop_gently(mut child: Child) -> std::process::Output {
+    // SIGINT, as Ctrl-C.
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`runner route` did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_user_moved_to_green_stays_there_as_the_share_grows() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let w = load(&write(dir.path(), &workflow_text(&blue, &green, 0, "", "")));
+    let router = Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap();
+    let file = RoutingFile::new(&w.state_dir);
+    let users: Vec<String> = (0..400).map(|i| format!("user-{i}")).collect();
+    let mut on_green: HashSet<&str> = HashSet::new();
+    for percent in [0.0, 1.0, 5.0, 25.0, 50.0, 100.0] {
+        let r = file
+            .update("ramp", |r| {
+                r.green_share = share_of(percent)?;
+                Ok(())
+            })
+            .unwrap();
+        until_serving(&router, r.generation);
+        for user in &users {
+            let a = get_as(router.address(), "/rooms/7/messages", user).expect("an answer");
+            assert_eq!(a.status, 200, "{a:?}");
+            let side = a.side().expect("the side is named");
+            assert_eq!(a.body, side, "the side named is the side that answered");
+            if on_green.contains(user.as_str()) {
+                assert_eq!(side, "green", "{user} went back to blue at {percent}%");
+            }
+            if side == "green" {
+                on_green.insert(user);
+            }
+        }
+        let expected = percent / 100.0 * users.len() as f64;
+        let slack = (expected * 0.3).max(10.0);
+        assert!(
+            (on_green.len() as f64 - expected).abs() <= slack,
+            "{} of {} users on green at {percent}%",
+            on_green.len(),
+            users.len()
+        );
+    }
+    assert_eq!(on_green.len(), users.len());
+    let m = router.metrics();
+    assert_eq!(m.blue.requests + m.green.requests, 6 * 400);
+    assert_eq!(m.blue.failures + m.green.failures, 0);
+}
+
+#[test]
+fn runner_rollback_sends_every_read_to_blue_within_a_second() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let file = write(
+        dir.path(),
+        &workflow_text(
+            &blue,
+            &green,
+            port,
+            &format!("admin = \"127.0.0.1:{admin_port}\""),
+            "",
+        ),
+    );
+    let router: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let mut child = Command::new(runner_bin())
+        .arg("route")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until_listening(admin, &mut child);
+
+    // Everything to green through the admin endpoint.
+    let set = request(
+        admin,
+        "POST",
+        "/routing",
+        &[("content-type", "application/json")],
+        r#"{"green_percent": 100, "stage": "all green"}"#,
+    )
+    .unwrap();
+    assert_eq!(set.status, 200, "{set:?}");
+    assert!(set.body.contains("\"green_share\": 10000"), "{}", set.body);
+    for u in 0..20 {
+        let a = get_as(router, "/", &format!("u{u}")).unwrap();
+        assert_eq!(a.side(), Some("green"));
+    }
+
+    // Back to blue from another shell.
+    let out = Command::new(runner_bin())
+        .args([
+            "rollback",
+            file.to_str().unwrap(),
+            "--reason",
+            "green is slow",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("rolled back") && said.contains("green is slow"),
+        "{said}"
+    );
+    let asked = Instant::now();
+    let mut all_blue_since: Option<Instant> = None;
+    loop {
+        let a = get_as(router, "/", "u1").unwrap();
+        assert_eq!(a.status, 200);
+        if a.side() == Some("blue") {
+            let since = *all_blue_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_millis(300) {
+                break;
+            }
+        } else {
+            assert!(
+                all_blue_since.is_none(),
+                "a read went back to green after the rollback took effect"
+            );
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "the rollback did not take effect"
+        );
+    }
+    let took = all_blue_since.unwrap() - asked;
+    assert!(took < Duration::from_secs(1), "the rollback took {took:?}");
+    for u in 0..20 {
+        assert_eq!(
+            get_as(router, "/", &format!("u{u}")).unwrap().side(),
+            Some("blue")
+        );
+    }
+
+    let routing = RoutingFile::new(&dir.path().join(".switchyard/routed"))
+        .read()
+        .unwrap();
+    assert_eq!(routing.mode, Mode::AllBlue);
+    let shown = request(admin, "GET", "/routing", &[], "").unwrap();
+    assert!(
+        shown.body.contains("\"mode\": \"all-blue\""),
+        "{}",
+        shown.body
+    );
+
+    let out = stop_gently(child);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("router stopped: served"), "{said}");
+}
+
+#[test]
+fn the_admin_endpoint_refuses_callers_off_loopback_without_the_token() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let far = address_off_loopback();
+    for token in [None, Some("s3cret-token")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin_port) = (free_port(), free_port());
+        let token_line = if token.is_some() {
+            "admin_token_env = \"SWITCHYARD_TEST_ADMIN_TOKEN\""
+        } else {
+            ""
+        };
+        let file = write(
+            dir.path(),
+            &workflow_text(
+                &blue,
+                &green,
+                port,
+                &format!("admin = \"0.0.0.0:{admin_port}\"\n{token_line}"),
+                "",
+            ),
+        );
+        let mut command = Command::new(runner_bin());
+        command
+            .arg("route")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(t) = token {
+            command.env("SWITCHYARD_TEST_ADMIN_TOKEN", t);
+        }
+        let mut child = command.spawn().unwrap();
+        let near: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+        let far = SocketAddr::new(far, admin_port);
+        until_listening(near, &mut child);
+        let rollback = |at: SocketAddr, headers: &[(&str, &str)]| {
+            request(at, "POST", "/rollback", headers, "")
+                .unwrap()
+                .status
+        };
+        match token {
+            None => {
+                assert_eq!(
+                    request(far, "GET", "/routing", &[], "").unwrap().status,
+                    403
+                );
+                assert_eq!(rollback(far, &[("authorization", "Bearer guess")]), 403);
+                assert_eq!(
+                    request(near, "GET", "/routing", &[], "").unwrap().status,
+                    200
+                );
+            }
+            Some(t) => {
+                let good = format!("Bearer {t}");
+                assert_eq!(
+                    request(far, "GET", "/routing", &[], "").unwrap().status,
+                    403
+                );
+                assert_eq!(
+                    rollback(far, &[("authorization", "Bearer s3cret-tokeN")]),
+                    403
+                );
+                // With a token set, loopback callers need it too.
+                assert_eq!(rollback(near, &[]), 403);
+                assert_eq!(rollback(far, &[("authorization", &good)]), 200);
+            }
+        }
+        let routing = RoutingFile::new(&dir.path().join(".switchyard/routed"))
+            .read()
+            .unwrap();
+        let expected = if token.is_some() {
+            Mode::AllBlue
+        } else {
+            Mode::Shift
+        };
+        assert_eq!(
+            routing.mode, expected,
+            "only an allowed caller changes the routing"
+        );
+        stop_gently(child);
+    }
+}
+
+#[test]
+fn a_route_plugin_that_traps_hangs_or_refuses_sends_that_request_to_blue() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = wasm("tests/plugins/misroute");
+    let text = workflow_text(
+        &blue,
+        &green,
+        0,
+        "plugin = \"misroute\"\nheaders = [\"x-user-id\", \"x-misbehave\"]\nroute_timeout = \"30ms\"",
+        &format!(
+            "[plugin.misroute]\nwasm = \"{}\"\nmemory_limit = \"16MiB\"\n",
+            plugin.display()
+        ),
+    );
+    let w = load(&write(dir.path(), &text));
+    let plugins = PluginRegistry::new(Cancel::default());
+    let plugin = plugins.get::<Route>(&w.setup, "misroute").unwrap();
+    let router = Router::start(w.router.as_ref().unwrap(), Some(plugin), &w.state_dir).unwrap();
+    let r = RoutingFile::new(&w.state_dir)
+        .update("all green", |r| {
+            r.green_share = share_of(100.0)?;
+            Ok(())
+        })
+        .unwrap();
+    until_serving(&router, r.generation);
+    let ask = |how: &str| {
+        let started = Instant::now();
+        let a = request(
+            router.address(),
+            "GET",
+            "/rooms/1",
+            &[("x-user-id", "u1"), ("x-misbehave", how)],
+            "",
+        )
+        .expect("the client is always answered");
+        assert_eq!(a.status, 200, "{how}: {a:?}");
+        (a.side().unwrap().to_string(), started.elapsed())
+    };
+    assert_eq!(ask("none").0, "green");
+    for how in ["panic", "loop", "memory", "refuse"] {
+        let (side, took) = ask(how);
+        assert_eq!(
+            side, "blue",
+            "a plugin that does `{how}` sends the request to blue"
+        );
+        assert!(
+            took < Duration::from_secs(2),
+            "`{how}` held the request {took:?}"
+        );
+        // The next request is decided by a fresh instance, as usual.
+        assert_eq!(ask("none").0, "green", "after `{how}`");
+    }
+    assert_eq!(router.metrics().plugin_failures, 4);
+
+    // Failing again and again, it rests: requests go to blue unasked.
+    for _ in 0..5 {
+        assert_eq!(ask("loop").0, "blue");
+    }
+    assert_eq!(ask("none").0, "blue");
+    assert!(router.metrics().plugin_skipped >= 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(ask("none").0, "green", "asked again after its rest");
+    assert_eq!(router.metrics().plugin_failures, 9);
+    assert_eq!(green.requests.load(Ordering::Relaxed), 6);
+}
+
+#[test]
+fn a_read_api_killed_under_load_costs_only_its_own_requests() {
+    let blue = Backend::start("blue");
+    let mut green = Backend::start("green");
+    let dir = tempfile::tempdir().unwrap();
+    let w = load(&write(
+        dir.path(),
+        &workflow_text(
+            &blue,
+            &green,
+            0,
+            "timeout = \"2s\"\nconnect_timeout = \"500ms\"",
+            "",
+        ),
+    ));
+    let router = Arc::new(Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap());
+    let r = RoutingFile::new(&w.state_dir)
+        .update("half", |r| {
+            r.green_share = share_of(50.0)?;
+            Ok(())
+        })
+        .unwrap();
+    until_serving(&router, r.generation);
+    // Users on each side, by asking once.
+    let mut on = (Vec::new(), Vec::new());
+    for i in 0..60 {
+        let user = format!("user-{i}");
+        match get_as(router.address(), "/", &user).unwrap().side() {
+            Some("blue") => on.0.push(user),
+            _ => on.1.push(user),
+        }
+    }
+    assert!(!on.0.is_empty() && !on.1.is_empty());
+    let done = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|t| {
+            let (router, done) = (router.address(), done.clone());
+            let users: Vec<String> = if t == 0 { on.0.clone() } else { on.1.clone() };
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    for u in &users {
+                        let a = get_as(router, "/", u).expect("the router answers");
+                        statuses.push((a.status, a.side().map(String::from)));
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    green.kill();
+    std::thread::sleep(Duration::from_millis(700));
+    done.store(true, Ordering::Relaxed);
+    let mut answers: Vec<Vec<(u16, Option<String>)>> =
+        load.into_iter().map(|t| t.join().unwrap()).collect();
+    let on_green = answers.pop().unwrap();
+    let on_blue = answers.pop().unwrap();
+    assert!(
+        on_blue
+            .iter()
+            .all(|(s, side)| *s == 200 && side.as_deref() == Some("blue"))
+    );
+    assert!(on_green.iter().any(|(s, _)| *s == 200));
+    let failed: Vec<_> = on_green.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        !failed.is_empty(),
+        "green was killed, yet every request succeeded"
+    );
+    assert!(
+        failed
+            .iter()
+            .all(|(s, side)| [502, 504].contains(s) && side.as_deref() == Some("green")),
+        "{failed:?}"
+    );
+    let m = router.metrics();
+    assert!(m.green.unreachable >= failed.len() as u64);
+    assert_eq!(m.blue.failures, 0);
+}
+
+#[test]
+fn http2_clients_are_served_and_failures_counted_per_side() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let w = load(&write(dir.path(), &workflow_text(&blue, &green, 0, "", "")));
+    let router = Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap();
+    let r = RoutingFile::new(&w.state_dir)
+        .update("all green", |r| {
+            r.green_share = share_of(100.0)?;
+            Ok(())
+        })
+        .unwrap();
+    until_serving(&router, r.generation);
+    green.set_failing(true);
+    let address = router.address();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answers = runtime.block_on(async move {
+        use http_body_util::{BodyExt, Empty};
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build_http::<Empty<bytes::Bytes>>();
+        let mut answers = Vec::new();
+        for i in 0..10 {
+            let request = hyper::Request::get(format!("http://{address}/rooms/{i}?page=2"))
+                .header("x-user-id", format!("user-{i}"))
+                .body(Empty::new())
+                .unwrap();
+            let response = client.request(request).await.unwrap();
+            let version = response.version();
+            let status = response.status().as_u16();
+            let path = response.headers()["x-seen-path"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            answers.push((version, status, path, body));
+        }
+        answers
+    });
+    for (i, (version, status, path, body)) in answers.iter().enumerate() {
+        assert_eq!(*version, hyper::Version::HTTP_2);
+        assert_eq!(*status, 500);
+        assert_eq!(path, &format!("/rooms/{i}"));
+        assert_eq!(&body[..], b"green");
+    }
+    let m = router.metrics();
+    assert_eq!(
+        (m.green.requests, m.green.failures, m.green.unreachable),
+        (10, 10, 0)
+    );
+    // The client's address reaches the read-api.
+    green.set_failing(false);
+    let a = get_as(address, "/", "u").unwrap();
+    assert_eq!(a.header("x-seen-forwarded-for"), Some("127.0.0.1"));
+}
+
+#[test]
+fn a_workflow_routes_from_its_route_step_and_cuts_over_to_green() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let steps = "[[step]]\nid = \"start-routing\"\nkind = \"route\"\n\n\
+                 [[step]]\nid = \"switch\"\nkind = \"cutover\"\nto = \"green\"\n\n\
+                 [store.green]\nkind = \"null\"\n";
+    let file = write(dir.path(), &workflow_text(&blue, &green, port, "", steps));
+    let plan = Command::new(runner_bin())
+        .arg("plan")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.contains(&format!("route reads on 127.0.0.1:{port} between blue")),
+        "{plan}"
+    );
+    let out = Command::new(runner_bin())
+        .arg("exec")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = Command::new(runner_bin())
+        .arg("status")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("routing: stage `cut over`: every read to green"),
+        "{status}"
+    );
+    // The router stopped with the workflow.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
