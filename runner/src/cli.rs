@@ -90,6 +90,18 @@ pub enum Command {
         #[command(flatten)]
         file: FileArgs,
     },
+    /// Serve one of the workflow's stores as an example read-api (rows as
+    /// JSON, the store's watermark in `x-switchyard-watermark`), in the
+    /// foreground until Ctrl-C.
+    ServeStore {
+        #[command(flatten)]
+        file: FileArgs,
+        /// The store's name in the workflow.
+        store: String,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: std::net::SocketAddr,
+    },
     /// Send every read to blue at once: every router of the workflow
     /// follows within a second, whether `runner exec` runs it or
     /// `runner route`.
@@ -212,6 +224,14 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
         },
         Command::Route { file } => match file.load() {
             Ok(w) => route(&w, cancel),
+            Err(e) => invalid(e),
+        },
+        Command::ServeStore {
+            file,
+            store,
+            listen,
+        } => match file.load() {
+            Ok(w) => serve_store(&w, &store, listen, cancel),
             Err(e) => invalid(e),
         },
         Command::Rollback { file, reason } => match file.load() {
@@ -442,6 +462,55 @@ fn route(w: &Workflow, cancel: Cancel) -> ExitCode {
             println!("router stopped: {summary}");
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// `runner serve-store`.
+fn serve_store(
+    w: &Workflow,
+    store: &str,
+    listen: std::net::SocketAddr,
+    cancel: Cancel,
+) -> ExitCode {
+    let Some(config) = w.store(store) else {
+        eprintln!("error: {} declares no `[store.{store}]`", w.file.display());
+        return ExitCode::from(EXIT_INVALID);
+    };
+    // Serving reads what is there; it never creates a store's files (in a
+    // state folder they would not be listed as the runner's).
+    if let Some(missing) = config
+        .files(&w.home())
+        .into_iter()
+        .take(1)
+        .find(|f| !f.exists())
+    {
+        eprintln!(
+            "error: store `{store}` has nothing to serve yet: `{}` does not exist",
+            missing.display()
+        );
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let api = match w
+        .open_store(store)
+        .map_err(|e| e.to_string())
+        .and_then(|s| crate::read_api::ReadApi::start(s, listen))
+    {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    println!("serving `{store}` on {}; Ctrl-C stops", api.address());
+    while !cancel.is_cancelled() && !api.finished() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    match api.join() {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILED)

@@ -23,6 +23,7 @@
 //! - [`setup`]: what steps work with: folders, vars, sources, stores, plugins.
 //! - [`store`], [`source`]: one file per kind, each with its settings, and
 //!   one registration list per axis (`store::KINDS`, `source::KINDS`).
+//! - [`read_api`]: an example read-api serving a store's rows as JSON.
 //! - [`router`]: the HTTP proxy in front of the blue and green read-apis:
 //!   sticky shares, rollback, pins, route plugins, the admin endpoint.
 //! - [`state`]: the state folder: each step's outcome and its kind's own part.
@@ -47,6 +48,7 @@ pub mod fault;
 pub mod model;
 pub mod plugin;
 pub mod process;
+pub mod read_api;
 pub mod report;
 pub mod router;
 pub mod sample;

@@ -7,6 +7,7 @@
 //! - `restore`: load green from blue as of a point, or run a restore command.
 //! - `replay`: source → transform plugin → store, committing after acknowledgement.
 //! - `compare`: merge-join of blue and green as of a watermark, with a gate.
+//! - `serve`: serve a store as an example read-api, left running.
 //! - `route`: start the router in front of the read-apis, left running.
 //! - `stop`: stop background replays.
 //! - `cutover`: send every read to green, stop background replays and
@@ -27,6 +28,7 @@ pub mod plugins;
 pub mod replay;
 pub mod restore;
 pub mod route;
+pub mod serve;
 pub mod shell;
 pub mod stop;
 pub mod uses;
@@ -150,6 +152,7 @@ pub const KINDS: &[Kind<dyn StepFile>] = &[
     replay::config::KIND,
     compare::config::KIND,
     shell::KIND,
+    serve::KIND,
     route::KIND,
     cutover::KIND,
     stop::KIND,

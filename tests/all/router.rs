@@ -585,3 +585,69 @@ fn a_workflow_routes_from_its_route_step_and_cuts_over_to_green() {
     // The router stopped with the workflow.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[test]
+fn a_store_served_as_a_read_api_answers_rows_with_its_watermark() {
+    use switchyard_runner::model::{Cell, RowMutation};
+    use switchyard_runner::read_api::ReadApi;
+    use switchyard_runner::store::Store;
+    use switchyard_runner::store::sqlite::{SqliteStore, SqliteSync};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store =
+        SqliteStore::open("blue", &dir.path().join("blue.sqlite"), SqliteSync::Normal).unwrap();
+    let rows: Vec<RowMutation> = ["room-1/0001", "room-1/0002", "room-2/0001"]
+        .iter()
+        .map(|k| RowMutation {
+            table: "messages".into(),
+            row_key: k.as_bytes().to_vec().into(),
+            cells: vec![
+                Cell::put("d", &b"text"[..], format!("hello from {k}").into_bytes()),
+                Cell::put("d", &b"raw"[..], vec![0xff, 0x00]),
+            ],
+            version: 7,
+        })
+        .collect();
+    store.apply(&rows, Some(1_700_000_000_000)).unwrap();
+    let api = ReadApi::start(Box::new(store), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let at = api.address();
+
+    let one = request(at, "GET", "/rows/messages/room-1%2F0002", &[], "").unwrap();
+    assert_eq!(one.status, 200, "{one:?}");
+    assert_eq!(one.header("x-switchyard-watermark"), Some("1700000000000"));
+    let row: serde_json::Value = serde_json::from_str(&one.body).unwrap();
+    assert_eq!(row["key"], "room-1/0002");
+    let cells = row["cells"].as_array().unwrap();
+    assert!(
+        cells
+            .iter()
+            .any(|c| c["value"] == "hello from room-1/0002" && c["version"] == 7)
+    );
+    assert!(cells.iter().any(|c| c["value_hex"] == "ff00"));
+
+    let page = request(
+        at,
+        "GET",
+        "/rows/messages?after=room-1%2F0001&limit=1",
+        &[],
+        "",
+    )
+    .unwrap();
+    let page: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(page["rows"][0]["key"], "room-1/0002");
+    assert_eq!(page["next_after"], "room-1/0002");
+
+    assert_eq!(
+        request(at, "GET", "/rows/messages/nobody", &[], "")
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        request(at, "POST", "/rows/messages", &[], "x")
+            .unwrap()
+            .status,
+        405
+    );
+    api.join().unwrap();
+}
