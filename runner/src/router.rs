@@ -216,6 +216,11 @@ impl Router {
             .clone()
     }
 
+    /// Its counters, live.
+    pub fn counts(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// The counts as they are now.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()

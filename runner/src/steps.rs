@@ -9,6 +9,7 @@
 //! - `compare`: merge-join of blue and green as of a watermark, with a gate.
 //! - `serve`: serve a store as an example read-api, left running.
 //! - `route`: start the router in front of the read-apis, left running.
+//! - `shift`: move reads to green in stages, with gates and rollback.
 //! - `stop`: stop background replays.
 //! - `cutover`: send every read to green, stop background replays and
 //!   record the switch.
@@ -30,6 +31,7 @@ pub mod restore;
 pub mod route;
 pub mod serve;
 pub mod shell;
+pub mod shift;
 pub mod stop;
 pub mod uses;
 
@@ -154,6 +156,7 @@ pub const KINDS: &[Kind<dyn StepFile>] = &[
     shell::KIND,
     serve::KIND,
     route::KIND,
+    shift::KIND,
     cutover::KIND,
     stop::KIND,
 ];

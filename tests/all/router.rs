@@ -651,3 +651,124 @@ fn a_store_served_as_a_read_api_answers_rows_with_its_watermark() {
     );
     api.join().unwrap();
 }
+
+/// Runs `runner exec` on a routed workflow while a client reads through
+/// the router, until the run ends: its output and every answer, in order,
+/// with when it came.
+fn exec_under_load(
+    file: &Path,
+    router: SocketAddr,
+) -> (std::process::Output, Vec<(Instant, u16, String)>) {
+    let mut child = Command::new(runner_bin())
+        .arg("exec")
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until_listening(router, &mut child);
+    let mut answers = Vec::new();
+    let mut i = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        i += 1;
+        if let Some(a) = get_as(router, "/rooms/1", &format!("user-{}", i % 50)) {
+            answers.push((
+                Instant::now(),
+                a.status,
+                a.side().unwrap_or("-").to_string(),
+            ));
+        }
+    }
+    (child.wait_with_output().unwrap(), answers)
+}
+
+fn shift_workflow(blue: &Backend, green: &Backend, port: u16, shift: &str) -> String {
+    let steps = format!(
+        "[store.green]\nkind = \"null\"\n\n\
+         [[step]]\nid = \"routing\"\nkind = \"route\"\n\n\
+         [[step]]\nid = \"ramp\"\nkind = \"shift\"\n{shift}\n\n\
+         [[step]]\nid = \"switch\"\nkind = \"cutover\"\nto = \"green\"\n"
+    );
+    workflow_text(blue, green, port, "", &steps)
+}
+
+#[test]
+fn a_healthy_green_is_ramped_to_every_read_and_cut_over() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let file = write(
+        dir.path(),
+        &shift_workflow(
+            &blue,
+            &green,
+            port,
+            "stages = [20, \"100%\"]\nhold = \"1s\"\nmin_requests = 5\ncheck_every = \"100ms\"",
+        ),
+    );
+    let (out, answers) = exec_under_load(&file, format!("127.0.0.1:{port}").parse().unwrap());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("reads shifted: 20%: green"), "{said}");
+    assert!(answers.iter().all(|(_, status, _)| *status == 200));
+    assert!(answers.iter().any(|(_, _, side)| side == "green"));
+    let routing = RoutingFile::new(&dir.path().join(".switchyard/routed"))
+        .read()
+        .unwrap();
+    assert_eq!(routing.mode, Mode::AllGreen);
+}
+
+#[test]
+fn a_green_that_starts_failing_is_sent_back_at_once_with_no_error_answered_from_blue() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    green.set_failing(true);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let file = write(
+        dir.path(),
+        &shift_workflow(
+            &blue,
+            &green,
+            port,
+            "stages = [50, 100]\nhold = \"20s\"\nmin_requests = 10\nmax_error_rate = 0.05",
+        ),
+    );
+    let (out, answers) = exec_under_load(&file, format!("127.0.0.1:{port}").parse().unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("stage 50% failed: green failed"), "{err}");
+    // Blue never answered with an error; green's errors stopped soon
+    // after the gate could judge (10 requests), long before the hold.
+    assert!(
+        answers
+            .iter()
+            .filter(|(_, _, side)| side == "blue")
+            .all(|(_, s, _)| *s == 200)
+    );
+    let green_errors: Vec<&Instant> = answers
+        .iter()
+        .filter(|(_, s, side)| side == "green" && *s == 500)
+        .map(|(t, _, _)| t)
+        .collect();
+    assert!(green_errors.len() >= 10, "{}", green_errors.len());
+    let first = answers.first().unwrap().0;
+    let last_error = **green_errors.last().unwrap();
+    assert!(
+        last_error - first < Duration::from_secs(5),
+        "green kept answering for {:?}",
+        last_error - first
+    );
+    let routing = RoutingFile::new(&dir.path().join(".switchyard/routed"))
+        .read()
+        .unwrap();
+    assert_eq!(routing.mode, Mode::AllBlue);
+    assert!(
+        routing.reason.contains("rolled back by step `ramp`"),
+        "{}",
+        routing.reason
+    );
+}

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::routing::Side;
 
@@ -61,38 +61,38 @@ impl SideMetrics {
 
     /// The counts as they are now.
     pub fn snapshot(&self) -> SideSnapshot {
-        let counts: Vec<u64> = self
-            .latency
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        let quantile = |q: f64| {
-            if total == 0 {
-                return None;
-            }
-            let want = ((total as f64) * q).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (i, c) in counts.iter().enumerate() {
-                seen += c;
-                if seen >= want {
-                    return Some(bucket_upper(i).as_secs_f64() * 1000.0);
-                }
-            }
-            None
-        };
-        SideSnapshot {
-            requests: self.requests.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
-            unreachable: self.unreachable.load(Ordering::Relaxed),
-            p50_ms: quantile(0.50),
-            p99_ms: quantile(0.99),
-        }
+        SideSnapshot::of(
+            self.requests.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+            self.unreachable.load(Ordering::Relaxed),
+            self.latency
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+        )
     }
 }
 
-/// One side's counts at one moment.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The `q` quantile of latencies counted in `buckets`, in ms (the upper
+/// edge of its bucket).
+fn quantile(buckets: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let want = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, c) in buckets.iter().enumerate() {
+        seen += c;
+        if seen >= want {
+            return Some(bucket_upper(i).as_secs_f64() * 1000.0);
+        }
+    }
+    None
+}
+
+/// One side's counts at one moment, or over a window between two.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SideSnapshot {
     /// Requests sent to it.
     pub requests: u64,
@@ -104,6 +104,47 @@ pub struct SideSnapshot {
     pub p50_ms: Option<f64>,
     /// 99th percentile, in ms.
     pub p99_ms: Option<f64>,
+    /// Requests by latency bucket, for windows.
+    #[serde(skip)]
+    buckets: Vec<u64>,
+}
+
+impl SideSnapshot {
+    fn of(requests: u64, failures: u64, unreachable: u64, buckets: Vec<u64>) -> Self {
+        SideSnapshot {
+            requests,
+            failures,
+            unreachable,
+            p50_ms: quantile(&buckets, 0.50),
+            p99_ms: quantile(&buckets, 0.99),
+            buckets,
+        }
+    }
+
+    /// What happened between `earlier` and this one.
+    pub fn since(&self, earlier: &SideSnapshot) -> SideSnapshot {
+        let buckets = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        SideSnapshot::of(
+            self.requests.saturating_sub(earlier.requests),
+            self.failures.saturating_sub(earlier.failures),
+            self.unreachable.saturating_sub(earlier.unreachable),
+            buckets,
+        )
+    }
+
+    /// Failures per request (0 without requests).
+    pub fn failure_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.requests as f64
+        }
+    }
 }
 
 /// Everything the router counts.
@@ -144,8 +185,8 @@ impl Metrics {
     }
 }
 
-/// The router's counts at one moment.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The router's counts at one moment, or over a window between two.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MetricsSnapshot {
     /// Blue's.
     pub blue: SideSnapshot,
@@ -157,6 +198,19 @@ pub struct MetricsSnapshot {
     pub plugin_skipped: u64,
     /// Requests refused.
     pub refused: u64,
+}
+
+impl MetricsSnapshot {
+    /// What happened between `earlier` and this one.
+    pub fn since(&self, earlier: &MetricsSnapshot) -> MetricsSnapshot {
+        MetricsSnapshot {
+            blue: self.blue.since(&earlier.blue),
+            green: self.green.since(&earlier.green),
+            plugin_failures: self.plugin_failures.saturating_sub(earlier.plugin_failures),
+            plugin_skipped: self.plugin_skipped.saturating_sub(earlier.plugin_skipped),
+            refused: self.refused.saturating_sub(earlier.refused),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +232,14 @@ mod tests {
         assert!((0.5..0.6).contains(&p50), "{p50}");
         let p99 = s.p99_ms.unwrap();
         assert!((40.0..48.0).contains(&p99), "{p99}");
+
+        // A window sees only what happened in it.
+        for _ in 0..10 {
+            m.answered(Duration::from_millis(40), true);
+        }
+        let w = m.snapshot().since(&s);
+        assert_eq!((w.requests, w.failures), (10, 10));
+        assert!(w.p50_ms.unwrap() >= 40.0);
+        assert_eq!(w.failure_rate(), 1.0);
     }
 }

@@ -11,6 +11,7 @@
 //! says it must fail (a stalled replay) is stopped; either fails the run
 //! at once (see [`fail`]).
 
+use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,12 @@ pub trait BackgroundTask: Send {
     fn freshness(&self) -> Freshness;
     /// Writes its figures as they are now into its step's state.
     fn status(&self, state: &mut crate::state::StepState);
+    /// What it shares with later steps while it runs (the router's
+    /// counts, which a `shift` step judges), found by type through
+    /// [`BackgroundTasks::shared`].
+    fn shared(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        None
+    }
 }
 
 /// Whether a background task can be relied on now.
@@ -192,6 +199,15 @@ impl BackgroundTasks {
             .iter()
             .find(|r| r.id == id)
             .map_or(Freshness::NotRunning, |r| r.task.freshness())
+    }
+
+    /// What the first running task that shares a `T` shares.
+    pub fn shared<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.inner()
+            .list
+            .iter()
+            .filter_map(|r| r.task.shared())
+            .find_map(|s| s.downcast::<T>().ok())
     }
 
     /// Writes every running task's figures into the state (unsaved). The

@@ -5,6 +5,8 @@
 //! `runner rollback` move reads by changing that state. A run that
 //! resumes an unfinished workflow starts it again.
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -133,6 +135,10 @@ impl BackgroundTask for Routing {
     fn freshness(&self) -> Freshness {
         // It keeps no store current.
         Freshness::CaughtUp
+    }
+
+    fn shared(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        Some(self.router.counts())
     }
 
     fn status(&self, state: &mut crate::state::StepState) {

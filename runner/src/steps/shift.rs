@@ -1,0 +1,467 @@
+//! `shift`: moves reads to green in stages (for example 1%, 5%, 25%,
+//! 50%, 100%), holding each stage and judging it by what the router
+//! counted during it:
+//!
+//! - green's failure rate (5xx, or no answer) above `max_error_rate`;
+//! - green's p99 above `max_p99_ratio` times blue's (blue's in the same
+//!   stage when it served enough requests, else over the router's life);
+//!
+//! each once green has served `min_requests` in the stage. The gates are
+//! looked at every `check_every` through the hold, so a failing green is
+//! sent back at once, not at the end of the stage: every read goes to
+//! blue (the routing state says so; routers follow within 100 ms), and
+//! the step fails, or with `on_failure = "wait"` waits until an operator
+//! sets a share again (the admin endpoint) and holds the stage anew. A
+//! stage that ends with too few requests to judge is inconclusive: by
+//! default the ramp pauses there (reads stay as they are, the step ends
+//! with the gate's exit code, and `runner exec` holds the stage again);
+//! `on_inconclusive = "pass"` or `"fail"` decide otherwise.
+//!
+//! Someone else's change to the routing during a stage (a rollback from
+//! any shell, a share set by hand) stops the ramp: the step does not
+//! fight an operator. Stages passed are saved, so a run that resumes the
+//! step starts at the first stage not passed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use super::checking::Checking;
+use super::uses::Uses;
+use super::{StepConfig, StepContext, StepError, StepFile};
+use crate::document::values::{Period, fraction, whole};
+use crate::document::{Kind, WorkflowError};
+use crate::router::metrics::{MetricsSnapshot, SideSnapshot};
+use crate::router::routing::share_of;
+use crate::router::{Metrics, Mode, Routing, RoutingFile};
+use crate::setup::Setup;
+
+/// The kind, for the registration list.
+pub const KIND: Kind<dyn StepFile> = Kind {
+    name: "shift",
+    read: |table| Ok(Box::new(table.read::<ShiftFile>()?)),
+};
+
+/// How long each stage is held, unless `hold` says.
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(60);
+/// Green's failure rate that fails a stage, unless set.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
+/// Green's p99 against blue's that fails a stage, unless set.
+pub const DEFAULT_MAX_P99_RATIO: f64 = 2.0;
+/// Requests green must serve in a stage before it is judged.
+pub const DEFAULT_MIN_REQUESTS: u64 = 100;
+/// How often the gates are looked at.
+pub const DEFAULT_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// A share of reads, written `5`, `0.5` or `"5%"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(pub f64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(f64),
+            Text(String),
+        }
+        let value = match Written::deserialize(d)? {
+            Written::Number(n) => n,
+            Written::Text(t) => t.trim().trim_end_matches('%').trim().parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{t}` is not a percentage; write `5` or `\"5%\"`"
+                ))
+            })?,
+        };
+        Ok(Percent(value))
+    }
+}
+
+/// `kind = "shift"` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftFile {
+    /// The shares of green, in order.
+    pub stages: Spanned<Vec<Percent>>,
+    /// How long each stage is held.
+    #[serde(default)]
+    pub hold: Option<Period>,
+    /// Green's failure rate that fails a stage (a fraction: 0.01 is 1%).
+    #[serde(default, deserialize_with = "fraction")]
+    pub max_error_rate: Option<f64>,
+    /// Green's p99 over blue's that fails a stage.
+    #[serde(default, deserialize_with = "fraction")]
+    pub max_p99_ratio: Option<f64>,
+    /// Requests green must serve in a stage to judge it.
+    #[serde(default, deserialize_with = "whole")]
+    pub min_requests: Option<u64>,
+    /// `pause` (default), `pass` or `fail`.
+    #[serde(default)]
+    pub on_inconclusive: Option<Spanned<String>>,
+    /// `fail` (default) or `wait`.
+    #[serde(default)]
+    pub on_failure: Option<Spanned<String>>,
+    /// How often the gates are looked at.
+    #[serde(default)]
+    pub check_every: Option<Period>,
+}
+
+/// What an inconclusive stage does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inconclusive {
+    /// Reads stay; the step ends; `runner exec` holds the stage again.
+    Pause,
+    /// Go on.
+    Pass,
+    /// Roll back, as a failed gate.
+    Fail,
+}
+
+/// What a failed gate does after the rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The step fails.
+    Fail,
+    /// The step waits for an operator to set a share again.
+    Wait,
+}
+
+/// `kind = "shift"`, checked.
+#[derive(Debug, Clone)]
+pub struct ShiftStep {
+    stages: Vec<f64>,
+    hold: Duration,
+    max_error_rate: f64,
+    max_p99_ratio: f64,
+    min_requests: u64,
+    on_inconclusive: Inconclusive,
+    on_failure: OnFailure,
+    check_every: Duration,
+}
+
+impl StepFile for ShiftFile {
+    fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
+        if !c
+            .earlier
+            .iter()
+            .any(|s| s.kind() == super::route::KIND.name)
+        {
+            return Err(c.step(
+                "a `shift` step moves the reads of the router, which an earlier `route` step must start",
+            ));
+        }
+        let stages: Vec<f64> = self.stages.get_ref().iter().map(|p| p.0).collect();
+        if stages.is_empty() {
+            return Err(c.at(self.stages.span(), "`stages` lists no share"));
+        }
+        for pair in stages.windows(2) {
+            if pair[1] <= pair[0] {
+                return Err(c.at(
+                    self.stages.span(),
+                    format!(
+                        "`stages` must rise: {}% comes after {}%; a ramp only moves reads towards green",
+                        pair[1], pair[0]
+                    ),
+                ));
+            }
+        }
+        if let Some(bad) = stages.iter().find(|s| share_of(**s).is_err() || **s <= 0.0) {
+            return Err(c.at(
+                self.stages.span(),
+                format!("`stages`: {bad}% is not above 0% and at most 100%"),
+            ));
+        }
+        c.not_zero(self.hold, "hold")?;
+        c.not_zero(self.check_every, "check_every")?;
+        let max_error_rate = self.max_error_rate.unwrap_or(DEFAULT_MAX_ERROR_RATE);
+        if !(0.0..=1.0).contains(&max_error_rate) {
+            return Err(c.step("`max_error_rate` is a fraction between 0 and 1 (0.01 is 1%)"));
+        }
+        let max_p99_ratio = self.max_p99_ratio.unwrap_or(DEFAULT_MAX_P99_RATIO);
+        if max_p99_ratio.is_nan() || max_p99_ratio < 1.0 {
+            return Err(c.step("`max_p99_ratio` must be at least 1 (green as fast as blue)"));
+        }
+        let min_requests = self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS);
+        if min_requests == 0 {
+            return Err(c.step("`min_requests` must be at least 1: a stage is judged on requests"));
+        }
+        let on_inconclusive = match self.on_inconclusive.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("pause") => Inconclusive::Pause,
+            Some("pass") => Inconclusive::Pass,
+            Some("fail") => Inconclusive::Fail,
+            Some(other) => {
+                return Err(c.at(
+                    self.on_inconclusive.as_ref().map_or(0..0, |s| s.span()),
+                    format!("`on_inconclusive` = `{other}`; expected `pause`, `pass` or `fail`"),
+                ));
+            }
+        };
+        let on_failure = match self.on_failure.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("fail") => OnFailure::Fail,
+            Some("wait") => OnFailure::Wait,
+            Some(other) => {
+                return Err(c.at(
+                    self.on_failure.as_ref().map_or(0..0, |s| s.span()),
+                    format!("`on_failure` = `{other}`; expected `fail` or `wait`"),
+                ));
+            }
+        };
+        Ok(Box::new(ShiftStep {
+            stages,
+            hold: self.hold.map_or(DEFAULT_HOLD, |p| p.0),
+            max_error_rate,
+            max_p99_ratio,
+            min_requests,
+            on_inconclusive,
+            on_failure,
+            check_every: self.check_every.map_or(DEFAULT_CHECK_EVERY, |p| p.0),
+        }))
+    }
+}
+
+impl StepConfig for ShiftStep {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn describe(&self, _setup: &Setup) -> String {
+        let stages: Vec<String> = self.stages.iter().map(|s| format!("{s}%")).collect();
+        format!(
+            "shift reads to green in stages {}, holding each {}; back to blue at once if green fails more than {}% of at least {} requests or its p99 passes {}× blue's",
+            stages.join(" → "),
+            humantime::format_duration(self.hold),
+            self.max_error_rate * 100.0,
+            self.min_requests,
+            self.max_p99_ratio
+        )
+    }
+
+    fn uses<'s>(&'s self, _uses: &mut Uses<'s>) {}
+
+    fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
+        run(ctx, id, self)
+    }
+}
+
+/// How a stage ended.
+enum Judged {
+    /// Held through, gates passed.
+    Passed(MetricsSnapshot),
+    /// Too few requests to judge.
+    Inconclusive(String),
+    /// A gate failed: why.
+    Failed(String),
+}
+
+fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> {
+    let Some(metrics) = ctx.background.shared::<Metrics>() else {
+        return Err(StepError::Missing(
+            "no router serves in this run: the `route` step that starts it is not running".into(),
+        ));
+    };
+    let file = RoutingFile::new(&ctx.setup.state_dir);
+    let passed: usize = {
+        let state = ctx.lock_state();
+        state
+            .data
+            .steps
+            .get(id)
+            .and_then(|st| st.own.get("passed_stages"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as usize
+    };
+    let mut lines = Vec::new();
+    let mut stage = passed;
+    while stage < s.stages.len() {
+        let percent = s.stages[stage];
+        let written = file.update(&format!("step `{id}`: stage {percent}%"), |r| {
+            r.mode = Mode::Shift;
+            r.green_share = share_of(percent)?;
+            r.stage = format!("{percent}%");
+            Ok(())
+        })?;
+        tracing::info!(step = %id, "stage {percent}%: {}", written.describe());
+        match hold(ctx, s, &file, &written, &metrics)? {
+            Judged::Passed(window) => {
+                lines.push(format!(
+                    "{percent}%: green {} requests, {:.2}% failed, p99 {}",
+                    window.green.requests,
+                    window.green.failure_rate() * 100.0,
+                    ms(window.green.p99_ms)
+                ));
+                stage += 1;
+                let mut state = ctx.lock_state();
+                state
+                    .step_mut(id, KIND.name)
+                    .set_own_field("passed_stages", Some(stage));
+                state.save()?;
+            }
+            Judged::Inconclusive(why) => match s.on_inconclusive {
+                Inconclusive::Pass => {
+                    tracing::warn!(step = %id, "stage {percent}% inconclusive ({why}); going on as configured");
+                    lines.push(format!("{percent}%: inconclusive, passed ({why})"));
+                    stage += 1;
+                }
+                Inconclusive::Pause => {
+                    file.update(
+                        &format!("step `{id}` paused: stage {percent}% inconclusive"),
+                        |r| {
+                            r.stage = format!("{percent}%, paused");
+                            Ok(())
+                        },
+                    )?;
+                    return Err(StepError::Gate(format!(
+                        "stage {percent}% inconclusive: {why}; reads stay as they are; `runner exec` holds the stage again, `runner rollback` sends every read to blue"
+                    )));
+                }
+                Inconclusive::Fail => {
+                    roll_back(&file, id, &format!("stage {percent}% inconclusive: {why}"))?;
+                    return Err(StepError::Gate(format!(
+                        "stage {percent}% inconclusive ({why}); every read sent back to blue"
+                    )));
+                }
+            },
+            Judged::Failed(why) => {
+                roll_back(&file, id, &format!("stage {percent}%: {why}"))?;
+                match s.on_failure {
+                    OnFailure::Fail => {
+                        return Err(StepError::Gate(format!(
+                            "stage {percent}% failed: {why}; every read sent back to blue"
+                        )));
+                    }
+                    OnFailure::Wait => {
+                        tracing::warn!(step = %id, "stage {percent}% failed ({why}); every read is on blue; waiting for a share to be set again (admin endpoint) to hold the stage anew");
+                        wait_for_operator(ctx, &file)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(format!("reads shifted: {}", lines.join("; ")))
+}
+
+/// Holds one stage, looking at the gates.
+fn hold(
+    ctx: &StepContext,
+    s: &ShiftStep,
+    file: &RoutingFile,
+    written: &Routing,
+    metrics: &Arc<Metrics>,
+) -> Result<Judged, StepError> {
+    let before = metrics.snapshot();
+    let started = Instant::now();
+    loop {
+        let left = s.hold.saturating_sub(started.elapsed());
+        sleep(ctx, s.check_every.min(left))?;
+        let now = file.read()?;
+        if now.generation != written.generation {
+            let what = match now.mode {
+                Mode::AllBlue => "rolled back",
+                Mode::AllGreen => "cut over",
+                Mode::Shift => "changed",
+            };
+            return Err(StepError::Gate(format!(
+                "the routing was {what} during the stage ({}); the ramp stops",
+                now.reason
+            )));
+        }
+        let window = metrics.snapshot().since(&before);
+        if let Some(why) = failed_gate(s, &window, &before) {
+            return Ok(Judged::Failed(why));
+        }
+        if started.elapsed() >= s.hold {
+            if window.green.requests < s.min_requests {
+                return Ok(Judged::Inconclusive(format!(
+                    "green served {} requests in {}; at least {} are needed to judge it",
+                    window.green.requests,
+                    humantime::format_duration(s.hold),
+                    s.min_requests
+                )));
+            }
+            return Ok(Judged::Passed(window));
+        }
+    }
+}
+
+/// Why the stage fails now, if it does: `window` is the stage so far,
+/// `before` the router's whole life before it (blue's baseline when blue
+/// served too little in the stage).
+fn failed_gate(
+    s: &ShiftStep,
+    window: &MetricsSnapshot,
+    before: &MetricsSnapshot,
+) -> Option<String> {
+    let green = &window.green;
+    if green.requests < s.min_requests {
+        return None;
+    }
+    if green.failure_rate() > s.max_error_rate {
+        return Some(format!(
+            "green failed {} of {} requests ({:.1}%, more than {}%)",
+            green.failures,
+            green.requests,
+            green.failure_rate() * 100.0,
+            s.max_error_rate * 100.0
+        ));
+    }
+    let baseline: Option<&SideSnapshot> = [&window.blue, &before.blue]
+        .into_iter()
+        .find(|b| b.requests >= s.min_requests);
+    if let (Some(blue), Some(green_p99)) = (baseline, green.p99_ms)
+        && let Some(blue_p99) = blue.p99_ms
+        && green_p99 > blue_p99 * s.max_p99_ratio
+    {
+        return Some(format!(
+            "green's p99 is {} against blue's {} (more than {}×)",
+            ms(Some(green_p99)),
+            ms(Some(blue_p99)),
+            s.max_p99_ratio
+        ));
+    }
+    None
+}
+
+fn roll_back(file: &RoutingFile, id: &str, why: &str) -> Result<(), StepError> {
+    let routing = file.update(&format!("rolled back by step `{id}`: {why}"), |r| {
+        r.mode = Mode::AllBlue;
+        r.stage = "rolled back".into();
+        Ok(())
+    })?;
+    tracing::error!(step = %id, "{}", routing.describe());
+    Ok(())
+}
+
+/// Waits until the routing leaves the rolled-back mode.
+fn wait_for_operator(ctx: &StepContext, file: &RoutingFile) -> Result<(), StepError> {
+    loop {
+        sleep(ctx, Duration::from_millis(250))?;
+        if file.read()?.mode != Mode::AllBlue {
+            return Ok(());
+        }
+    }
+}
+
+/// Sleeps `d`, waking for Ctrl-C.
+fn sleep(ctx: &StepContext, d: Duration) -> Result<(), StepError> {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if ctx.cancel.is_cancelled() {
+            return Err(StepError::Interrupted);
+        }
+        std::thread::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50)),
+        );
+    }
+    if ctx.cancel.is_cancelled() {
+        return Err(StepError::Interrupted);
+    }
+    Ok(())
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}ms"))
+}
