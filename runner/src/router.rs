@@ -8,6 +8,8 @@
 //! - `decide`: the side of one request (rollback, rule or plugin, pins,
 //!   share).
 //! - `forward`: one request sent on and its answer streamed back.
+//! - `mirror`: a copy of a read sent to the other side and the answers
+//!   compared (`diff`), lag and noise told apart from mismatches.
 //! - `serve`: connections accepted and served (HTTP/1.1 and HTTP/2).
 //! - `admin`: the admin endpoint.
 //! - `metrics`: counts and latency per side.
@@ -20,8 +22,10 @@ pub mod admin;
 pub mod bucket;
 pub mod config;
 pub mod decide;
+pub mod diff;
 pub mod forward;
 pub mod metrics;
+pub mod mirror;
 pub mod routing;
 pub mod serve;
 pub mod watch;
@@ -134,12 +138,22 @@ impl Router {
             None => Rule::Header(config.sticky_header.clone()),
         };
         let decider = Decider::new(rule, config.route_timeout, metrics.clone());
-        let forwarder = Arc::new(Forwarder::new(
-            config,
-            decider,
-            routing.clone(),
-            metrics.clone(),
-        ));
+        let forwarder = {
+            // The mirror's workers start on the router's runtime.
+            let _inside = runtime.enter();
+            let mirror = mirror::Mirror::start(
+                config,
+                state_dir.join(crate::state::MIRROR_SAMPLES_FILE),
+                metrics.mirror.clone(),
+            );
+            Arc::new(Forwarder::new(
+                config,
+                decider,
+                routing.clone(),
+                metrics.clone(),
+                mirror,
+            ))
+        };
         let admin = Arc::new(admin::Admin {
             token,
             file: file.clone(),
@@ -257,7 +271,7 @@ impl Drop for Router {
 pub fn summary(m: &MetricsSnapshot) -> String {
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}ms"));
     format!(
-        "served {} requests: blue {} ({} failed, p99 {}), green {} ({} failed, p99 {}); route plugin failed {} times",
+        "served {} requests: blue {} ({} failed, p99 {}), green {} ({} failed, p99 {}); route plugin failed {} times; mirrored {}: {} matched, {} matched once noise was out, {} mismatched, {} lagging, {} dropped",
         m.blue.requests + m.green.requests,
         m.blue.requests,
         m.blue.failures,
@@ -265,6 +279,12 @@ pub fn summary(m: &MetricsSnapshot) -> String {
         m.green.requests,
         m.green.failures,
         ms(m.green.p99_ms),
-        m.plugin_failures
+        m.plugin_failures,
+        m.mirror.mirrored,
+        m.mirror.matched,
+        m.mirror.noisy,
+        m.mirror.mismatched,
+        m.mirror.lagging,
+        m.mirror.dropped
     )
 }

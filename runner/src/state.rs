@@ -222,7 +222,11 @@ const OWN: &[&str] = &[
     ROUTING_FILE,
     "routing.json.tmp",
     "routing.lock",
+    MIRROR_SAMPLES_FILE,
 ];
+
+/// Where the router keeps samples of mirrored answers that differ.
+pub const MIRROR_SAMPLES_FILE: &str = "mirror-samples.ndjson";
 
 /// Where the router's routing state is kept in the state folder (see
 /// `router::routing`), beside its temporary file and its lock.

@@ -9,6 +9,7 @@
 //! - `compare`: merge-join of blue and green as of a watermark, with a gate.
 //! - `serve`: serve a store as an example read-api, left running.
 //! - `route`: start the router in front of the read-apis, left running.
+//! - `mirror`: mirror reads and judge the answers' mismatches.
 //! - `shift`: move reads to green in stages, with gates and rollback.
 //! - `stop`: stop background replays.
 //! - `cutover`: send every read to green, stop background replays and
@@ -25,6 +26,7 @@ pub mod checking;
 pub mod compare;
 pub mod current;
 pub mod cutover;
+pub mod mirror;
 pub mod plugins;
 pub mod replay;
 pub mod restore;
@@ -156,6 +158,7 @@ pub const KINDS: &[Kind<dyn StepFile>] = &[
     shell::KIND,
     serve::KIND,
     route::KIND,
+    mirror::KIND,
     shift::KIND,
     cutover::KIND,
     stop::KIND,

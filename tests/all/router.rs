@@ -772,3 +772,185 @@ fn a_green_that_starts_failing_is_sent_back_at_once_with_no_error_answered_from_
         routing.reason
     );
 }
+
+/// A read-api stand-in answering JSON for a room: `text`, and a
+/// `served_at` that changes on every answer (noise); `watermark` is what
+/// it reports for `path`.
+fn json_backend(
+    salt: u64,
+    text_for: fn(&str) -> &'static str,
+    watermark_for: fn(&str) -> &'static str,
+) -> Backend {
+    Backend::start_with(Arc::new(
+        move |path: &str, headers: &hyper::HeaderMap, n: u64| {
+            let mirrored = headers.contains_key("x-switchyard-mirror");
+            (
+                200,
+                vec![
+                    ("content-type".to_string(), "application/json".to_string()),
+                    (
+                        "x-switchyard-watermark".to_string(),
+                        watermark_for(path).to_string(),
+                    ),
+                    ("x-was-mirrored".to_string(), mirrored.to_string()),
+                ],
+                format!(
+                    r#"{{"room": "{path}", "text": "{}", "served_at": {}}}"#,
+                    text_for(path),
+                    n + salt
+                ),
+            )
+        },
+    ))
+}
+
+#[test]
+fn mirrored_reads_count_real_mismatches_only_never_noise_or_lag() {
+    let blue = json_backend(0, |_| "hello", |_| "100");
+    let green = json_backend(
+        1000,
+        |path| {
+            if path == "/rooms/bad" {
+                "HELLO"
+            } else {
+                "hello"
+            }
+        },
+        |path| if path == "/rooms/lag" { "90" } else { "100" },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let w = load(&write(
+        dir.path(),
+        &workflow_text(&blue, &green, 0, "mirror_recheck_after = \"50ms\"", ""),
+    ));
+    let router = Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap();
+    let r = RoutingFile::new(&w.state_dir)
+        .update("mirror", |r| {
+            r.mirror = true;
+            Ok(())
+        })
+        .unwrap();
+    until_serving(&router, r.generation);
+    let mut asked = 0;
+    for (path, times) in [("/rooms/ok", 10), ("/rooms/bad", 3), ("/rooms/lag", 2)] {
+        for i in 0..times {
+            let a = get_as(router.address(), path, &format!("user-{i}")).unwrap();
+            assert_eq!(
+                (a.status, a.side()),
+                (200, Some("blue")),
+                "the client is answered by blue"
+            );
+            assert_eq!(a.header("x-was-mirrored"), Some("false"));
+            assert!(a.body.contains("\"text\": \"hello\""), "{}", a.body);
+            asked += 1;
+        }
+    }
+    // A POST is not mirrored.
+    request(
+        router.address(),
+        "POST",
+        "/rooms/ok",
+        &[("x-user-id", "u")],
+        "{}",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let m = router.metrics().mirror;
+        if m.compared() + m.lagging + m.failed + m.skipped >= asked {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mirrored pairs not all judged: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(m.mirrored, asked);
+    // `served_at` differs between any two answers: noise, measured on
+    // blue's second read and taken out.
+    assert_eq!(
+        (m.matched, m.noisy, m.mismatched, m.lagging),
+        (0, 10, 3, 2),
+        "{m:?}"
+    );
+    assert_eq!((m.dropped, m.failed, m.skipped), (0, 0, 0));
+    let samples = std::fs::read_to_string(w.state_dir.join("mirror-samples.ndjson")).unwrap();
+    let samples: Vec<serde_json::Value> = samples
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(samples.len(), 3);
+    for s in &samples {
+        assert_eq!(s["path"], "/rooms/bad");
+        assert_eq!(s["differences"], serde_json::json!(["/text"]));
+        assert_eq!(s["noise"], serde_json::json!(["/served_at"]));
+        assert_eq!(s["primary"]["side"], "blue");
+        assert_eq!(s["other"]["watermark"], "100");
+    }
+}
+
+#[test]
+fn a_slow_mirror_never_slows_the_client_its_jobs_are_dropped_and_counted() {
+    let blue = Backend::start("blue");
+    let green = Backend::start_with(Arc::new(|_: &str, _: &hyper::HeaderMap, _: u64| {
+        // A stand-in serving one request at a time, slowly.
+        std::thread::sleep(Duration::from_millis(300));
+        (200, Vec::new(), "green".to_string())
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let w = load(&write(
+        dir.path(),
+        &workflow_text(&blue, &green, 0, "mirror_queue = 2", ""),
+    ));
+    let router = Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap();
+    let r = RoutingFile::new(&w.state_dir)
+        .update("mirror", |r| {
+            r.mirror = true;
+            Ok(())
+        })
+        .unwrap();
+    until_serving(&router, r.generation);
+    for i in 0..60 {
+        let started = Instant::now();
+        let a = get_as(router.address(), "/", &format!("u{i}")).unwrap();
+        assert_eq!((a.status, a.side()), (200, Some("blue")));
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "request {i} waited {:?} for the mirror",
+            started.elapsed()
+        );
+    }
+    let m = router.metrics().mirror;
+    assert_eq!(m.mirrored + m.dropped, 60);
+    assert!(m.dropped > 0, "{m:?}");
+}
+
+#[test]
+fn a_mirror_step_fails_on_real_mismatches_and_keeps_samples() {
+    let blue = json_backend(0, |_| "hello", |_| "100");
+    let green = json_backend(
+        1000,
+        |path| if path == "/rooms/1" { "HELLO" } else { "hello" },
+        |_| "100",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let steps = "[[step]]\nid = \"routing\"\nkind = \"route\"\n\n\
+                 [[step]]\nid = \"compare-reads\"\nkind = \"mirror\"\nhold = \"10s\"\nmin_compared = 5\n";
+    let file = write(dir.path(), &workflow_text(&blue, &green, port, "", steps));
+    let (out, answers) = exec_under_load(&file, format!("127.0.0.1:{port}").parse().unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("mirrored pairs differ"), "{err}");
+    assert!(
+        answers
+            .iter()
+            .all(|(_, s, side)| *s == 200 && side == "blue")
+    );
+    let samples =
+        std::fs::read_to_string(dir.path().join(".switchyard/routed/mirror-samples.ndjson"))
+            .unwrap();
+    assert!(samples.lines().count() >= 5, "{samples}");
+    assert!(samples.contains("\"differences\":[\"/text\"]"), "{samples}");
+}

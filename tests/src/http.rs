@@ -35,6 +35,11 @@ pub struct Backend {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How a stand-in answers: from the request's path and its headers, and
+/// how many requests it received before, a status, headers and a body.
+pub type Handler =
+    Arc<dyn Fn(&str, &hyper::HeaderMap, u64) -> (u16, Vec<(String, String)>, String) + Send + Sync>;
+
 impl Backend {
     /// Starts one that answers `200 NAME` with the request's
     /// `x-forwarded-for` and path echoed in headers.
@@ -42,8 +47,21 @@ impl Backend {
         Self::start_on(name, "127.0.0.1:0".parse().expect("address"))
     }
 
+    /// Starts one that answers as `handler` says (500 while failing).
+    pub fn start_with(handler: Handler) -> Backend {
+        Self::serve(
+            "127.0.0.1:0".parse().expect("address"),
+            Some(handler),
+            "custom",
+        )
+    }
+
     /// Like [`Backend::start`], on `address`.
     pub fn start_on(name: &'static str, address: SocketAddr) -> Backend {
+        Self::serve(address, None, name)
+    }
+
+    fn serve(address: SocketAddr, handler: Option<Handler>, name: &'static str) -> Backend {
         let listener = TcpListener::bind(address).expect("backend binds");
         listener.set_nonblocking(true).expect("nonblocking");
         let address = listener.local_addr().expect("address");
@@ -64,16 +82,30 @@ impl Backend {
                         a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                         _ = stopped.wait_for(|s| *s) => break,
                     };
-                    let (count, fail) = (count.clone(), fail.clone());
+                    let (count, fail, handler) = (count.clone(), fail.clone(), handler.clone());
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        count.fetch_add(1, Ordering::Relaxed);
+                        let before = count.fetch_add(1, Ordering::Relaxed);
                         let failing = fail.load(Ordering::Relaxed);
                         let forwarded = req
                             .headers()
                             .get("x-forwarded-for")
                             .cloned()
                             .unwrap_or_else(|| hyper::header::HeaderValue::from_static("-"));
-                        let mut response = Response::new(Full::new(Bytes::from(name)));
+                        let (status, headers, body) = match &handler {
+                            Some(h) => h(req.uri().path(), req.headers(), before),
+                            None => (200, Vec::new(), name.to_string()),
+                        };
+                        let mut response = Response::new(Full::new(Bytes::from(body)));
+                        *response.status_mut() =
+                            StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                        for (n, v) in headers {
+                            if let (Ok(n), Ok(v)) = (
+                                hyper::header::HeaderName::from_bytes(n.as_bytes()),
+                                hyper::header::HeaderValue::from_str(&v),
+                            ) {
+                                response.headers_mut().insert(n, v);
+                            }
+                        }
                         if failing {
                             *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                         }

@@ -12,7 +12,7 @@ use hyper::header::HeaderName;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::document::values::{Period, whole};
+use crate::document::values::{Period, Size, whole};
 use crate::document::{Errors, WorkflowError};
 
 /// Time to answer with a response head, unless `timeout` says otherwise.
@@ -29,6 +29,20 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The header bucketed on when neither a plugin nor `sticky_header` says.
 pub const DEFAULT_STICKY_HEADER: &str = "x-user-id";
+/// The header a read-api reports its store's watermark in.
+pub const DEFAULT_WATERMARK_HEADER: &str = "x-switchyard-watermark";
+/// The most of one answer's body the mirror keeps, unless set.
+pub const DEFAULT_MIRROR_BODY_LIMIT: u64 = 1 << 20;
+/// The most `mirror_body_limit` may be: two bodies per pair in flight.
+pub const MAX_MIRROR_BODY_LIMIT: u64 = 64 << 20;
+/// Mirror jobs waiting at once, unless set.
+pub const DEFAULT_MIRROR_QUEUE: usize = 1000;
+/// The most `mirror_queue` may be.
+pub const MAX_MIRROR_QUEUE: usize = 100_000;
+/// Mismatch samples kept, unless set.
+pub const DEFAULT_MIRROR_SAMPLES: usize = 100;
+/// Wait before asking both sides again when their watermarks differ.
+pub const DEFAULT_MIRROR_RECHECK_AFTER: Duration = Duration::from_millis(200);
 /// Headers a route plugin may be shown.
 pub const MAX_PASSED_HEADERS: usize = 32;
 
@@ -70,6 +84,29 @@ pub struct RouterSection {
     /// Client connections served at once.
     #[serde(default, deserialize_with = "whole")]
     pub max_connections: Option<usize>,
+    /// Headers compared between mirrored answers (default `content-type`).
+    #[serde(default)]
+    pub mirror_headers: Option<Vec<Spanned<String>>>,
+    /// JSON fields left out of the comparison (a name anywhere, or a path
+    /// such as `/meta/served_at`).
+    #[serde(default)]
+    pub mirror_ignore: Vec<String>,
+    /// The most of one answer's body kept for comparing.
+    #[serde(default)]
+    pub mirror_body_limit: Option<Size>,
+    /// Mirror jobs waiting at once; more are dropped and counted.
+    #[serde(default, deserialize_with = "whole")]
+    pub mirror_queue: Option<usize>,
+    /// Mismatch samples kept in the state folder.
+    #[serde(default, deserialize_with = "whole")]
+    pub mirror_samples: Option<usize>,
+    /// How long to wait before asking both sides again when their
+    /// watermarks differ.
+    #[serde(default)]
+    pub mirror_recheck_after: Option<Period>,
+    /// The header read-apis report their store's watermark in.
+    #[serde(default)]
+    pub watermark_header: Option<Spanned<String>>,
 }
 
 /// A read-api: where requests for one side go.
@@ -114,6 +151,20 @@ pub struct RouterConfig {
     pub route_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Headers compared between mirrored answers.
+    pub mirror_headers: Vec<HeaderName>,
+    /// JSON fields left out of comparisons.
+    pub mirror_ignore: Vec<String>,
+    /// The most of a body kept for comparing.
+    pub mirror_body_limit: usize,
+    /// Mirror jobs waiting at once.
+    pub mirror_queue: usize,
+    /// Mismatch samples kept.
+    pub mirror_samples: usize,
+    /// Wait before asking again when watermarks differ.
+    pub mirror_recheck_after: Duration,
+    /// The watermark header.
+    pub watermark_header: HeaderName,
 }
 
 impl RouterSection {
@@ -204,6 +255,30 @@ impl RouterSection {
         {
             return Err(errors.at(env.span(), "`[router] admin_token_env` names no variable"));
         }
+        let mirror_headers = match &self.mirror_headers {
+            Some(list) => list.iter().map(header).collect::<Result<Vec<_>, _>>()?,
+            None => vec![hyper::header::CONTENT_TYPE],
+        };
+        let watermark_header = match &self.watermark_header {
+            Some(h) => header(h)?,
+            None => HeaderName::from_static(DEFAULT_WATERMARK_HEADER),
+        };
+        let mirror_body_limit = self
+            .mirror_body_limit
+            .map_or(DEFAULT_MIRROR_BODY_LIMIT, |s| s.0);
+        if mirror_body_limit == 0 || mirror_body_limit > MAX_MIRROR_BODY_LIMIT {
+            return Err(errors.at(
+                span,
+                "`[router] mirror_body_limit` must be between 1 byte and 64MiB",
+            ));
+        }
+        let mirror_queue = self.mirror_queue.unwrap_or(DEFAULT_MIRROR_QUEUE);
+        if mirror_queue == 0 || mirror_queue > MAX_MIRROR_QUEUE {
+            return Err(errors.at(
+                span,
+                format!("`[router] mirror_queue` must be between 1 and {MAX_MIRROR_QUEUE}"),
+            ));
+        }
         Ok(RouterConfig {
             listen,
             admin,
@@ -221,6 +296,15 @@ impl RouterSection {
             )?,
             route_timeout: period(&self.route_timeout, DEFAULT_ROUTE_TIMEOUT, "route_timeout")?,
             max_connections,
+            mirror_headers,
+            mirror_ignore: self.mirror_ignore,
+            mirror_body_limit: mirror_body_limit as usize,
+            mirror_queue,
+            mirror_samples: self.mirror_samples.unwrap_or(DEFAULT_MIRROR_SAMPLES),
+            mirror_recheck_after: self
+                .mirror_recheck_after
+                .map_or(DEFAULT_MIRROR_RECHECK_AFTER, |p| p.0),
+            watermark_header,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::config::{Backend, RouterConfig};
 use super::decide::Decider;
 use super::metrics::Metrics;
+use super::mirror::{Mirror, Tee};
 use super::routing::{Routing, Side};
 
 /// A response body: the read-api's, streamed, or the router's own.
@@ -57,16 +58,20 @@ pub struct Forwarder {
     decider: Decider,
     routing: Arc<RwLock<Arc<Routing>>>,
     metrics: Arc<Metrics>,
+    mirror: Mirror,
+    watermark: HeaderName,
 }
 
 impl Forwarder {
     /// A forwarder for `config`, deciding with `decider` under the routing
-    /// state in `routing`.
+    /// state in `routing`, mirroring through `mirror`. Call it inside the
+    /// router's runtime.
     pub fn new(
         config: &RouterConfig,
         decider: Decider,
         routing: Arc<RwLock<Arc<Routing>>>,
         metrics: Arc<Metrics>,
+        mirror: Mirror,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
@@ -84,6 +89,8 @@ impl Forwarder {
             decider,
             routing,
             metrics,
+            mirror,
+            watermark: config.watermark_header.clone(),
         }
     }
 
@@ -157,6 +164,10 @@ impl Forwarder {
         // The pooled client speaks HTTP/1.1 to read-apis whatever the
         // client spoke to the router.
         parts.version = Version::HTTP_11;
+        // Only requests without a body are mirrored: a copy of the read.
+        let mirrored = (choice.mirror && body.is_end_stream())
+            .then(|| self.mirror.offer(&parts, side))
+            .flatten();
         let started = Instant::now();
         let sent = tokio::time::timeout(
             self.timeout,
@@ -173,7 +184,19 @@ impl Forwarder {
                     HeaderName::from_static(SIDE_HEADER),
                     HeaderValue::from_static(side.name()),
                 );
-                Ok(Response::from_parts(head, body.boxed()))
+                let body = match mirrored {
+                    Some(tell) => Tee::new(
+                        body,
+                        head.status.as_u16(),
+                        head.headers.clone(),
+                        self.mirror.capture(),
+                        self.watermark.clone(),
+                        tell,
+                    )
+                    .boxed(),
+                    None => body.boxed(),
+                };
+                Ok(Response::from_parts(head, body))
             }
             Ok(Err(e)) => {
                 counts.unreachable(started.elapsed());

@@ -2,10 +2,13 @@
 //! how the route plugin fared. Lock-free counters, read by the admin
 //! endpoint, `runner status` and (next) the shift step's gates.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::mirror::{MirrorCounts, MirrorSnapshot};
 
 use super::routing::Side;
 
@@ -162,6 +165,8 @@ pub struct Metrics {
     pub plugin_skipped: AtomicU64,
     /// Requests refused because they could not be forwarded (a bad URI).
     pub refused: AtomicU64,
+    /// How mirrored pairs fared.
+    pub mirror: Arc<MirrorCounts>,
 }
 
 impl Metrics {
@@ -181,6 +186,7 @@ impl Metrics {
             plugin_failures: self.plugin_failures.load(Ordering::Relaxed),
             plugin_skipped: self.plugin_skipped.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
+            mirror: self.mirror.snapshot(),
         }
     }
 }
@@ -198,6 +204,8 @@ pub struct MetricsSnapshot {
     pub plugin_skipped: u64,
     /// Requests refused.
     pub refused: u64,
+    /// Mirrored pairs.
+    pub mirror: MirrorSnapshot,
 }
 
 impl MetricsSnapshot {
@@ -209,6 +217,7 @@ impl MetricsSnapshot {
             plugin_failures: self.plugin_failures.saturating_sub(earlier.plugin_failures),
             plugin_skipped: self.plugin_skipped.saturating_sub(earlier.plugin_skipped),
             refused: self.refused.saturating_sub(earlier.refused),
+            mirror: self.mirror.since(&earlier.mirror),
         }
     }
 }

@@ -3,8 +3,10 @@
 //! counted during it:
 //!
 //! - green's failure rate (5xx, or no answer) above `max_error_rate`;
-//! - green's p99 above `max_p99_ratio` times blue's (blue's in the same
-//!   stage when it served enough requests, else over the router's life);
+//! - green's p99 above `max_p99_ratio` times blue's and more than
+//!   `p99_slack` above it (blue's in the same stage when it served enough
+//!   requests, else over the router's life), judged once each side has
+//!   100 requests (below that a p99 is only the slowest one);
 //!
 //! each once green has served `min_requests` in the stage. The gates are
 //! looked at every `check_every` through the hold, so a failing green is
@@ -54,6 +56,12 @@ pub const DEFAULT_MAX_P99_RATIO: f64 = 2.0;
 pub const DEFAULT_MIN_REQUESTS: u64 = 100;
 /// How often the gates are looked at.
 pub const DEFAULT_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How much slower than blue's green's p99 may be, whatever the ratio:
+/// at a few milliseconds a ratio measures noise (a new connection).
+pub const DEFAULT_P99_SLACK: Duration = Duration::from_millis(5);
+/// Requests on each side below which a p99 is only the slowest request,
+/// and the latency gate does not judge.
+pub const P99_MIN_SAMPLES: u64 = 100;
 
 /// A share of reads, written `5`, `0.5` or `"5%"`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,6 +114,9 @@ pub struct ShiftFile {
     /// How often the gates are looked at.
     #[serde(default)]
     pub check_every: Option<Period>,
+    /// How much slower green's p99 may be than blue's, whatever the ratio.
+    #[serde(default)]
+    pub p99_slack: Option<Period>,
 }
 
 /// What an inconclusive stage does.
@@ -117,6 +128,22 @@ pub enum Inconclusive {
     Pass,
     /// Roll back, as a failed gate.
     Fail,
+}
+
+/// `on_inconclusive` as written: `pause` (default), `pass` or `fail`.
+pub fn inconclusive_policy(
+    c: &Checking<'_>,
+    written: Option<&Spanned<String>>,
+) -> Result<Inconclusive, WorkflowError> {
+    match written.map(|s| s.get_ref().as_str()) {
+        None | Some("pause") => Ok(Inconclusive::Pause),
+        Some("pass") => Ok(Inconclusive::Pass),
+        Some("fail") => Ok(Inconclusive::Fail),
+        Some(other) => Err(c.at(
+            written.map_or(0..0, |s| s.span()),
+            format!("`on_inconclusive` = `{other}`; expected `pause`, `pass` or `fail`"),
+        )),
+    }
 }
 
 /// What a failed gate does after the rollback.
@@ -139,6 +166,7 @@ pub struct ShiftStep {
     on_inconclusive: Inconclusive,
     on_failure: OnFailure,
     check_every: Duration,
+    p99_slack: Duration,
 }
 
 impl StepFile for ShiftFile {
@@ -187,17 +215,7 @@ impl StepFile for ShiftFile {
         if min_requests == 0 {
             return Err(c.step("`min_requests` must be at least 1: a stage is judged on requests"));
         }
-        let on_inconclusive = match self.on_inconclusive.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("pause") => Inconclusive::Pause,
-            Some("pass") => Inconclusive::Pass,
-            Some("fail") => Inconclusive::Fail,
-            Some(other) => {
-                return Err(c.at(
-                    self.on_inconclusive.as_ref().map_or(0..0, |s| s.span()),
-                    format!("`on_inconclusive` = `{other}`; expected `pause`, `pass` or `fail`"),
-                ));
-            }
-        };
+        let on_inconclusive = inconclusive_policy(c, self.on_inconclusive.as_ref())?;
         let on_failure = match self.on_failure.as_ref().map(|s| s.get_ref().as_str()) {
             None | Some("fail") => OnFailure::Fail,
             Some("wait") => OnFailure::Wait,
@@ -217,6 +235,7 @@ impl StepFile for ShiftFile {
             on_inconclusive,
             on_failure,
             check_every: self.check_every.map_or(DEFAULT_CHECK_EVERY, |p| p.0),
+            p99_slack: self.p99_slack.map_or(DEFAULT_P99_SLACK, |p| p.0),
         }))
     }
 }
@@ -248,7 +267,7 @@ impl StepConfig for ShiftStep {
 /// How a stage ended.
 enum Judged {
     /// Held through, gates passed.
-    Passed(MetricsSnapshot),
+    Passed(Box<MetricsSnapshot>),
     /// Too few requests to judge.
     Inconclusive(String),
     /// A gate failed: why.
@@ -380,7 +399,7 @@ fn hold(
                     s.min_requests
                 )));
             }
-            return Ok(Judged::Passed(window));
+            return Ok(Judged::Passed(Box::new(window)));
         }
     }
 }
@@ -406,12 +425,15 @@ fn failed_gate(
             s.max_error_rate * 100.0
         ));
     }
+    let enough = s.min_requests.max(P99_MIN_SAMPLES);
     let baseline: Option<&SideSnapshot> = [&window.blue, &before.blue]
         .into_iter()
-        .find(|b| b.requests >= s.min_requests);
-    if let (Some(blue), Some(green_p99)) = (baseline, green.p99_ms)
+        .find(|b| b.requests >= enough);
+    if green.requests >= enough
+        && let (Some(blue), Some(green_p99)) = (baseline, green.p99_ms)
         && let Some(blue_p99) = blue.p99_ms
         && green_p99 > blue_p99 * s.max_p99_ratio
+        && green_p99 - blue_p99 > s.p99_slack.as_secs_f64() * 1000.0
     {
         return Some(format!(
             "green's p99 is {} against blue's {} (more than {}×)",
@@ -444,7 +466,7 @@ fn wait_for_operator(ctx: &StepContext, file: &RoutingFile) -> Result<(), StepEr
 }
 
 /// Sleeps `d`, waking for Ctrl-C.
-fn sleep(ctx: &StepContext, d: Duration) -> Result<(), StepError> {
+pub fn sleep(ctx: &StepContext, d: Duration) -> Result<(), StepError> {
     let until = Instant::now() + d;
     while Instant::now() < until {
         if ctx.cancel.is_cancelled() {

@@ -1,0 +1,575 @@
+//! Mirroring: a copy of a read goes to the other side, and the two
+//! answers are compared — without ever slowing the client's answer.
+//!
+//! The client is answered by the primary side as usual; its answer's body
+//! is copied as it streams past (up to `mirror_body_limit`). A job then
+//! waits in a bounded queue (full: the job is dropped and counted) for a
+//! worker that sends the same request to the other side, marked with
+//! `x-switchyard-mirror: 1`, and compares (see `diff`):
+//!
+//! 1. both answers report the store's watermark and they differ: the
+//!    sides have applied different parts of the log, so both are asked
+//!    again after `mirror_recheck_after`; still different, the pair is
+//!    counted as lagging, never as a mismatch;
+//! 2. the answers differ: the primary side is asked a second time, and
+//!    what differs between its own two answers is noise (timestamps, a
+//!    random order), not counted against the other side;
+//! 3. what is left is a mismatch, kept as a sample (the request, both
+//!    answers, the watermarks and what differs) in `mirror-samples.ndjson`
+//!    in the state folder, at most `mirror_samples` of them.
+//!
+//! Only requests without a body are mirrored (reads: the decider marks
+//! only safe methods, or what the route plugin says).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::{Body as HttpBody, Frame, Incoming};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::config::{Backend, RouterConfig};
+use super::diff::{self, Answer, Differences};
+use super::routing::Side;
+
+/// The header that marks a mirrored request.
+pub const MIRROR_HEADER: &str = "x-switchyard-mirror";
+/// Mirror requests in flight at once.
+const IN_FLIGHT: usize = 32;
+/// Differences named in one sample.
+const SAMPLE_PATHS: usize = 50;
+/// A body shown in a sample.
+const SAMPLE_BODY: usize = 16 << 10;
+
+/// How mirrored pairs fared.
+#[derive(Debug, Default)]
+pub struct MirrorCounts {
+    /// Jobs taken into the queue.
+    pub mirrored: AtomicU64,
+    /// Jobs dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Pairs not compared: an answer too large, or the primary failed.
+    pub skipped: AtomicU64,
+    /// The other side did not answer.
+    pub failed: AtomicU64,
+    /// Pairs that agree.
+    pub matched: AtomicU64,
+    /// Pairs that agree once noise is taken out.
+    pub noisy: AtomicU64,
+    /// Pairs that differ for real.
+    pub mismatched: AtomicU64,
+    /// Pairs whose sides had applied different parts of the log.
+    pub lagging: AtomicU64,
+}
+
+/// The mirror's counts at one moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MirrorSnapshot {
+    /// Jobs taken.
+    pub mirrored: u64,
+    /// Jobs dropped (queue full).
+    pub dropped: u64,
+    /// Pairs not compared.
+    pub skipped: u64,
+    /// The other side did not answer.
+    pub failed: u64,
+    /// Pairs that agree.
+    pub matched: u64,
+    /// Pairs that agree once noise is out.
+    pub noisy: u64,
+    /// Pairs that differ.
+    pub mismatched: u64,
+    /// Pairs apart by lag.
+    pub lagging: u64,
+}
+
+impl MirrorSnapshot {
+    /// Pairs compared to a verdict (agreeing, noisy or differing).
+    pub fn compared(&self) -> u64 {
+        self.matched + self.noisy + self.mismatched
+    }
+
+    /// What happened between `earlier` and this one.
+    pub fn since(&self, earlier: &MirrorSnapshot) -> MirrorSnapshot {
+        MirrorSnapshot {
+            mirrored: self.mirrored.saturating_sub(earlier.mirrored),
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+            skipped: self.skipped.saturating_sub(earlier.skipped),
+            failed: self.failed.saturating_sub(earlier.failed),
+            matched: self.matched.saturating_sub(earlier.matched),
+            noisy: self.noisy.saturating_sub(earlier.noisy),
+            mismatched: self.mismatched.saturating_sub(earlier.mismatched),
+            lagging: self.lagging.saturating_sub(earlier.lagging),
+        }
+    }
+}
+
+impl MirrorCounts {
+    /// The counts as they are now.
+    pub fn snapshot(&self) -> MirrorSnapshot {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MirrorSnapshot {
+            mirrored: l(&self.mirrored),
+            dropped: l(&self.dropped),
+            skipped: l(&self.skipped),
+            failed: l(&self.failed),
+            matched: l(&self.matched),
+            noisy: l(&self.noisy),
+            mismatched: l(&self.mismatched),
+            lagging: l(&self.lagging),
+        }
+    }
+}
+
+fn add(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One request to mirror, with the primary side's answer to come.
+pub struct Job {
+    request: Asked,
+    primary: Side,
+    answer: oneshot::Receiver<Option<Answer>>,
+}
+
+/// What is asked of each side.
+struct Asked {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+}
+
+/// The mirror of one router: its queue and its settings.
+pub struct Mirror {
+    queue: mpsc::Sender<Job>,
+    counts: Arc<MirrorCounts>,
+    compared: Vec<HeaderName>,
+    body_limit: usize,
+}
+
+/// What the workers work with.
+struct Worker {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    blue: Backend,
+    green: Backend,
+    timeout: Duration,
+    compared: Vec<HeaderName>,
+    watermark: HeaderName,
+    ignore: Vec<String>,
+    body_limit: usize,
+    recheck_after: Duration,
+    counts: Arc<MirrorCounts>,
+    samples: Samples,
+}
+
+impl Mirror {
+    /// Starts the mirror's workers on the current runtime; samples go to
+    /// `samples` (kept to `config.mirror_samples`).
+    pub fn start(config: &RouterConfig, samples: PathBuf, counts: Arc<MirrorCounts>) -> Mirror {
+        let (queue, jobs) = mpsc::channel(config.mirror_queue);
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let worker = Arc::new(Worker {
+            client: Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build(connector),
+            blue: config.blue.clone(),
+            green: config.green.clone(),
+            timeout: config.timeout,
+            compared: config.mirror_headers.clone(),
+            watermark: config.watermark_header.clone(),
+            ignore: config.mirror_ignore.clone(),
+            body_limit: config.mirror_body_limit,
+            recheck_after: config.mirror_recheck_after,
+            counts: counts.clone(),
+            samples: Samples {
+                path: samples,
+                left: AtomicU64::new(config.mirror_samples as u64),
+            },
+        });
+        tokio::spawn(work(worker, jobs));
+        Mirror {
+            queue,
+            counts,
+            compared: config.mirror_headers.clone(),
+            body_limit: config.mirror_body_limit,
+        }
+    }
+
+    /// Offers the request with head `parts` (already rewritten for the
+    /// primary side) for mirroring; the primary's answer is to be sent on
+    /// the returned channel. `None` when the queue is full (counted).
+    pub fn offer(
+        &self,
+        parts: &hyper::http::request::Parts,
+        primary: Side,
+    ) -> Option<oneshot::Sender<Option<Answer>>> {
+        let (tell, answer) = oneshot::channel();
+        let mut headers = parts.headers.clone();
+        headers.insert(MIRROR_HEADER, HeaderValue::from_static("1"));
+        let job = Job {
+            request: Asked {
+                method: parts.method.clone(),
+                path: parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string(),
+                headers,
+            },
+            primary,
+            answer,
+        };
+        match self.queue.try_send(job) {
+            Ok(()) => {
+                add(&self.counts.mirrored);
+                Some(tell)
+            }
+            Err(_) => {
+                add(&self.counts.dropped);
+                None
+            }
+        }
+    }
+
+    /// The headers compared, and the most of a body that is kept.
+    pub fn capture(&self) -> (Vec<HeaderName>, usize) {
+        (self.compared.clone(), self.body_limit)
+    }
+}
+
+async fn work(worker: Arc<Worker>, mut jobs: mpsc::Receiver<Job>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(job) = jobs.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            worker.compare(job).await;
+            drop(slot);
+        });
+    }
+}
+
+impl Worker {
+    fn backend(&self, side: Side) -> &Backend {
+        match side {
+            Side::Blue => &self.blue,
+            Side::Green => &self.green,
+        }
+    }
+
+    /// Asks `side` the job's request; `None` if it did not answer in full.
+    async fn ask(&self, job: &Asked, side: Side) -> Option<Answer> {
+        let backend = self.backend(side);
+        let uri = hyper::Uri::builder()
+            .scheme(backend.scheme.clone())
+            .authority(backend.authority.clone())
+            .path_and_query(job.path.as_str())
+            .build()
+            .ok()?;
+        let mut request = Request::new(Empty::new());
+        *request.method_mut() = job.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = job.headers.clone();
+        let asked = async {
+            let response = self.client.request(request).await.ok()?;
+            let (head, body) = response.into_parts();
+            let body = Limited::new(body, self.body_limit)
+                .collect()
+                .await
+                .ok()?
+                .to_bytes();
+            let mut answer = answer_of(
+                head.status.as_u16(),
+                &head.headers,
+                &self.compared,
+                body.to_vec(),
+            );
+            answer.watermark = head
+                .headers
+                .get(&self.watermark)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            Some(answer)
+        };
+        tokio::time::timeout(self.timeout, asked)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn compare(&self, job: Job) {
+        let Job {
+            request: job,
+            primary: primary_side,
+            answer,
+        } = job;
+        let Ok(Some(primary)) = answer.await else {
+            add(&self.counts.skipped);
+            return;
+        };
+        let other_side = primary_side.other();
+        let Some(other) = self.ask(&job, other_side).await else {
+            add(&self.counts.failed);
+            return;
+        };
+        let (mut primary, mut other) = (primary, other);
+        // 1. Lag: the sides report different watermarks.
+        if let (Some(p), Some(o)) = (marked(&primary), marked(&other))
+            && p != o
+        {
+            tokio::time::sleep(self.recheck_after).await;
+            let (again_p, again_o) =
+                tokio::join!(self.ask(&job, primary_side), self.ask(&job, other_side));
+            match (again_p, again_o) {
+                (Some(p2), Some(o2)) if marked(&p2) == marked(&o2) => {
+                    primary = p2;
+                    other = o2;
+                }
+                (Some(_), Some(_)) => {
+                    add(&self.counts.lagging);
+                    return;
+                }
+                _ => {
+                    add(&self.counts.failed);
+                    return;
+                }
+            }
+        }
+        let found = diff::differences(&primary, &other, &self.ignore);
+        if found.is_empty() {
+            add(&self.counts.matched);
+            return;
+        }
+        // 2. Noise: what the primary side changes by itself.
+        let noise = match self.ask(&job, primary_side).await {
+            Some(again) => diff::differences(&primary, &again, &self.ignore),
+            None => Differences::new(),
+        };
+        let real = diff::without_noise(&found, &noise);
+        if real.is_empty() {
+            add(&self.counts.noisy);
+            return;
+        }
+        add(&self.counts.mismatched);
+        self.samples
+            .keep(&job, primary_side, &primary, &other, &real, &noise)
+            .await;
+    }
+}
+
+/// The watermark an answer reports.
+fn marked(a: &Answer) -> Option<&str> {
+    a.watermark.as_deref()
+}
+
+/// An answer as the mirror keeps it.
+pub fn answer_of(
+    status: u16,
+    headers: &HeaderMap,
+    compared: &[HeaderName],
+    body: Vec<u8>,
+) -> Answer {
+    Answer {
+        status,
+        headers: compared
+            .iter()
+            .map(|n| {
+                (
+                    n.as_str().to_string(),
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from),
+                )
+            })
+            .collect(),
+        body,
+        watermark: None,
+    }
+}
+
+/// Mismatch samples, appended to one file.
+struct Samples {
+    path: PathBuf,
+    left: AtomicU64,
+}
+
+impl Samples {
+    async fn keep(
+        &self,
+        job: &Asked,
+        primary_side: Side,
+        primary: &Answer,
+        other: &Answer,
+        real: &Differences,
+        noise: &Differences,
+    ) {
+        let taken = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if taken.is_err() {
+            return;
+        }
+        let side = |a: &Answer, s: Side| {
+            serde_json::json!({
+                "side": s.name(),
+                "status": a.status,
+                "headers": a.headers,
+                "watermark": a.watermark,
+                "body": shown(&a.body),
+            })
+        };
+        let line = serde_json::json!({
+            "at_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            "method": job.method.as_str(),
+            "path": crate::text::bounded(&job.path, 2048),
+            "primary": side(primary, primary_side),
+            "other": side(other, primary_side.other()),
+            "differences": real.iter().take(SAMPLE_PATHS).collect::<Vec<_>>(),
+            "noise": noise.iter().take(SAMPLE_PATHS).collect::<Vec<_>>(),
+        });
+        let path = self.path.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            let mut text = serde_json::to_vec(&line).unwrap_or_default();
+            text.push(b'\n');
+            f.write_all(&text)
+        })
+        .await;
+    }
+}
+
+/// A body for a sample: its text when UTF-8, else hex; cut to 16 KiB.
+fn shown(body: &[u8]) -> serde_json::Value {
+    let cut = &body[..body.len().min(SAMPLE_BODY)];
+    match std::str::from_utf8(cut) {
+        Ok(t) => serde_json::json!(t),
+        Err(_) => serde_json::json!({"hex": hex::encode(cut)}),
+    }
+}
+
+/// A response body that copies what streams past (up to a limit) and,
+/// when it ends, sends the primary side's answer to the mirror.
+pub struct Tee {
+    inner: Incoming,
+    status: u16,
+    headers: HeaderMap,
+    compared: Vec<HeaderName>,
+    watermark: HeaderName,
+    copy: Vec<u8>,
+    limit: usize,
+    over: bool,
+    tell: Option<oneshot::Sender<Option<Answer>>>,
+}
+
+impl Tee {
+    /// Wraps `inner`, the body of an answer with `status` and `headers`.
+    pub fn new(
+        inner: Incoming,
+        status: u16,
+        headers: HeaderMap,
+        (compared, limit): (Vec<HeaderName>, usize),
+        watermark: HeaderName,
+        tell: oneshot::Sender<Option<Answer>>,
+    ) -> Tee {
+        Tee {
+            inner,
+            status,
+            headers,
+            compared,
+            watermark,
+            copy: Vec::new(),
+            limit,
+            over: false,
+            tell: Some(tell),
+        }
+    }
+
+    fn finish(&mut self, whole: bool) {
+        if let Some(tell) = self.tell.take() {
+            let answer = (whole && !self.over).then(|| {
+                let mut a = answer_of(
+                    self.status,
+                    &self.headers,
+                    &self.compared,
+                    std::mem::take(&mut self.copy),
+                );
+                a.watermark = self
+                    .headers
+                    .get(&self.watermark)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
+                a
+            });
+            let _ = tell.send(answer);
+        }
+    }
+}
+
+impl HttpBody for Tee {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref()
+                    && !this.over
+                {
+                    if this.copy.len() + data.len() > this.limit {
+                        this.over = true;
+                        this.copy = Vec::new();
+                    } else {
+                        this.copy.extend_from_slice(data);
+                    }
+                }
+            }
+            Poll::Ready(None) => this.finish(true),
+            Poll::Ready(Some(Err(_))) => this.finish(false),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        // An empty body may end without being polled; a client that went
+        // away before the end leaves nothing to compare.
+        let whole = self.inner.is_end_stream();
+        self.finish(whole);
+    }
+}
