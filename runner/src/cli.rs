@@ -112,12 +112,13 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Write a deterministic sample event log.
+    /// Write a deterministic sample: `chat`, an event log; `chat-reads`,
+    /// a request log of reads of its rooms for the `traffic` step.
     Sample {
-        /// Which sample (only `chat` for now).
-        #[arg(value_parser = ["chat"])]
+        /// Which sample.
+        #[arg(value_parser = ["chat", "chat-reads"])]
         kind: String,
-        /// Number of events.
+        /// Number of events (of requests, for `chat-reads`).
         #[arg(long, default_value_t = 100_000)]
         events: u64,
         /// Random seed.
@@ -299,7 +300,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
             }
         }
         Command::Sample {
-            kind: _,
+            kind,
             events,
             seed,
             partitions,
@@ -311,6 +312,18 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                 partitions: partitions.max(1),
                 ..Default::default()
             };
+            if kind == "chat-reads" {
+                return match crate::sample::write_chat_reads(&sample, events, &out) {
+                    Ok(()) => {
+                        println!("wrote {events} chat reads to {}", out.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot write `{}`: {e}", out.display());
+                        ExitCode::from(EXIT_FAILED)
+                    }
+                };
+            }
             match crate::sample::write_chat(&sample, &out) {
                 Ok((p, e, d)) => {
                     println!(
@@ -497,7 +510,7 @@ fn serve_store(
     let api = match w
         .open_store(store)
         .map_err(|e| e.to_string())
-        .and_then(|s| crate::read_api::ReadApi::start(s, listen))
+        .and_then(|s| crate::read_api::ReadApi::start(s, listen, Vec::new()))
     {
         Ok(api) => api,
         Err(e) => {

@@ -39,6 +39,8 @@ pub const WATERMARK_HEADER: &str = "x-switchyard-watermark";
 pub const MAX_PAGE: usize = 1000;
 /// Connections served at once.
 const MAX_CONNECTIONS: usize = 256;
+/// Store scans one page may take (each may find only deleted rows).
+const MAX_SCANS: usize = 64;
 
 /// A running read-api.
 pub struct ReadApi {
@@ -49,8 +51,14 @@ pub struct ReadApi {
 }
 
 impl ReadApi {
-    /// Serves `store` on `listen`.
-    pub fn start(store: Box<dyn Store>, listen: SocketAddr) -> Result<ReadApi, String> {
+    /// Serves `store` on `listen`, leaving out the cells named in `hide`
+    /// (family, qualifier): what a service's read-api does not expose.
+    pub fn start(
+        store: Box<dyn Store>,
+        listen: SocketAddr,
+        hide: Vec<(String, Vec<u8>)>,
+    ) -> Result<ReadApi, String> {
+        let hide = Arc::new(hide);
         let listener = std::net::TcpListener::bind(listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -72,7 +80,7 @@ impl ReadApi {
                 runtime.block_on(async move {
                     if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
                         serve(listener, MAX_CONNECTIONS, stopped, move |req, _peer| {
-                            answer(store.clone(), req)
+                            answer(store.clone(), hide.clone(), req)
                         })
                         .await;
                     }
@@ -123,6 +131,7 @@ impl Drop for ReadApi {
 
 async fn answer(
     store: Arc<Mutex<Box<dyn Store>>>,
+    hide: Arc<Vec<(String, Vec<u8>)>>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -137,7 +146,7 @@ async fn answer(
     let work = tokio::task::spawn_blocking(move || {
         let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
         let watermark = store.watermark().ok().flatten();
-        let (status, body) = lookup(store.as_mut(), &path, &query);
+        let (status, body) = lookup(store.as_mut(), &path, &query, &hide);
         (status, body, watermark)
     })
     .await;
@@ -152,7 +161,12 @@ async fn answer(
 }
 
 /// The answer to `GET path?query`.
-fn lookup(store: &mut dyn Store, path: &str, query: &str) -> (StatusCode, Value) {
+fn lookup(
+    store: &mut dyn Store,
+    path: &str,
+    query: &str,
+    hide: &[(String, Vec<u8>)],
+) -> (StatusCode, Value) {
     let Some(rest) = path.strip_prefix("/rows/") else {
         return (
             StatusCode::NOT_FOUND,
@@ -178,7 +192,7 @@ fn lookup(store: &mut dyn Store, path: &str, query: &str) -> (StatusCode, Value)
     match key {
         Some(key) => match store.get(&table, std::slice::from_ref(&key), None) {
             Ok(mut rows) => match rows.pop().flatten() {
-                Some(row) => (StatusCode::OK, row_json(&table, &row)),
+                Some(row) => (StatusCode::OK, row_json(&table, &row, hide)),
                 None => (StatusCode::NOT_FOUND, json!({"error": "no such row"})),
             },
             Err(e) => failed(e),
@@ -194,12 +208,12 @@ fn lookup(store: &mut dyn Store, path: &str, query: &str) -> (StatusCode, Value)
                     _ => {}
                 }
             }
-            match store.scan(&table, &range, limit.clamp(1, MAX_PAGE), None) {
-                Ok(page) => (
+            match full_page(store, &table, range, limit.clamp(1, MAX_PAGE)) {
+                Ok((rows, next_after)) => (
                     StatusCode::OK,
                     json!({
-                        "rows": page.rows.iter().map(|r| row_json(&table, r)).collect::<Vec<_>>(),
-                        "next_after": page.next_after.map(|k| String::from_utf8_lossy(&k).into_owned()),
+                        "rows": rows.iter().map(|r| row_json(&table, r, hide)).collect::<Vec<_>>(),
+                        "next_after": next_after.map(|k| String::from_utf8_lossy(&k).into_owned()),
                     }),
                 ),
                 Err(e) => failed(e),
@@ -208,11 +222,39 @@ fn lookup(store: &mut dyn Store, path: &str, query: &str) -> (StatusCode, Value)
     }
 }
 
-fn row_json(table: &str, row: &Row) -> Value {
+/// Scans until `limit` visible rows are found or the range ends. A
+/// store's page may hold fewer visible rows than asked (deleted rows
+/// count against it in some layouts), so a page of the same data would
+/// differ between stores; a read-api answers the same rows whatever the
+/// layout. At most [`MAX_SCANS`] scans a request.
+fn full_page(
+    store: &mut dyn Store,
+    table: &str,
+    mut range: KeyRange,
+    limit: usize,
+) -> Result<(Vec<Row>, Option<Vec<u8>>), crate::store::StoreError> {
+    let mut rows: Vec<Row> = Vec::new();
+    for _ in 0..MAX_SCANS {
+        let page = store.scan(table, &range, limit - rows.len(), None)?;
+        rows.extend(page.rows);
+        match page.next_after {
+            None => return Ok((rows, None)),
+            Some(_) if rows.len() >= limit => {
+                let last = rows.last().map(|r| r.row_key.clone());
+                return Ok((rows, last));
+            }
+            Some(after) => range.after = Some(after),
+        }
+    }
+    let last = range.after.clone();
+    Ok((rows, last))
+}
+
+fn row_json(table: &str, row: &Row, hide: &[(String, Vec<u8>)]) -> Value {
     json!({
         "table": table,
         "key": String::from_utf8_lossy(&row.row_key),
-        "cells": row.cells.iter().map(|c| {
+        "cells": row.cells.iter().filter(|c| !hide.iter().any(|(f, q)| *f == c.family && *q == c.qualifier)).map(|c| {
             let mut cell = json!({
                 "family": c.family,
                 "qualifier": String::from_utf8_lossy(&c.qualifier),

@@ -162,6 +162,33 @@ pub fn write_chat(sample: &ChatSample, out: &Path) -> std::io::Result<Counts> {
     Ok(counts)
 }
 
+/// Writes `requests` reads of the chat read model as a request log (one
+/// JSON request per line: `method`, `path`, `headers`) to `out`, for the
+/// `traffic` step: a user reading the latest messages of a room, through
+/// the example read-api's paths. Same settings, same log.
+pub fn write_chat_reads(sample: &ChatSample, requests: u64, out: &Path) -> std::io::Result<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = out.with_extension("tmp");
+    let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+    let mut rng = Rng::new(sample.seed ^ 0x7265_6164);
+    for _ in 0..requests {
+        let room = format!("room-{:04}", rng.below(sample.rooms.max(1)));
+        let user = format!("user-{:05}", rng.below(sample.users.max(1)));
+        let line = serde_json::json!({
+            "method": "GET",
+            "path": format!("/rows/messages?after={room}%23&before={room}%24&limit=20"),
+            "headers": {"x-user-id": user},
+        });
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

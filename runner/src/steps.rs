@@ -9,6 +9,7 @@
 //! - `compare`: merge-join of blue and green as of a watermark, with a gate.
 //! - `serve`: serve a store as an example read-api, left running.
 //! - `route`: start the router in front of the read-apis, left running.
+//! - `traffic`: send a recorded request log through the router.
 //! - `mirror`: mirror reads and judge the answers' mismatches.
 //! - `shift`: move reads to green in stages, with gates and rollback.
 //! - `stop`: stop background replays.
@@ -35,6 +36,7 @@ pub mod serve;
 pub mod shell;
 pub mod shift;
 pub mod stop;
+pub mod traffic;
 pub mod uses;
 
 use std::any::Any;
@@ -158,6 +160,7 @@ pub const KINDS: &[Kind<dyn StepFile>] = &[
     shell::KIND,
     serve::KIND,
     route::KIND,
+    traffic::KIND,
     mirror::KIND,
     shift::KIND,
     cutover::KIND,

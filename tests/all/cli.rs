@@ -93,6 +93,13 @@ fn plan_lists_the_quickstart_steps_in_order() {
             "restore-green",
             "replay-green",
             "compare",
+            "sample-reads",
+            "blue-read-api",
+            "green-read-api",
+            "routing",
+            "reads",
+            "mirror",
+            "ramp",
             "cutover"
         ],
         "{out}"

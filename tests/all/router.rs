@@ -609,7 +609,7 @@ fn a_store_served_as_a_read_api_answers_rows_with_its_watermark() {
         })
         .collect();
     store.apply(&rows, Some(1_700_000_000_000)).unwrap();
-    let api = ReadApi::start(Box::new(store), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let api = ReadApi::start(Box::new(store), "127.0.0.1:0".parse().unwrap(), Vec::new()).unwrap();
     let at = api.address();
 
     let one = request(at, "GET", "/rows/messages/room-1%2F0002", &[], "").unwrap();
@@ -953,4 +953,75 @@ fn a_mirror_step_fails_on_real_mismatches_and_keeps_samples() {
             .unwrap();
     assert!(samples.lines().count() >= 5, "{samples}");
     assert!(samples.contains("\"differences\":[\"/text\"]"), "{samples}");
+}
+
+#[test]
+fn a_traffic_step_sends_a_request_log_at_its_rate_and_reports_each_side() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log: String = (0..60)
+        .map(|i| format!("{{\"method\": \"GET\", \"path\": \"/rooms/{i}\", \"headers\": {{\"x-user-id\": \"user-{i}\"}}}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("reads.ndjson"), log).unwrap();
+    std::fs::write(
+        dir.path().join("bad.ndjson"),
+        "{\"path\": \"/ok\"}\n{\"path\": \"no-slash\"}\n",
+    )
+    .unwrap();
+    let steps = |file: &str| {
+        format!(
+            "[[step]]\nid = \"routing\"\nkind = \"route\"\n\n\
+             [[step]]\nid = \"load\"\nkind = \"traffic\"\nrequests = \"{file}\"\nrate = 200\n"
+        )
+    };
+    let file = write(
+        dir.path(),
+        &workflow_text(&blue, &green, port, "", &steps("reads.ndjson")),
+    );
+    let out = Command::new(runner_bin())
+        .arg("exec")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("sent 60 requests in "), "{said}");
+    assert!(said.contains("blue 60 (0 failed"), "{said}");
+    assert!(said.contains("0 unanswered, 0 missed"), "{said}");
+    assert_eq!(blue.requests.load(Ordering::Relaxed), 60);
+    // Sent open loop at 200/s: 60 requests take about 0.3 s, not less.
+    let took: f64 = said
+        .split("sent 60 requests in ")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(took >= 0.25, "{said}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.ndjson"),
+        "{\"path\": \"/ok\"}\n{\"path\": \"no-slash\"}\n",
+    )
+    .unwrap();
+    let file = write(
+        dir.path(),
+        &workflow_text(&blue, &green, free_port(), "", &steps("bad.ndjson")),
+    );
+    let out = Command::new(runner_bin())
+        .arg("exec")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`bad.ndjson` line 2: `no-slash` is not a path"),
+        "{err}"
+    );
 }

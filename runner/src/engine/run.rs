@@ -199,7 +199,7 @@ pub fn exec(workflow: Workflow, options: &ExecOptions) -> Result<ExecResult, Eng
     match background::stop_and_record(&ctx, &[]) {
         Ok(lines) => {
             for line in lines {
-                tracing::info!("background {kind} {line}");
+                tracing::info!("stopped in the background: {line}");
             }
         }
         Err(source) => {

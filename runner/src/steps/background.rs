@@ -230,10 +230,9 @@ impl BackgroundTasks {
             .partition(|r| ids.is_empty() || ids.contains(&r.id));
         inner.list = rest;
         drop(inner);
-        for r in &chosen {
-            r.task.stop();
-        }
-        chosen.into_iter().map(Running::finish).collect()
+        // The last started first: traffic before the router it goes
+        // through, the router before the read-apis behind it.
+        chosen.into_iter().rev().map(Running::finish).collect()
     }
 }
 

@@ -31,6 +31,10 @@ pub struct ServeFile {
     pub store: Spanned<String>,
     /// Where (`127.0.0.1:9001`).
     pub listen: Spanned<String>,
+    /// Cells not shown, as `family:qualifier` (what a service's read-api
+    /// does not expose, such as who wrote a row).
+    #[serde(default)]
+    pub hide: Vec<Spanned<String>>,
 }
 
 /// `kind = "serve"`, checked.
@@ -38,6 +42,7 @@ pub struct ServeFile {
 pub struct ServeStep {
     store: String,
     listen: SocketAddr,
+    hide: Vec<(String, Vec<u8>)>,
 }
 
 impl StepFile for ServeFile {
@@ -52,9 +57,24 @@ impl StepFile for ServeFile {
                 ),
             )
         })?;
+        let hide = self
+            .hide
+            .iter()
+            .map(|h| match h.get_ref().split_once(':') {
+                Some((f, q)) if !f.is_empty() => Ok((f.to_string(), q.as_bytes().to_vec())),
+                _ => Err(c.at(
+                    h.span(),
+                    format!(
+                        "`hide` = `{}`: write cells as `family:qualifier`",
+                        h.get_ref()
+                    ),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Box::new(ServeStep {
             store: self.store.into_inner(),
             listen,
+            hide,
         }))
     }
 }
@@ -109,7 +129,8 @@ struct Serving {
 
 fn start(ctx: &StepContext, step: &ServeStep) -> Result<Serving, StepError> {
     let store = ctx.store(&step.store)?;
-    let api = ReadApi::start(store, step.listen).map_err(StepError::Background)?;
+    let api =
+        ReadApi::start(store, step.listen, step.hide.clone()).map_err(StepError::Background)?;
     Ok(Serving { api })
 }
 
