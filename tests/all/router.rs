@@ -1025,3 +1025,27 @@ fn a_traffic_step_sends_a_request_log_at_its_rate_and_reports_each_side() {
         "{err}"
     );
 }
+
+#[test]
+fn a_ramp_stops_on_mirrored_mismatches_while_green_answers_without_errors() {
+    let blue = json_backend(0, |_| "hello", |_| "100");
+    let green = json_backend(1000, |_| "HELLO", |_| "100");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let steps = "[[step]]\nid = \"routing\"\nkind = \"route\"\n\n\
+                 [[step]]\nid = \"look\"\nkind = \"mirror\"\nhold = \"300ms\"\nmin_compared = 1\nmax_mismatch_rate = 1\n\n\
+                 [[step]]\nid = \"ramp\"\nkind = \"shift\"\nstages = [50, 100]\nhold = \"20s\"\nmin_requests = 10\n";
+    let file = write(dir.path(), &workflow_text(&blue, &green, port, "", steps));
+    let (out, answers) = exec_under_load(&file, format!("127.0.0.1:{port}").parse().unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("stage 50% failed: ") && err.contains("mirrored pairs differ"),
+        "{err}"
+    );
+    assert!(answers.iter().all(|(_, s, _)| *s == 200));
+    let routing = RoutingFile::new(&dir.path().join(".switchyard/routed"))
+        .read()
+        .unwrap();
+    assert_eq!(routing.mode, Mode::AllBlue);
+}

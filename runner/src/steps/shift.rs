@@ -8,7 +8,11 @@
 //!   requests, else over the router's life), judged once each side has
 //!   100 requests (below that a p99 is only the slowest one);
 //!
-//! each once green has served `min_requests` in the stage. The gates are
+//! - real mismatches of mirrored pairs above `max_mismatch_rate` (default
+//!   0) of those compared in the stage, when mirroring is on;
+//!
+//! each once green has served (or the mirror compared) `min_requests` in
+//! the stage. The gates are
 //! looked at every `check_every` through the hold, so a failing green is
 //! sent back at once, not at the end of the stage: every read goes to
 //! blue (the routing state says so; routers follow within 100 ms), and
@@ -117,6 +121,10 @@ pub struct ShiftFile {
     /// How much slower green's p99 may be than blue's, whatever the ratio.
     #[serde(default)]
     pub p99_slack: Option<Period>,
+    /// Real mismatches per mirrored pair compared in the stage that fail
+    /// it (default 0), judged once `min_requests` pairs were compared.
+    #[serde(default, deserialize_with = "fraction")]
+    pub max_mismatch_rate: Option<f64>,
 }
 
 /// What an inconclusive stage does.
@@ -167,6 +175,7 @@ pub struct ShiftStep {
     on_failure: OnFailure,
     check_every: Duration,
     p99_slack: Duration,
+    max_mismatch_rate: f64,
 }
 
 impl StepFile for ShiftFile {
@@ -211,6 +220,10 @@ impl StepFile for ShiftFile {
         if max_p99_ratio.is_nan() || max_p99_ratio < 1.0 {
             return Err(c.step("`max_p99_ratio` must be at least 1 (green as fast as blue)"));
         }
+        let max_mismatch_rate = self.max_mismatch_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&max_mismatch_rate) {
+            return Err(c.step("`max_mismatch_rate` is a fraction between 0 and 1"));
+        }
         let min_requests = self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS);
         if min_requests == 0 {
             return Err(c.step("`min_requests` must be at least 1: a stage is judged on requests"));
@@ -236,6 +249,7 @@ impl StepFile for ShiftFile {
             on_failure,
             check_every: self.check_every.map_or(DEFAULT_CHECK_EVERY, |p| p.0),
             p99_slack: self.p99_slack.map_or(DEFAULT_P99_SLACK, |p| p.0),
+            max_mismatch_rate,
         }))
     }
 }
@@ -412,6 +426,17 @@ fn failed_gate(
     window: &MetricsSnapshot,
     before: &MetricsSnapshot,
 ) -> Option<String> {
+    let mirror = &window.mirror;
+    let compared = mirror.compared();
+    if compared >= s.min_requests
+        && mirror.mismatched as f64 / compared as f64 > s.max_mismatch_rate
+    {
+        return Some(format!(
+            "{} of {compared} mirrored pairs differ (more than {}%)",
+            mirror.mismatched,
+            s.max_mismatch_rate * 100.0
+        ));
+    }
     let green = &window.green;
     if green.requests < s.min_requests {
         return None;
