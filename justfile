@@ -14,12 +14,14 @@ test:
     cargo test --workspace
 
 # Throughput figures and ratios (WASM vs native transform, replay vs read;
-# Kafka replay vs a bare consumer, into HBase, and peak memory by backlog).
+# Kafka replay vs a bare consumer, into HBase, and peak memory by backlog;
+# the router vs direct and vs nginx).
 # Scale the Kafka bench with SWITCHYARD_BENCH_EVENTS and friends (see
 # tests/benches/kafka.rs).
 bench:
     cargo bench -p switchyard-tests --bench throughput
     cargo bench -p switchyard-tests --bench kafka
+    cargo bench -p switchyard-tests --bench router
 
 # HBase store throughput against the in-process emulator, pool 1 vs 2 vs 4.
 bench-hbase:

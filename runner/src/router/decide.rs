@@ -53,13 +53,36 @@ pub enum Rule {
     },
 }
 
+/// Threads that run route plugin calls for a router, off the threads
+/// that serve requests: a call blocks its thread (and the sandbox's host
+/// calls cannot run inside an async runtime), and a plugin that hangs
+/// must not hold a thread the proxy needs.
+const PLUGIN_THREADS: usize = 2;
+/// Requests waiting for a plugin thread; more go to blue unasked.
+const PLUGIN_QUEUE: usize = 1024;
+
+/// One plugin call for a plugin thread, and where its answer goes.
+type PluginJob = (
+    Request,
+    tokio::sync::oneshot::Sender<Result<world::Decision, String>>,
+);
+
+/// What the rule said of one request, before pins and the share.
+struct Hint {
+    named: Option<Side>,
+    key: Option<Vec<u8>>,
+    mirror: bool,
+}
+
 /// Decides for every request of one router.
 pub struct Decider {
     rule: Rule,
     timeout: Duration,
     metrics: Arc<Metrics>,
-    /// Idle plugin instances; a request takes one and gives it back.
+    /// Idle plugin instances for calls on the caller's thread.
     idle: Mutex<Vec<Instance<Route>>>,
+    /// The plugin threads' queue, for calls from the proxy.
+    pool: Option<std::sync::mpsc::SyncSender<PluginJob>>,
     failures_in_a_row: AtomicU32,
     resting_until: Mutex<Option<Instant>>,
     /// Spreads requests without a sticky key over the buckets.
@@ -67,53 +90,117 @@ pub struct Decider {
 }
 
 impl Decider {
-    /// Decides by `rule`, giving a plugin `timeout` per call.
+    /// Decides by `rule`, giving a plugin `timeout` per call; a plugin's
+    /// threads start here.
     pub fn new(rule: Rule, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        let pool = match &rule {
+            Rule::Plugin { plugin, .. } => Some(plugin_threads(plugin, timeout)),
+            Rule::Header(_) => None,
+        };
         Decider {
             rule,
             timeout,
             metrics,
             idle: Mutex::new(Vec::new()),
+            pool,
             failures_in_a_row: AtomicU32::new(0),
             resting_until: Mutex::new(None),
             keyless: AtomicU64::new(0),
         }
     }
 
-    /// Whether deciding calls a plugin (and so blocks).
-    pub fn calls_plugin(&self) -> bool {
-        matches!(self.rule, Rule::Plugin { .. })
+    /// Where the request with head `parts` goes under `routing`, a plugin
+    /// asked on this thread.
+    pub fn decide(&self, parts: &Parts, routing: &Routing) -> Choice {
+        if let Some(choice) = fixed(routing) {
+            return choice;
+        }
+        let hint = match &self.rule {
+            Rule::Header(name) => Some(header_hint(name, parts)),
+            Rule::Plugin { plugin, headers } => {
+                if self.resting() {
+                    None
+                } else {
+                    let request = request_of(parts, headers);
+                    let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let mut instance = taken.unwrap_or_else(|| plugin.instance());
+                    let answer = call(&mut instance, &request, self.timeout);
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(instance);
+                    self.judge(answer)
+                }
+            }
+        };
+        self.choose(hint, routing)
     }
 
-    /// Where the request with head `parts` goes under `routing`.
-    pub fn decide(&self, parts: &Parts, routing: &Routing) -> Choice {
-        let fixed = |side| Choice {
-            side,
-            mirror: false,
-        };
-        match routing.mode {
-            Mode::AllBlue => return fixed(Side::Blue),
-            Mode::AllGreen => return fixed(Side::Green),
-            Mode::Shift => {}
+    /// Like [`Decider::decide`], a plugin asked on the plugin threads:
+    /// the proxy's way.
+    pub async fn decide_async(&self, parts: &Parts, routing: &Routing) -> Choice {
+        if let Some(choice) = fixed(routing) {
+            return choice;
         }
-        let (named, key, mirror) = match &self.rule {
-            Rule::Header(name) => (
-                None,
-                parts.headers.get(name).map(|v| v.as_bytes().to_vec()),
-                is_safe(&parts.method),
-            ),
-            Rule::Plugin { plugin, headers } => match self.ask(plugin, headers, parts) {
-                Some(d) => (
-                    match d.side {
+        let hint = match (&self.rule, &self.pool) {
+            (Rule::Plugin { headers, .. }, Some(pool)) => {
+                if self.resting() {
+                    None
+                } else {
+                    let (tell, answer) = tokio::sync::oneshot::channel();
+                    match pool.try_send((request_of(parts, headers), tell)) {
+                        Err(_) => {
+                            // Every plugin thread is busy and the queue full.
+                            self.metrics.plugin_skipped.fetch_add(1, Ordering::Relaxed);
+                            None
+                        }
+                        Ok(()) => {
+                            // The call's own deadline, and time in the queue.
+                            let wait = self.timeout * 2 + Duration::from_millis(100);
+                            let answer = match tokio::time::timeout(wait, answer).await {
+                                Ok(Ok(answer)) => answer,
+                                _ => Err("no plugin thread answered in time".to_string()),
+                            };
+                            self.judge(answer)
+                        }
+                    }
+                }
+            }
+            (Rule::Header(name), _) => Some(header_hint(name, parts)),
+            (Rule::Plugin { .. }, None) => None,
+        };
+        self.choose(hint, routing)
+    }
+
+    /// A plugin's answer as a hint, its failures counted.
+    fn judge(&self, answer: Result<world::Decision, String>) -> Option<Hint> {
+        match answer {
+            Ok(d) => {
+                self.failures_in_a_row.store(0, Ordering::Relaxed);
+                Some(Hint {
+                    named: match d.side {
                         world::Side::Blue => Some(Side::Blue),
                         world::Side::Green => Some(Side::Green),
                         world::Side::Shift => None,
                     },
-                    d.sticky_key.map(String::into_bytes),
-                    d.mirror,
-                ),
-                None => return fixed(Side::Blue),
-            },
+                    key: d.sticky_key.map(String::into_bytes),
+                    mirror: d.mirror,
+                })
+            }
+            Err(why) => {
+                self.failed(&why);
+                None
+            }
+        }
+    }
+
+    /// The side for `hint` (blue without one: the rule failed).
+    fn choose(&self, hint: Option<Hint>, routing: &Routing) -> Choice {
+        let Some(Hint { named, key, mirror }) = hint else {
+            return Choice {
+                side: Side::Blue,
+                mirror: false,
+            };
         };
         let pinned = key.as_deref().and_then(|k| {
             std::str::from_utf8(k)
@@ -137,68 +224,22 @@ impl Decider {
         }
     }
 
-    /// The plugin's decision, or `None` when it failed or rests.
-    fn ask(
-        &self,
-        plugin: &RoutePlugin,
-        headers: &[HeaderName],
-        parts: &Parts,
-    ) -> Option<world::Decision> {
-        if self.resting() {
-            self.metrics.plugin_skipped.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        let request = Request {
-            method: parts.method.as_str().to_string(),
-            path: parts.uri.path().to_string(),
-            query: parts.uri.query().unwrap_or("").to_string(),
-            headers: headers
-                .iter()
-                .flat_map(|name| {
-                    parts.headers.get_all(name).iter().filter_map(move |v| {
-                        v.to_str()
-                            .ok()
-                            .map(|v| (name.as_str().to_string(), v.to_string()))
-                    })
-                })
-                .collect(),
-        };
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut instance = taken.unwrap_or_else(|| plugin.instance());
-        let answer = instance.route(&request, self.timeout);
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(instance);
-        match answer {
-            Ok(Ok(decision)) => {
-                self.failures_in_a_row.store(0, Ordering::Relaxed);
-                Some(decision)
-            }
-            Ok(Err(refusal)) => {
-                self.failed(&format!(
-                    "refused the request: {}",
-                    crate::plugin::error::describe(&refusal)
-                ));
-                None
-            }
-            Err(failure) => {
-                self.failed(&failure.to_string());
-                None
-            }
-        }
-    }
-
+    /// Whether the plugin rests after failing; a request that skips it is
+    /// counted.
     fn resting(&self) -> bool {
         let mut until = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
-        match *until {
+        let resting = match *until {
             Some(t) if Instant::now() < t => true,
             Some(_) => {
                 *until = None;
                 false
             }
             None => false,
+        };
+        if resting {
+            self.metrics.plugin_skipped.fetch_add(1, Ordering::Relaxed);
         }
+        resting
     }
 
     fn failed(&self, why: &str) {
@@ -220,6 +261,93 @@ impl Decider {
             );
         }
     }
+}
+
+/// A rollback or a cutover: the side whatever the request.
+fn fixed(routing: &Routing) -> Option<Choice> {
+    let side = match routing.mode {
+        Mode::AllBlue => Side::Blue,
+        Mode::AllGreen => Side::Green,
+        Mode::Shift => return None,
+    };
+    Some(Choice {
+        side,
+        mirror: false,
+    })
+}
+
+/// The built-in rule: the sticky key from one header; safe methods may
+/// be mirrored.
+fn header_hint(name: &HeaderName, parts: &Parts) -> Hint {
+    Hint {
+        named: None,
+        key: parts.headers.get(name).map(|v| v.as_bytes().to_vec()),
+        mirror: is_safe(&parts.method),
+    }
+}
+
+/// What the plugin is shown of a request.
+fn request_of(parts: &Parts, headers: &[HeaderName]) -> Request {
+    Request {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: headers
+            .iter()
+            .flat_map(|name| {
+                parts.headers.get_all(name).iter().filter_map(move |v| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (name.as_str().to_string(), v.to_string()))
+                })
+            })
+            .collect(),
+    }
+}
+
+/// One call of the plugin, its failures in words.
+fn call(
+    instance: &mut Instance<Route>,
+    request: &Request,
+    timeout: Duration,
+) -> Result<world::Decision, String> {
+    match instance.route(request, timeout) {
+        Ok(Ok(decision)) => Ok(decision),
+        Ok(Err(refusal)) => Err(format!(
+            "refused the request: {}",
+            crate::plugin::error::describe(&refusal)
+        )),
+        Err(failure) => Err(failure.to_string()),
+    }
+}
+
+/// Starts the plugin threads, one instance each; they end when the
+/// decider (the queue's sender) is dropped.
+fn plugin_threads(
+    plugin: &RoutePlugin,
+    timeout: Duration,
+) -> std::sync::mpsc::SyncSender<PluginJob> {
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<PluginJob>(PLUGIN_QUEUE);
+    let queue = Arc::new(Mutex::new(queue));
+    for _ in 0..PLUGIN_THREADS {
+        let queue = queue.clone();
+        let mut instance = plugin.instance();
+        let started = std::thread::Builder::new()
+            .name("route-plugin".into())
+            .spawn(move || {
+                loop {
+                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((request, tell)) = job else {
+                        return;
+                    };
+                    let _ = tell.send(call(&mut instance, &request, timeout));
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!("cannot start a route plugin thread: {e}");
+        }
+    }
+    jobs
 }
 
 /// Methods that read only (RFC 9110 §9.2.1): the only ones mirrored.

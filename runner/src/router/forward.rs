@@ -110,13 +110,7 @@ impl Forwarder {
     ) -> Result<Response<Body>, Infallible> {
         let routing = self.routing();
         let (mut parts, body) = request.into_parts();
-        let choice = if self.decider.calls_plugin() {
-            // A plugin call blocks (and WASI's host calls start a runtime
-            // of their own): the worker hands its other tasks on meanwhile.
-            tokio::task::block_in_place(|| self.decider.decide(&parts, &routing))
-        } else {
-            self.decider.decide(&parts, &routing)
-        };
+        let choice = self.decider.decide_async(&parts, &routing).await;
         let side = choice.side;
         let backend = match side {
             Side::Blue => &self.blue,
