@@ -549,11 +549,16 @@ fn rollback(w: &Workflow, reason: Option<&str>) -> ExitCode {
         None => "rolled back from the command line".to_string(),
     };
     let file = crate::router::RoutingFile::new(&w.state_dir);
-    match file.update(&why, |r| {
-        r.mode = crate::router::Mode::AllBlue;
-        r.stage = "rolled back".into();
-        Ok(())
-    }) {
+    let rolled_back = file.update_from(
+        &why,
+        |r| {
+            r.mode = crate::router::Mode::AllBlue;
+            r.stage = "rolled back".into();
+            Ok(())
+        },
+        true,
+    );
+    match rolled_back {
         Ok(routing) => {
             println!("routing: {}", routing.describe());
             ExitCode::SUCCESS

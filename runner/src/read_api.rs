@@ -79,9 +79,13 @@ impl ReadApi {
             .spawn(move || {
                 runtime.block_on(async move {
                     if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
-                        serve(listener, MAX_CONNECTIONS, stopped, move |req, _peer| {
-                            answer(store.clone(), hide.clone(), req)
-                        })
+                        serve(
+                            listener,
+                            MAX_CONNECTIONS,
+                            stopped,
+                            crate::router::serve::anyone,
+                            move |req, _peer| answer(store.clone(), hide.clone(), req),
+                        )
                         .await;
                     }
                 });

@@ -179,14 +179,26 @@ impl Router {
                         && let Ok(l) = tokio::net::TcpListener::from_std(l)
                     {
                         let admin = admin.clone();
-                        tasks.spawn(serve::serve(l, 64, stopped.clone(), move |req, peer| {
-                            admin.clone().serve(req, peer)
-                        }));
+                        // Without a token, callers off loopback are refused
+                        // before they can take one of the endpoint's slots.
+                        let admit = if admin.token.is_some() {
+                            serve::anyone
+                        } else {
+                            serve::loopback
+                        };
+                        tasks.spawn(serve::serve(
+                            l,
+                            64,
+                            stopped.clone(),
+                            admit,
+                            move |req, peer| admin.clone().serve(req, peer),
+                        ));
                     }
                     tasks.spawn(serve::serve(
                         proxy_listener,
                         max_connections,
                         stopped,
+                        serve::anyone,
                         move |req, peer| forwarder.clone().forward(req, peer),
                     ));
                     while tasks.join_next().await.is_some() {}

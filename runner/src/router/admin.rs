@@ -9,7 +9,7 @@
 //!
 //! - `GET /routing`: the state and the counts, as JSON.
 //! - `POST /routing` `{"green_percent": 5, "stage": "5%", "mirror": true}`:
-//!   any of the three; sets the mode back to following the share.
+//!   any of the three; a share also ends a rollback or a cutover.
 //! - `POST /rollback` `{"reason": "…"}`: every read to blue at once.
 //! - `POST /pins` `{"key": "user-7", "side": "green"}` (`"side": null`
 //!   unpins).
@@ -51,7 +51,9 @@ pub fn allowed(peer: IpAddr, authorization: Option<&HeaderValue>, token: Option<
     match token {
         Some(token) => authorization
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .is_some_and(|sent| same(sent.trim().as_bytes(), token.as_bytes())),
         None => peer.is_loopback() || peer.to_canonical().is_loopback(),
     }
@@ -108,6 +110,22 @@ impl Admin {
             };
             return Ok(own_answer(StatusCode::FORBIDDEN, why, None));
         }
+        // A web page the operator has open may send requests to loopback
+        // too: changes must come as JSON, and never from a browser page.
+        if request.method() != Method::GET {
+            let json_body = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().starts_with("application/json"));
+            if request.headers().contains_key(header::ORIGIN) || !json_body {
+                return Ok(own_answer(
+                    StatusCode::FORBIDDEN,
+                    "changes are sent as `Content-Type: application/json`, and not from a web page (no `Origin`)",
+                    None,
+                ));
+            }
+        }
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
@@ -126,8 +144,11 @@ impl Admin {
             (&Method::POST, "/routing") => match parse::<SetRouting>(&body) {
                 Ok(set) => {
                     self.change(&who, move |r| {
+                        // Setting a share is what takes reads off a rollback
+                        // or a cutover; the stage or mirroring alone do not.
                         if let Some(p) = set.green_percent {
                             r.green_share = share_of(p)?;
+                            r.mode = Mode::Shift;
                         }
                         if let Some(stage) = set.stage {
                             r.stage = stage;
@@ -135,7 +156,6 @@ impl Admin {
                         if let Some(m) = set.mirror {
                             r.mirror = m;
                         }
-                        r.mode = Mode::Shift;
                         Ok(())
                     })
                     .await
@@ -214,7 +234,14 @@ impl Admin {
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
         tracing::info!("routing changed: {}", written.describe());
-        *self.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(written);
+        {
+            let mut current = self.routing.write().unwrap_or_else(|p| p.into_inner());
+            // A later change (a rollback from a shell) may have been
+            // picked up meanwhile: never go back to an older state.
+            if written.generation > current.generation {
+                *current = Arc::new(written);
+            }
+        }
         Ok(self.show())
     }
 }

@@ -36,7 +36,12 @@ pub const DEFAULT_MIRROR_BODY_LIMIT: u64 = 1 << 20;
 /// The most `mirror_body_limit` may be: two bodies per pair in flight.
 pub const MAX_MIRROR_BODY_LIMIT: u64 = 64 << 20;
 /// Mirror jobs waiting at once, unless set.
-pub const DEFAULT_MIRROR_QUEUE: usize = 1000;
+pub const DEFAULT_MIRROR_QUEUE: usize = 256;
+/// The most the mirror may hold of answers waiting to be compared:
+/// `mirror_queue` × `mirror_body_limit`.
+pub const MAX_MIRROR_HELD: u64 = 1 << 30;
+/// The most `max_connections` may be.
+pub const MAX_CONNECTIONS: usize = 100_000;
 /// The most `mirror_queue` may be.
 pub const MAX_MIRROR_QUEUE: usize = 100_000;
 /// Mismatch samples kept, unless set.
@@ -247,8 +252,11 @@ impl RouterSection {
             Ok(d)
         };
         let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
-        if max_connections == 0 {
-            return Err(errors.at(span, "`[router] max_connections` must be at least 1"));
+        if max_connections == 0 || max_connections > MAX_CONNECTIONS {
+            return Err(errors.at(
+                span,
+                format!("`[router] max_connections` must be between 1 and {MAX_CONNECTIONS}"),
+            ));
         }
         if let Some(env) = &self.admin_token_env
             && env.get_ref().trim().is_empty()
@@ -277,6 +285,12 @@ impl RouterSection {
             return Err(errors.at(
                 span,
                 format!("`[router] mirror_queue` must be between 1 and {MAX_MIRROR_QUEUE}"),
+            ));
+        }
+        if mirror_queue as u64 * mirror_body_limit > MAX_MIRROR_HELD {
+            return Err(errors.at(
+                span.clone(),
+                "`[router] mirror_queue` × `mirror_body_limit` is more than 1GiB of answers held for comparing; lower one of them",
             ));
         }
         Ok(RouterConfig {

@@ -19,7 +19,7 @@ use hyper::http::request::Parts;
 
 use super::bucket::{BUCKETS, bucket};
 use super::metrics::Metrics;
-use super::routing::{Mode, Routing, Side};
+use super::routing::{MAX_TEXT, Mode, Routing, Side};
 use crate::plugin::RoutePlugin;
 use crate::plugin::contract::Route;
 use crate::plugin::instance::Instance;
@@ -183,7 +183,12 @@ impl Decider {
                         world::Side::Green => Some(Side::Green),
                         world::Side::Shift => None,
                     },
-                    key: d.sticky_key.map(String::into_bytes),
+                    // A key longer than any pin is a plugin's mistake: the
+                    // request follows the share without one.
+                    key: d
+                        .sticky_key
+                        .filter(|k| k.len() <= MAX_TEXT)
+                        .map(String::into_bytes),
                     mirror: d.mirror,
                 })
             }
@@ -340,6 +345,10 @@ fn plugin_threads(
                     let Ok((request, tell)) = job else {
                         return;
                     };
+                    // Its request gave up waiting: no call for nobody.
+                    if tell.is_closed() {
+                        continue;
+                    }
                     let _ = tell.send(call(&mut instance, &request, timeout));
                 }
             });

@@ -29,6 +29,19 @@ pub struct Answer {
 /// Where two answers differ: `status`, `header NAME`, `body` or a JSON path.
 pub type Differences = BTreeSet<String>;
 
+/// Differences named for one pair; past this, one more entry says so.
+pub const MAX_DIFFERENCES: usize = 200;
+/// The longest path named (longer ones are cut, with `…`).
+const MAX_PATH: usize = 256;
+
+fn note(out: &mut Differences, what: &str) {
+    if out.len() < MAX_DIFFERENCES {
+        out.insert(crate::text::bounded(what, MAX_PATH));
+    } else {
+        out.insert("(more)".into());
+    }
+}
+
 /// The differences between `a` and `b`, leaving out JSON fields named in
 /// `ignore` (a field name anywhere, or a path from the root).
 pub fn differences(a: &Answer, b: &Answer, ignore: &[String]) -> Differences {
@@ -69,9 +82,7 @@ fn walk(a: &Value, b: &Value, path: &mut String, ignore: &[String], out: &mut Di
                 if !ignored(path, key, ignore) {
                     match (x.get(key), y.get(key)) {
                         (Some(p), Some(q)) => walk(p, q, path, ignore, out),
-                        _ => {
-                            out.insert(path.clone());
-                        }
+                        _ => note(out, path),
                     }
                 }
                 path.truncate(len);
@@ -83,20 +94,12 @@ fn walk(a: &Value, b: &Value, path: &mut String, ignore: &[String], out: &mut Di
                 path.push_str(&format!("/{i}"));
                 match (x.get(i), y.get(i)) {
                     (Some(p), Some(q)) => walk(p, q, path, ignore, out),
-                    _ => {
-                        out.insert(path.clone());
-                    }
+                    _ => note(out, path),
                 }
                 path.truncate(len);
             }
         }
-        _ if a != b => {
-            out.insert(if path.is_empty() {
-                "/".into()
-            } else {
-                path.clone()
-            });
-        }
+        _ if a != b => note(out, if path.is_empty() { "/" } else { path }),
         _ => {}
     }
 }

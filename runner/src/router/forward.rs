@@ -23,8 +23,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::config::{Backend, RouterConfig};
 use super::decide::Decider;
+use super::decide::is_safe;
 use super::metrics::Metrics;
-use super::mirror::{Mirror, Tee};
+use super::mirror::{MIRROR_HEADER, Mirror, Tee};
 use super::routing::{Routing, Side};
 
 /// A response body: the read-api's, streamed, or the router's own.
@@ -144,6 +145,8 @@ impl Forwarder {
         });
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
+        // Only the router marks a request as a mirror's copy.
+        parts.headers.remove(MIRROR_HEADER);
         if let Some(host) = host {
             parts
                 .headers
@@ -158,8 +161,9 @@ impl Forwarder {
         // The pooled client speaks HTTP/1.1 to read-apis whatever the
         // client spoke to the router.
         parts.version = Version::HTTP_11;
-        // Only requests without a body are mirrored: a copy of the read.
-        let mirrored = (choice.mirror && body.is_end_stream())
+        // Only reads are mirrored, whatever a plugin says: safe methods
+        // without a body.
+        let mirrored = (choice.mirror && is_safe(&parts.method) && body.is_end_stream())
             .then(|| self.mirror.offer(&parts, side))
             .flatten();
         let started = Instant::now();

@@ -7,11 +7,12 @@
 //! worker that sends the same request to the other side, marked with
 //! `x-switchyard-mirror: 1`, and compares (see `diff`):
 //!
-//! 1. both answers report the store's watermark and they differ: the
-//!    sides have applied different parts of the log, so both are asked
-//!    again after `mirror_recheck_after`; still different, the pair is
-//!    counted as lagging, never as a mismatch;
-//! 2. the answers differ: the primary side is asked a second time, and
+//! 1. the answers differ and both report the store's watermark, and the
+//!    watermarks differ: the sides have applied different parts of the
+//!    log, so both are asked again after `mirror_recheck_after`; still at
+//!    different watermarks, the pair is counted as lagging, never as a
+//!    mismatch (answers that agree are matched whatever the watermarks);
+//! 2. the answers still differ: the primary side is asked a second time, and
 //!    what differs between its own two answers is noise (timestamps, a
 //!    random order), not counted against the other side;
 //! 3. what is left is a mismatch, kept as a sample (the request, both
@@ -199,6 +200,7 @@ impl Mirror {
             samples: Samples {
                 path: samples,
                 left: AtomicU64::new(config.mirror_samples as u64),
+                most_bytes: config.mirror_samples as u64 * SAMPLE_BYTES,
             },
         });
         tokio::spawn(work(worker, jobs));
@@ -320,7 +322,9 @@ impl Worker {
             primary: primary_side,
             answer,
         } = job;
-        let Ok(Some(primary)) = answer.await else {
+        // The client may read its answer slowly (or it never ends): the
+        // worker waits no longer than for a read-api.
+        let Ok(Ok(Some(primary))) = tokio::time::timeout(self.timeout, answer).await else {
             add(&self.counts.skipped);
             return;
         };
@@ -330,7 +334,13 @@ impl Worker {
             return;
         };
         let (mut primary, mut other) = (primary, other);
-        // 1. Lag: the sides report different watermarks.
+        let mut found = diff::differences(&primary, &other, &self.ignore);
+        if found.is_empty() {
+            add(&self.counts.matched);
+            return;
+        }
+        // 1. Lag: answers that differ while the sides report different
+        // watermarks are asked again; still apart, the pair is lagging.
         if let (Some(p), Some(o)) = (marked(&primary), marked(&other))
             && p != o
         {
@@ -351,12 +361,13 @@ impl Worker {
                     return;
                 }
             }
+            found = diff::differences(&primary, &other, &self.ignore);
+            if found.is_empty() {
+                add(&self.counts.matched);
+                return;
+            }
         }
-        let found = diff::differences(&primary, &other, &self.ignore);
-        if found.is_empty() {
-            add(&self.counts.matched);
-            return;
-        }
+
         // 2. Noise: what the primary side changes by itself.
         let noise = match self.ask(&job, primary_side).await {
             Some(again) => diff::differences(&primary, &again, &self.ignore),
@@ -409,7 +420,14 @@ pub fn answer_of(
 struct Samples {
     path: PathBuf,
     left: AtomicU64,
+    /// The file's largest size, whoever wrote it before (a router
+    /// started again, another router of the workflow).
+    most_bytes: u64,
 }
+
+/// What one sample may take in the file, at most: two bodies, headers,
+/// paths.
+const SAMPLE_BYTES: u64 = 64 << 10;
 
 impl Samples {
     async fn keep(
@@ -445,12 +463,15 @@ impl Samples {
             "differences": real.iter().take(SAMPLE_PATHS).collect::<Vec<_>>(),
             "noise": noise.iter().take(SAMPLE_PATHS).collect::<Vec<_>>(),
         });
-        let path = self.path.clone();
+        let (path, most) = (self.path.clone(), self.most_bytes);
         let _ = tokio::task::spawn_blocking(move || {
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&path)?;
+            if f.metadata()?.len() >= most {
+                return Ok(());
+            }
             let mut text = serde_json::to_vec(&line).unwrap_or_default();
             text.push(b'\n');
             f.write_all(&text)

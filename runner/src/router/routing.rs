@@ -72,7 +72,9 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
-    /// Rises by one with every change.
+    /// Rises with every change (to at least the time of the change in
+    /// ms, so a file written afresh after a damaged one still rises);
+    /// routers never go back to a lower one.
     pub generation: u64,
     /// What overrides the share.
     pub mode: Mode,
@@ -213,8 +215,11 @@ impl RoutingFile {
         if text.len() > 4 << 20 {
             return Err(self.error("larger than 4 MiB; it is not the runner's"));
         }
-        let routing: Routing = serde_json::from_slice(&text)
-            .map_err(|e| self.error(format!("unreadable ({e}); delete it to start from blue")))?;
+        let routing: Routing = serde_json::from_slice(&text).map_err(|e| {
+            self.error(format!(
+                "unreadable ({e}); `runner rollback` writes it afresh"
+            ))
+        })?;
         routing.check().map_err(|e| self.error(e))?;
         Ok(routing)
     }
@@ -226,11 +231,30 @@ impl RoutingFile {
         reason: &str,
         change: impl FnOnce(&mut Routing) -> Result<(), String>,
     ) -> Result<Routing, RoutingError> {
+        self.update_from(reason, change, false)
+    }
+
+    /// Like [`RoutingFile::update`]; with `afresh`, a file that cannot be
+    /// read is replaced, starting from the default (every read to blue):
+    /// a rollback must work even when the file is damaged.
+    pub fn update_from(
+        &self,
+        reason: &str,
+        change: impl FnOnce(&mut Routing) -> Result<(), String>,
+        afresh: bool,
+    ) -> Result<Routing, RoutingError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| self.error(e))?;
         let _lock = Lock::take(&self.dir.join("routing.lock")).map_err(|e| self.error(e))?;
-        let mut routing = self.read()?;
+        let mut routing = match self.read() {
+            Ok(r) => r,
+            Err(e) if afresh => {
+                tracing::warn!("{e}; writing it afresh");
+                Routing::default()
+            }
+            Err(e) => return Err(e),
+        };
         change(&mut routing).map_err(|e| self.error(e))?;
-        routing.generation += 1;
+        routing.generation = (routing.generation + 1).max(now_ms());
         routing.reason = crate::text::bounded(reason, MAX_TEXT);
         routing.changed_at_ms = now_ms();
         routing.check().map_err(|e| self.error(e))?;
@@ -313,16 +337,32 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!((r.generation, r.green_share), (1, 500));
+        assert_eq!(r.green_share, 500);
+        assert!(r.generation >= 1);
         assert_eq!(file.read().unwrap(), r);
         let refused = file.update("too far", |r| {
             r.green_share = 10_001;
             Ok(())
         });
         assert!(refused.unwrap_err().to_string().contains("above 100%"));
-        assert_eq!(file.read().unwrap().generation, 1);
+        assert_eq!(file.read().unwrap().generation, r.generation);
+        let later = file.update("again", |_| Ok(())).unwrap();
+        assert!(later.generation > r.generation);
         assert!(share_of(100.5).is_err() && share_of(f64::NAN).is_err());
         std::fs::write(file.path(), "{").unwrap();
         assert!(file.read().unwrap_err().to_string().contains("unreadable"));
+        // A rollback writes a damaged file afresh, still later than before.
+        assert!(file.update("x", |_| Ok(())).is_err());
+        let fresh = file
+            .update_from(
+                "rollback",
+                |r| {
+                    r.mode = Mode::AllBlue;
+                    Ok(())
+                },
+                true,
+            )
+            .unwrap();
+        assert!(fresh.generation > later.generation);
     }
 }

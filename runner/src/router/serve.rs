@@ -26,11 +26,19 @@ use super::watch::stopped;
 /// How long open connections get to finish when the router stops.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Serves `listener` with `handle` until `stop` turns true.
+/// HTTP/2 streams one client connection may have open at once.
+const STREAMS_PER_CONNECTION: u32 = 100;
+/// How often an idle HTTP/2 connection is pinged, and how long the
+/// client has to answer before it is closed.
+const KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// Serves `listener` with `handle` until `stop` turns true; connections
+/// from peers `admit` refuses are closed at once, before they take a slot.
 pub async fn serve<H, F>(
     listener: TcpListener,
     max_connections: usize,
     mut stop: watch::Receiver<bool>,
+    admit: fn(&SocketAddr) -> bool,
     handle: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -41,7 +49,12 @@ pub async fn serve<H, F>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(STREAMS_PER_CONNECTION)
+        .keep_alive_interval(KEEP_ALIVE)
+        .keep_alive_timeout(KEEP_ALIVE);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
@@ -64,6 +77,10 @@ pub async fn serve<H, F>(
             },
             _ = stopped(&mut stop) => break,
         };
+        if !admit(&peer) {
+            tracing::warn!(%peer, "connection refused: not on loopback");
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let handle = handle.clone();
         let service = service_fn(move |request| handle(request, peer));
@@ -85,4 +102,14 @@ pub async fn serve<H, F>(
     {
         tracing::debug!("connections still open after {DRAIN:?}; closing them");
     }
+}
+
+/// Admits every peer.
+pub fn anyone(_: &SocketAddr) -> bool {
+    true
+}
+
+/// Admits peers on loopback only.
+pub fn loopback(peer: &SocketAddr) -> bool {
+    peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback()
 }

@@ -22,15 +22,19 @@ pub async fn follow(
 ) {
     let mut seen: Option<(SystemTime, u64, u64)> = None;
     let mut warned = false;
+    let mut polls: u64 = 0;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = stopped(&mut stop) => return,
         }
+        polls += 1;
         let stamp = std::fs::metadata(file.path())
             .ok()
             .and_then(|m| Some((m.modified().ok()?, m.len(), m.ino())));
-        if stamp.is_none() || stamp == seen {
+        // Read when it looks changed, and every second anyway (a change
+        // within one tick of the clock may look the same).
+        if stamp.is_none() || (stamp == seen && !polls.is_multiple_of(10)) {
             continue;
         }
         match file.read() {
@@ -38,7 +42,9 @@ pub async fn follow(
                 seen = stamp;
                 warned = false;
                 let mut current = routing.write().unwrap_or_else(|p| p.into_inner());
-                if new != **current {
+                // Never back to an older state (a late write of an admin
+                // call racing a rollback).
+                if new.generation > current.generation {
                     tracing::info!("routing is now {}", new.describe());
                     *current = Arc::new(new);
                 }

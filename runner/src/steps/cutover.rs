@@ -82,6 +82,13 @@ fn run(ctx: &StepContext, id: &str, c: &CutoverStep) -> Result<String, StepError
         let routing = RoutingFile::new(&ctx.setup.state_dir).update(
             &format!("cut over by step `{id}`"),
             |r| {
+                // An operator's rollback is not undone by the next step.
+                if r.mode == Mode::AllBlue {
+                    return Err(format!(
+                        "every read was sent back to blue ({}); set a share again (admin endpoint) or run the ramp again (`runner exec --from STEP`) before cutting over",
+                        r.reason
+                    ));
+                }
                 r.mode = Mode::AllGreen;
                 r.stage = "cut over".into();
                 Ok(())

@@ -356,32 +356,33 @@ impl Load {
             started: Instant::now(),
         })
     }
+}
 
-    fn summary(&self) -> String {
-        let side = |name: &str, m: &SideMetrics| {
-            let s = m.snapshot();
-            let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}ms"));
-            format!(
-                "{name} {} ({} failed, p50 {}, p99 {})",
-                s.requests,
-                s.failures,
-                ms(s.p50_ms),
-                ms(s.p99_ms)
-            )
-        };
-        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
-        let sent = self.counts.sent.load(Ordering::Relaxed);
+/// What the load did, in one line.
+fn summary(counts: &Counts, rate: f64, started: Instant) -> String {
+    let side = |name: &str, m: &SideMetrics| {
+        let s = m.snapshot();
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}ms"));
         format!(
-            "sent {sent} requests in {:.1}s ({:.0}/s of {}/s asked): {}, {}; {} unanswered, {} missed (more than the in-flight cap)",
-            elapsed,
-            sent as f64 / elapsed,
-            self.rate,
-            side("blue", &self.counts.blue),
-            side("green", &self.counts.green),
-            self.counts.unanswered.load(Ordering::Relaxed),
-            self.counts.missed.load(Ordering::Relaxed)
+            "{name} {} ({} failed, p50 {}, p99 {})",
+            s.requests,
+            s.failures,
+            ms(s.p50_ms),
+            ms(s.p99_ms)
         )
-    }
+    };
+    let elapsed = started.elapsed().as_secs_f64().max(1e-3);
+    let sent = counts.sent.load(Ordering::Relaxed);
+    format!(
+        "sent {sent} requests in {:.1}s ({:.0}/s of {}/s asked): {}, {}; {} unanswered, {} missed (more than the in-flight cap)",
+        elapsed,
+        sent as f64 / elapsed,
+        rate,
+        side("blue", &counts.blue),
+        side("green", &counts.green),
+        counts.unanswered.load(Ordering::Relaxed),
+        counts.missed.load(Ordering::Relaxed)
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -473,12 +474,18 @@ impl BackgroundTask for Load {
 
     fn join(self: Box<Self>) -> Result<String, StepError> {
         self.stop.store(true, Ordering::Relaxed);
-        let summary = self.summary();
-        let Load { thread, .. } = *self;
+        let Load {
+            thread,
+            counts,
+            rate,
+            started,
+            ..
+        } = *self;
         thread
             .join()
             .map_err(|_| StepError::Panicked("the traffic's thread panicked".into()))?;
-        Ok(summary)
+        // Counted once every request in flight has ended.
+        Ok(summary(&counts, rate, started))
     }
 
     fn look(&mut self, _now: Instant) -> Option<String> {
@@ -490,6 +497,6 @@ impl BackgroundTask for Load {
     }
 
     fn status(&self, state: &mut crate::state::StepState) {
-        state.set_own_field("load", Some(self.summary()));
+        state.set_own_field("load", Some(summary(&self.counts, self.rate, self.started)));
     }
 }
