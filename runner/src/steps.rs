@@ -27,6 +27,7 @@ pub mod checking;
 pub mod compare;
 pub mod current;
 pub mod cutover;
+pub mod hooks;
 pub mod mirror;
 pub mod plugins;
 pub mod replay;
@@ -117,6 +118,12 @@ pub trait StepConfig: std::fmt::Debug + Send + Sync + Any {
     /// start relative to.
     fn restores(&self) -> Option<&str> {
         None
+    }
+
+    /// Whether it is a hook: skipped in order, run only when a step names
+    /// it (see [`hooks::run`]).
+    fn is_hook(&self) -> bool {
+        false
     }
 
     /// Whether it leaves a task running in the background when it returns.

@@ -55,7 +55,7 @@ impl Workflow {
     /// Whether `state` records every step done.
     pub fn all_done(&self, state: &State) -> bool {
         !self.steps.is_empty()
-            && self.steps.iter().all(|s| {
+            && self.steps.iter().filter(|s| !s.config.is_hook()).all(|s| {
                 state
                     .steps
                     .get(s.id.get_ref())

@@ -560,8 +560,9 @@ fn a_workflow_routes_from_its_route_step_and_cuts_over_to_green() {
     let (blue, green) = (Backend::start("blue"), Backend::start("green"));
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let steps = "[[step]]\nid = \"start-routing\"\nkind = \"route\"\n\n\
-                 [[step]]\nid = \"switch\"\nkind = \"cutover\"\nto = \"green\"\n\n\
+    let steps = "[[step]]\nid = \"announce\"\nkind = \"shell\"\nhook = true\nrun = \"echo cut over >> hooks.txt\"\n\n\
+                 [[step]]\nid = \"start-routing\"\nkind = \"route\"\n\n\
+                 [[step]]\nid = \"switch\"\nkind = \"cutover\"\nto = \"green\"\non_cutover = [\"announce\"]\n\n\
                  [store.green]\nkind = \"null\"\n";
     let file = write(dir.path(), &workflow_text(&blue, &green, port, "", steps));
     let plan = Command::new(runner_bin())
@@ -593,6 +594,12 @@ fn a_workflow_routes_from_its_route_step_and_cuts_over_to_green() {
     assert!(
         status.contains("routing: stage `cut over`: every read to green"),
         "{status}"
+    );
+    assert!(status.contains("announce         hook"), "{status}");
+    // The hook ran once, at the cutover, and not in order.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("hooks.txt")).unwrap(),
+        "cut over\n"
     );
     // The router stopped with the workflow.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
@@ -697,6 +704,7 @@ fn exec_under_load(
 fn shift_workflow(blue: &Backend, green: &Backend, port: u16, shift: &str) -> String {
     let steps = format!(
         "[store.green]\nkind = \"null\"\n\n\
+         [[step]]\nid = \"page\"\nkind = \"shell\"\nhook = true\nrun = \"echo rolled back >> page.txt\"\n\n\
          [[step]]\nid = \"routing\"\nkind = \"route\"\n\n\
          [[step]]\nid = \"ramp\"\nkind = \"shift\"\n{shift}\n\n\
          [[step]]\nid = \"switch\"\nkind = \"cutover\"\nto = \"green\"\n"
@@ -715,7 +723,7 @@ fn a_healthy_green_is_ramped_to_every_read_and_cut_over() {
             &blue,
             &green,
             port,
-            "stages = [20, \"100%\"]\nhold = \"1s\"\nmin_requests = 5\ncheck_every = \"100ms\"",
+            "stages = [20, \"100%\"]\nhold = \"1s\"\nmin_requests = 5\ncheck_every = \"100ms\"\n# The machine is shared by the tests: latency is not judged here.\np99_slack = \"10s\"",
         ),
     );
     let (out, answers) = exec_under_load(&file, format!("127.0.0.1:{port}").parse().unwrap());
@@ -732,6 +740,10 @@ fn a_healthy_green_is_ramped_to_every_read_and_cut_over() {
         .read()
         .unwrap();
     assert_eq!(routing.mode, Mode::AllGreen);
+    assert!(
+        !dir.path().join("page.txt").exists(),
+        "no rollback, no hook"
+    );
 }
 
 #[test]
@@ -746,7 +758,7 @@ fn a_green_that_starts_failing_is_sent_back_at_once_with_no_error_answered_from_
             &blue,
             &green,
             port,
-            "stages = [50, 100]\nhold = \"20s\"\nmin_requests = 10\nmax_error_rate = 0.05",
+            "stages = [50, 100]\nhold = \"20s\"\nmin_requests = 10\nmax_error_rate = 0.05\non_rollback = [\"page\"]",
         ),
     );
     let (out, answers) = exec_under_load(&file, format!("127.0.0.1:{port}").parse().unwrap());
@@ -782,6 +794,11 @@ fn a_green_that_starts_failing_is_sent_back_at_once_with_no_error_answered_from_
         routing.reason.contains("rolled back by step `ramp`"),
         "{}",
         routing.reason
+    );
+    // The rollback hook ran once, after the rollback.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("page.txt")).unwrap(),
+        "rolled back\n"
     );
 }
 

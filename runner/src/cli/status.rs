@@ -46,6 +46,9 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
     for step in w.steps.iter() {
         let id = step.id.get_ref();
         match state.steps.get(id) {
+            None if step.config.is_hook() => {
+                outln!("  {id:<16} hook     runs when a step names it")
+            }
             None => outln!("  {id:<16} pending"),
             Some(st) => {
                 use crate::state::Status;

@@ -325,6 +325,10 @@ fn run_steps(
     let mut reports = Vec::new();
     for step in workflow.steps.iter() {
         check_background(ctx)?;
+        // Hooks run when a step names them, not in order.
+        if step.config.is_hook() {
+            continue;
+        }
         let id = step.id.get_ref().clone();
         let kind = step.kind();
         {

@@ -32,6 +32,9 @@ pub struct CutoverStep {
     /// The store being retired.
     #[serde(default)]
     pub from: Option<Spanned<String>>,
+    /// Hooks to run once reads are on green.
+    #[serde(default)]
+    pub on_cutover: Vec<Spanned<String>>,
 }
 
 impl StepFile for CutoverStep {
@@ -40,6 +43,7 @@ impl StepFile for CutoverStep {
         if let Some(from) = &self.from {
             c.store(from)?;
         }
+        super::hooks::check(c, &self.on_cutover, "on_cutover")?;
         Ok(self)
     }
 }
@@ -102,15 +106,21 @@ fn run(ctx: &StepContext, id: &str, c: &CutoverStep) -> Result<String, StepError
             tracing::info!("background replay {line}");
         }
     }
-    let mut state = ctx.lock_state();
-    state.data.cutover_to = Some(to.clone());
-    state.save()?;
-    Ok(match &c.from {
+    {
+        let mut state = ctx.lock_state();
+        state.data.cutover_to = Some(to.clone());
+        state.save()?;
+    }
+    let mut line = match &c.from {
         Some(from) => format!(
             "switched from `{}` to `{to}`; `{}` may be retired",
             from.get_ref(),
             from.get_ref()
         ),
         None => format!("switched to `{to}`"),
-    })
+    };
+    for hook in super::hooks::run(ctx, &c.on_cutover, "cutover") {
+        line.push_str(&format!("; {hook}"));
+    }
+    Ok(line)
 }

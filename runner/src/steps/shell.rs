@@ -52,6 +52,10 @@ struct ShellFile {
     /// Working folder (default: the workflow's folder).
     #[serde(default)]
     dir: Option<String>,
+    /// Not run in order: only when a `cutover` (`on_cutover`) or a
+    /// `shift` (`on_rollback`) names it.
+    #[serde(default, deserialize_with = "crate::document::values::flag")]
+    hook: bool,
 }
 
 /// `kind = "shell"`: a command; a non-zero exit fails the step.
@@ -65,6 +69,8 @@ pub struct ShellStep {
     pub env: BTreeMap<String, String>,
     /// Working folder (default: the workflow's folder).
     pub dir: Option<String>,
+    /// Run only when a step names it as a hook.
+    pub hook: bool,
 }
 
 impl StepFile for ShellFile {
@@ -86,6 +92,7 @@ impl StepFile for ShellFile {
             timeout: self.timeout,
             env: self.env,
             dir: self.dir,
+            hook: self.hook,
         }))
     }
 }
@@ -96,10 +103,19 @@ impl StepConfig for ShellStep {
     }
 
     fn describe(&self, _setup: &Setup) -> String {
-        match &self.command {
+        let what = match &self.command {
             CommandLine::Args(_) => format!("run `{}` (no shell)", self.command.shown()),
             CommandLine::Shell(line) => format!("run `{line}` with sh -c"),
+        };
+        if self.hook {
+            format!("a hook, not run in order: {what} when a step names it")
+        } else {
+            what
         }
+    }
+
+    fn is_hook(&self) -> bool {
+        self.hook
     }
 
     fn uses<'s>(&'s self, uses: &mut Uses<'s>) {

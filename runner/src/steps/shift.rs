@@ -125,6 +125,9 @@ pub struct ShiftFile {
     /// it (default 0), judged once `min_requests` pairs were compared.
     #[serde(default, deserialize_with = "fraction")]
     pub max_mismatch_rate: Option<f64>,
+    /// Hooks to run once a failed gate sent every read back to blue.
+    #[serde(default)]
+    pub on_rollback: Vec<Spanned<String>>,
 }
 
 /// What an inconclusive stage does.
@@ -176,6 +179,7 @@ pub struct ShiftStep {
     check_every: Duration,
     p99_slack: Duration,
     max_mismatch_rate: f64,
+    on_rollback: Vec<Spanned<String>>,
 }
 
 impl StepFile for ShiftFile {
@@ -220,6 +224,7 @@ impl StepFile for ShiftFile {
         if max_p99_ratio.is_nan() || max_p99_ratio < 1.0 {
             return Err(c.step("`max_p99_ratio` must be at least 1 (green as fast as blue)"));
         }
+        super::hooks::check(c, &self.on_rollback, "on_rollback")?;
         let max_mismatch_rate = self.max_mismatch_rate.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&max_mismatch_rate) {
             return Err(c.step("`max_mismatch_rate` is a fraction between 0 and 1"));
@@ -250,6 +255,7 @@ impl StepFile for ShiftFile {
             check_every: self.check_every.map_or(DEFAULT_CHECK_EVERY, |p| p.0),
             p99_slack: self.p99_slack.map_or(DEFAULT_P99_SLACK, |p| p.0),
             max_mismatch_rate,
+            on_rollback: self.on_rollback,
         }))
     }
 }
@@ -351,6 +357,7 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
                 }
                 Inconclusive::Fail => {
                     roll_back(&file, id, &format!("stage {percent}% inconclusive: {why}"))?;
+                    super::hooks::run(ctx, &s.on_rollback, "rollback");
                     return Err(StepError::Gate(format!(
                         "stage {percent}% inconclusive ({why}); every read sent back to blue"
                     )));
@@ -358,6 +365,7 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
             },
             Judged::Failed(why) => {
                 roll_back(&file, id, &format!("stage {percent}%: {why}"))?;
+                super::hooks::run(ctx, &s.on_rollback, "rollback");
                 match s.on_failure {
                     OnFailure::Fail => {
                         return Err(StepError::Gate(format!(
