@@ -74,6 +74,12 @@ pub fn text(w: &Workflow, state: &State, alive: bool) -> String {
                     (None, _) => "",
                 };
                 outln!("  {id:<16} {status:<8} {detail}");
+                // What a router counted, as of its last report.
+                if let Some(served) = st.own.get("served").and_then(|v| {
+                    serde_json::from_value::<crate::router::MetricsSnapshot>(v.clone()).ok()
+                }) {
+                    outln!("  {:<16}          {}", "", crate::router::summary(&served));
+                }
                 let running = st.background || st.status != Status::Done;
                 // Where a replay stands; other kinds keep none of this.
                 let replay: ReplayState = match st.own() {
