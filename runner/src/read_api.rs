@@ -20,10 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -297,17 +295,7 @@ fn decode(text: &str) -> Vec<u8> {
 }
 
 fn json_answer(status: StatusCode, body: &Value, watermark: Option<i64>) -> Response<Body> {
-    let text = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = Response::new(
-        Full::new(Bytes::from(text))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut response = crate::router::forward::json_answer(status, body);
     if let Some(w) = watermark
         && let Ok(v) = HeaderValue::from_str(&w.to_string())
     {

@@ -19,13 +19,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
-use super::forward::{Body, own_answer};
+use super::forward::{Body, json_answer, own_answer};
 use super::metrics::Metrics;
 use super::routing::{Mode, Routing, RoutingFile, Side, share_of};
 
@@ -219,7 +219,7 @@ impl Admin {
             "routing": *routing,
             "metrics": self.metrics.snapshot(),
         });
-        json(StatusCode::OK, &body)
+        json_answer(StatusCode::OK, &body)
     }
 
     async fn change(
@@ -249,21 +249,6 @@ impl Admin {
 fn parse<'a, T: Deserialize<'a>>(body: &'a Bytes) -> Result<T, (StatusCode, String)> {
     serde_json::from_slice(body)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
-}
-
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let text = serde_json::to_vec_pretty(value).unwrap_or_default();
-    let mut response = Response::new(
-        Full::new(Bytes::from(text))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 #[cfg(test)]

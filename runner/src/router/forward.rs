@@ -245,6 +245,23 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     }
 }
 
+/// A JSON answer of the router's own (the admin endpoint's, the example
+/// read-api's).
+pub fn json_answer(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let text = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut response = Response::new(
+        Full::new(Bytes::from(text))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// An answer of the router's own, with a one-line text body.
 pub fn own_answer(status: StatusCode, text: &str, side: Option<Side>) -> Response<Body> {
     let body = Full::new(Bytes::from(format!("{text}\n")))

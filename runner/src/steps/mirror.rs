@@ -16,7 +16,7 @@ use super::uses::Uses;
 use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::document::values::{Period, fraction, whole};
 use crate::document::{Kind, WorkflowError};
-use crate::router::{Metrics, Mode, RoutingFile};
+use crate::router::{Mode, RoutingFile};
 use crate::setup::Setup;
 
 /// The kind, for the registration list.
@@ -59,15 +59,7 @@ pub struct MirrorStep {
 
 impl StepFile for MirrorFile {
     fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
-        if !c
-            .earlier
-            .iter()
-            .any(|s| s.kind() == super::route::KIND.name)
-        {
-            return Err(c.step(
-                "a `mirror` step mirrors the reads of the router, which an earlier `route` step must start",
-            ));
-        }
+        super::route::require_earlier(c, "a `mirror` step mirrors reads")?;
         c.not_zero(self.hold, "hold")?;
         let max_mismatch_rate = self.max_mismatch_rate.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&max_mismatch_rate) {
@@ -103,12 +95,7 @@ impl StepConfig for MirrorStep {
     fn uses<'s>(&'s self, _uses: &mut Uses<'s>) {}
 
     fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
-        let Some(metrics) = ctx.background.shared::<Metrics>() else {
-            return Err(StepError::Missing(
-                "no router serves in this run: the `route` step that starts it is not running"
-                    .into(),
-            ));
-        };
+        let metrics = super::route::counts(ctx)?;
         let file = RoutingFile::new(&ctx.setup.state_dir);
         let written = file.update(&format!("step `{id}`: mirroring"), |r| {
             r.mirror = true;

@@ -95,6 +95,30 @@ impl StepConfig for RouteStep {
     }
 }
 
+/// Checks that a step doing `what` comes after the `route` step that
+/// starts the router it works through.
+pub fn require_earlier(c: &Checking<'_>, what: &str) -> Result<(), WorkflowError> {
+    if c.earlier.iter().any(|s| s.kind() == KIND.name) {
+        return Ok(());
+    }
+    Err(c.step(format!(
+        "{what} through the router, which an earlier `route` step must start"
+    )))
+}
+
+/// The counters of the router running in this run (for the gates of
+/// `mirror` and `shift`).
+pub fn counts(ctx: &StepContext) -> Result<Arc<crate::router::Metrics>, StepError> {
+    ctx.background
+        .shared::<crate::router::Metrics>()
+        .ok_or_else(|| {
+            StepError::Missing(
+                "no router serves in this run: the `route` step that starts it is not running"
+                    .into(),
+            )
+        })
+}
+
 /// The router, as a background task.
 struct Routing {
     router: Router,

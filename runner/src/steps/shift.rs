@@ -184,15 +184,7 @@ pub struct ShiftStep {
 
 impl StepFile for ShiftFile {
     fn check(self: Box<Self>, c: &Checking<'_>) -> Result<Box<dyn StepConfig>, WorkflowError> {
-        if !c
-            .earlier
-            .iter()
-            .any(|s| s.kind() == super::route::KIND.name)
-        {
-            return Err(c.step(
-                "a `shift` step moves the reads of the router, which an earlier `route` step must start",
-            ));
-        }
+        super::route::require_earlier(c, "a `shift` step moves reads")?;
         let stages: Vec<f64> = self.stages.get_ref().iter().map(|p| p.0).collect();
         if stages.is_empty() {
             return Err(c.at(self.stages.span(), "`stages` lists no share"));
@@ -295,11 +287,7 @@ enum Judged {
 }
 
 fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> {
-    let Some(metrics) = ctx.background.shared::<Metrics>() else {
-        return Err(StepError::Missing(
-            "no router serves in this run: the `route` step that starts it is not running".into(),
-        ));
-    };
+    let metrics = super::route::counts(ctx)?;
     let file = RoutingFile::new(&ctx.setup.state_dir);
     let passed: usize = {
         let state = ctx.lock_state();

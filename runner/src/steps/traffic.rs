@@ -104,13 +104,7 @@ impl StepFile for TrafficFile {
         let background = match self.until.as_ref().map(|u| u.get_ref().as_str()) {
             None | Some("end") => false,
             Some("cutover") => {
-                if !c
-                    .earlier
-                    .iter()
-                    .any(|s| s.kind() == super::route::KIND.name)
-                {
-                    return Err(c.step("`until = \"cutover\"` keeps sending through the router, which an earlier `route` step must start"));
-                }
+                super::route::require_earlier(c, "`until = \"cutover\"` keeps sending")?;
                 true
             }
             Some(other) => {
