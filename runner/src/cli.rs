@@ -442,19 +442,14 @@ fn route(w: &Workflow, cancel: Cancel) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     }
     let plugins = crate::steps::plugins::PluginRegistry::new(cancel.clone());
-    let plugin = match config
-        .plugin
-        .as_ref()
-        .map(|name| plugins.get::<crate::plugin::contract::Route>(&w.setup, name))
-        .transpose()
-    {
+    let plugins = match crate::steps::route::load_plugins(&plugins, &w.setup, config) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let router = match crate::router::Router::start(config, plugin, &w.state_dir) {
+    let router = match crate::router::Router::start(config, plugins, &w.state_dir) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -13,8 +13,9 @@
 //!   deadline and the stop signal.
 //! - `output`, `log`: what a plugin prints (kept for trap reports) and logs.
 //! - `instance`: a loaded plugin and its per-task instances; error naming.
-//! - `transform`, `check`, `route`: one typed wrapper per world; `unpack`
-//!   reads the transform world's packed mutation batches into `rows`.
+//! - `transform`, `check`, `route`, `response_check`: one typed wrapper
+//!   per world; `unpack` reads the transform world's packed mutation
+//!   batches into `rows`.
 //! - `error`: load errors and what the sandbox stopped.
 
 pub mod bindings;
@@ -31,6 +32,7 @@ pub mod linker;
 pub mod load;
 pub mod log;
 pub mod output;
+pub mod response_check;
 pub mod route;
 pub mod row_batch;
 pub mod rows;
@@ -43,6 +45,7 @@ pub use engine::PluginEngine;
 pub use error::{Input, LoadError, PluginFailure};
 pub use limits::{Limits, OutputLimits};
 pub use load::PluginSource;
+pub use response_check::ResponseCheckPlugin;
 pub use route::RoutePlugin;
 pub use sandbox::Grants;
 pub use transform::TransformPlugin;

@@ -9,7 +9,9 @@
 //!   share).
 //! - `forward`: one request sent on and its answer streamed back.
 //! - `mirror`: a copy of a read sent to the other side and the answers
-//!   compared (`diff`), lag and noise told apart from mismatches.
+//!   compared (`diff`, or a response-check plugin), lag and noise told
+//!   apart from mismatches.
+//! - `plugin_threads`: the threads plugin calls run on, off the proxy's.
 //! - `serve`: connections accepted and served (HTTP/1.1 and HTTP/2).
 //! - `admin`: the admin endpoint.
 //! - `metrics`: counts and latency per side.
@@ -26,6 +28,7 @@ pub mod diff;
 pub mod forward;
 pub mod metrics;
 pub mod mirror;
+pub mod plugin_threads;
 pub mod routing;
 pub mod serve;
 pub mod watch;
@@ -38,7 +41,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::watch as signal;
 
-use crate::plugin::RoutePlugin;
+use crate::plugin::{ResponseCheckPlugin, RoutePlugin};
 pub use config::{RouterConfig, RouterSection};
 use decide::{Decider, Rule};
 use forward::Forwarder;
@@ -75,6 +78,15 @@ pub enum RouterError {
     Runtime(String),
 }
 
+/// The plugins a router runs, loaded from its workflow.
+#[derive(Default, Clone)]
+pub struct RouterPlugins {
+    /// The `route` plugin (`[router] plugin`).
+    pub route: Option<RoutePlugin>,
+    /// The `response-check` plugin (`[router] mirror_plugin`).
+    pub response_check: Option<ResponseCheckPlugin>,
+}
+
 /// A running router.
 pub struct Router {
     stop: signal::Sender<bool>,
@@ -91,7 +103,7 @@ impl Router {
     /// routing state of the state folder `state_dir`.
     pub fn start(
         config: &RouterConfig,
-        plugin: Option<RoutePlugin>,
+        plugins: RouterPlugins,
         state_dir: &Path,
     ) -> Result<Router, RouterError> {
         let token = match &config.admin_token_env {
@@ -130,7 +142,7 @@ impl Router {
             .build()
             .map_err(|e| RouterError::Runtime(e.to_string()))?;
         let metrics = Arc::new(Metrics::default());
-        let rule = match plugin {
+        let rule = match plugins.route {
             Some(plugin) => Rule::Plugin {
                 plugin,
                 headers: config.headers.clone(),
@@ -143,6 +155,7 @@ impl Router {
             let _inside = runtime.enter();
             let mirror = mirror::Mirror::start(
                 config,
+                plugins.response_check,
                 state_dir.join(crate::state::MIRROR_SAMPLES_FILE),
                 metrics.mirror.clone(),
             );
@@ -283,7 +296,7 @@ impl Drop for Router {
 pub fn summary(m: &MetricsSnapshot) -> String {
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}ms"));
     format!(
-        "served {} requests: blue {} ({} failed, p99 {}), green {} ({} failed, p99 {}); route plugin failed {} times; mirrored {}: {} matched, {} matched once noise was out, {} mismatched, {} lagging, {} dropped",
+        "served {} requests: blue {} ({} failed, p99 {}), green {} ({} failed, p99 {}); route plugin failed {} times; mirrored {}: {} matched, {} matched once noise was out, {} mismatched, {} lagging, {} dropped, {} the response-check plugin failed on",
         m.blue.requests + m.green.requests,
         m.blue.requests,
         m.blue.failures,
@@ -297,6 +310,7 @@ pub fn summary(m: &MetricsSnapshot) -> String {
         m.mirror.noisy,
         m.mirror.mismatched,
         m.mirror.lagging,
-        m.mirror.dropped
+        m.mirror.dropped,
+        m.mirror.unjudged
     )
 }

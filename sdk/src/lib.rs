@@ -2,8 +2,9 @@
 //!
 //! Write the parts of a migration that are specific to one service as small
 //! WebAssembly plugins: how an event becomes rows (`transform`), which
-//! differences between the old and the new store matter (`check`), and which
-//! requests may go to the new store (`route`).
+//! differences between the old and the new store matter (`check`), which
+//! requests may go to the new store (`route`), and where two answers to one
+//! mirrored read differ (`response_check`).
 //!
 //! A plugin is one plain function with an attribute:
 //!
@@ -36,7 +37,8 @@
 //!   WebAssembly dependency.
 //! - [`Config`]: the settings a workflow passes to the plugin.
 //! - [`log`]: lines into the runner's log.
-//! - the attribute macros [`transform`], [`check`], [`route`]: they check the
+//! - the attribute macros [`transform`], [`check`], [`route`],
+//!   [`response_check`]: they check the
 //!   function's signature at compile time and, when building for WebAssembly,
 //!   generate the component exports, the batching loop and the conversions.
 //! - [`EventView`] and [`Rows`]: the fast form of a transform, which reads
@@ -70,8 +72,8 @@ static ALLOCATOR: alloc::SizeClasses = alloc::SizeClasses::new();
 pub use config::Config;
 pub use rows::{RowWriter, Rows};
 pub use types::{
-    Cell, Decision, Event, Header, Pair, PluginError, Request, Row, RowMutation, Side, StoredCell,
-    Verdict,
+    Cell, Comparison, Decision, Event, Exchange, Header, Pair, PluginError, Request, Response, Row,
+    RowMutation, Side, StoredCell, Verdict,
 };
 pub use view::EventView;
 
@@ -191,6 +193,27 @@ pub use switchyard_sdk_macros::check;
 /// }
 /// ```
 pub use switchyard_sdk_macros::route;
+
+/// Marks `fn(&Exchange[, &Config]) -> Result<Comparison, PluginError>` as
+/// the plugin that compares the two answers to a mirrored read. It
+/// normalises what it knows to be equal and names the places that still
+/// differ; the runner takes out noise (places that differ between two
+/// reads of one side) and tells lag from damage by the answers'
+/// watermarks.
+///
+/// ```
+/// use switchyard_sdk::{Comparison, Exchange, PluginError};
+/// #[switchyard_sdk::response_check]
+/// fn same_status(exchange: &Exchange) -> Result<Comparison, PluginError> {
+///     Ok(if exchange.first.status == exchange.second.status {
+///         Comparison::Same
+///     } else {
+///         Comparison::Differ(vec!["status".into()])
+///     })
+/// }
+/// assert_eq!(same_status(&Exchange::default()).unwrap(), Comparison::Same);
+/// ```
+pub use switchyard_sdk_macros::response_check;
 
 /// What the attribute macros expand to. Not part of the public API.
 #[doc(hidden)]

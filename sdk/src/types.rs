@@ -412,3 +412,71 @@ pub struct Decision {
     /// Also send the request to the other side and compare the answers.
     pub mirror: bool,
 }
+
+/// One side's answer to a mirrored read, as a response-check plugin sees
+/// it.
+///
+/// ```
+/// let r = switchyard_sdk::Response { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: b"{}".to_vec() };
+/// assert_eq!(r.header("Content-Type"), Some("application/json"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers the workflow compares, names in lower case; absent ones
+    /// are left out.
+    pub headers: Vec<(String, String)>,
+    /// The body, up to the router's `mirror_body_limit`.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name`, compared without regard to case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A read and two answers to it: the primary side's and the other side's,
+/// or, when the runner measures noise, two answers of the same side. A
+/// response-check plugin does not need to know which.
+///
+/// ```
+/// let e = switchyard_sdk::Exchange { method: "GET".into(), path: "/rows/t/k".into(), ..Default::default() };
+/// assert_eq!(e.first, e.second);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Exchange {
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// The query string, without `?`.
+    pub query: String,
+    /// One answer.
+    pub first: Response,
+    /// The other answer.
+    pub second: Response,
+}
+
+/// A response-check plugin's answer for one exchange.
+///
+/// ```
+/// let c = switchyard_sdk::Comparison::Differ(vec!["/rows/0/cells/d:text".into()]);
+/// assert_ne!(c, switchyard_sdk::Comparison::Same);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    /// The answers agree.
+    Same,
+    /// They differ at these places, each named the same way every time (a
+    /// JSON path, `status`): the runner takes out the places that also
+    /// differ between two reads of one side (noise) and counts the rest.
+    Differ(Vec<String>),
+    /// This read is not to be compared (counted as skipped).
+    Ignore,
+}

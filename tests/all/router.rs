@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use switchyard_runner::cancel::Cancel;
 use switchyard_runner::plugin::contract::Route;
 use switchyard_runner::router::routing::share_of;
-use switchyard_runner::router::{Mode, Router, RoutingFile};
+use switchyard_runner::router::{Mode, Router, RouterPlugins, RoutingFile};
 use switchyard_runner::steps::plugins::PluginRegistry;
 use switchyard_runner::workflow::{self, LoadOptions, Workflow};
 use switchyard_tests::cli::runner_bin;
@@ -101,7 +101,12 @@ fn a_user_moved_to_green_stays_there_as_the_share_grows() {
     let (blue, green) = (Backend::start("blue"), Backend::start("green"));
     let dir = tempfile::tempdir().unwrap();
     let w = load(&write(dir.path(), &workflow_text(&blue, &green, 0, "", "")));
-    let router = Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap();
+    let router = Router::start(
+        w.router.as_ref().unwrap(),
+        RouterPlugins::default(),
+        &w.state_dir,
+    )
+    .unwrap();
     let file = RoutingFile::new(&w.state_dir);
     let users: Vec<String> = (0..400).map(|i| format!("user-{i}")).collect();
     let mut on_green: HashSet<&str> = HashSet::new();
@@ -366,7 +371,15 @@ fn a_route_plugin_that_traps_hangs_or_refuses_sends_that_request_to_blue() {
     let w = load(&write(dir.path(), &text));
     let plugins = PluginRegistry::new(Cancel::default());
     let plugin = plugins.get::<Route>(&w.setup, "misroute").unwrap();
-    let router = Router::start(w.router.as_ref().unwrap(), Some(plugin), &w.state_dir).unwrap();
+    let router = Router::start(
+        w.router.as_ref().unwrap(),
+        RouterPlugins {
+            route: Some(plugin),
+            ..Default::default()
+        },
+        &w.state_dir,
+    )
+    .unwrap();
     let r = RoutingFile::new(&w.state_dir)
         .update("all green", |r| {
             r.green_share = share_of(100.0)?;
@@ -430,7 +443,14 @@ fn a_read_api_killed_under_load_costs_only_its_own_requests() {
             "",
         ),
     ));
-    let router = Arc::new(Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap());
+    let router = Arc::new(
+        Router::start(
+            w.router.as_ref().unwrap(),
+            RouterPlugins::default(),
+            &w.state_dir,
+        )
+        .unwrap(),
+    );
     let r = RoutingFile::new(&w.state_dir)
         .update("half", |r| {
             r.green_share = share_of(50.0)?;
@@ -500,7 +520,12 @@ fn http2_clients_are_served_and_failures_counted_per_side() {
     let (blue, green) = (Backend::start("blue"), Backend::start("green"));
     let dir = tempfile::tempdir().unwrap();
     let w = load(&write(dir.path(), &workflow_text(&blue, &green, 0, "", "")));
-    let router = Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap();
+    let router = Router::start(
+        w.router.as_ref().unwrap(),
+        RouterPlugins::default(),
+        &w.state_dir,
+    )
+    .unwrap();
     let r = RoutingFile::new(&w.state_dir)
         .update("all green", |r| {
             r.green_share = share_of(100.0)?;
@@ -852,7 +877,12 @@ fn mirrored_reads_count_real_mismatches_only_never_noise_or_lag() {
         dir.path(),
         &workflow_text(&blue, &green, 0, "mirror_recheck_after = \"50ms\"", ""),
     ));
-    let router = Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap();
+    let router = Router::start(
+        w.router.as_ref().unwrap(),
+        RouterPlugins::default(),
+        &w.state_dir,
+    )
+    .unwrap();
     let r = RoutingFile::new(&w.state_dir)
         .update("mirror", |r| {
             r.mirror = true;
@@ -919,6 +949,95 @@ fn mirrored_reads_count_real_mismatches_only_never_noise_or_lag() {
     }
 }
 
+/// A read-api stand-in answering one row per path in the example
+/// read-api's shape, its value written as `value`, or (`base64`) as
+/// `value_base64` with a cell blue does not serve; `served_at` changes on
+/// every answer. For `/rows/t/bad` the value differs; for
+/// `/rows/t/broken` a `base64` side answers JSON that is not.
+fn row_backend(base64: bool) -> Backend {
+    Backend::start_with(Arc::new(move |path: &str, _: &hyper::HeaderMap, n: u64| {
+        let json = ("content-type".to_string(), "application/json".to_string());
+        let body = match (base64, path) {
+            (false, _) => format!(
+                r#"{{"key": "{path}", "cells": [{{"family": "d", "qualifier": "text", "version": 1, "value": "hello"}}], "served_at": {n}}}"#
+            ),
+            (true, "/rows/t/broken") => "{oops".to_string(),
+            (true, _) => format!(
+                r#"{{"served_at": {}, "key": "{path}", "cells": [{{"family": "m", "qualifier": "writer", "version": 1, "value": "green"}}, {{"family": "d", "qualifier": "text", "version": 1, "value_base64": "{}"}}]}}"#,
+                n + 1000,
+                if path == "/rows/t/bad" {
+                    "SEVMTE8="
+                } else {
+                    "aGVsbG8="
+                }
+            ),
+        };
+        (200, vec![json], body)
+    }))
+}
+
+#[test]
+fn a_response_check_plugin_compares_mirrored_answers_in_its_own_normal_form() {
+    let (blue, green) = (row_backend(false), row_backend(true));
+    let dir = tempfile::tempdir().unwrap();
+    let text = workflow_text(
+        &blue,
+        &green,
+        0,
+        "mirror_plugin = \"read-check\"",
+        &format!(
+            "[plugin.read-check]\nwasm = \"{}\"\n[plugin.read-check.config]\nignore_cells = \"m:writer\"\n",
+            wasm("plugins/read-check").display()
+        ),
+    );
+    let w = load(&write(dir.path(), &text));
+    let plugins = PluginRegistry::new(Cancel::default());
+    let config = w.router.as_ref().unwrap();
+    let loaded = switchyard_runner::steps::route::load_plugins(&plugins, &w.setup, config).unwrap();
+    let router = Router::start(config, loaded, &w.state_dir).unwrap();
+    let r = RoutingFile::new(&w.state_dir)
+        .update("mirror", |r| {
+            r.mirror = true;
+            Ok(())
+        })
+        .unwrap();
+    until_serving(&router, r.generation);
+    let mut asked = 0;
+    for (path, times) in [("/rows/t/ok", 6), ("/rows/t/bad", 2), ("/rows/t/broken", 2)] {
+        for i in 0..times {
+            let a = get_as(router.address(), path, &format!("user-{i}")).unwrap();
+            assert_eq!((a.status, a.side()), (200, Some("blue")), "{path}");
+            assert!(a.body.contains("\"value\": \"hello\""), "{}", a.body);
+            asked += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let m = router.metrics().mirror;
+        if m.compared() + m.unjudged + m.failed + m.skipped >= asked {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "pairs not all judged: {m:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Text against base64 and a cell blue does not serve are the same in
+    // the plugin's normal form; `served_at` is noise; the changed value
+    // is found; JSON that is not leaves its pair unjudged.
+    assert_eq!(
+        (m.matched, m.noisy, m.mismatched, m.unjudged, m.lagging),
+        (0, 6, 2, 2, 0),
+        "{m:?}"
+    );
+    let samples = std::fs::read_to_string(w.state_dir.join("mirror-samples.ndjson")).unwrap();
+    for line in samples.lines() {
+        let s: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(s["path"], "/rows/t/bad");
+        assert_eq!(s["differences"], serde_json::json!(["/cells/d:text/bytes"]));
+        assert_eq!(s["noise"], serde_json::json!(["/served_at"]));
+    }
+    assert_eq!(samples.lines().count(), 2);
+}
+
 #[test]
 fn a_slow_mirror_never_slows_the_client_its_jobs_are_dropped_and_counted() {
     let blue = Backend::start("blue");
@@ -932,7 +1051,12 @@ fn a_slow_mirror_never_slows_the_client_its_jobs_are_dropped_and_counted() {
         dir.path(),
         &workflow_text(&blue, &green, 0, "mirror_queue = 2", ""),
     ));
-    let router = Router::start(w.router.as_ref().unwrap(), None, &w.state_dir).unwrap();
+    let router = Router::start(
+        w.router.as_ref().unwrap(),
+        RouterPlugins::default(),
+        &w.state_dir,
+    )
+    .unwrap();
     let r = RoutingFile::new(&w.state_dir)
         .update("mirror", |r| {
             r.mirror = true;

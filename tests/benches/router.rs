@@ -35,7 +35,7 @@ use switchyard_runner::cancel::Cancel;
 use switchyard_runner::plugin::contract::Route;
 use switchyard_runner::router::decide::{Decider, Rule};
 use switchyard_runner::router::routing::share_of;
-use switchyard_runner::router::{Metrics, Router, RoutingFile};
+use switchyard_runner::router::{Metrics, Router, RouterPlugins, RoutingFile};
 use switchyard_runner::steps::plugins::PluginRegistry;
 use switchyard_runner::workflow::{self, LoadOptions};
 use switchyard_tests::http::free_port;
@@ -390,8 +390,12 @@ impl Routers {
         let mirrored_w = load("mirrored", "");
         half(&mirrored_w, true);
         let hook = registry.get::<Route>(&hooked_w.setup, "hook").unwrap();
-        let start = |w: &workflow::Workflow, plugin| {
-            Router::start(w.router.as_ref().unwrap(), plugin, &w.state_dir).unwrap()
+        let start = |w: &workflow::Workflow, route| {
+            let plugins = RouterPlugins {
+                route,
+                ..Default::default()
+            };
+            Router::start(w.router.as_ref().unwrap(), plugins, &w.state_dir).unwrap()
         };
         Routers {
             plain: start(&plain_w, None),

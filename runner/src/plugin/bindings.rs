@@ -39,6 +39,19 @@ pub mod route {
     });
 }
 
+/// Bindings of the `response-check` world.
+pub mod response_check {
+    wasmtime::component::bindgen!({
+        world: "response-check",
+        path: "../sdk/wit",
+        additional_derives: [PartialEq, Eq],
+        with: {
+            "switchyard:plugin/types": super::transform::switchyard::plugin::types,
+            "switchyard:plugin/host": super::transform::switchyard::plugin::host,
+        },
+    });
+}
+
 /// Bindings of the previous contract's `transform` world
 /// (`sdk/wit-0.1/`): its batch records and its own `host` import. Its
 /// `types` are the same records as today's, so they are today's Rust
@@ -58,6 +71,7 @@ pub mod v0_1 {
 }
 
 pub use check::exports::switchyard::plugin::checker;
+pub use response_check::exports::switchyard::plugin::response_checker;
 pub use route::exports::switchyard::plugin::router;
 pub use transform::exports::switchyard::plugin::transformer;
 pub use transform::switchyard::plugin::{host, types};

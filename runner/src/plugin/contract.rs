@@ -14,7 +14,7 @@
 use wasmtime::component::{Component, ComponentExportIndex, Func, Instance};
 use wasmtime::{AsContextMut, Store};
 
-use super::bindings::{checker, router, transformer, types, v0_1};
+use super::bindings::{checker, response_checker, router, transformer, types, v0_1};
 use super::sandbox::HostState;
 
 /// A version of the contract.
@@ -46,7 +46,7 @@ impl Contract {
 
 /// One plugin world as the host sees it.
 pub trait World: Send + 'static {
-    /// `transform`, `check` or `route`.
+    /// `transform`, `check`, `route` or `response-check`.
     const KIND: &'static str;
     /// The interface the plugin exports, without package and version.
     const INTERFACE: &'static str;
@@ -78,6 +78,8 @@ pub struct Transform;
 pub struct Check;
 /// The `route` world.
 pub struct Route;
+/// The `response-check` world.
+pub struct ResponseCheck;
 
 impl World for Transform {
     const KIND: &'static str = "transform";
@@ -115,6 +117,19 @@ impl World for Route {
 
     fn typecheck(exports: &Exports, store: &Store<HostState>) -> wasmtime::Result<()> {
         exports.check::<(&router::Request,), (Result<router::Decision, types::PluginError>,)>(store)
+    }
+}
+
+impl World for ResponseCheck {
+    const KIND: &'static str = "response-check";
+    const INTERFACE: &'static str = "response-checker";
+    const FUNCTION: &'static str = "compare";
+
+    fn typecheck(exports: &Exports, store: &Store<HostState>) -> wasmtime::Result<()> {
+        exports.check::<
+            (&response_checker::Exchange,),
+            (Result<response_checker::Comparison, types::PluginError>,),
+        >(store)
     }
 }
 

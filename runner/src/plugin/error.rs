@@ -43,7 +43,7 @@ pub enum Input {
         /// How many.
         count: usize,
     },
-    /// A request being routed.
+    /// A request being routed, or the answers to it compared.
     Request {
         /// Method and path.
         what: String,

@@ -96,6 +96,10 @@ pub struct RouterSection {
     /// such as `/meta/served_at`).
     #[serde(default)]
     pub mirror_ignore: Vec<String>,
+    /// A `response-check` plugin that compares mirrored answers in place of
+    /// the built-in comparison.
+    #[serde(default)]
+    pub mirror_plugin: Option<Spanned<String>>,
     /// The most of one answer's body kept for comparing.
     #[serde(default)]
     pub mirror_body_limit: Option<Size>,
@@ -160,6 +164,8 @@ pub struct RouterConfig {
     pub mirror_headers: Vec<HeaderName>,
     /// JSON fields left out of comparisons.
     pub mirror_ignore: Vec<String>,
+    /// The response-check plugin's name.
+    pub mirror_plugin: Option<String>,
     /// The most of a body kept for comparing.
     pub mirror_body_limit: usize,
     /// Mirror jobs waiting at once.
@@ -206,17 +212,30 @@ impl RouterSection {
         }
         let blue = backend(&self.blue, "blue", errors)?;
         let green = backend(&self.green, "green", errors)?;
-        if let Some(p) = &self.plugin
-            && !plugin_exists(p.get_ref())
+        if let Some(p) = &self.mirror_plugin
+            && !self.mirror_ignore.is_empty()
         {
             return Err(errors.at(
                 p.span(),
-                format!(
-                    "`[router] plugin` = `{}`: no `[plugin.{}]` is declared",
-                    p.get_ref(),
-                    p.get_ref()
-                ),
+                "`[router] mirror_ignore` applies to the built-in comparison; with `mirror_plugin` the plugin decides what to leave out (give it the fields in its `config`)",
             ));
+        }
+        for (setting, p) in [
+            ("plugin", &self.plugin),
+            ("mirror_plugin", &self.mirror_plugin),
+        ] {
+            if let Some(p) = p
+                && !plugin_exists(p.get_ref())
+            {
+                return Err(errors.at(
+                    p.span(),
+                    format!(
+                        "`[router] {setting}` = `{}`: no `[plugin.{}]` is declared",
+                        p.get_ref(),
+                        p.get_ref()
+                    ),
+                ));
+            }
         }
         let header = |s: &Spanned<String>| {
             HeaderName::from_bytes(s.get_ref().trim().as_bytes())
@@ -312,6 +331,7 @@ impl RouterSection {
             max_connections,
             mirror_headers,
             mirror_ignore: self.mirror_ignore,
+            mirror_plugin: self.mirror_plugin.map(|p| p.into_inner()),
             mirror_body_limit: mirror_body_limit as usize,
             mirror_queue,
             mirror_samples: self.mirror_samples.unwrap_or(DEFAULT_MIRROR_SAMPLES),

@@ -19,6 +19,7 @@ use hyper::http::request::Parts;
 
 use super::bucket::{BUCKETS, bucket};
 use super::metrics::Metrics;
+use super::plugin_threads::{PluginThreads, Unanswered};
 use super::routing::{MAX_TEXT, Mode, Routing, Side};
 use crate::plugin::RoutePlugin;
 use crate::plugin::contract::Route;
@@ -53,19 +54,11 @@ pub enum Rule {
     },
 }
 
-/// Threads that run route plugin calls for a router, off the threads
-/// that serve requests: a call blocks its thread (and the sandbox's host
-/// calls cannot run inside an async runtime), and a plugin that hangs
-/// must not hold a thread the proxy needs.
+/// Threads that run route plugin calls for the proxy (see
+/// `plugin_threads`).
 const PLUGIN_THREADS: usize = 2;
 /// Requests waiting for a plugin thread; more go to blue unasked.
 const PLUGIN_QUEUE: usize = 1024;
-
-/// One plugin call for a plugin thread, and where its answer goes.
-type PluginJob = (
-    Request,
-    tokio::sync::oneshot::Sender<Result<world::Decision, String>>,
-);
 
 /// What the rule said of one request, before pins and the share.
 struct Hint {
@@ -81,8 +74,8 @@ pub struct Decider {
     metrics: Arc<Metrics>,
     /// Idle plugin instances for calls on the caller's thread.
     idle: Mutex<Vec<Instance<Route>>>,
-    /// The plugin threads' queue, for calls from the proxy.
-    pool: Option<std::sync::mpsc::SyncSender<PluginJob>>,
+    /// The plugin threads, for calls from the proxy.
+    pool: Option<PluginThreads<Request, Result<world::Decision, String>>>,
     failures_in_a_row: AtomicU32,
     resting_until: Mutex<Option<Instant>>,
     /// Spreads requests without a sticky key over the buckets.
@@ -94,7 +87,13 @@ impl Decider {
     /// threads start here.
     pub fn new(rule: Rule, timeout: Duration, metrics: Arc<Metrics>) -> Self {
         let pool = match &rule {
-            Rule::Plugin { plugin, .. } => Some(plugin_threads(plugin, timeout)),
+            Rule::Plugin { plugin, .. } => Some(PluginThreads::start(
+                plugin,
+                "route-plugin",
+                PLUGIN_THREADS,
+                PLUGIN_QUEUE,
+                move |instance, request| call(instance, request, timeout),
+            )),
             Rule::Header(_) => None,
         };
         Decider {
@@ -147,22 +146,17 @@ impl Decider {
                 if self.resting() {
                     None
                 } else {
-                    let (tell, answer) = tokio::sync::oneshot::channel();
-                    match pool.try_send((request_of(parts, headers), tell)) {
-                        Err(_) => {
-                            // Every plugin thread is busy and the queue full.
+                    // The call's own deadline, and time in the queue.
+                    let wait = self.timeout * 2 + Duration::from_millis(100);
+                    match pool.ask(request_of(parts, headers), wait).await {
+                        Err(Unanswered::Busy) => {
                             self.metrics.plugin_skipped.fetch_add(1, Ordering::Relaxed);
                             None
                         }
-                        Ok(()) => {
-                            // The call's own deadline, and time in the queue.
-                            let wait = self.timeout * 2 + Duration::from_millis(100);
-                            let answer = match tokio::time::timeout(wait, answer).await {
-                                Ok(Ok(answer)) => answer,
-                                _ => Err("no plugin thread answered in time".to_string()),
-                            };
-                            self.judge(answer)
+                        Err(Unanswered::Late) => {
+                            self.judge(Err("no plugin thread answered in time".to_string()))
                         }
+                        Ok(answer) => self.judge(answer),
                     }
                 }
             }
@@ -324,39 +318,6 @@ fn call(
         )),
         Err(failure) => Err(failure.to_string()),
     }
-}
-
-/// Starts the plugin threads, one instance each; they end when the
-/// decider (the queue's sender) is dropped.
-fn plugin_threads(
-    plugin: &RoutePlugin,
-    timeout: Duration,
-) -> std::sync::mpsc::SyncSender<PluginJob> {
-    let (jobs, queue) = std::sync::mpsc::sync_channel::<PluginJob>(PLUGIN_QUEUE);
-    let queue = Arc::new(Mutex::new(queue));
-    for _ in 0..PLUGIN_THREADS {
-        let queue = queue.clone();
-        let mut instance = plugin.instance();
-        let started = std::thread::Builder::new()
-            .name("route-plugin".into())
-            .spawn(move || {
-                loop {
-                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok((request, tell)) = job else {
-                        return;
-                    };
-                    // Its request gave up waiting: no call for nobody.
-                    if tell.is_closed() {
-                        continue;
-                    }
-                    let _ = tell.send(call(&mut instance, &request, timeout));
-                }
-            });
-        if let Err(e) = started {
-            tracing::error!("cannot start a route plugin thread: {e}");
-        }
-    }
-    jobs
 }
 
 /// Methods that read only (RFC 9110 §9.2.1): the only ones mirrored.

@@ -5,7 +5,10 @@
 //! is copied as it streams past (up to `mirror_body_limit`). A job then
 //! waits in a bounded queue (full: the job is dropped and counted) for a
 //! worker that sends the same request to the other side, marked with
-//! `x-switchyard-mirror: 1`, and compares (see `diff`):
+//! `x-switchyard-mirror: 1`, and compares — with the built-in comparison
+//! (`diff`), or with the workflow's `response-check` plugin
+//! (`mirror_plugin`), which names the places two answers differ in its
+//! own terms:
 //!
 //! 1. the answers differ and both report the store's watermark, and the
 //!    watermarks differ: the sides have applied different parts of the
@@ -20,7 +23,10 @@
 //!    in the state folder, at most `mirror_samples` of them.
 //!
 //! Only requests without a body are mirrored (reads: the decider marks
-//! only safe methods, or what the route plugin says).
+//! only safe methods, or what the route plugin says). A response-check
+//! plugin runs on its own thread; one that fails or says `ignore` leaves
+//! the pair uncounted either way (`unjudged`, `skipped`), never a
+//! mismatch.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,7 +49,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::config::{Backend, RouterConfig};
 use super::diff::{self, Answer, Differences};
+use super::plugin_threads::{PluginThreads, Unanswered};
 use super::routing::Side;
+use crate::plugin::ResponseCheckPlugin;
+use crate::plugin::response_check::{Comparison, Exchange, Response};
 
 /// The header that marks a mirrored request.
 pub const MIRROR_HEADER: &str = "x-switchyard-mirror";
@@ -53,6 +62,10 @@ const IN_FLIGHT: usize = 32;
 const SAMPLE_PATHS: usize = 50;
 /// A body shown in a sample.
 const SAMPLE_BODY: usize = 16 << 10;
+/// Comparisons waiting for the response-check plugin's thread.
+const PLUGIN_QUEUE: usize = 2 * IN_FLIGHT;
+/// Plugin failures told at `warn`; the rest at `debug` (all are counted).
+const FAILURES_TOLD: u64 = 3;
 
 /// How mirrored pairs fared.
 #[derive(Debug, Default)]
@@ -61,8 +74,11 @@ pub struct MirrorCounts {
     pub mirrored: AtomicU64,
     /// Jobs dropped because the queue was full.
     pub dropped: AtomicU64,
-    /// Pairs not compared: an answer too large, or the primary failed.
+    /// Pairs not compared: an answer too large, the primary failed, or the
+    /// response-check plugin said to ignore the read.
     pub skipped: AtomicU64,
+    /// Pairs the response-check plugin could not judge (it failed).
+    pub unjudged: AtomicU64,
     /// The other side did not answer.
     pub failed: AtomicU64,
     /// Pairs that agree.
@@ -84,6 +100,9 @@ pub struct MirrorSnapshot {
     pub dropped: u64,
     /// Pairs not compared.
     pub skipped: u64,
+    /// Pairs the response-check plugin failed on.
+    #[serde(default)]
+    pub unjudged: u64,
     /// The other side did not answer.
     pub failed: u64,
     /// Pairs that agree.
@@ -108,6 +127,7 @@ impl MirrorSnapshot {
             mirrored: self.mirrored.saturating_sub(earlier.mirrored),
             dropped: self.dropped.saturating_sub(earlier.dropped),
             skipped: self.skipped.saturating_sub(earlier.skipped),
+            unjudged: self.unjudged.saturating_sub(earlier.unjudged),
             failed: self.failed.saturating_sub(earlier.failed),
             matched: self.matched.saturating_sub(earlier.matched),
             noisy: self.noisy.saturating_sub(earlier.noisy),
@@ -125,6 +145,7 @@ impl MirrorCounts {
             mirrored: l(&self.mirrored),
             dropped: l(&self.dropped),
             skipped: l(&self.skipped),
+            unjudged: l(&self.unjudged),
             failed: l(&self.failed),
             matched: l(&self.matched),
             noisy: l(&self.noisy),
@@ -168,17 +189,171 @@ struct Worker {
     timeout: Duration,
     compared: Vec<HeaderName>,
     watermark: HeaderName,
-    ignore: Vec<String>,
+    comparer: Comparer,
     body_limit: usize,
     recheck_after: Duration,
     counts: Arc<MirrorCounts>,
     samples: Samples,
 }
 
+/// How two answers are compared.
+enum Comparer {
+    /// The built-in comparison, leaving out these JSON fields.
+    BuiltIn(Vec<String>),
+    /// A response-check plugin on its own thread.
+    Plugin {
+        name: String,
+        threads: PluginThreads<Exchange, Result<Comparison, String>>,
+        /// The longest a comparison may wait for the plugin.
+        wait: Duration,
+        failures: AtomicU64,
+    },
+}
+
+/// Why a pair got no verdict.
+enum Unjudged {
+    /// The plugin said not to compare this read.
+    Ignored,
+    /// The plugin failed.
+    Failed,
+}
+
+impl Comparer {
+    fn new(config: &RouterConfig, plugin: Option<ResponseCheckPlugin>) -> Comparer {
+        let Some(plugin) = plugin else {
+            return Comparer::BuiltIn(config.mirror_ignore.clone());
+        };
+        let wait = plugin.limits().timeout * 2 + Duration::from_millis(100);
+        Comparer::Plugin {
+            name: plugin.name().to_string(),
+            threads: PluginThreads::start(
+                &plugin,
+                "mirror-plugin",
+                1,
+                PLUGIN_QUEUE,
+                |instance, exchange| match instance.compare(exchange) {
+                    Ok(Ok(comparison)) => Ok(comparison),
+                    Ok(Err(refusal)) => Err(format!(
+                        "refused the answers: {}",
+                        crate::plugin::error::describe(&refusal)
+                    )),
+                    Err(failure) => Err(failure.to_string()),
+                },
+            ),
+            wait,
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Where `a` and `b`, two answers to `job`, differ.
+    async fn differences(
+        &self,
+        job: &Asked,
+        a: &Answer,
+        b: &Answer,
+    ) -> Result<Differences, Unjudged> {
+        let (name, threads, wait, failures) = match self {
+            Comparer::BuiltIn(ignore) => return Ok(diff::differences(a, b, ignore)),
+            Comparer::Plugin {
+                name,
+                threads,
+                wait,
+                failures,
+            } => (name, threads, *wait, failures),
+        };
+        let why = match threads.ask(exchange(job, a, b), wait).await {
+            Ok(Ok(Comparison::Same)) => return Ok(Differences::new()),
+            Ok(Ok(Comparison::Differ(places))) => return Ok(places.into_iter().collect()),
+            Ok(Ok(Comparison::Ignore)) => return Err(Unjudged::Ignored),
+            Ok(Err(why)) => why,
+            Err(Unanswered::Busy) => "its queue was full".to_string(),
+            Err(Unanswered::Late) => "it did not answer in time".to_string(),
+        };
+        let told = failures.fetch_add(1, Ordering::Relaxed);
+        if told < FAILURES_TOLD {
+            tracing::warn!(
+                plugin = name.as_str(),
+                "the mirror's response-check plugin could not compare the answers to {} {} (the pair is counted as unjudged{}): {}",
+                job.method,
+                crate::text::bounded(&job.path, 200),
+                if told + 1 == FAILURES_TOLD {
+                    "; further failures are only counted"
+                } else {
+                    ""
+                },
+                crate::text::bounded(&why, 300)
+            );
+        } else {
+            tracing::debug!(
+                plugin = name.as_str(),
+                "response-check failed: {}",
+                crate::text::bounded(&why, 300)
+            );
+        }
+        Err(Unjudged::Failed)
+    }
+}
+
+/// What a response-check plugin is shown of a request and two answers.
+fn exchange(job: &Asked, a: &Answer, b: &Answer) -> Exchange {
+    let (path, query) = job.path.split_once('?').unwrap_or((&job.path, ""));
+    let response = |x: &Answer| Response {
+        status: x.status,
+        headers: x
+            .headers
+            .iter()
+            .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), v.clone())))
+            .collect(),
+        body: x.body.clone(),
+    };
+    Exchange {
+        method: job.method.as_str().to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        first: response(a),
+        second: response(b),
+    }
+}
+
+/// How one mirrored pair ended.
+enum Outcome {
+    Matched,
+    Noisy,
+    Lagging,
+    /// The other side did not answer (or not again).
+    Failed,
+    Skipped,
+    Unjudged,
+    Mismatched(Box<Mismatch>),
+}
+
+/// A pair that differs for real, as its sample shows it.
+struct Mismatch {
+    primary: Answer,
+    other: Answer,
+    real: Differences,
+    noise: Differences,
+}
+
+impl From<Unjudged> for Outcome {
+    fn from(u: Unjudged) -> Outcome {
+        match u {
+            Unjudged::Ignored => Outcome::Skipped,
+            Unjudged::Failed => Outcome::Unjudged,
+        }
+    }
+}
+
 impl Mirror {
-    /// Starts the mirror's workers on the current runtime; samples go to
-    /// `samples` (kept to `config.mirror_samples`).
-    pub fn start(config: &RouterConfig, samples: PathBuf, counts: Arc<MirrorCounts>) -> Mirror {
+    /// Starts the mirror's workers on the current runtime, comparing with
+    /// `plugin` when there is one; samples go to `samples` (kept to
+    /// `config.mirror_samples`).
+    pub fn start(
+        config: &RouterConfig,
+        plugin: Option<ResponseCheckPlugin>,
+        samples: PathBuf,
+        counts: Arc<MirrorCounts>,
+    ) -> Mirror {
         let (queue, jobs) = mpsc::channel(config.mirror_queue);
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
@@ -193,7 +368,7 @@ impl Mirror {
             timeout: config.timeout,
             compared: config.mirror_headers.clone(),
             watermark: config.watermark_header.clone(),
-            ignore: config.mirror_ignore.clone(),
+            comparer: Comparer::new(config, plugin),
             body_limit: config.mirror_body_limit,
             recheck_after: config.mirror_recheck_after,
             counts: counts.clone(),
@@ -324,20 +499,40 @@ impl Worker {
         } = job;
         // The client may read its answer slowly (or it never ends): the
         // worker waits no longer than for a read-api.
-        let Ok(Ok(Some(primary))) = tokio::time::timeout(self.timeout, answer).await else {
-            add(&self.counts.skipped);
-            return;
+        let outcome = match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(Some(primary))) => self.judge(&job, primary_side, primary).await,
+            _ => Outcome::Skipped,
         };
+        let c = &self.counts;
+        match outcome {
+            Outcome::Matched => add(&c.matched),
+            Outcome::Noisy => add(&c.noisy),
+            Outcome::Lagging => add(&c.lagging),
+            Outcome::Failed => add(&c.failed),
+            Outcome::Skipped => add(&c.skipped),
+            Outcome::Unjudged => add(&c.unjudged),
+            Outcome::Mismatched(m) => {
+                add(&c.mismatched);
+                self.samples
+                    .keep(&job, primary_side, &m.primary, &m.other, &m.real, &m.noise)
+                    .await;
+            }
+        }
+    }
+
+    /// Asks the other side and compares its answer with the primary's.
+    async fn judge(&self, job: &Asked, primary_side: Side, primary: Answer) -> Outcome {
         let other_side = primary_side.other();
-        let Some(other) = self.ask(&job, other_side).await else {
-            add(&self.counts.failed);
-            return;
+        let Some(other) = self.ask(job, other_side).await else {
+            return Outcome::Failed;
         };
         let (mut primary, mut other) = (primary, other);
-        let mut found = diff::differences(&primary, &other, &self.ignore);
+        let mut found = match self.comparer.differences(job, &primary, &other).await {
+            Ok(found) => found,
+            Err(u) => return u.into(),
+        };
         if found.is_empty() {
-            add(&self.counts.matched);
-            return;
+            return Outcome::Matched;
         }
         // 1. Lag: answers that differ while the sides report different
         // watermarks are asked again; still apart, the pair is lagging.
@@ -346,42 +541,42 @@ impl Worker {
         {
             tokio::time::sleep(self.recheck_after).await;
             let (again_p, again_o) =
-                tokio::join!(self.ask(&job, primary_side), self.ask(&job, other_side));
+                tokio::join!(self.ask(job, primary_side), self.ask(job, other_side));
             match (again_p, again_o) {
                 (Some(p2), Some(o2)) if marked(&p2) == marked(&o2) => {
                     primary = p2;
                     other = o2;
                 }
-                (Some(_), Some(_)) => {
-                    add(&self.counts.lagging);
-                    return;
-                }
-                _ => {
-                    add(&self.counts.failed);
-                    return;
-                }
+                (Some(_), Some(_)) => return Outcome::Lagging,
+                _ => return Outcome::Failed,
             }
-            found = diff::differences(&primary, &other, &self.ignore);
+            found = match self.comparer.differences(job, &primary, &other).await {
+                Ok(found) => found,
+                Err(u) => return u.into(),
+            };
             if found.is_empty() {
-                add(&self.counts.matched);
-                return;
+                return Outcome::Matched;
             }
         }
 
         // 2. Noise: what the primary side changes by itself.
-        let noise = match self.ask(&job, primary_side).await {
-            Some(again) => diff::differences(&primary, &again, &self.ignore),
+        let noise = match self.ask(job, primary_side).await {
+            Some(again) => match self.comparer.differences(job, &primary, &again).await {
+                Ok(noise) => noise,
+                Err(u) => return u.into(),
+            },
             None => Differences::new(),
         };
         let real = diff::without_noise(&found, &noise);
         if real.is_empty() {
-            add(&self.counts.noisy);
-            return;
+            return Outcome::Noisy;
         }
-        add(&self.counts.mismatched);
-        self.samples
-            .keep(&job, primary_side, &primary, &other, &real, &noise)
-            .await;
+        Outcome::Mismatched(Box::new(Mismatch {
+            primary,
+            other,
+            real,
+            noise,
+        }))
     }
 }
 

@@ -146,7 +146,7 @@ impl StepConfig for MirrorStep {
             window.mismatched,
             window.lagging,
             window.dropped,
-            window.failed + window.skipped
+            window.failed + window.skipped + window.unjudged
         );
         if window.compared() < self.min_compared {
             let why = format!(

@@ -13,11 +13,14 @@ use serde::Deserialize;
 
 use super::background::{BackgroundTask, Freshness};
 use super::checking::Checking;
+use super::plugins::PluginRegistry;
 use super::uses::Uses;
 use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::document::{Kind, WorkflowError};
-use crate::plugin::contract::Route;
-use crate::router::Router;
+use crate::plugin::LoadError;
+use crate::plugin::contract::{ResponseCheck, Route};
+use crate::router::config::RouterConfig;
+use crate::router::{Router, RouterPlugins};
 use crate::setup::Setup;
 
 /// The kind, for the registration list.
@@ -119,6 +122,27 @@ pub fn counts(ctx: &StepContext) -> Result<Arc<crate::router::Metrics>, StepErro
         })
 }
 
+/// The plugins `[router]` names, loaded (for the `route` step and
+/// `runner route`).
+pub fn load_plugins(
+    registry: &PluginRegistry,
+    setup: &Setup,
+    config: &RouterConfig,
+) -> Result<RouterPlugins, LoadError> {
+    Ok(RouterPlugins {
+        route: config
+            .plugin
+            .as_ref()
+            .map(|name| registry.get::<Route>(setup, name))
+            .transpose()?,
+        response_check: config
+            .mirror_plugin
+            .as_ref()
+            .map(|name| registry.get::<ResponseCheck>(setup, name))
+            .transpose()?,
+    })
+}
+
 /// The router, as a background task.
 struct Routing {
     router: Router,
@@ -128,13 +152,9 @@ fn start(ctx: &StepContext) -> Result<Routing, StepError> {
     let Some(config) = &ctx.setup.router else {
         return Err(StepError::Missing("the workflow has no `[router]`".into()));
     };
-    let plugin = config
-        .plugin
-        .as_ref()
-        .map(|name| ctx.plugins.get::<Route>(&ctx.setup, name))
-        .transpose()?;
+    let plugins = load_plugins(&ctx.plugins, &ctx.setup, config)?;
     ctx.own(&[ctx.setup.state_dir.join(crate::state::ROUTING_FILE)])?;
-    let router = Router::start(config, plugin, &ctx.setup.state_dir)
+    let router = Router::start(config, plugins, &ctx.setup.state_dir)
         .map_err(|e| StepError::Background(e.to_string()))?;
     Ok(Routing { router })
 }

@@ -1,5 +1,5 @@
-//! Attribute macros of the Switchyard SDK: `#[transform]`, `#[check]` and
-//! `#[route]`. Each keeps the function as written (so it can be unit-tested
+//! Attribute macros of the Switchyard SDK: `#[transform]`, `#[check]`,
+//! `#[route]` and `#[response_check]`. Each keeps the function as written (so it can be unit-tested
 //! natively) and, for WebAssembly targets, adds the component exports that
 //! call it. Misuse is reported as a compile error on the offending tokens.
 
@@ -8,12 +8,13 @@ use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 use syn::{FnArg, ItemFn, Path, ReturnType, parse_macro_input};
 
-/// The three plugin kinds, one per WIT world.
+/// The plugin kinds, one per WIT world.
 #[derive(Clone, Copy)]
 enum Kind {
     Transform,
     Check,
     Route,
+    ResponseCheck,
 }
 
 impl Kind {
@@ -22,6 +23,7 @@ impl Kind {
             Kind::Transform => "transform",
             Kind::Check => "check",
             Kind::Route => "route",
+            Kind::ResponseCheck => "response_check",
         }
     }
 
@@ -33,6 +35,9 @@ impl Kind {
             Kind::Check => "fn(&Pair) -> Result<Verdict, PluginError> or fn(&Pair, &Config) -> …",
             Kind::Route => {
                 "fn(&Request) -> Result<Decision, PluginError> or fn(&Request, &Config) -> …"
+            }
+            Kind::ResponseCheck => {
+                "fn(&Exchange) -> Result<Comparison, PluginError> or fn(&Exchange, &Config) -> …"
             }
         }
     }
@@ -54,6 +59,13 @@ pub fn check(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn route(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Route, attr, item)
+}
+
+/// Marks the plugin's response-check function. See
+/// `switchyard_sdk::response_check`.
+#[proc_macro_attribute]
+pub fn response_check(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::ResponseCheck, attr, item)
 }
 
 fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -238,6 +250,7 @@ fn glue(kind: Kind, func: &ItemFn, shape: Shape, init: Option<&Path>) -> TokenSt
         Kind::Transform => (quote!(#s::Event), quote!(::std::vec::Vec<#s::RowMutation>)),
         Kind::Check => (quote!(#s::Pair), quote!(#s::Verdict)),
         Kind::Route => (quote!(#s::Request), quote!(#s::Decision)),
+        Kind::ResponseCheck => (quote!(#s::Exchange), quote!(#s::Comparison)),
     };
     let config = shape.takes_config.then(|| quote!(, &#s::Config));
     let rows = shape.writes.then(|| quote!(, &mut #s::Rows));
@@ -301,6 +314,18 @@ fn glue(kind: Kind, func: &ItemFn, shape: Shape, init: Option<&Path>) -> TokenSt
                 }
             }
             #p::route::__export_route!(__SwitchyardPlugin with_types_in #p::route);
+        },
+        Kind::ResponseCheck => quote! {
+            impl #p::response_check::exports::switchyard::plugin::response_checker::Guest for __SwitchyardPlugin {
+                fn init(config: ::std::vec::Vec<#p::wit::ConfigEntry>) -> ::core::result::Result<(), #p::wit::PluginError> {
+                    #p::init(config, #init)
+                }
+                fn compare(exchange: #p::response_check::exports::switchyard::plugin::response_checker::Exchange)
+                    -> ::core::result::Result<#p::response_check::exports::switchyard::plugin::response_checker::Comparison, #p::wit::PluginError> {
+                    #p::compare_one(exchange, #call)
+                }
+            }
+            #p::response_check::__export_response_check!(__SwitchyardPlugin with_types_in #p::response_check);
         },
     };
     quote! {
