@@ -112,6 +112,15 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Answer a step paused on an inconclusive stage: `pass` counts the
+    /// stage as passed and the step goes on; `again` holds it again.
+    Resume {
+        #[command(flatten)]
+        file: FileArgs,
+        /// `pass` or `again`.
+        #[arg(value_parser = ["pass", "again"])]
+        answer: String,
+    },
     /// Write a deterministic sample: `chat`, an event log; `chat-reads`,
     /// a request log of reads of its rooms for the `traffic` step.
     Sample {
@@ -237,6 +246,10 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
         },
         Command::Rollback { file, reason } => match file.load() {
             Ok(w) => rollback(&w, reason.as_deref()),
+            Err(e) => invalid(e),
+        },
+        Command::Resume { file, answer } => match file.load() {
+            Ok(w) => resume(&w, &answer),
             Err(e) => invalid(e),
         },
         Command::Status { file, json } => match file.load() {
@@ -554,6 +567,33 @@ fn rollback(w: &Workflow, reason: Option<&str>) -> ExitCode {
         true,
     );
     match rolled_back {
+        Ok(routing) => {
+            println!("routing: {}", routing.describe());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// `runner resume`.
+fn resume(w: &Workflow, answer: &str) -> ExitCode {
+    if let Err(e) = crate::state::check_folder(&w.state_dir, &w.name) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let answer: crate::router::Answer = match answer.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let file = crate::router::RoutingFile::new(&w.state_dir);
+    let why = format!("`{}` answered from the command line", answer.name());
+    match file.update(&why, |r| r.answer(answer)) {
         Ok(routing) => {
             println!("routing: {}", routing.describe());
             ExitCode::SUCCESS

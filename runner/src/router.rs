@@ -46,7 +46,7 @@ pub use config::{RouterConfig, RouterSection};
 use decide::{Decider, Rule};
 use forward::Forwarder;
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use routing::{Mode, Routing, RoutingError, RoutingFile, Side};
+pub use routing::{Answer, Mode, Paused, Routing, RoutingError, RoutingFile, Side};
 
 /// Threads serving requests: the router shares the machine with the
 /// replay and the stores.

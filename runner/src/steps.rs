@@ -29,6 +29,7 @@ pub mod current;
 pub mod cutover;
 pub mod hooks;
 pub mod mirror;
+pub mod pause;
 pub mod plugins;
 pub mod replay;
 pub mod restore;

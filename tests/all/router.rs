@@ -727,6 +727,17 @@ fn exec_under_load(
 }
 
 fn shift_workflow(blue: &Backend, green: &Backend, port: u16, shift: &str) -> String {
+    shift_workflow_with(blue, green, port, "", shift)
+}
+
+/// [`shift_workflow`] with `router` lines added to `[router]`.
+fn shift_workflow_with(
+    blue: &Backend,
+    green: &Backend,
+    port: u16,
+    router: &str,
+    shift: &str,
+) -> String {
     let steps = format!(
         "[store.green]\nkind = \"null\"\n\n\
          [[step]]\nid = \"page\"\nkind = \"shell\"\nhook = true\nrun = \"echo rolled back >> page.txt\"\n\n\
@@ -734,7 +745,7 @@ fn shift_workflow(blue: &Backend, green: &Backend, port: u16, shift: &str) -> St
          [[step]]\nid = \"ramp\"\nkind = \"shift\"\n{shift}\n\n\
          [[step]]\nid = \"switch\"\nkind = \"cutover\"\nto = \"green\"\n"
     );
-    workflow_text(blue, green, port, "", &steps)
+    workflow_text(blue, green, port, router, &steps)
 }
 
 #[test]
@@ -768,6 +779,102 @@ fn a_healthy_green_is_ramped_to_every_read_and_cut_over() {
     assert!(
         !dir.path().join("page.txt").exists(),
         "no rollback, no hook"
+    );
+}
+
+#[test]
+fn an_inconclusive_stage_pauses_until_an_operator_answers_from_the_admin_endpoint_or_a_shell() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let file = write(
+        dir.path(),
+        &shift_workflow_with(
+            &blue,
+            &green,
+            port,
+            &format!("admin = \"127.0.0.1:{admin}\""),
+            "stages = [20, 100]\nhold = \"300ms\"\nmin_requests = 1000\ncheck_every = \"100ms\"",
+        ),
+    );
+    let router: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let mut child = Command::new(runner_bin())
+        .arg("exec")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until_listening(router, &mut child);
+    let routing = RoutingFile::new(&dir.path().join(".switchyard/routed"));
+    let mut paused_at = |stage: &str, after: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = routing.read().unwrap();
+            if r.generation > after
+                && r.stage == format!("{stage}, paused")
+                && r.paused.as_ref().is_some_and(|p| p.answer.is_none())
+            {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "never paused at {stage}: {r:?}");
+            assert!(child.try_wait().unwrap().is_none(), "the run ended");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let resume = |answer: &str| {
+        Command::new(runner_bin())
+            .args(["resume", file.to_str().unwrap(), answer])
+            .output()
+            .unwrap()
+    };
+    let first = paused_at("20%", 0);
+    let asked = first.paused.as_ref().unwrap();
+    assert_eq!(asked.step, "ramp");
+    assert!(asked.question.contains("inconclusive"), "{asked:?}");
+    // Reads are served as they were while the step waits.
+    assert_eq!(get_as(router, "/rooms/1", "u1").unwrap().status, 200);
+    assert_eq!(first.green_share, share_of(20.0).unwrap());
+
+    // `again` from the admin endpoint holds the stage anew, which asks
+    // again.
+    let json = [("content-type", "application/json")];
+    let answered = request(admin, "POST", "/resume", &json, r#"{"answer": "again"}"#).unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let second = paused_at("20%", first.generation);
+    // `pass` from a shell goes on to the next stage.
+    let out = resume("pass");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let third = paused_at("100%", second.generation);
+    assert_eq!(third.green_share, share_of(100.0).unwrap());
+    let answered = request(admin, "POST", "/resume", &json, r#"{"answer": "pass"}"#).unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.body);
+
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("20%: inconclusive, passed by the operator"),
+        "{said}"
+    );
+    let last = routing.read().unwrap();
+    assert_eq!((last.mode, last.paused), (Mode::AllGreen, None));
+    // Nothing waits now: an answer is refused, and says why.
+    let out = resume("again");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no step is paused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

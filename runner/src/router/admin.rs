@@ -13,6 +13,9 @@
 //! - `POST /rollback` `{"reason": "…"}`: every read to blue at once.
 //! - `POST /pins` `{"key": "user-7", "side": "green"}` (`"side": null`
 //!   unpins).
+//! - `POST /resume` `{"answer": "pass"}` or `{"answer": "again"}`: answers
+//!   a step paused on an inconclusive stage (count it as passed, or hold
+//!   it again).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -27,7 +30,7 @@ use serde::Deserialize;
 
 use super::forward::{Body, json_answer, own_answer};
 use super::metrics::Metrics;
-use super::routing::{Mode, Routing, RoutingFile, Side, share_of};
+use super::routing::{Answer, Mode, Routing, RoutingFile, Side, share_of};
 
 /// The largest admin request body.
 pub const MAX_BODY: usize = 64 << 10;
@@ -80,6 +83,12 @@ struct SetRouting {
 struct Rollback {
     #[serde(default)]
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resume {
+    answer: Answer,
 }
 
 #[derive(Deserialize)]
@@ -197,13 +206,21 @@ impl Admin {
                 }
                 Err(e) => Err(e),
             },
-            (_, "/routing" | "/rollback" | "/pins") => Err((
+            (&Method::POST, "/resume") => match parse::<Resume>(&body) {
+                Ok(resume) => {
+                    let why = format!("`{}` answered by the {who}", resume.answer.name());
+                    self.change(&why, move |r| r.answer(resume.answer)).await
+                }
+                Err(e) => Err(e),
+            },
+            (_, "/routing" | "/rollback" | "/pins" | "/resume") => Err((
                 StatusCode::METHOD_NOT_ALLOWED,
-                "GET /routing, POST /routing, POST /rollback or POST /pins".to_string(),
+                "GET /routing, POST /routing, POST /rollback, POST /pins or POST /resume"
+                    .to_string(),
             )),
             _ => Err((
                 StatusCode::NOT_FOUND,
-                "the admin endpoint serves /routing, /rollback and /pins".to_string(),
+                "the admin endpoint serves /routing, /rollback, /pins and /resume".to_string(),
             )),
         };
         Ok(answer.unwrap_or_else(|(status, text)| own_answer(status, &text, None)))

@@ -26,6 +26,8 @@ pub const MAX_PINS: usize = 10_000;
 /// The longest sticky key that can be pinned, and the longest stage name
 /// or reason kept.
 pub const MAX_TEXT: usize = 256;
+/// The longest question a paused step asks.
+pub const MAX_QUESTION: usize = 1024;
 
 /// Which side serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +93,56 @@ pub struct Routing {
     pub changed_at_ms: u64,
     /// Sticky keys pinned to one side, ahead of the share.
     pub pins: BTreeMap<String, Side>,
+    /// A step waiting for an operator's answer, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
+}
+
+/// A step of a running workflow that waits for an operator: a ramp stage
+/// or a mirror stage that ended inconclusive, with `on_inconclusive =
+/// "pause"`. Reads stay as they are meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paused {
+    /// The step that waits.
+    pub step: String,
+    /// What it asks.
+    pub question: String,
+    /// The answer, once given; the step takes it and clears the pause.
+    #[serde(default)]
+    pub answer: Option<Answer>,
+}
+
+/// What an operator answers a paused step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Answer {
+    /// Count the stage as passed and go on.
+    Pass,
+    /// Hold the stage again.
+    Again,
+}
+
+impl Answer {
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Answer::Pass => "pass",
+            Answer::Again => "again",
+        }
+    }
+}
+
+impl std::str::FromStr for Answer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pass" => Ok(Answer::Pass),
+            "again" => Ok(Answer::Again),
+            other => Err(format!("`{other}`: the answer is `pass` or `again`")),
+        }
+    }
 }
 
 impl Default for Routing {
@@ -104,6 +156,7 @@ impl Default for Routing {
             reason: "not changed yet".into(),
             changed_at_ms: 0,
             pins: BTreeMap::new(),
+            paused: None,
         }
     }
 }
@@ -129,7 +182,32 @@ impl Routing {
             line.push_str(&format!(", {} pinned keys", self.pins.len()));
         }
         line.push_str(&format!("; {}", self.reason));
+        if let Some(p) = &self.paused {
+            match p.answer {
+                None => line.push_str(&format!(
+                    "; step `{}` is paused and asks: {} (answer `pass` or `again` with `runner resume` or the admin endpoint's POST /resume)",
+                    p.step, p.question
+                )),
+                Some(a) => line.push_str(&format!(
+                    "; step `{}` was answered `{}` and goes on",
+                    p.step,
+                    a.name()
+                )),
+            }
+        }
         line
+    }
+
+    /// Gives the paused step `answer`; refused when no step waits.
+    pub fn answer(&mut self, answer: Answer) -> Result<(), String> {
+        match &mut self.paused {
+            Some(p) if p.answer.is_none() => {
+                p.answer = Some(answer);
+                Ok(())
+            }
+            Some(p) => Err(format!("step `{}` was answered already", p.step)),
+            None => Err("no step is paused waiting for an answer".into()),
+        }
     }
 
     /// Checks what a caller asks to set: a share within range, texts and
@@ -148,6 +226,13 @@ impl Routing {
             return Err(format!(
                 "{} pinned keys; at most {MAX_PINS} can be pinned",
                 self.pins.len()
+            ));
+        }
+        if let Some(p) = &self.paused
+            && (p.step.len() > MAX_TEXT || p.question.len() > MAX_QUESTION)
+        {
+            return Err(format!(
+                "a paused step's name of more than {MAX_TEXT} bytes or question of more than {MAX_QUESTION}"
             ));
         }
         if let Some(k) = self.pins.keys().find(|k| k.len() > MAX_TEXT) {
@@ -364,5 +449,30 @@ mod tests {
             )
             .unwrap();
         assert!(fresh.generation > later.generation);
+    }
+
+    #[test]
+    fn only_a_paused_step_takes_an_answer_and_only_once() {
+        let mut r = Routing::default();
+        assert!(
+            r.answer(Answer::Pass)
+                .unwrap_err()
+                .contains("no step is paused")
+        );
+        r.paused = Some(Paused {
+            step: "ramp".into(),
+            question: "stage 5% is inconclusive".into(),
+            answer: None,
+        });
+        assert!(r.describe().contains("step `ramp` is paused and asks"));
+        r.answer(Answer::Again).unwrap();
+        assert!(
+            r.answer(Answer::Pass)
+                .unwrap_err()
+                .contains("answered already")
+        );
+        assert_eq!(r.paused.unwrap().answer, Some(Answer::Again));
+        assert_eq!("pass".parse::<Answer>(), Ok(Answer::Pass));
+        assert!("yes".parse::<Answer>().is_err());
     }
 }

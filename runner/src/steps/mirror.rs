@@ -2,7 +2,8 @@
 //! said: more real mismatches than `max_mismatch_rate` of the pairs
 //! compared fails the step (lagging and noisy pairs never count); fewer
 //! than `min_compared` pairs by the end of the hold is inconclusive
-//! (`on_inconclusive`, as in `shift`). Mirroring stays on afterwards, so
+//! (`on_inconclusive`, as in `shift`: by default it pauses and asks an
+//! operator, see `pause`). Mirroring stays on afterwards, so
 //! a `shift` that follows keeps comparing.
 
 use std::time::{Duration, Instant};
@@ -16,7 +17,8 @@ use super::uses::Uses;
 use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::document::values::{Period, fraction, whole};
 use crate::document::{Kind, WorkflowError};
-use crate::router::{Mode, RoutingFile};
+use crate::router::mirror::MirrorSnapshot;
+use crate::router::{Answer, Mode, RoutingFile};
 use crate::setup::Setup;
 
 /// The kind, for the registration list.
@@ -97,16 +99,69 @@ impl StepConfig for MirrorStep {
     fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
         let metrics = super::route::counts(ctx)?;
         let file = RoutingFile::new(&ctx.setup.state_dir);
+        loop {
+            let (window, stage) = self.hold(ctx, id, &file, &metrics)?;
+            let line = format!(
+                "mirrored {}: {} matched, {} matched once noise was out, {} mismatched, {} lagging, {} dropped, {} not compared",
+                window.mirrored,
+                window.matched,
+                window.noisy,
+                window.mismatched,
+                window.lagging,
+                window.dropped,
+                window.failed + window.skipped + window.unjudged
+            );
+            if window.compared() >= self.min_compared {
+                return Ok(line);
+            }
+            let why = format!(
+                "{} pairs compared in {}; at least {} are needed",
+                window.compared(),
+                humantime::format_duration(self.hold),
+                self.min_compared
+            );
+            match self.on_inconclusive {
+                Inconclusive::Pass => return Ok(format!("{line} (inconclusive, passed: {why})")),
+                Inconclusive::Fail => {
+                    return Err(StepError::Gate(format!("mirroring inconclusive: {why}")));
+                }
+                Inconclusive::Pause => {
+                    let question = format!("mirroring is inconclusive: {why}");
+                    match super::pause::ask(ctx, &file, id, &stage, &question)? {
+                        Answer::Pass => {
+                            return Ok(format!(
+                                "{line} (inconclusive, passed by the operator: {why})"
+                            ));
+                        }
+                        Answer::Again => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl MirrorStep {
+    /// Mirrors for the hold, failing at once on real mismatches; returns
+    /// what the mirror counted and the stage it held.
+    fn hold(
+        &self,
+        ctx: &StepContext,
+        id: &str,
+        file: &RoutingFile,
+        metrics: &crate::router::Metrics,
+    ) -> Result<(MirrorSnapshot, String), StepError> {
         let written = file.update(&format!("step `{id}`: mirroring"), |r| {
             r.mirror = true;
             if r.mode == Mode::Shift && r.green_share == 0 {
                 r.stage = "mirror".into();
             }
+            // A pause left by a run that was stopped is asked anew.
+            r.paused = None;
             Ok(())
         })?;
         let before = metrics.snapshot().mirror;
         let started = Instant::now();
-        let mut window;
         loop {
             sleep(
                 ctx,
@@ -119,7 +174,7 @@ impl StepConfig for MirrorStep {
                     now.reason
                 )));
             }
-            window = metrics.snapshot().mirror.since(&before);
+            let window = metrics.snapshot().mirror.since(&before);
             let compared = window.compared();
             let rate = window.mismatched as f64 / compared.max(1) as f64;
             if compared >= self.min_compared && rate > self.max_mismatch_rate {
@@ -135,35 +190,8 @@ impl StepConfig for MirrorStep {
                 )));
             }
             if started.elapsed() >= self.hold {
-                break;
+                return Ok((window, written.stage));
             }
         }
-        let line = format!(
-            "mirrored {}: {} matched, {} matched once noise was out, {} mismatched, {} lagging, {} dropped, {} not compared",
-            window.mirrored,
-            window.matched,
-            window.noisy,
-            window.mismatched,
-            window.lagging,
-            window.dropped,
-            window.failed + window.skipped + window.unjudged
-        );
-        if window.compared() < self.min_compared {
-            let why = format!(
-                "{} pairs compared in {}; at least {} are needed",
-                window.compared(),
-                humantime::format_duration(self.hold),
-                self.min_compared
-            );
-            match self.on_inconclusive {
-                Inconclusive::Pass => return Ok(format!("{line} (inconclusive, passed: {why})")),
-                Inconclusive::Pause | Inconclusive::Fail => {
-                    return Err(StepError::Gate(format!(
-                        "mirroring inconclusive: {why}; `runner exec` mirrors again"
-                    )));
-                }
-            }
-        }
-        Ok(line)
     }
 }

@@ -19,9 +19,9 @@
 //! the step fails, or with `on_failure = "wait"` waits until an operator
 //! sets a share again (the admin endpoint) and holds the stage anew. A
 //! stage that ends with too few requests to judge is inconclusive: by
-//! default the ramp pauses there (reads stay as they are, the step ends
-//! with the gate's exit code, and `runner exec` holds the stage again);
-//! `on_inconclusive = "pass"` or `"fail"` decide otherwise.
+//! default the ramp pauses there and asks an operator (see `pause`:
+//! reads stay as they are until the answer, `pass` or `again`);
+//! `on_inconclusive = "pass"` or `"fail"` decide without asking.
 //!
 //! Someone else's change to the routing during a stage (a rollback from
 //! any shell, a share set by hand) stops the ramp: the step does not
@@ -41,7 +41,7 @@ use crate::document::values::{Period, fraction, whole};
 use crate::document::{Kind, WorkflowError};
 use crate::router::metrics::{MetricsSnapshot, SideSnapshot};
 use crate::router::routing::share_of;
-use crate::router::{Metrics, Mode, Routing, RoutingFile};
+use crate::router::{Answer, Metrics, Mode, Routing, RoutingFile};
 use crate::setup::Setup;
 
 /// The kind, for the registration list.
@@ -307,6 +307,8 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
             r.mode = Mode::Shift;
             r.green_share = share_of(percent)?;
             r.stage = format!("{percent}%");
+            // A pause left by a run that was stopped is asked anew.
+            r.paused = None;
             Ok(())
         })?;
         tracing::info!(step = %id, "stage {percent}%: {}", written.describe());
@@ -319,11 +321,7 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
                     ms(window.green.p99_ms)
                 ));
                 stage += 1;
-                let mut state = ctx.lock_state();
-                state
-                    .step_mut(id, KIND.name)
-                    .set_own_field("passed_stages", Some(stage));
-                state.save()?;
+                save_passed(ctx, id, stage)?;
             }
             Judged::Inconclusive(why) => match s.on_inconclusive {
                 Inconclusive::Pass => {
@@ -332,16 +330,17 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
                     stage += 1;
                 }
                 Inconclusive::Pause => {
-                    file.update(
-                        &format!("step `{id}` paused: stage {percent}% inconclusive"),
-                        |r| {
-                            r.stage = format!("{percent}%, paused");
-                            Ok(())
-                        },
-                    )?;
-                    return Err(StepError::Gate(format!(
-                        "stage {percent}% inconclusive: {why}; reads stay as they are; `runner exec` holds the stage again, `runner rollback` sends every read to blue"
-                    )));
+                    let question = format!("stage {percent}% is inconclusive: {why}");
+                    match super::pause::ask(ctx, &file, id, &format!("{percent}%"), &question)? {
+                        Answer::Pass => {
+                            lines.push(format!(
+                                "{percent}%: inconclusive, passed by the operator ({why})"
+                            ));
+                            stage += 1;
+                            save_passed(ctx, id, stage)?;
+                        }
+                        Answer::Again => {}
+                    }
                 }
                 Inconclusive::Fail => {
                     roll_back(&file, id, &format!("stage {percent}% inconclusive: {why}"))?;
@@ -369,6 +368,17 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
         }
     }
     Ok(format!("reads shifted: {}", lines.join("; ")))
+}
+
+/// Saves that the first `stages` stages passed, so a resumed run starts
+/// after them.
+fn save_passed(ctx: &StepContext, id: &str, stages: usize) -> Result<(), StepError> {
+    let mut state = ctx.lock_state();
+    state
+        .step_mut(id, KIND.name)
+        .set_own_field("passed_stages", Some(stages));
+    state.save()?;
+    Ok(())
 }
 
 /// Holds one stage, looking at the gates.
