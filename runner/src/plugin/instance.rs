@@ -22,12 +22,15 @@ use super::error::{Input, LoadError, PluginFailure};
 use super::limits::{Limits, MemoryLimitHit};
 use super::linker;
 use super::load::{component_bytes, describe_invalid, sha256_hex};
+use super::log::LogBudget;
 use super::sandbox::{CapabilityDenied, Grants, HostState};
 
 pub use super::contract::World;
 
 struct Shared<W: World> {
     name: Arc<str>,
+    /// The lines a second its instances may log, together.
+    log_budget: Arc<LogBudget>,
     engine: PluginEngine,
     pre: InstancePre<HostState>,
     indices: ExportIndices,
@@ -93,6 +96,7 @@ impl<W: World> Plugin<W> {
         Ok(Plugin {
             shared: Arc::new(Shared {
                 name: spec.name.as_str().into(),
+                log_budget: Arc::default(),
                 engine: engine.clone(),
                 pre,
                 indices,
@@ -203,6 +207,7 @@ impl<W: World> Instance<W> {
         let fail = |e: wasmtime::Error, output: String| classify(shared, e, output, Input::Init);
         let state = HostState::new(
             shared.name.clone(),
+            shared.log_budget.clone(),
             &shared.grants,
             &shared.limits,
             shared.engine.stop().clone(),

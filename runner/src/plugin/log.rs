@@ -5,28 +5,75 @@
 //! escaped (a plugin cannot forge a line of the runner's, nor colour the
 //! terminal), cut to [`TEXT_LIMIT`](crate::text::TEXT_LIMIT) bytes, and
 //! limited to [`LINES_PER_CALL`] per call; what is dropped is counted and
-//! said once when the call ends.
+//! said once when the call ends. A plugin called once per request (a
+//! route plugin) could still log a hundred lines per request, so all the
+//! instances of one plugin also share [`LINES_PER_SECOND`]; the first line
+//! refused in a second says so.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::bindings::host::Level;
 
 /// The most lines one plugin call may log.
 pub const LINES_PER_CALL: u32 = 100;
+/// The most lines one plugin may log in a second, over all its instances.
+pub const LINES_PER_SECOND: u32 = 1000;
+
+/// The lines one plugin may still log this second, shared by its
+/// instances.
+#[derive(Debug)]
+pub struct LogBudget {
+    started: Instant,
+    /// The second (since `started`) counted, and the lines in it.
+    window: Mutex<(u64, u32)>,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        LogBudget {
+            started: Instant::now(),
+            window: Mutex::new((0, 0)),
+        }
+    }
+}
+
+impl LogBudget {
+    /// Whether `plugin` may log one more line now.
+    fn take(&self, plugin: &str) -> bool {
+        self.take_at(self.started.elapsed().as_secs(), plugin)
+    }
+
+    fn take_at(&self, second: u64, plugin: &str) -> bool {
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        window.1 = window.1.saturating_add(1);
+        if window.1 == LINES_PER_SECOND + 1 {
+            tracing::warn!(
+                "plugin `{plugin}` logged more than {LINES_PER_SECOND} lines in one second; the rest of that second's lines are dropped"
+            );
+        }
+        window.1 <= LINES_PER_SECOND
+    }
+}
 
 /// The log of one instance.
 #[derive(Debug)]
 pub struct PluginLog {
     plugin: Arc<str>,
+    budget: Arc<LogBudget>,
     lines: u32,
     dropped: u64,
 }
 
 impl PluginLog {
-    /// The log of `plugin`.
-    pub fn new(plugin: Arc<str>) -> Self {
+    /// The log of an instance of `plugin`, whose instances share `budget`.
+    pub fn new(plugin: Arc<str>, budget: Arc<LogBudget>) -> Self {
         PluginLog {
             plugin,
+            budget,
             lines: 0,
             dropped: 0,
         }
@@ -39,6 +86,9 @@ impl PluginLog {
             return;
         }
         self.lines += 1;
+        if !self.budget.take(&self.plugin) {
+            return;
+        }
         let line = crate::text::foreign(message);
         let plugin = &*self.plugin;
         match level {
@@ -61,5 +111,20 @@ impl PluginLog {
         }
         self.lines = 0;
         self.dropped = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_logs_at_most_its_lines_a_second_over_all_calls() {
+        let budget = LogBudget::default();
+        let taken = (0..3 * LINES_PER_SECOND)
+            .filter(|_| budget.take_at(7, "p"))
+            .count();
+        assert_eq!(taken, LINES_PER_SECOND as usize);
+        assert!(budget.take_at(8, "p"), "a new second, a new budget");
     }
 }

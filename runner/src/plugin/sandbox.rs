@@ -12,7 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{host, v0_1};
 use super::deadline::CallClock;
 use super::limits::{Limits, MemoryLimiter};
-use super::log::PluginLog;
+use super::log::{LogBudget, PluginLog};
 use super::output::OutputTail;
 use crate::cancel::Cancel;
 
@@ -66,6 +66,7 @@ impl HostState {
     /// Builds the sandbox of one instance; its calls stop when `stop` is set.
     pub fn new(
         plugin: Arc<str>,
+        log_budget: Arc<LogBudget>,
         grants: &Grants,
         limits: &Limits,
         stop: Cancel,
@@ -93,7 +94,7 @@ impl HostState {
             limiter: MemoryLimiter::new(limits.memory_bytes),
             output,
             clock: CallClock::new(stop),
-            log: PluginLog::new(plugin),
+            log: PluginLog::new(plugin, log_budget),
         })
     }
 

@@ -49,6 +49,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 pub const MAX_REQUESTS: usize = 1_000_000;
 /// The longest line of a log.
 pub const MAX_LINE: usize = 64 << 10;
+/// The largest log: it is held in memory whole, so that requests go out
+/// at the rate without waiting for the disk.
+pub const MAX_LOG_BYTES: u64 = 256 << 20;
 /// The highest rate.
 pub const MAX_RATE: f64 = 100_000.0;
 /// Time one request has to be answered, unless set.
@@ -224,6 +227,17 @@ fn read_log(path: &std::path::Path, written: &str) -> Result<Vec<Prepared>, Step
         |line: usize, why: String| StepError::Refused(format!("`{written}` line {line}: {why}"));
     let file = std::fs::File::open(path)
         .map_err(|e| StepError::Missing(format!("cannot read the request log `{written}`: {e}")))?;
+    let too_large = || {
+        StepError::Refused(format!(
+            "the request log `{written}` is larger than {} MiB; split it, or sample it",
+            MAX_LOG_BYTES >> 20
+        ))
+    };
+    if file.metadata().is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
+        return Err(too_large());
+    }
+    // A file that grows while it is read (or a pipe) is counted as read.
+    let mut total: u64 = 0;
     let mut out = Vec::new();
     let mut reader = std::io::BufReader::new(file);
     let mut line = String::new();
@@ -235,6 +249,10 @@ fn read_log(path: &std::path::Path, written: &str) -> Result<Vec<Prepared>, Step
             .map_err(|e| StepError::Missing(format!("cannot read `{written}`: {e}")))?;
         if read == 0 {
             break;
+        }
+        total += read as u64;
+        if total > MAX_LOG_BYTES {
+            return Err(too_large());
         }
         n += 1;
         if line.len() > MAX_LINE {
@@ -492,5 +510,27 @@ impl BackgroundTask for Load {
 
     fn status(&self, state: &mut crate::state::StepState) {
         state.set_own_field("load", Some(summary(&self.counts, self.rate, self.started)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_too_large_to_hold_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requests.ndjson");
+        let line = "{\"path\": \"/rows/messages/k\"}\n";
+        std::fs::write(&path, line.repeat(3)).unwrap();
+        assert_eq!(read_log(&path, "requests.ndjson").unwrap().len(), 3);
+        // Sparse: as large as it says, without taking the disk.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(MAX_LOG_BYTES + 1).unwrap();
+        let e = read_log(&path, "requests.ndjson")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("larger than 256 MiB"), "{e}");
     }
 }
