@@ -112,6 +112,18 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Set green's share of shifted reads by hand, ending a rollback or a
+    /// cutover (as the admin endpoint's `POST /routing` does); `0` keeps
+    /// every read on blue and lets a ramp start again.
+    Share {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Percent of shifted reads to green, 0 to 100.
+        percent: f64,
+        /// Why, kept in the routing state and shown by `runner status`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Answer a step paused on an inconclusive stage: `pass` counts the
     /// stage as passed and the step goes on; `again` holds it again.
     Resume {
@@ -246,6 +258,14 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
         },
         Command::Rollback { file, reason } => match file.load() {
             Ok(w) => rollback(&w, reason.as_deref()),
+            Err(e) => invalid(e),
+        },
+        Command::Share {
+            file,
+            percent,
+            reason,
+        } => match file.load() {
+            Ok(w) => share(&w, percent, reason.as_deref()),
             Err(e) => invalid(e),
         },
         Command::Resume { file, answer } => match file.load() {
@@ -560,8 +580,7 @@ fn rollback(w: &Workflow, reason: Option<&str>) -> ExitCode {
     let rolled_back = file.update_from(
         &why,
         |r| {
-            r.mode = crate::router::Mode::AllBlue;
-            r.stage = "rolled back".into();
+            r.roll_back();
             Ok(())
         },
         true,
@@ -578,11 +597,61 @@ fn rollback(w: &Workflow, reason: Option<&str>) -> ExitCode {
     }
 }
 
+/// `runner share`.
+fn share(w: &Workflow, percent: f64, reason: Option<&str>) -> ExitCode {
+    if w.router.is_none() {
+        eprintln!(
+            "error: {} has no `[router]` section: no reads are routed",
+            w.file.display()
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    if let Err(e) = crate::state::check_folder(&w.state_dir, &w.name) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let share = match crate::router::routing::share_of(percent) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let why = match reason {
+        Some(r) => format!("share set from the command line: {r}"),
+        None => "share set from the command line".to_string(),
+    };
+    let file = crate::router::RoutingFile::new(&w.state_dir);
+    match file.update(&why, |r| {
+        r.set_share(share);
+        Ok(())
+    }) {
+        Ok(routing) => {
+            println!("routing: {}", routing.describe());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
 /// `runner resume`.
 fn resume(w: &Workflow, answer: &str) -> ExitCode {
     if let Err(e) = crate::state::check_folder(&w.state_dir, &w.name) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
+    }
+    // A pause left by a runner that ended is asked anew by the next run;
+    // an answer to it would be taken for the next question.
+    if !crate::state::runner_alive(&w.state_dir) {
+        eprintln!(
+            "error: no runner is running workflow `{}`: no step waits for an answer (`runner exec {}` holds a paused stage again)",
+            w.name,
+            w.file.display()
+        );
+        return ExitCode::from(EXIT_FAILED);
     }
     let answer: crate::router::Answer = match answer.parse() {
         Ok(a) => a,

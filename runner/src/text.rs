@@ -23,6 +23,20 @@ pub fn bounded(text: &str, limit: usize) -> String {
     format!("{}… ({} more bytes cut)", &text[..end], text.len() - end)
 }
 
+/// `text` cut to at most `limit` bytes in all (at a character boundary,
+/// ending with `…` when cut): for fields that are checked against their
+/// limit afterwards.
+pub fn cut(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// `text` with control characters escaped (`\n`, `\u{1b}` …), so it is
 /// one line and cannot move the cursor or colour the terminal.
 pub fn one_line(text: &str) -> String {
@@ -135,6 +149,14 @@ pub fn quoted(items: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_text_keeps_to_its_limit() {
+        assert_eq!(cut("short", 10), "short");
+        let long = "é".repeat(300);
+        let c = cut(&long, 256);
+        assert!(c.len() <= 256 && c.ends_with('…'), "{}", c.len());
+    }
 
     #[test]
     fn long_text_is_cut_at_a_character_boundary() {

@@ -872,10 +872,77 @@ fn an_inconclusive_stage_pauses_until_an_operator_answers_from_the_admin_endpoin
     let out = resume("again");
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no step is paused"),
+        String::from_utf8_lossy(&out.stderr).contains("no step waits"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_paused_stage_still_sends_a_failing_green_back_and_a_rerun_does_not_undo_that() {
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let file = write(
+        dir.path(),
+        &shift_workflow(
+            &blue,
+            &green,
+            port,
+            "stages = [50, 100]\nhold = \"300ms\"\nmin_requests = 30\nmax_error_rate = 0.05\ncheck_every = \"100ms\"",
+        ),
+    );
+    let router: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let exec = || {
+        Command::new(runner_bin())
+            .arg("exec")
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = exec();
+    until_listening(router, &mut child);
+    let routing = RoutingFile::new(&dir.path().join(".switchyard/routed"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while routing.read().unwrap().paused.is_none() {
+        assert!(Instant::now() < deadline, "never paused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Paused, green starts failing under load: the gates still watch.
+    green.set_failing(true);
+    for i in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        get_as(router, "/rooms/1", &format!("user-{i}"));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("stage 50% failed: green failed"), "{err}");
+    let r = routing.read().unwrap();
+    assert_eq!((r.mode, r.paused), (Mode::AllBlue, None));
+
+    // A rerun does not undo the rollback; setting a share by hand ends it.
+    let out = exec().wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("does not undo a rollback"), "{err}");
+    assert_eq!(routing.read().unwrap().mode, Mode::AllBlue);
+    let out = Command::new(runner_bin())
+        .args(["share", file.to_str().unwrap(), "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = routing.read().unwrap();
+    assert_eq!((r.mode, r.green_share), (Mode::Shift, 0));
+    assert_eq!(r.stage, "0% (set by hand)");
 }
 
 #[test]
@@ -1060,7 +1127,8 @@ fn mirrored_reads_count_real_mismatches_only_never_noise_or_lag() {
 /// read-api's shape, its value written as `value`, or (`base64`) as
 /// `value_base64` with a cell blue does not serve; `served_at` changes on
 /// every answer. For `/rows/t/bad` the value differs; for
-/// `/rows/t/broken` a `base64` side answers JSON that is not.
+/// `/rows/t/broken` a `base64` side answers JSON that is not; for
+/// `/rows/t/huge` a `base64` side answers a row of 15,000 cells.
 fn row_backend(base64: bool) -> Backend {
     Backend::start_with(Arc::new(move |path: &str, _: &hyper::HeaderMap, n: u64| {
         let json = ("content-type".to_string(), "application/json".to_string());
@@ -1069,6 +1137,15 @@ fn row_backend(base64: bool) -> Backend {
                 r#"{{"key": "{path}", "cells": [{{"family": "d", "qualifier": "text", "version": 1, "value": "hello"}}], "served_at": {n}}}"#
             ),
             (true, "/rows/t/broken") => "{oops".to_string(),
+            (true, "/rows/t/huge") => format!(
+                r#"{{"key": "{path}", "cells": [{}]}}"#,
+                (0..15_000)
+                    .map(|i| format!(
+                        r#"{{"family": "d", "qualifier": "q{i:05}", "version": 1, "value": "x"}}"#
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             (true, _) => format!(
                 r#"{{"served_at": {}, "key": "{path}", "cells": [{{"family": "m", "qualifier": "writer", "version": 1, "value": "green"}}, {{"family": "d", "qualifier": "text", "version": 1, "value_base64": "{}"}}]}}"#,
                 n + 1000,
@@ -1093,7 +1170,7 @@ fn a_response_check_plugin_compares_mirrored_answers_in_its_own_normal_form() {
         0,
         "mirror_plugin = \"read-check\"",
         &format!(
-            "[plugin.read-check]\nwasm = \"{}\"\n[plugin.read-check.config]\nignore_cells = \"m:writer\"\n",
+            "[plugin.read-check]\nwasm = \"{}\"\nmemory_limit = \"4MiB\"\n[plugin.read-check.config]\nignore_cells = \"m:writer\"\n",
             wasm("plugins/read-check").display()
         ),
     );
@@ -1110,11 +1187,17 @@ fn a_response_check_plugin_compares_mirrored_answers_in_its_own_normal_form() {
         .unwrap();
     until_serving(&router, r.generation);
     let mut asked = 0;
-    for (path, times) in [("/rows/t/ok", 6), ("/rows/t/bad", 2), ("/rows/t/broken", 2)] {
+    let paths = [
+        ("/rows/t/ok", 6),
+        ("/rows/t/bad", 2),
+        ("/rows/t/broken", 2),
+        ("/rows/t/huge", 1),
+    ];
+    for (path, times) in paths {
         for i in 0..times {
             let a = get_as(router.address(), path, &format!("user-{i}")).unwrap();
             assert_eq!((a.status, a.side()), (200, Some("blue")), "{path}");
-            assert!(a.body.contains("\"value\": \"hello\""), "{}", a.body);
+            assert!(a.body.contains("\"value\": \"hello\""), "{path}");
             asked += 1;
         }
     }
@@ -1129,20 +1212,37 @@ fn a_response_check_plugin_compares_mirrored_answers_in_its_own_normal_form() {
     };
     // Text against base64 and a cell blue does not serve are the same in
     // the plugin's normal form; `served_at` is noise; the changed value
-    // is found; JSON that is not leaves its pair unjudged.
+    // and the broken answer are found; the answer too large for the
+    // plugin's memory leaves its pair unjudged, and the client served.
     assert_eq!(
         (m.matched, m.noisy, m.mismatched, m.unjudged, m.lagging),
-        (0, 6, 2, 2, 0),
+        (0, 6, 4, 1, 0),
         "{m:?}"
     );
     let samples = std::fs::read_to_string(w.state_dir.join("mirror-samples.ndjson")).unwrap();
-    for line in samples.lines() {
-        let s: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(s["path"], "/rows/t/bad");
-        assert_eq!(s["differences"], serde_json::json!(["/cells/d:text/bytes"]));
-        assert_eq!(s["noise"], serde_json::json!(["/served_at"]));
-    }
-    assert_eq!(samples.lines().count(), 2);
+    let mut found: Vec<(String, serde_json::Value)> = samples
+        .lines()
+        .map(|line| {
+            let s: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(s["noise"], serde_json::json!(["/served_at"]));
+            (
+                s["path"].as_str().unwrap().to_string(),
+                s["differences"].clone(),
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let bad = serde_json::json!(["/cells/d:text/bytes"]);
+    let broken = serde_json::json!(["body"]);
+    assert_eq!(
+        found,
+        vec![
+            ("/rows/t/bad".to_string(), bad.clone()),
+            ("/rows/t/bad".to_string(), bad),
+            ("/rows/t/broken".to_string(), broken.clone()),
+            ("/rows/t/broken".to_string(), broken),
+        ]
+    );
 }
 
 #[test]

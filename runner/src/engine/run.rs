@@ -375,6 +375,11 @@ fn run_steps(
             Ok(summary) => {
                 let summary = bounded(&summary, STEP_TEXT_LIMIT);
                 st.status = Status::Done;
+                // What it left running starts again when a later run
+                // resumes, whatever ends this one.
+                if ctx.background.runs(&id) {
+                    st.background = true;
+                }
                 st.summary = Some(summary.clone());
                 sf.save()?;
                 tracing::info!("done: {summary}");

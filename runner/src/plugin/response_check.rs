@@ -34,20 +34,16 @@ impl Instance<ResponseCheck> {
     }
 }
 
-/// Places named for one exchange; past this, one more says `(more)`.
-pub const MAX_PLACES: usize = 200;
-/// The longest place named (longer ones are cut, with `…`).
+/// Places kept of one answer: the router names at most 200 and says
+/// when there were more, so one more than that is enough.
+pub const MAX_PLACES: usize = 201;
+/// The longest place kept (longer ones are cut, with `…`).
 pub const MAX_PLACE: usize = 256;
 
 fn bounded(places: Vec<String>) -> Vec<String> {
-    let more = places.len() > MAX_PLACES;
-    let mut kept: Vec<String> = places
+    places
         .into_iter()
         .take(MAX_PLACES)
-        .map(|p| crate::text::bounded(&crate::text::foreign(&p), MAX_PLACE))
-        .collect();
-    if more {
-        kept.push("(more)".into());
-    }
-    kept
+        .map(|p| crate::text::cut(&crate::text::foreign(&p), MAX_PLACE))
+        .collect()
 }

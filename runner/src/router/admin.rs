@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use super::forward::{Body, json_answer, own_answer};
 use super::metrics::Metrics;
-use super::routing::{Answer, Mode, Routing, RoutingFile, Side, share_of};
+use super::routing::{Answer, Routing, RoutingFile, Side, share_of};
 
 /// The largest admin request body.
 pub const MAX_BODY: usize = 64 << 10;
@@ -156,8 +156,7 @@ impl Admin {
                         // Setting a share is what takes reads off a rollback
                         // or a cutover; the stage or mirroring alone do not.
                         if let Some(p) = set.green_percent {
-                            r.green_share = share_of(p)?;
-                            r.mode = Mode::Shift;
+                            r.set_share(share_of(p)?);
                         }
                         if let Some(stage) = set.stage {
                             r.stage = stage;
@@ -184,8 +183,7 @@ impl Admin {
                             None => format!("rolled back by the {who}"),
                         };
                         self.change(&why, |r| {
-                            r.mode = Mode::AllBlue;
-                            r.stage = "rolled back".into();
+                            r.roll_back();
                             Ok(())
                         })
                         .await

@@ -33,12 +33,14 @@ pub const DEFAULT_STICKY_HEADER: &str = "x-user-id";
 pub const DEFAULT_WATERMARK_HEADER: &str = "x-switchyard-watermark";
 /// The most of one answer's body the mirror keeps, unless set.
 pub const DEFAULT_MIRROR_BODY_LIMIT: u64 = 1 << 20;
-/// The most `mirror_body_limit` may be: two bodies per pair in flight.
-pub const MAX_MIRROR_BODY_LIMIT: u64 = 64 << 20;
+/// The most `mirror_body_limit` may be (with the smallest queue, what the
+/// mirror holds stays under [`MAX_MIRROR_HELD`]).
+pub const MAX_MIRROR_BODY_LIMIT: u64 = 4 << 20;
 /// Mirror jobs waiting at once, unless set.
 pub const DEFAULT_MIRROR_QUEUE: usize = 256;
-/// The most the mirror may hold of answers waiting to be compared:
-/// `mirror_queue` × `mirror_body_limit`.
+/// The most the mirror may hold of answers waiting to be compared or
+/// being compared: (`mirror_queue` + what is in flight) ×
+/// `mirror_body_limit`.
 pub const MAX_MIRROR_HELD: u64 = 1 << 30;
 /// The most `max_connections` may be.
 pub const MAX_CONNECTIONS: usize = 100_000;
@@ -296,7 +298,7 @@ impl RouterSection {
         if mirror_body_limit == 0 || mirror_body_limit > MAX_MIRROR_BODY_LIMIT {
             return Err(errors.at(
                 span,
-                "`[router] mirror_body_limit` must be between 1 byte and 64MiB",
+                "`[router] mirror_body_limit` must be between 1 byte and 4MiB",
             ));
         }
         let mirror_queue = self.mirror_queue.unwrap_or(DEFAULT_MIRROR_QUEUE);
@@ -306,10 +308,14 @@ impl RouterSection {
                 format!("`[router] mirror_queue` must be between 1 and {MAX_MIRROR_QUEUE}"),
             ));
         }
-        if mirror_queue as u64 * mirror_body_limit > MAX_MIRROR_HELD {
+        let held = (mirror_queue + super::mirror::HELD_BESIDES_QUEUE) as u64;
+        if held * mirror_body_limit > MAX_MIRROR_HELD {
             return Err(errors.at(
                 span.clone(),
-                "`[router] mirror_queue` × `mirror_body_limit` is more than 1GiB of answers held for comparing; lower one of them",
+                format!(
+                    "(`[router] mirror_queue` + {}) × `mirror_body_limit` is more than 1GiB of answers held for comparing; lower one of them",
+                    super::mirror::HELD_BESIDES_QUEUE
+                ),
             ));
         }
         Ok(RouterConfig {

@@ -34,11 +34,12 @@ pub const MAX_DIFFERENCES: usize = 200;
 /// The longest path named (longer ones are cut, with `…`).
 const MAX_PATH: usize = 256;
 
-fn note(out: &mut Differences, what: &str) {
+/// Adds `what` to `out`, or past the cap, [`MORE`].
+pub fn note(out: &mut Differences, what: &str) {
     if out.len() < MAX_DIFFERENCES {
         out.insert(crate::text::bounded(what, MAX_PATH));
     } else {
-        out.insert("(more)".into());
+        out.insert(MORE.into());
     }
 }
 
@@ -105,9 +106,18 @@ fn walk(a: &Value, b: &Value, path: &mut String, ignore: &[String], out: &mut Di
 }
 
 /// What is left of `found` once the `noise` of the same side is taken out.
+/// `(more)` (differences past the cap, unnamed) is never taken out: what
+/// it stands for cannot be matched against the noise.
 pub fn without_noise(found: &Differences, noise: &Differences) -> Differences {
-    found.difference(noise).cloned().collect()
+    found
+        .iter()
+        .filter(|d| *d == MORE || !noise.contains(*d))
+        .cloned()
+        .collect()
 }
+
+/// Stands for the differences past [`MAX_DIFFERENCES`].
+pub const MORE: &str = "(more)";
 
 #[cfg(test)]
 mod tests {
@@ -147,6 +157,10 @@ mod tests {
             without_noise(&found, &noise),
             ["/items/1/text".to_string()].into()
         );
+        // Past the cap, noise cannot cancel what was left unnamed.
+        let capped: Differences = ["/at".to_string(), MORE.to_string()].into();
+        let noise: Differences = ["/at".to_string(), MORE.to_string()].into();
+        assert_eq!(without_noise(&capped, &noise), [MORE.to_string()].into());
     }
 
     #[test]

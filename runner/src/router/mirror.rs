@@ -62,8 +62,14 @@ const IN_FLIGHT: usize = 32;
 const SAMPLE_PATHS: usize = 50;
 /// A body shown in a sample.
 const SAMPLE_BODY: usize = 16 << 10;
-/// Comparisons waiting for the response-check plugin's thread.
-const PLUGIN_QUEUE: usize = 2 * IN_FLIGHT;
+/// Comparisons waiting for the response-check plugin's thread (each
+/// holds two answers; more are unjudged, counted).
+const PLUGIN_QUEUE: usize = 4;
+/// Answers the mirror may hold at once besides its queue's, each up to
+/// `mirror_body_limit`: up to four per pair compared (primary, other, and
+/// both again after a lag) and two per comparison waiting for or in the
+/// plugin. `config` bounds the sum.
+pub const HELD_BESIDES_QUEUE: usize = 4 * IN_FLIGHT + 2 * (PLUGIN_QUEUE + 1);
 /// Plugin failures told at `warn`; the rest at `debug` (all are counted).
 const FAILURES_TOLD: u64 = 3;
 
@@ -204,7 +210,10 @@ enum Comparer {
     Plugin {
         name: String,
         threads: PluginThreads<Exchange, Result<Comparison, String>>,
-        /// The longest a comparison may wait for the plugin.
+        /// Places in the plugin's queue: a comparison waits for one, so
+        /// the queue is never full and a burst is judged, not refused.
+        places: Semaphore,
+        /// The longest a comparison may wait for the plugin once queued.
         wait: Duration,
         failures: AtomicU64,
     },
@@ -223,7 +232,8 @@ impl Comparer {
         let Some(plugin) = plugin else {
             return Comparer::BuiltIn(config.mirror_ignore.clone());
         };
-        let wait = plugin.limits().timeout * 2 + Duration::from_millis(100);
+        // Everything ahead of it in the queue, and its own call.
+        let wait = plugin.limits().timeout * (PLUGIN_QUEUE as u32 + 1) + Duration::from_millis(100);
         Comparer::Plugin {
             name: plugin.name().to_string(),
             threads: PluginThreads::start(
@@ -240,6 +250,7 @@ impl Comparer {
                     Err(failure) => Err(failure.to_string()),
                 },
             ),
+            places: Semaphore::new(PLUGIN_QUEUE),
             wait,
             failures: AtomicU64::new(0),
         }
@@ -252,18 +263,28 @@ impl Comparer {
         a: &Answer,
         b: &Answer,
     ) -> Result<Differences, Unjudged> {
-        let (name, threads, wait, failures) = match self {
+        let (name, threads, places, wait, failures) = match self {
             Comparer::BuiltIn(ignore) => return Ok(diff::differences(a, b, ignore)),
             Comparer::Plugin {
                 name,
                 threads,
+                places,
                 wait,
                 failures,
-            } => (name, threads, *wait, failures),
+            } => (name, threads, places, *wait, failures),
+        };
+        let Ok(_place) = places.acquire().await else {
+            return Err(Unjudged::Failed);
         };
         let why = match threads.ask(exchange(job, a, b), wait).await {
             Ok(Ok(Comparison::Same)) => return Ok(Differences::new()),
-            Ok(Ok(Comparison::Differ(places))) => return Ok(places.into_iter().collect()),
+            Ok(Ok(Comparison::Differ(places))) => {
+                let mut named = Differences::new();
+                for place in &places {
+                    diff::note(&mut named, place);
+                }
+                return Ok(named);
+            }
             Ok(Ok(Comparison::Ignore)) => return Err(Unjudged::Ignored),
             Ok(Err(why)) => why,
             Err(Unanswered::Busy) => "its queue was full".to_string(),
@@ -373,8 +394,12 @@ impl Mirror {
             recheck_after: config.mirror_recheck_after,
             counts: counts.clone(),
             samples: Samples {
+                // Whoever wrote samples before (this router started
+                // again, another router of the workflow) counts too.
+                left: AtomicU64::new(
+                    (config.mirror_samples as u64).saturating_sub(samples_in(&samples)),
+                ),
                 path: samples,
-                left: AtomicU64::new(config.mirror_samples as u64),
                 most_bytes: config.mirror_samples as u64 * SAMPLE_BYTES,
             },
         });
@@ -559,12 +584,15 @@ impl Worker {
             }
         }
 
-        // 2. Noise: what the primary side changes by itself.
+        // 2. Noise: what the primary side changes by itself. Not known (the
+        // side or the plugin failed), nothing is taken out: a difference
+        // found stays one.
         let noise = match self.ask(job, primary_side).await {
-            Some(again) => match self.comparer.differences(job, &primary, &again).await {
-                Ok(noise) => noise,
-                Err(u) => return u.into(),
-            },
+            Some(again) => self
+                .comparer
+                .differences(job, &primary, &again)
+                .await
+                .unwrap_or_default(),
             None => Differences::new(),
         };
         let real = diff::without_noise(&found, &noise);
@@ -673,6 +701,24 @@ impl Samples {
         })
         .await;
     }
+}
+
+/// The samples a file holds already (its lines).
+fn samples_in(path: &std::path::Path) -> u64 {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let mut lines = 0;
+    let mut buf = [0u8; 64 << 10];
+    let mut reader = std::io::BufReader::new(file);
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    lines
 }
 
 /// A body for a sample: its text when UTF-8, else hex; cut to 16 KiB.

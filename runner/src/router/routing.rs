@@ -70,12 +70,13 @@ pub enum Mode {
     AllGreen,
 }
 
-/// Where reads go.
+/// Where reads go. Fields a later runner adds are ignored (not refused),
+/// so a router of this version keeps following a file one of a later
+/// version wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Routing {
     /// Rises with every change (to at least the time of the change in
-    /// ms, so a file written afresh after a damaged one still rises);
+    /// µs, so a file written afresh after a damaged one still rises);
     /// routers never go back to a lower one.
     pub generation: u64,
     /// What overrides the share.
@@ -102,7 +103,6 @@ pub struct Routing {
 /// or a mirror stage that ended inconclusive, with `on_inconclusive =
 /// "pause"`. Reads stay as they are meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Paused {
     /// The step that waits.
     pub step: String,
@@ -174,28 +174,48 @@ impl Routing {
             Mode::AllBlue => "every read to blue (rolled back)".into(),
             Mode::AllGreen => "every read to green (cut over)".into(),
         };
-        let mut line = format!("stage `{}`: {share}", self.stage);
+        // The file may have been written by anyone who can write the
+        // state folder: its texts are shown on one line.
+        let shown = crate::text::foreign;
+        let mut line = format!("stage `{}`: {share}", shown(&self.stage));
         if self.mirror {
             line.push_str(", mirroring on");
         }
         if !self.pins.is_empty() {
             line.push_str(&format!(", {} pinned keys", self.pins.len()));
         }
-        line.push_str(&format!("; {}", self.reason));
+        line.push_str(&format!("; {}", shown(&self.reason)));
         if let Some(p) = &self.paused {
             match p.answer {
                 None => line.push_str(&format!(
                     "; step `{}` is paused and asks: {} (answer `pass` or `again` with `runner resume` or the admin endpoint's POST /resume)",
-                    p.step, p.question
+                    shown(&p.step),
+                    shown(&p.question)
                 )),
                 Some(a) => line.push_str(&format!(
                     "; step `{}` was answered `{}` and goes on",
-                    p.step,
+                    shown(&p.step),
                     a.name()
                 )),
             }
         }
         line
+    }
+
+    /// Sets green's share by hand (in hundredths of a percent), ending a
+    /// rollback or a cutover; the stage is named after the share.
+    pub fn set_share(&mut self, share: u32) {
+        self.mode = Mode::Shift;
+        self.green_share = share;
+        self.stage = format!("{}% (set by hand)", f64::from(share) / 100.0);
+    }
+
+    /// Sends every read to blue, ending any pause: what `runner rollback`
+    /// and the admin endpoint's `POST /rollback` do.
+    pub fn roll_back(&mut self) {
+        self.mode = Mode::AllBlue;
+        self.stage = "rolled back".into();
+        self.paused = None;
     }
 
     /// Gives the paused step `answer`; refused when no step waits.
@@ -250,7 +270,13 @@ pub fn share_of(percent: f64) -> Result<u32, String> {
     if !(0.0..=100.0).contains(&percent) || percent.is_nan() {
         return Err(format!("{percent}% is not between 0% and 100%"));
     }
-    Ok((percent * 100.0).round() as u32)
+    let share = (percent * 100.0).round() as u32;
+    if share == 0 && percent > 0.0 {
+        return Err(format!(
+            "{percent}% is below the smallest share, 0.01% (1 bucket of 10,000)"
+        ));
+    }
+    Ok(share)
 }
 
 /// Why the routing file could not be used.
@@ -339,12 +365,56 @@ impl RoutingFile {
             Err(e) => return Err(e),
         };
         change(&mut routing).map_err(|e| self.error(e))?;
-        routing.generation = (routing.generation + 1).max(now_ms());
-        routing.reason = crate::text::bounded(reason, MAX_TEXT);
+        self.commit(&mut routing, Some(reason))?;
+        Ok(routing)
+    }
+
+    /// Like [`RoutingFile::update`], only if the file is still at
+    /// generation `expected` (nobody changed it since the caller's own
+    /// change): otherwise `Err` with the state as it is, nothing written.
+    /// A step uses it so that it never undoes an operator's rollback.
+    pub fn update_if(
+        &self,
+        reason: &str,
+        expected: u64,
+        change: impl FnOnce(&mut Routing) -> Result<(), String>,
+    ) -> Result<Result<Routing, Routing>, RoutingError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.error(e))?;
+        let _lock = Lock::take(&self.dir.join("routing.lock")).map_err(|e| self.error(e))?;
+        let mut routing = self.read()?;
+        if routing.generation != expected {
+            return Ok(Err(routing));
+        }
+        change(&mut routing).map_err(|e| self.error(e))?;
+        self.commit(&mut routing, Some(reason))?;
+        Ok(Ok(routing))
+    }
+
+    /// Takes the pause of step `step` out, if it is there, keeping the
+    /// reason of the last change (a rollback's stays what `runner status`
+    /// shows).
+    pub fn clear_pause(&self, step: &str) -> Result<(), RoutingError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.error(e))?;
+        let _lock = Lock::take(&self.dir.join("routing.lock")).map_err(|e| self.error(e))?;
+        let mut routing = self.read()?;
+        if routing.paused.as_ref().is_none_or(|p| p.step != step) {
+            return Ok(());
+        }
+        routing.paused = None;
+        self.commit(&mut routing, None)
+    }
+
+    /// Writes `routing` as the next generation, with `reason` when given.
+    fn commit(&self, routing: &mut Routing, reason: Option<&str>) -> Result<(), RoutingError> {
+        // In microseconds: a file written afresh (after a damaged one) is
+        // later than any change before it, even one in the same ms.
+        routing.generation = (routing.generation + 1).max(now_us());
+        if let Some(reason) = reason {
+            routing.reason = crate::text::cut(reason, MAX_TEXT);
+        }
         routing.changed_at_ms = now_ms();
         routing.check().map_err(|e| self.error(e))?;
-        self.write(&routing)?;
-        Ok(routing)
+        self.write(routing)
     }
 
     fn write(&self, routing: &Routing) -> Result<(), RoutingError> {
@@ -398,6 +468,12 @@ fn lock_exclusive(file: &File) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn now_ms() -> u64 {

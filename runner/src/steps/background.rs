@@ -187,6 +187,11 @@ impl BackgroundTasks {
         self.inner().failure.as_ref().map(|(id, ..)| id.clone())
     }
 
+    /// Whether the task of step `id` runs in this process.
+    pub fn runs(&self, id: &str) -> bool {
+        self.inner().list.iter().any(|r| r.id == id)
+    }
+
     /// Whether a background task failed in this run.
     pub fn has_failed(&self) -> bool {
         self.inner().failure.is_some()

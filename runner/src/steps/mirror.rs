@@ -12,13 +12,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::checking::Checking;
+use super::pause::{self, Asked};
 use super::shift::{Inconclusive, inconclusive_policy, sleep};
 use super::uses::Uses;
 use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::document::values::{Period, fraction, whole};
 use crate::document::{Kind, WorkflowError};
 use crate::router::mirror::MirrorSnapshot;
-use crate::router::{Answer, Mode, RoutingFile};
+use crate::router::{Answer, Mode, Routing, RoutingFile};
 use crate::setup::Setup;
 
 /// The kind, for the registration list.
@@ -99,17 +100,20 @@ impl StepConfig for MirrorStep {
     fn run(&self, ctx: &StepContext, id: &str) -> Result<String, StepError> {
         let metrics = super::route::counts(ctx)?;
         let file = RoutingFile::new(&ctx.setup.state_dir);
+        // The generation this step wrote last, once it wrote one.
+        let mut ours = None;
         loop {
-            let (window, stage) = self.hold(ctx, id, &file, &metrics)?;
+            let (window, written, before) = self.hold(ctx, id, &file, &metrics, ours)?;
             let line = format!(
-                "mirrored {}: {} matched, {} matched once noise was out, {} mismatched, {} lagging, {} dropped, {} not compared",
+                "mirrored {}: {} matched, {} matched once noise was out, {} mismatched, {} lagging, {} dropped, {} the response-check plugin could not judge, {} not compared",
                 window.mirrored,
                 window.matched,
                 window.noisy,
                 window.mismatched,
                 window.lagging,
                 window.dropped,
-                window.failed + window.skipped + window.unjudged
+                window.unjudged,
+                window.failed + window.skipped
             );
             if window.compared() >= self.min_compared {
                 return Ok(line);
@@ -127,13 +131,23 @@ impl StepConfig for MirrorStep {
                 }
                 Inconclusive::Pause => {
                     let question = format!("mirroring is inconclusive: {why}");
-                    match super::pause::ask(ctx, &file, id, &stage, &question)? {
-                        Answer::Pass => {
+                    let watch = || self.failed(ctx, &metrics.snapshot().mirror.since(&before));
+                    match pause::ask(
+                        ctx,
+                        &file,
+                        id,
+                        &written.stage,
+                        &question,
+                        written.generation,
+                        watch,
+                    )? {
+                        Asked::Answered(Answer::Pass, _) => {
                             return Ok(format!(
                                 "{line} (inconclusive, passed by the operator: {why})"
                             ));
                         }
-                        Answer::Again => {}
+                        Asked::Answered(Answer::Again, generation) => ours = Some(generation),
+                        Asked::Failed(why) => return Err(StepError::Gate(why)),
                     }
                 }
             }
@@ -144,22 +158,48 @@ impl StepConfig for MirrorStep {
 impl MirrorStep {
     /// Mirrors for the hold, failing at once on real mismatches; returns
     /// what the mirror counted and the stage it held.
+    /// Mirrors for the hold, failing at once on real mismatches; returns
+    /// what the mirror counted, the routing the step wrote and the counts
+    /// before. `ours` is the generation the step wrote last, if it did:
+    /// the routing is changed only over it.
     fn hold(
         &self,
         ctx: &StepContext,
         id: &str,
         file: &RoutingFile,
         metrics: &crate::router::Metrics,
-    ) -> Result<(MirrorSnapshot, String), StepError> {
-        let written = file.update(&format!("step `{id}`: mirroring"), |r| {
-            r.mirror = true;
-            if r.mode == Mode::Shift && r.green_share == 0 {
-                r.stage = "mirror".into();
+        ours: Option<u64>,
+    ) -> Result<(MirrorSnapshot, Routing, MirrorSnapshot), StepError> {
+        let expected = match ours {
+            Some(g) => g,
+            None => {
+                let now = file.read()?;
+                if now.mode == Mode::AllBlue {
+                    return Err(StepError::Gate(format!(
+                        "every read was sent back to blue ({}), and nothing is mirrored then: end the rollback by setting a share (`runner share {} 0`, or POST /routing on the admin endpoint), then `runner exec` again",
+                        crate::text::foreign(&now.reason),
+                        ctx.setup.file.display()
+                    )));
+                }
+                now.generation
             }
-            // A pause left by a run that was stopped is asked anew.
-            r.paused = None;
-            Ok(())
-        })?;
+        };
+        let written = file
+            .update_if(&format!("step `{id}`: mirroring"), expected, |r| {
+                r.mirror = true;
+                if r.mode == Mode::Shift && r.green_share == 0 {
+                    r.stage = "mirror".into();
+                }
+                // A pause left by a run that was stopped is asked anew.
+                r.paused = None;
+                Ok(())
+            })?
+            .map_err(|now| {
+                StepError::Gate(format!(
+                    "the routing changed before mirroring ({}); the step stops",
+                    crate::text::foreign(&now.reason)
+                ))
+            })?;
         let before = metrics.snapshot().mirror;
         let started = Instant::now();
         loop {
@@ -171,27 +211,41 @@ impl MirrorStep {
             if now.generation != written.generation {
                 return Err(StepError::Gate(format!(
                     "the routing changed while mirroring ({}); the step stops",
-                    now.reason
+                    crate::text::foreign(&now.reason)
                 )));
             }
             let window = metrics.snapshot().mirror.since(&before);
-            let compared = window.compared();
-            let rate = window.mismatched as f64 / compared.max(1) as f64;
-            if compared >= self.min_compared && rate > self.max_mismatch_rate {
-                return Err(StepError::Gate(format!(
-                    "{} of {compared} mirrored pairs differ ({:.2}%, more than {}%); samples in {}",
-                    window.mismatched,
-                    rate * 100.0,
-                    self.max_mismatch_rate * 100.0,
-                    ctx.setup
-                        .state_dir
-                        .join(crate::state::MIRROR_SAMPLES_FILE)
-                        .display()
-                )));
+            if let Some(why) = self.failed(ctx, &window) {
+                return Err(StepError::Gate(why));
             }
             if started.elapsed() >= self.hold {
-                return Ok((window, written.stage));
+                return Ok((window, written, before));
             }
         }
+    }
+
+    /// Why mirroring fails on what `window` counted, if it does: pairs
+    /// that differ for real, and pairs the response-check plugin could
+    /// not judge (a check that cannot judge proves nothing), above
+    /// `max_mismatch_rate` once `min_compared` were judged or not.
+    fn failed(&self, ctx: &StepContext, window: &MirrorSnapshot) -> Option<String> {
+        let judged = window.compared() + window.unjudged;
+        let bad = window.mismatched + window.unjudged;
+        let rate = bad as f64 / judged.max(1) as f64;
+        if judged < self.min_compared || rate <= self.max_mismatch_rate {
+            return None;
+        }
+        Some(format!(
+            "{} of {judged} mirrored pairs differ ({} differ, {} the response-check plugin could not judge: {:.2}%, more than {}%); samples in {}",
+            bad,
+            window.mismatched,
+            window.unjudged,
+            rate * 100.0,
+            self.max_mismatch_rate * 100.0,
+            ctx.setup
+                .state_dir
+                .join(crate::state::MIRROR_SAMPLES_FILE)
+                .display()
+        ))
     }
 }

@@ -153,7 +153,11 @@ fn start(ctx: &StepContext) -> Result<Routing, StepError> {
         return Err(StepError::Missing("the workflow has no `[router]`".into()));
     };
     let plugins = load_plugins(&ctx.plugins, &ctx.setup, config)?;
-    ctx.own(&[ctx.setup.state_dir.join(crate::state::ROUTING_FILE)])?;
+    let state_dir = &ctx.setup.state_dir;
+    ctx.own(&[
+        state_dir.join(crate::state::ROUTING_FILE),
+        state_dir.join(crate::state::MIRROR_SAMPLES_FILE),
+    ])?;
     let router = Router::start(config, plugins, &ctx.setup.state_dir)
         .map_err(|e| StepError::Background(e.to_string()))?;
     Ok(Routing { router })

@@ -35,6 +35,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::checking::Checking;
+use super::pause::{self, Asked};
 use super::uses::Uses;
 use super::{StepConfig, StepContext, StepError, StepFile};
 use crate::document::values::{Period, fraction, whole};
@@ -280,8 +281,12 @@ impl StepConfig for ShiftStep {
 enum Judged {
     /// Held through, gates passed.
     Passed(Box<MetricsSnapshot>),
-    /// Too few requests to judge.
-    Inconclusive(String),
+    /// Too few requests to judge: why, and the counts when the stage
+    /// began.
+    Inconclusive {
+        why: String,
+        before: Box<MetricsSnapshot>,
+    },
     /// A gate failed: why.
     Failed(String),
 }
@@ -301,9 +306,26 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
     };
     let mut lines = Vec::new();
     let mut stage = passed;
+    // The generation this step wrote last: a stage is set only over the
+    // step's own state, never over someone else's change (a rollback).
+    let mut ours: Option<u64> = None;
     while stage < s.stages.len() {
         let percent = s.stages[stage];
-        let written = file.update(&format!("step `{id}`: stage {percent}%"), |r| {
+        let expected = match ours {
+            Some(g) => g,
+            None => {
+                let now = file.read()?;
+                if now.mode == Mode::AllBlue {
+                    return Err(StepError::Gate(format!(
+                        "every read was sent back to blue ({}); the ramp does not undo a rollback: end it by setting a share (`runner share {} 0`, or POST /routing on the admin endpoint), then `runner exec` again",
+                        crate::text::foreign(&now.reason),
+                        ctx.setup.file.display()
+                    )));
+                }
+                now.generation
+            }
+        };
+        let set = file.update_if(&format!("step `{id}`: stage {percent}%"), expected, |r| {
             r.mode = Mode::Shift;
             r.green_share = share_of(percent)?;
             r.stage = format!("{percent}%");
@@ -311,8 +333,10 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
             r.paused = None;
             Ok(())
         })?;
+        let written = set.map_err(|now| changed_under(&now, "before the stage"))?;
+        ours = Some(written.generation);
         tracing::info!(step = %id, "stage {percent}%: {}", written.describe());
-        match hold(ctx, s, &file, &written, &metrics)? {
+        let failed = match hold(ctx, s, &file, &written, &metrics)? {
             Judged::Passed(window) => {
                 lines.push(format!(
                     "{percent}%: green {} requests, {:.2}% failed, p99 {}",
@@ -322,25 +346,15 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
                 ));
                 stage += 1;
                 save_passed(ctx, id, stage)?;
+                continue;
             }
-            Judged::Inconclusive(why) => match s.on_inconclusive {
+            Judged::Failed(why) => why,
+            Judged::Inconclusive { why, before } => match s.on_inconclusive {
                 Inconclusive::Pass => {
                     tracing::warn!(step = %id, "stage {percent}% inconclusive ({why}); going on as configured");
                     lines.push(format!("{percent}%: inconclusive, passed ({why})"));
                     stage += 1;
-                }
-                Inconclusive::Pause => {
-                    let question = format!("stage {percent}% is inconclusive: {why}");
-                    match super::pause::ask(ctx, &file, id, &format!("{percent}%"), &question)? {
-                        Answer::Pass => {
-                            lines.push(format!(
-                                "{percent}%: inconclusive, passed by the operator ({why})"
-                            ));
-                            stage += 1;
-                            save_passed(ctx, id, stage)?;
-                        }
-                        Answer::Again => {}
-                    }
+                    continue;
                 }
                 Inconclusive::Fail => {
                     roll_back(&file, id, &format!("stage {percent}% inconclusive: {why}"))?;
@@ -349,25 +363,69 @@ fn run(ctx: &StepContext, id: &str, s: &ShiftStep) -> Result<String, StepError> 
                         "stage {percent}% inconclusive ({why}); every read sent back to blue"
                     )));
                 }
-            },
-            Judged::Failed(why) => {
-                roll_back(&file, id, &format!("stage {percent}%: {why}"))?;
-                super::hooks::run(ctx, &s.on_rollback, "rollback");
-                match s.on_failure {
-                    OnFailure::Fail => {
-                        return Err(StepError::Gate(format!(
-                            "stage {percent}% failed: {why}; every read sent back to blue"
-                        )));
-                    }
-                    OnFailure::Wait => {
-                        tracing::warn!(step = %id, "stage {percent}% failed ({why}); every read is on blue; waiting for a share to be set again (admin endpoint) to hold the stage anew");
-                        wait_for_operator(ctx, &file)?;
+                Inconclusive::Pause => {
+                    // Green keeps serving its share while the step waits:
+                    // its gates are still watched, over the whole stage.
+                    let watch = || failed_gate(s, &metrics.snapshot().since(&before), &before);
+                    let question = format!("stage {percent}% is inconclusive: {why}");
+                    let stage_name = format!("{percent}%");
+                    match pause::ask(
+                        ctx,
+                        &file,
+                        id,
+                        &stage_name,
+                        &question,
+                        written.generation,
+                        watch,
+                    )? {
+                        Asked::Answered(Answer::Pass, generation) => {
+                            ours = Some(generation);
+                            lines.push(format!(
+                                "{percent}%: inconclusive, passed by the operator ({why})"
+                            ));
+                            stage += 1;
+                            save_passed(ctx, id, stage)?;
+                            continue;
+                        }
+                        Asked::Answered(Answer::Again, generation) => {
+                            ours = Some(generation);
+                            continue;
+                        }
+                        Asked::Failed(why) => why,
                     }
                 }
+            },
+        };
+        roll_back(&file, id, &format!("stage {percent}%: {failed}"))?;
+        super::hooks::run(ctx, &s.on_rollback, "rollback");
+        match s.on_failure {
+            OnFailure::Fail => {
+                return Err(StepError::Gate(format!(
+                    "stage {percent}% failed: {failed}; every read sent back to blue"
+                )));
+            }
+            OnFailure::Wait => {
+                tracing::warn!(step = %id, "stage {percent}% failed ({failed}); every read is on blue; waiting for a share to be set again (admin endpoint, `runner share`) to hold the stage anew");
+                wait_for_operator(ctx, &file)?;
+                // The operator's share is the state the stage starts from.
+                ours = None;
             }
         }
     }
     Ok(format!("reads shifted: {}", lines.join("; ")))
+}
+
+/// The error for a routing someone else changed `when`.
+fn changed_under(now: &Routing, when: &str) -> StepError {
+    let what = match now.mode {
+        Mode::AllBlue => "rolled back",
+        Mode::AllGreen => "cut over",
+        Mode::Shift => "changed",
+    };
+    StepError::Gate(format!(
+        "the routing was {what} {when} ({}); the ramp stops",
+        crate::text::foreign(&now.reason)
+    ))
 }
 
 /// Saves that the first `stages` stages passed, so a resumed run starts
@@ -396,15 +454,7 @@ fn hold(
         sleep(ctx, s.check_every.min(left))?;
         let now = file.read()?;
         if now.generation != written.generation {
-            let what = match now.mode {
-                Mode::AllBlue => "rolled back",
-                Mode::AllGreen => "cut over",
-                Mode::Shift => "changed",
-            };
-            return Err(StepError::Gate(format!(
-                "the routing was {what} during the stage ({}); the ramp stops",
-                now.reason
-            )));
+            return Err(changed_under(&now, "during the stage"));
         }
         let window = metrics.snapshot().since(&before);
         if let Some(why) = failed_gate(s, &window, &before) {
@@ -412,12 +462,15 @@ fn hold(
         }
         if started.elapsed() >= s.hold {
             if window.green.requests < s.min_requests {
-                return Ok(Judged::Inconclusive(format!(
-                    "green served {} requests in {}; at least {} are needed to judge it",
-                    window.green.requests,
-                    humantime::format_duration(s.hold),
-                    s.min_requests
-                )));
+                return Ok(Judged::Inconclusive {
+                    why: format!(
+                        "green served {} requests in {}; at least {} are needed to judge it",
+                        window.green.requests,
+                        humantime::format_duration(s.hold),
+                        s.min_requests
+                    ),
+                    before: Box::new(before),
+                });
             }
             return Ok(Judged::Passed(Box::new(window)));
         }
@@ -432,14 +485,15 @@ fn failed_gate(
     window: &MetricsSnapshot,
     before: &MetricsSnapshot,
 ) -> Option<String> {
+    // A pair the response-check plugin could not judge proves nothing:
+    // it counts as one that differs.
     let mirror = &window.mirror;
-    let compared = mirror.compared();
-    if compared >= s.min_requests
-        && mirror.mismatched as f64 / compared as f64 > s.max_mismatch_rate
-    {
+    let judged = mirror.compared() + mirror.unjudged;
+    let bad = mirror.mismatched + mirror.unjudged;
+    if judged >= s.min_requests && bad as f64 / judged as f64 > s.max_mismatch_rate {
         return Some(format!(
-            "{} of {compared} mirrored pairs differ (more than {}%)",
-            mirror.mismatched,
+            "{bad} of {judged} mirrored pairs differ ({} unjudged; more than {}%)",
+            mirror.unjudged,
             s.max_mismatch_rate * 100.0
         ));
     }
@@ -478,8 +532,7 @@ fn failed_gate(
 
 fn roll_back(file: &RoutingFile, id: &str, why: &str) -> Result<(), StepError> {
     let routing = file.update(&format!("rolled back by step `{id}`: {why}"), |r| {
-        r.mode = Mode::AllBlue;
-        r.stage = "rolled back".into();
+        r.roll_back();
         Ok(())
     })?;
     tracing::error!(step = %id, "{}", routing.describe());
