@@ -101,6 +101,9 @@ pub enum Command {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:9001")]
         listen: std::net::SocketAddr,
+        /// A cell not to serve, as `family:qualifier` (again for more).
+        #[arg(long, value_parser = parse_cell)]
+        hide: Vec<(String, Vec<u8>)>,
     },
     /// Send every read to blue at once: every router of the workflow
     /// follows within a second, whether `runner exec` runs it or
@@ -252,8 +255,9 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
             file,
             store,
             listen,
+            hide,
         } => match file.load() {
-            Ok(w) => serve_store(&w, &store, listen, cancel),
+            Ok(w) => serve_store(&w, &store, listen, hide, cancel),
             Err(e) => invalid(e),
         },
         Command::Rollback { file, reason } => match file.load() {
@@ -511,10 +515,19 @@ fn route(w: &Workflow, cancel: Cancel) -> ExitCode {
 }
 
 /// `runner serve-store`.
+/// `family:qualifier`, as `--hide` takes it.
+fn parse_cell(text: &str) -> Result<(String, Vec<u8>), String> {
+    match text.split_once(':') {
+        Some((f, q)) if !f.is_empty() => Ok((f.to_string(), q.as_bytes().to_vec())),
+        _ => Err(format!("`{text}`: write a cell as `family:qualifier`")),
+    }
+}
+
 fn serve_store(
     w: &Workflow,
     store: &str,
     listen: std::net::SocketAddr,
+    hide: Vec<(String, Vec<u8>)>,
     cancel: Cancel,
 ) -> ExitCode {
     let Some(config) = w.store(store) else {
@@ -538,7 +551,7 @@ fn serve_store(
     let api = match w
         .open_store(store)
         .map_err(|e| e.to_string())
-        .and_then(|s| crate::read_api::ReadApi::start(s, listen, Vec::new()))
+        .and_then(|s| crate::read_api::ReadApi::start(s, listen, hide))
     {
         Ok(api) => api,
         Err(e) => {

@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use super::forward::{Body, json_answer, own_answer};
 use super::metrics::Metrics;
-use super::routing::{Answer, Routing, RoutingFile, Side, share_of};
+use super::routing::{Answer, Routing, RoutingError, RoutingFile, Side, share_of};
 
 /// The largest admin request body.
 pub const MAX_BODY: usize = 64 << 10;
@@ -247,7 +247,10 @@ impl Admin {
         let written = tokio::task::spawn_blocking(move || admin.file.update(&reason, change))
             .await
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+            .map_err(|e| match e {
+                RoutingError::Refused(why) => (StatusCode::UNPROCESSABLE_ENTITY, why),
+                file => (StatusCode::INTERNAL_SERVER_ERROR, file.to_string()),
+            })?;
         tracing::info!("routing changed: {}", written.describe());
         {
             let mut current = self.routing.write().unwrap_or_else(|p| p.into_inner());

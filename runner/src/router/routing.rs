@@ -279,14 +279,21 @@ pub fn share_of(percent: f64) -> Result<u32, String> {
     Ok(share)
 }
 
-/// Why the routing file could not be used.
+/// Why the routing could not be read or changed.
 #[derive(Debug, thiserror::Error)]
-#[error("routing state `{}`: {message}", path.display())]
-pub struct RoutingError {
-    /// The file.
-    pub path: PathBuf,
-    /// What went wrong.
-    pub message: String,
+pub enum RoutingError {
+    /// The file could not be used.
+    #[error("routing state `{}`: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The change asked for was refused (a share above 100%, no step to
+    /// answer).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The routing file of one state folder.
@@ -309,7 +316,7 @@ impl RoutingFile {
     }
 
     fn error(&self, message: impl std::fmt::Display) -> RoutingError {
-        RoutingError {
+        RoutingError::File {
             path: self.path(),
             message: message.to_string(),
         }
@@ -364,7 +371,7 @@ impl RoutingFile {
             }
             Err(e) => return Err(e),
         };
-        change(&mut routing).map_err(|e| self.error(e))?;
+        change(&mut routing).map_err(RoutingError::Refused)?;
         self.commit(&mut routing, Some(reason))?;
         Ok(routing)
     }
@@ -385,7 +392,7 @@ impl RoutingFile {
         if routing.generation != expected {
             return Ok(Err(routing));
         }
-        change(&mut routing).map_err(|e| self.error(e))?;
+        change(&mut routing).map_err(RoutingError::Refused)?;
         self.commit(&mut routing, Some(reason))?;
         Ok(Ok(routing))
     }
@@ -413,7 +420,7 @@ impl RoutingFile {
             routing.reason = crate::text::cut(reason, MAX_TEXT);
         }
         routing.changed_at_ms = now_ms();
-        routing.check().map_err(|e| self.error(e))?;
+        routing.check().map_err(RoutingError::Refused)?;
         self.write(routing)
     }
 
