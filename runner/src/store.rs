@@ -6,6 +6,7 @@
 //! - `cells`: the visibility rules shared by stores that keep cell history.
 //! - `sqlite`: the embedded default.
 //! - `hbase`: HBase through its Thrift1 server.
+//! - `postgres`: PostgreSQL, one row per cell version.
 //! - `null`: discards writes, for measuring a source and transform alone,
 //!   or a dry run.
 //! - `fed_by`: any of them written by a service's own consumer, positioned
@@ -18,6 +19,7 @@ pub mod cells;
 pub mod fed_by;
 pub mod hbase;
 pub mod null;
+pub mod postgres;
 pub mod sqlite;
 
 use std::any::Any;
@@ -151,7 +153,12 @@ pub trait StoreConfig: std::fmt::Debug + Send + Sync + Any {
 }
 
 /// Every kind of store.
-pub const KINDS: &[Kind<dyn StoreConfig>] = &[sqlite::KIND, hbase::config::KIND, null::KIND];
+pub const KINDS: &[Kind<dyn StoreConfig>] = &[
+    sqlite::KIND,
+    hbase::config::KIND,
+    postgres::config::KIND,
+    null::KIND,
+];
 
 /// The `[store.NAME]` sections of a workflow, in file order.
 pub type Stores = Sections<dyn StoreConfig>;

@@ -11,6 +11,7 @@ mod hbase_workflow;
 mod hostile;
 mod kafka_source;
 mod plugins;
+mod postgres_store;
 mod preflight;
 mod quickstart;
 mod replay;

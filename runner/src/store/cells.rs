@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::model::{Row, StoredCell};
 
 /// What a stored entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EntryKind {
     /// A value.
     Put = 0,
