@@ -6,11 +6,14 @@
 //! connections cut mid-replay cost nothing, and bad settings are refused
 //! with a clear error.
 
+use std::collections::BTreeMap;
 use switchyard_runner::document::Home;
 use switchyard_runner::fault::Fault;
-use switchyard_runner::model::{Cell, Row, RowMutation};
+use switchyard_runner::model::{Cell, Mutations, Row, RowMutation};
+
 use switchyard_runner::store::postgres::PostgresStore;
-use switchyard_runner::store::postgres::config::PostgresConfig;
+use switchyard_runner::store::postgres::config::{LatestTable, PostgresConfig};
+use switchyard_runner::store::postgres::latest::{Latest, LatestLayout};
 use switchyard_runner::store::sqlite::{SqliteStore, SqliteSync};
 use switchyard_runner::store::{KeyRange, Store, StoreConfig};
 use switchyard_tests::postgres::TestDatabase;
@@ -29,6 +32,7 @@ fn config(db: &TestDatabase) -> PostgresConfig {
         tls_ca: None,
         schema: Some("green".into()),
         tables: None,
+        latest: Default::default(),
         retry_for: None,
         fed_by: None,
     }
@@ -40,6 +44,7 @@ fn open(db: &TestDatabase) -> PostgresStore {
         "pg",
         c.target(&home(), "pg").unwrap(),
         c.schema(),
+        c.latest_layouts().unwrap(),
         std::time::Duration::from_secs(30),
     )
     .unwrap()
@@ -313,4 +318,160 @@ fn bad_settings_are_refused_with_a_clear_error() {
     };
     let e = pg.apply(&[bad], None).unwrap_err();
     assert_eq!(e.fault, Fault::Refused, "{e}");
+}
+
+/// A store whose `messages` table keeps the latest row of each key, with
+/// `text` and `posted_at` as typed columns.
+fn open_latest(db: &TestDatabase) -> PostgresStore {
+    let mut c = config(db);
+    c.latest.insert(
+        "messages".into(),
+        LatestTable {
+            columns: [
+                ("text".to_string(), "d:text".to_string()),
+                ("posted_at".to_string(), "d:posted_at bigint".to_string()),
+            ]
+            .into(),
+        },
+    );
+    PostgresStore::open(
+        "pg",
+        c.target(&home(), "pg").unwrap(),
+        c.schema(),
+        c.latest_layouts().unwrap(),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_latest_table_is_what_applying_each_event_in_turn_leaves_whatever_the_batches() {
+    let db = TestDatabase::new();
+    let mut pg = open_latest(&db);
+    let mut all = stream(2000, 5);
+    // Typed cells too, among the others.
+    for (i, m) in all.iter_mut().enumerate().filter(|(i, _)| i % 5 == 0) {
+        m.cells.push(Cell::put(
+            "d",
+            &b"posted_at"[..],
+            (1000 + i).to_string().into_bytes(),
+        ));
+    }
+    // The same events one by one, as the guarded upsert would take them.
+    let mut expected: BTreeMap<Vec<u8>, Option<Latest>> = BTreeMap::new();
+    for m in Mutations::Owned(&all).rows() {
+        let row = expected.entry(m.row_key.to_vec()).or_insert(None);
+        Latest::apply(row, m.version as i64, m.cells());
+    }
+    let expected: Vec<String> = expected
+        .into_iter()
+        .filter_map(|(k, r)| r.and_then(|r| r.visible(k)))
+        .map(|r| {
+            let cells: Vec<String> = r
+                .cells
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}:{}={}@{}",
+                        c.family,
+                        String::from_utf8_lossy(&c.qualifier),
+                        String::from_utf8_lossy(&c.value),
+                        c.version
+                    )
+                })
+                .collect();
+            format!(
+                "{} {}",
+                String::from_utf8_lossy(&r.row_key),
+                cells.join(" ")
+            )
+        })
+        .collect();
+    assert!(expected.len() > 10);
+    for batch in all.chunks(61) {
+        pg.apply(batch, None).unwrap();
+    }
+    assert_eq!(scan_all(&mut pg, "messages", 7, None), expected);
+    // Again, in other batches: the versions guard every row.
+    for batch in all.chunks(250) {
+        pg.apply(batch, None).unwrap();
+    }
+    assert_eq!(scan_all(&mut pg, "messages", 7, None), expected);
+    // The typed columns are PostgreSQL's own types.
+    let typed: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM green.messages WHERE posted_at IS NOT NULL AND posted_at >= 1000",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(typed > 0);
+}
+
+#[test]
+fn a_latest_table_refuses_reads_before_its_rows_and_values_its_columns_cannot_hold() {
+    let db = TestDatabase::new();
+    let mut pg = open_latest(&db);
+    let put = |v: u64, q: &str, value: &str| RowMutation {
+        table: "messages".into(),
+        row_key: b"k"[..].into(),
+        version: v,
+        cells: vec![Cell::put("d", q.as_bytes().to_vec(), value.as_bytes().to_vec())],
+    };
+    pg.apply(&[put(10, "text", "ten"), put(12, "mood", "fine")], None)
+        .unwrap();
+    // A late, older event is dropped whole; a delete stays a tombstone.
+    pg.apply(&[put(11, "text", "late")], None).unwrap();
+    assert_eq!(
+        scan_all(&mut pg, "messages", 10, None),
+        vec!["k d:mood=fine@12 d:text=ten@12"]
+    );
+    let e = pg.get("messages", &[b"k".to_vec()], Some(11)).unwrap_err();
+    assert_eq!(e.fault, Fault::Refused);
+    assert!(e.message.contains("row k is at version 12"), "{e}");
+    let e = pg
+        .apply(&[put(13, "posted_at", "yesterday")], None)
+        .unwrap_err();
+    assert_eq!(e.fault, Fault::Refused);
+    assert!(
+        e.message.contains("`d:posted_at` is not a decimal integer"),
+        "{e}"
+    );
+    let deleted = RowMutation {
+        table: "messages".into(),
+        row_key: b"k"[..].into(),
+        version: 20,
+        cells: vec![Cell::DeleteRow],
+    };
+    pg.apply(&[deleted, put(15, "text", "replayed")], None)
+        .unwrap();
+    assert!(scan_all(&mut pg, "messages", 10, None).is_empty());
+    let tombstone: (i64, bool) = db
+        .client()
+        .query_one("SELECT version, deleted FROM green.messages", &[])
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(tombstone, (20, true));
+    // The same table with other columns is refused, saying both.
+    drop(pg);
+    let e = PostgresStore::open(
+        "pg",
+        config(&db).target(&home(), "pg").unwrap(),
+        "green",
+        [(
+            "messages".to_string(),
+            LatestLayout::parse(&[("body".to_string(), "d:text".to_string())].into()).unwrap(),
+        )]
+        .into(),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap()
+    .scan("messages", &KeyRange::default(), 10, None)
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("was made with layout `latest` with columns"),
+        "{e}"
+    );
 }

@@ -22,17 +22,22 @@
 //!   `INSERT … ON CONFLICT DO UPDATE`, with the watermark, in one
 //!   transaction.
 //!
+//! A table the workflow lists under `latest` is kept instead as one row
+//! per key with typed columns, guarded by version (see `latest`).
+//!
 //! The store's own tables, `switchyard_meta` (the watermark) and
-//! `switchyard_tables` (the tables it made), live in the same schema. A
-//! call that fails transiently (a lost connection, a server restarting)
-//! is retried on a new connection with backoff until `retry_for`.
+//! `switchyard_tables` (the tables it made, their layouts and columns),
+//! live in the same schema. A call that fails transiently (a lost
+//! connection, a server restarting) is retried on a new connection with
+//! backoff until `retry_for`.
 
 pub mod config;
 pub mod connect;
 pub mod errors;
+pub mod latest;
 pub mod names;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -40,16 +45,18 @@ use postgres::Client;
 use super::cells::{self, Entry, EntryKind};
 use super::{KeyRange, Page, Store, StoreError};
 use crate::fault::Fault;
-use crate::model::{CellRef, Mutations, Row};
+use crate::model::{CellRef, Mutations, Row, RowRef};
 use connect::Target;
+use latest::{Latest, LatestLayout};
 use names::{META_TABLE, TABLES_TABLE, quoted};
 
 /// The first wait before trying again; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// The layout of the tables this store makes, as the registry names it.
-const LAYOUT: &str = "cells";
+/// The layouts of the tables this store makes, as the registry names them.
+const ENTRIES: &str = "entries";
+const LATEST: &str = "latest";
 
 /// A PostgreSQL store.
 pub struct PostgresStore {
@@ -58,8 +65,23 @@ pub struct PostgresStore {
     schema: String,
     retry_for: Duration,
     client: Option<Client>,
+    /// Tables kept in the `latest` layout, and their columns.
+    latest: BTreeMap<String, LatestLayout>,
     /// Tables known to exist, so neither is asked twice.
     known_tables: HashSet<String>,
+}
+
+/// Why a call failed: PostgreSQL said so (perhaps for a while), or what
+/// was asked cannot be stored.
+enum Failure {
+    Db(postgres::Error),
+    Refused(String),
+}
+
+impl From<postgres::Error> for Failure {
+    fn from(e: postgres::Error) -> Self {
+        Failure::Db(e)
+    }
 }
 
 /// What names one stored entry: table, row key, family, qualifier, kind
@@ -84,6 +106,7 @@ impl PostgresStore {
         name: &str,
         target: Target,
         schema: &str,
+        latest: BTreeMap<String, LatestLayout>,
         retry_for: Duration,
     ) -> Result<Self, StoreError> {
         names::check_schema(schema).map_err(|e| StoreError::new(name, Fault::Refused, e))?;
@@ -93,6 +116,7 @@ impl PostgresStore {
             schema: schema.to_string(),
             retry_for,
             client: None,
+            latest,
             known_tables: HashSet::new(),
         };
         let schema_sql = format!("\"{schema}\"");
@@ -102,8 +126,9 @@ impl PostgresStore {
             client.batch_execute(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema_sql};
                  CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value bigint NOT NULL);
-                 CREATE TABLE IF NOT EXISTS {tables} (name text PRIMARY KEY, layout text NOT NULL);"
-            ))
+                 CREATE TABLE IF NOT EXISTS {tables} (name text PRIMARY KEY, layout text NOT NULL, columns text NOT NULL);"
+            ))?;
+            Ok(())
         })?;
         Ok(store)
     }
@@ -115,7 +140,7 @@ impl PostgresStore {
     fn call<T>(
         &mut self,
         what: &str,
-        mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+        mut f: impl FnMut(&mut Client) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
@@ -123,7 +148,10 @@ impl PostgresStore {
             let error = match self.client.as_mut() {
                 Some(client) => match f(client) {
                     Ok(t) => return Ok(t),
-                    Err(e) => errors::store_error(&self.name, what, &e),
+                    Err(Failure::Db(e)) => errors::store_error(&self.name, what, &e),
+                    Err(Failure::Refused(why)) => {
+                        return Err(StoreError::new(&self.name, Fault::Refused, why));
+                    }
                 },
                 None => match self.target.connect_once() {
                     Ok(client) => {
@@ -166,16 +194,32 @@ impl PostgresStore {
         Ok(quoted(&self.schema, table))
     }
 
-    /// Makes `table` if it is missing, and records it.
+    /// The layout `table` is to have: its `latest` columns, or `None`
+    /// for every entry.
+    fn layout_of(&self, table: &str) -> Option<&LatestLayout> {
+        self.latest.get(table)
+    }
+
+    /// The registry's words for the layout `table` is to have.
+    fn registered_as(&self, table: &str) -> (&'static str, String) {
+        match self.layout_of(table) {
+            Some(l) => (LATEST, l.signature()),
+            None => (ENTRIES, String::new()),
+        }
+    }
+
+    /// Makes `table` if it is missing, and records it; a table made with
+    /// another layout or other columns is refused.
     fn create_table(&mut self, table: &str) -> Result<(), StoreError> {
         if self.known_tables.contains(table) {
             return Ok(());
         }
         let sql = self.sql_table(table)?;
         let registry = quoted(&self.schema, TABLES_TABLE);
-        self.call(&format!("cannot create table `{table}`"), |client| {
-            let mut tx = client.transaction()?;
-            tx.batch_execute(&format!(
+        let (layout, columns) = self.registered_as(table);
+        let create = match self.layout_of(table) {
+            Some(l) => l.create(&sql),
+            None => format!(
                 "CREATE TABLE IF NOT EXISTS {sql} (
                     row_key bytea NOT NULL,
                     family text NOT NULL,
@@ -185,21 +229,32 @@ impl PostgresStore {
                     value bytea NOT NULL,
                     PRIMARY KEY (row_key, family, qualifier, kind, version)
                  )"
-            ))?;
+            ),
+        };
+        self.call(&format!("cannot create table `{table}`"), |client| {
+            let mut tx = client.transaction()?;
+            tx.batch_execute(&create)?;
             tx.execute(
                 &format!(
-                    "INSERT INTO {registry} (name, layout) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+                    "INSERT INTO {registry} (name, layout, columns) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
                 ),
-                &[&table, &LAYOUT],
+                &[&table, &layout, &columns],
             )?;
-            tx.commit()
+            tx.commit()?;
+            Ok(())
         })?;
-        self.known_tables.insert(table.to_string());
+        if !self.table_exists(table)? {
+            return Err(StoreError::new(
+                &self.name,
+                Fault::Refused,
+                format!("table `{table}` was made but is not in `{TABLES_TABLE}`"),
+            ));
+        }
         Ok(())
     }
 
-    /// Whether `table` was made by this store; a positive answer is
-    /// remembered.
+    /// Whether `table` was made by this store, with the layout the
+    /// workflow gives it; a positive answer is remembered.
     fn table_exists(&mut self, table: &str) -> Result<bool, StoreError> {
         if self.known_tables.contains(table) {
             return Ok(true);
@@ -207,23 +262,36 @@ impl PostgresStore {
         self.sql_table(table)?;
         let registry = quoted(&self.schema, TABLES_TABLE);
         let found = self.call("cannot list tables", |client| {
-            client.query_opt(
-                &format!("SELECT layout FROM {registry} WHERE name = $1"),
+            Ok(client.query_opt(
+                &format!("SELECT layout, columns FROM {registry} WHERE name = $1"),
                 &[&table],
-            )
+            )?)
         })?;
-        match found.map(|r| r.get::<_, String>(0)) {
-            None => Ok(false),
-            Some(layout) if layout == LAYOUT => {
-                self.known_tables.insert(table.to_string());
-                Ok(true)
-            }
-            Some(other) => Err(StoreError::new(
+        let Some(found) = found else {
+            return Ok(false);
+        };
+        let (layout, columns): (String, String) = (found.get(0), found.get(1));
+        let (want_layout, want_columns) = self.registered_as(table);
+        if layout != want_layout || columns != want_columns {
+            let shown = |layout: &str, columns: &str| {
+                if columns.is_empty() {
+                    format!("layout `{layout}`")
+                } else {
+                    format!("layout `{layout}` with columns {columns}")
+                }
+            };
+            return Err(StoreError::new(
                 &self.name,
                 Fault::Refused,
-                format!("table `{table}` has layout `{other}`, which this runner does not read"),
-            )),
+                format!(
+                    "table `{table}` was made with {}, but the workflow gives it {}; use another table or schema, or drop it",
+                    shown(&layout, &columns),
+                    shown(want_layout, &want_columns)
+                ),
+            ));
         }
+        self.known_tables.insert(table.to_string());
+        Ok(true)
     }
 
     /// The visible rows of the entries of keys in `first..=last` (or of
@@ -237,19 +305,21 @@ impl PostgresStore {
         let sql = self.sql_table(table)?;
         let as_of = as_of.map_or(i64::MAX, |v| v.min(i64::MAX as u64) as i64);
         let select = "SELECT row_key, family, qualifier, kind, version, value FROM";
-        let found = self.call("cannot read", |client| match which {
-            Which::Between(first, last) => client.query(
-                &format!(
-                    "{select} {sql} WHERE row_key >= $1 AND row_key <= $2 AND version <= $3 ORDER BY row_key"
-                ),
-                &[&first, &last, &as_of],
-            ),
-            Which::Keys(keys) => client.query(
-                &format!(
-                    "{select} {sql} WHERE row_key = ANY($1) AND version <= $2 ORDER BY row_key"
-                ),
-                &[&keys, &as_of],
-            ),
+        let found = self.call("cannot read", |client| {
+            Ok(match which {
+                Which::Between(first, last) => client.query(
+                    &format!(
+                        "{select} {sql} WHERE row_key >= $1 AND row_key <= $2 AND version <= $3 ORDER BY row_key"
+                    ),
+                    &[&first, &last, &as_of],
+                )?,
+                Which::Keys(keys) => client.query(
+                    &format!(
+                        "{select} {sql} WHERE row_key = ANY($1) AND version <= $2 ORDER BY row_key"
+                    ),
+                    &[&keys, &as_of],
+                )?,
+            })
         })?;
         let mut out = Vec::new();
         let mut key: Option<Vec<u8>> = None;
@@ -284,12 +354,69 @@ impl PostgresStore {
         }
         Ok(out)
     }
+
+    /// The `latest` rows of `table` (made with `layout`) in `which`, as of
+    /// `as_of`: a row newer than that cannot be read as it was then, and
+    /// is refused, named.
+    fn latest_rows(
+        &mut self,
+        table: &str,
+        which: LatestWhich<'_>,
+        as_of: Option<u64>,
+    ) -> Result<Vec<(Vec<u8>, Latest)>, StoreError> {
+        let sql = self.sql_table(table)?;
+        let Some(layout) = self.layout_of(table).cloned() else {
+            return Ok(Vec::new());
+        };
+        let select = layout.select();
+        let found = self.call("cannot read", |client| {
+            let rows = match which {
+                LatestWhich::After(start, before, limit) => client.query(
+                    &format!(
+                        "SELECT {select} FROM {sql}
+                         WHERE row_key > $1 AND ($2::bytea IS NULL OR row_key < $2)
+                         ORDER BY row_key LIMIT $3"
+                    ),
+                    &[&start, &before, &limit],
+                )?,
+                LatestWhich::Keys(keys) => client.query(
+                    &format!("SELECT {select} FROM {sql} WHERE row_key = ANY($1) ORDER BY row_key"),
+                    &[&keys],
+                )?,
+            };
+            rows.iter()
+                .map(|r| layout.read(r).map_err(Failure::Refused))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        if let Some(as_of) = as_of
+            && let Some((key, row)) = found.iter().find(|(_, r)| r.version as u64 > as_of)
+        {
+            return Err(StoreError::new(
+                &self.name,
+                Fault::Refused,
+                format!(
+                    "table `{table}` keeps only the latest row of each key (`latest` layout): row {} is at version {}, after the read point {as_of}, and cannot be read as it was then",
+                    crate::text::foreign_bytes(key),
+                    row.version
+                ),
+            ));
+        }
+        Ok(found)
+    }
 }
 
 /// Which rows a read is for.
 #[derive(Clone, Copy)]
 enum Which<'a> {
     Between(&'a [u8], &'a [u8]),
+    Keys(&'a [Vec<u8>]),
+}
+
+/// Which `latest` rows a read is for: after a key (before another), at
+/// most so many; or given keys.
+#[derive(Clone, Copy)]
+enum LatestWhich<'a> {
+    After(&'a [u8], Option<&'a [u8]>, i64),
     Keys(&'a [Vec<u8>]),
 }
 
@@ -303,13 +430,11 @@ impl Store for PostgresStore {
         mutations: Mutations<'_>,
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
-        let refused = |message: String| StoreError::new(&self.name, Fault::Refused, message);
-        // One entry per table, key, cell, kind and version: the later in
-        // log order wins.
-        let mut index: HashMap<EntryId<'_>, usize> = HashMap::new();
-        let mut entries: Vec<(EntryId<'_>, &[u8])> = Vec::new();
+        let name = self.name.clone();
+        let refused = |message: String| StoreError::new(&name, Fault::Refused, message);
+        let rows: Vec<RowRef<'_>> = mutations.rows().collect();
         let mut tables: Vec<&str> = Vec::new();
-        for m in mutations.rows() {
+        for m in &rows {
             if i64::try_from(m.version).is_err() {
                 return Err(refused(format!(
                     "version {} of row {} is above the largest PostgreSQL bigint",
@@ -320,6 +445,15 @@ impl Store for PostgresStore {
             if !tables.contains(&m.table) {
                 tables.push(m.table);
             }
+        }
+        for table in &tables {
+            self.create_table(table)?;
+        }
+        // Tables with every entry: one entry per table, key, cell, kind
+        // and version, the later in log order winning.
+        let mut index: HashMap<EntryId<'_>, usize> = HashMap::new();
+        let mut entries: Vec<(EntryId<'_>, &[u8])> = Vec::new();
+        for m in rows.iter().filter(|m| self.layout_of(m.table).is_none()) {
             for cell in m.cells() {
                 let (kind, family, qualifier, value): (EntryKind, &str, &[u8], &[u8]) = match cell {
                     CellRef::Put {
@@ -349,12 +483,16 @@ impl Store for PostgresStore {
                 }
             }
         }
-        for table in &tables {
-            self.create_table(table)?;
-        }
         let mut statements: Vec<(String, Columns<'_>)> = Vec::new();
+        let mut latest: Vec<(String, LatestLayout, Vec<RowRef<'_>>)> = Vec::new();
         for table in &tables {
             let sql = self.sql_table(table)?;
+            if let Some(layout) = self.layout_of(table) {
+                let of_table: Vec<RowRef<'_>> =
+                    rows.iter().filter(|m| m.table == *table).copied().collect();
+                latest.push((sql, layout.clone(), of_table));
+                continue;
+            }
             let mut columns = Columns::default();
             for ((_, row_key, family, qualifier, kind, version), value) in
                 entries.iter().filter(|e| e.0.0 == *table)
@@ -392,6 +530,9 @@ impl Store for PostgresStore {
                     ],
                 )?;
             }
+            for (sql, layout, of_table) in &latest {
+                write_latest(&mut tx, sql, layout, of_table)?;
+            }
             if let Some(w) = watermark {
                 // The watermark never goes back.
                 tx.execute(
@@ -402,7 +543,8 @@ impl Store for PostgresStore {
                     &[&w],
                 )?;
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(())
         })
     }
 
@@ -421,16 +563,28 @@ impl Store for PostgresStore {
         let start: &[u8] = range.after.as_deref().unwrap_or(&[]);
         let before = range.before.as_deref();
         let limit_sql = limit.min(i64::MAX as usize) as i64;
+        if self.layout_of(table).is_some() {
+            let found =
+                self.latest_rows(table, LatestWhich::After(start, before, limit_sql), as_of)?;
+            let next_after = (found.len() == limit)
+                .then(|| found.last().map(|(k, _)| k.clone()))
+                .flatten();
+            let rows = found
+                .into_iter()
+                .filter_map(|(key, row)| row.visible(key))
+                .collect();
+            return Ok(Page { rows, next_after });
+        }
         let keys: Vec<Vec<u8>> = self
             .call("cannot scan", |client| {
-                client.query(
+                Ok(client.query(
                     &format!(
                         "SELECT DISTINCT row_key FROM {sql}
                          WHERE row_key > $1 AND ($2::bytea IS NULL OR row_key < $2)
                          ORDER BY row_key LIMIT $3"
                     ),
                     &[&start, &before, &limit_sql],
-                )
+                )?)
             })?
             .into_iter()
             .map(|r| r.get(0))
@@ -452,18 +606,24 @@ impl Store for PostgresStore {
         if !self.table_exists(table)? {
             return Ok(vec![None; keys.len()]);
         }
-        let found: HashMap<Vec<u8>, Row> = self
-            .rows(table, Which::Keys(keys), as_of)?
-            .into_iter()
-            .map(|r| (r.row_key.clone(), r))
-            .collect();
+        let found: HashMap<Vec<u8>, Row> = if self.layout_of(table).is_some() {
+            self.latest_rows(table, LatestWhich::Keys(keys), as_of)?
+                .into_iter()
+                .filter_map(|(key, row)| row.visible(key.clone()).map(|r| (key, r)))
+                .collect()
+        } else {
+            self.rows(table, Which::Keys(keys), as_of)?
+                .into_iter()
+                .map(|r| (r.row_key.clone(), r))
+                .collect()
+        };
         Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }
 
     fn tables(&mut self) -> Result<Vec<String>, StoreError> {
         let registry = quoted(&self.schema, TABLES_TABLE);
         let rows = self.call("cannot list tables", |client| {
-            client.query(&format!("SELECT name FROM {registry} ORDER BY name"), &[])
+            Ok(client.query(&format!("SELECT name FROM {registry} ORDER BY name"), &[])?)
         })?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
@@ -471,11 +631,57 @@ impl Store for PostgresStore {
     fn watermark(&mut self) -> Result<Option<i64>, StoreError> {
         let meta = quoted(&self.schema, META_TABLE);
         let row = self.call("cannot read the watermark", |client| {
-            client.query_opt(
+            Ok(client.query_opt(
                 &format!("SELECT value FROM {meta} WHERE key = 'watermark'"),
                 &[],
-            )
+            )?)
         })?;
         Ok(row.map(|r| r.get(0)))
     }
+}
+
+/// Applies the mutations of one `latest` table, in log order, to its rows
+/// as they are (read and locked), and writes back those that changed,
+/// with the version guard in the statement too.
+fn write_latest(
+    tx: &mut postgres::Transaction<'_>,
+    sql: &str,
+    layout: &LatestLayout,
+    mutations: &[RowRef<'_>],
+) -> Result<(), Failure> {
+    let mut keys: Vec<&[u8]> = mutations.iter().map(|m| m.row_key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let found = tx.query(
+        &format!(
+            "SELECT {} FROM {sql} WHERE row_key = ANY($1) ORDER BY row_key FOR UPDATE",
+            layout.select()
+        ),
+        &[&keys],
+    )?;
+    let mut rows: HashMap<Vec<u8>, Option<Latest>> = HashMap::with_capacity(keys.len());
+    for r in &found {
+        let (key, row) = layout.read(r).map_err(Failure::Refused)?;
+        rows.insert(key, Some(row));
+    }
+    let mut changed: Vec<&[u8]> = Vec::new();
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    for m in mutations {
+        let row = rows.entry(m.row_key.to_vec()).or_insert(None);
+        if Latest::apply(row, m.version as i64, m.cells()) && seen.insert(m.row_key) {
+            changed.push(m.row_key);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let written: Vec<(&[u8], &Latest)> = changed
+        .iter()
+        .filter_map(|k| rows.get(*k).and_then(|r| r.as_ref()).map(|r| (*k, r)))
+        .collect();
+    let params = layout.params(&written).map_err(Failure::Refused)?;
+    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+        params.iter().map(|p| p.as_ref()).collect();
+    tx.execute(&layout.upsert(sql), &refs)?;
+    Ok(())
 }

@@ -1,12 +1,14 @@
 //! `kind = "postgres"`: the settings of a PostgreSQL store, how they are
 //! read and checked, and how the store opens.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::PostgresStore;
 use super::connect::Target;
+use super::latest::LatestLayout;
 use crate::document::values::Period;
 use crate::document::{Home, Kind};
 use crate::store::fed_by::FedBy;
@@ -50,6 +52,12 @@ pub struct PostgresConfig {
     /// The tables plugins may write (needed by a replay into this store).
     #[serde(default)]
     pub tables: Option<Vec<String>>,
+    /// Tables kept as the latest row of each key, guarded by version,
+    /// with typed columns: `[store.NAME.latest.messages] columns = { text
+    /// = "d:text", posted_at = "d:posted_at bigint" }`. Other tables keep
+    /// every version of every cell.
+    #[serde(default)]
+    pub latest: BTreeMap<String, LatestTable>,
     /// How long to keep retrying a call that failed transiently (a lost
     /// connection, a server restarting), with backoff (default 60s).
     #[serde(default)]
@@ -59,7 +67,30 @@ pub struct PostgresConfig {
     pub fed_by: Option<FedBy>,
 }
 
+/// One table in the `latest` layout.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatestTable {
+    /// Typed columns: name → `family:qualifier [text|bytea|bigint|jsonb]`;
+    /// cells not named here go to the `cells` jsonb column.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
 impl PostgresConfig {
+    /// The `latest` tables and their columns, checked.
+    pub fn latest_layouts(&self) -> Result<BTreeMap<String, LatestLayout>, String> {
+        self.latest
+            .iter()
+            .map(|(table, t)| {
+                super::names::check_table(table).map_err(|e| format!("`latest`: {e}"))?;
+                let layout = LatestLayout::parse(&t.columns)
+                    .map_err(|e| format!("`latest.{table}`: {e}"))?;
+                Ok((table.clone(), layout))
+            })
+            .collect()
+    }
+
     /// The schema, as given or the default.
     pub fn schema(&self) -> &str {
         self.schema.as_deref().unwrap_or(DEFAULT_SCHEMA)
@@ -82,6 +113,7 @@ fn check(config: &PostgresConfig) -> Result<(), String> {
     for table in config.tables.iter().flatten() {
         super::names::check_table(table).map_err(|e| format!("`tables`: {e}"))?;
     }
+    config.latest_layouts()?;
     if let Some(var) = &config.password_env
         && var.trim().is_empty()
     {
@@ -125,6 +157,8 @@ impl StoreConfig for PostgresConfig {
             name,
             self.target(home, name)?,
             self.schema(),
+            self.latest_layouts()
+                .map_err(|e| StoreError::new(name, crate::fault::Fault::Refused, e))?,
             self.retry_for.map_or(DEFAULT_RETRY_FOR, |p| p.0),
         )?))
     }
