@@ -13,8 +13,8 @@
 //!   deadline and the stop signal.
 //! - `output`, `log`: what a plugin prints (kept for trap reports) and logs.
 //! - `instance`: a loaded plugin and its per-task instances; error naming.
-//! - `transform`, `check`, `route`, `response_check`: one typed wrapper
-//!   per world; `unpack` reads the transform world's packed mutation
+//! - `transform`, `check`, `route`, `response_check`, `row_map`: one
+//!   typed wrapper per world; `unpack` reads the transform world's packed mutation
 //!   batches into `rows`.
 //! - `error`: load errors and what the sandbox stopped.
 
@@ -35,6 +35,7 @@ pub mod output;
 pub mod response_check;
 pub mod route;
 pub mod row_batch;
+pub mod row_map;
 pub mod rows;
 pub mod sandbox;
 pub mod transform;
@@ -47,6 +48,7 @@ pub use limits::{Limits, OutputLimits};
 pub use load::PluginSource;
 pub use response_check::ResponseCheckPlugin;
 pub use route::RoutePlugin;
+pub use row_map::RowMapPlugin;
 pub use sandbox::Grants;
 pub use transform::TransformPlugin;
 

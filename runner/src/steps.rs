@@ -25,6 +25,7 @@
 pub mod background;
 pub mod checking;
 pub mod compare;
+pub mod copy;
 pub mod current;
 pub mod cutover;
 pub mod hooks;
@@ -163,6 +164,7 @@ pub trait StepConfig: std::fmt::Debug + Send + Sync + Any {
 /// Every kind of step, in the order messages list them.
 pub const KINDS: &[Kind<dyn StepFile>] = &[
     restore::KIND,
+    copy::KIND,
     replay::config::KIND,
     compare::config::KIND,
     shell::KIND,

@@ -3,8 +3,9 @@
 //! Write the parts of a migration that are specific to one service as small
 //! WebAssembly plugins: how an event becomes rows (`transform`), which
 //! differences between the old and the new store matter (`check`), which
-//! requests may go to the new store (`route`), and where two answers to one
-//! mirrored read differ (`response_check`).
+//! requests may go to the new store (`route`), where two answers to one
+//! mirrored read differ (`response_check`), and what a row of the old store
+//! becomes in the new one for the initial copy (`row_map`).
 //!
 //! A plugin is one plain function with an attribute:
 //!
@@ -38,7 +39,7 @@
 //! - [`Config`]: the settings a workflow passes to the plugin.
 //! - [`log`]: lines into the runner's log.
 //! - the attribute macros [`transform`], [`check`], [`route`],
-//!   [`response_check`]: they check the
+//!   [`response_check`], [`row_map`]: they check the
 //!   function's signature at compile time and, when building for WebAssembly,
 //!   generate the component exports, the batching loop and the conversions.
 //! - [`EventView`] and [`Rows`]: the fast form of a transform, which reads
@@ -73,7 +74,7 @@ pub use config::Config;
 pub use rows::{RowWriter, Rows};
 pub use types::{
     Cell, Comparison, Decision, Event, Exchange, Header, Pair, PluginError, Request, Response, Row,
-    RowMutation, Side, StoredCell, Verdict,
+    RowMutation, Side, SourceRow, StoredCell, Verdict,
 };
 pub use view::EventView;
 
@@ -214,6 +215,24 @@ pub use switchyard_sdk_macros::route;
 /// assert_eq!(same_status(&Exchange::default()).unwrap(), Comparison::Same);
 /// ```
 pub use switchyard_sdk_macros::response_check;
+
+/// Marks `fn(&SourceRow[, &Config]) -> Result<Vec<RowMutation>, PluginError>`
+/// as the plugin that maps rows of the old store to rows of the new one
+/// during the initial `copy`. Give the mapped rows the source row's newest
+/// version ([`SourceRow::newest_version`]), so the log replayed after the
+/// copy overlaps it idempotently.
+///
+/// ```
+/// use switchyard_sdk::{Cell, PluginError, RowMutation, SourceRow};
+/// #[switchyard_sdk::row_map]
+/// fn texts_only(source: &SourceRow) -> Result<Vec<RowMutation>, PluginError> {
+///     let Some(text) = source.row.cell("d", "text") else { return Ok(vec![]) };
+///     let version = source.newest_version().unwrap_or(0);
+///     Ok(vec![RowMutation::new("texts", source.row.row_key.clone(), version)
+///         .with(Cell::put("d", "text", &text.value))])
+/// }
+/// ```
+pub use switchyard_sdk_macros::row_map;
 
 /// What the attribute macros expand to. Not part of the public API.
 #[doc(hidden)]

@@ -480,3 +480,28 @@ pub enum Comparison {
     /// This read is not to be compared (counted as skipped).
     Ignore,
 }
+
+/// A row of the old store, as a row-map plugin sees it during the initial
+/// copy: its table and the row as the store reads it as of the restore
+/// point (every visible cell with its version).
+///
+/// ```
+/// let r = switchyard_sdk::SourceRow { table: "messages".into(), row: switchyard_sdk::Row { row_key: b"k".to_vec(), cells: vec![] } };
+/// assert_eq!(r.newest_version(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRow {
+    /// Logical table name in the old store.
+    pub table: String,
+    /// The row.
+    pub row: Row,
+}
+
+impl SourceRow {
+    /// The highest version among the row's cells: the version to give a
+    /// mapped row, so that events replayed after the copy (at later
+    /// versions) overwrite it and those before it do not.
+    pub fn newest_version(&self) -> Option<u64> {
+        self.row.cells.iter().map(|c| c.version).max()
+    }
+}

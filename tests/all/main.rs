@@ -12,6 +12,7 @@ mod hostile;
 mod kafka_source;
 mod plugins;
 mod postgres_store;
+mod postgres_workflow;
 mod preflight;
 mod quickstart;
 mod replay;

@@ -417,7 +417,11 @@ fn a_latest_table_refuses_reads_before_its_rows_and_values_its_columns_cannot_ho
         table: "messages".into(),
         row_key: b"k"[..].into(),
         version: v,
-        cells: vec![Cell::put("d", q.as_bytes().to_vec(), value.as_bytes().to_vec())],
+        cells: vec![Cell::put(
+            "d",
+            q.as_bytes().to_vec(),
+            value.as_bytes().to_vec(),
+        )],
     };
     pg.apply(&[put(10, "text", "ten"), put(12, "mood", "fine")], None)
         .unwrap();

@@ -52,6 +52,19 @@ pub mod response_check {
     });
 }
 
+/// Bindings of the `row-map` world.
+pub mod row_map {
+    wasmtime::component::bindgen!({
+        world: "row-map",
+        path: "../sdk/wit",
+        additional_derives: [PartialEq, Eq],
+        with: {
+            "switchyard:plugin/types": super::transform::switchyard::plugin::types,
+            "switchyard:plugin/host": super::transform::switchyard::plugin::host,
+        },
+    });
+}
+
 /// Bindings of the previous contract's `transform` world
 /// (`sdk/wit-0.1/`): its batch records and its own `host` import. Its
 /// `types` are the same records as today's, so they are today's Rust
@@ -73,5 +86,6 @@ pub mod v0_1 {
 pub use check::exports::switchyard::plugin::checker;
 pub use response_check::exports::switchyard::plugin::response_checker;
 pub use route::exports::switchyard::plugin::router;
+pub use row_map::exports::switchyard::plugin::row_mapper;
 pub use transform::exports::switchyard::plugin::transformer;
 pub use transform::switchyard::plugin::{host, types};

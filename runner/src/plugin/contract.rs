@@ -14,7 +14,7 @@
 use wasmtime::component::{Component, ComponentExportIndex, Func, Instance};
 use wasmtime::{AsContextMut, Store};
 
-use super::bindings::{checker, response_checker, router, transformer, types, v0_1};
+use super::bindings::{checker, response_checker, router, row_mapper, transformer, types, v0_1};
 use super::sandbox::HostState;
 
 /// A version of the contract.
@@ -46,7 +46,7 @@ impl Contract {
 
 /// One plugin world as the host sees it.
 pub trait World: Send + 'static {
-    /// `transform`, `check`, `route` or `response-check`.
+    /// `transform`, `check`, `route`, `response-check` or `row-map`.
     const KIND: &'static str;
     /// The interface the plugin exports, without package and version.
     const INTERFACE: &'static str;
@@ -80,6 +80,8 @@ pub struct Check;
 pub struct Route;
 /// The `response-check` world.
 pub struct ResponseCheck;
+/// The `row-map` world.
+pub struct RowMap;
 
 impl World for Transform {
     const KIND: &'static str = "transform";
@@ -129,6 +131,19 @@ impl World for ResponseCheck {
         exports.check::<
             (&response_checker::Exchange,),
             (Result<response_checker::Comparison, types::PluginError>,),
+        >(store)
+    }
+}
+
+impl World for RowMap {
+    const KIND: &'static str = "row-map";
+    const INTERFACE: &'static str = "row-mapper";
+    const FUNCTION: &'static str = "map-rows";
+
+    fn typecheck(exports: &Exports, store: &Store<HostState>) -> wasmtime::Result<()> {
+        exports.check::<
+            (&[row_mapper::SourceRow],),
+            (Vec<Result<Vec<types::RowMutation>, types::PluginError>>,),
         >(store)
     }
 }

@@ -86,13 +86,14 @@ impl Checking<'_> {
         let problem = match crate::plugin::load::exports(&bytes) {
             Ok(exports) if exports.iter().any(|e| W::exported_as(e)) => return Ok(()),
             Ok(exports) => format!(
-                "plugin `{}` is not a {kind} plugin: it exports {}; expected `{interface}` (build it with `#[switchyard_sdk::{kind}]`)",
+                "plugin `{}` is not a {kind} plugin: it exports {}; expected `{interface}` (build it with `#[switchyard_sdk::{}]`)",
                 name.get_ref(),
                 if exports.is_empty() {
                     "nothing".to_string()
                 } else {
                     quoted(&exports.iter().map(String::as_str).collect::<Vec<_>>())
-                }
+                },
+                kind.replace('-', "_")
             ),
             Err(why) => format!(
                 "plugin `{}`: `{}` cannot be used: {why}",

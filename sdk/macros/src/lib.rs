@@ -1,5 +1,5 @@
 //! Attribute macros of the Switchyard SDK: `#[transform]`, `#[check]`,
-//! `#[route]` and `#[response_check]`. Each keeps the function as written (so it can be unit-tested
+//! `#[route]`, `#[response_check]` and `#[row_map]`. Each keeps the function as written (so it can be unit-tested
 //! natively) and, for WebAssembly targets, adds the component exports that
 //! call it. Misuse is reported as a compile error on the offending tokens.
 
@@ -15,6 +15,7 @@ enum Kind {
     Check,
     Route,
     ResponseCheck,
+    RowMap,
 }
 
 impl Kind {
@@ -24,6 +25,7 @@ impl Kind {
             Kind::Check => "check",
             Kind::Route => "route",
             Kind::ResponseCheck => "response_check",
+            Kind::RowMap => "row_map",
         }
     }
 
@@ -38,6 +40,9 @@ impl Kind {
             }
             Kind::ResponseCheck => {
                 "fn(&Exchange) -> Result<Comparison, PluginError> or fn(&Exchange, &Config) -> …"
+            }
+            Kind::RowMap => {
+                "fn(&SourceRow) -> Result<Vec<RowMutation>, PluginError> or fn(&SourceRow, &Config) -> …"
             }
         }
     }
@@ -66,6 +71,12 @@ pub fn route(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn response_check(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::ResponseCheck, attr, item)
+}
+
+/// Marks the plugin's row-map function. See `switchyard_sdk::row_map`.
+#[proc_macro_attribute]
+pub fn row_map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::RowMap, attr, item)
 }
 
 fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -251,6 +262,10 @@ fn glue(kind: Kind, func: &ItemFn, shape: Shape, init: Option<&Path>) -> TokenSt
         Kind::Check => (quote!(#s::Pair), quote!(#s::Verdict)),
         Kind::Route => (quote!(#s::Request), quote!(#s::Decision)),
         Kind::ResponseCheck => (quote!(#s::Exchange), quote!(#s::Comparison)),
+        Kind::RowMap => (
+            quote!(#s::SourceRow),
+            quote!(::std::vec::Vec<#s::RowMutation>),
+        ),
     };
     let config = shape.takes_config.then(|| quote!(, &#s::Config));
     let rows = shape.writes.then(|| quote!(, &mut #s::Rows));
@@ -326,6 +341,18 @@ fn glue(kind: Kind, func: &ItemFn, shape: Shape, init: Option<&Path>) -> TokenSt
                 }
             }
             #p::response_check::__export_response_check!(__SwitchyardPlugin with_types_in #p::response_check);
+        },
+        Kind::RowMap => quote! {
+            impl #p::row_map::exports::switchyard::plugin::row_mapper::Guest for __SwitchyardPlugin {
+                fn init(config: ::std::vec::Vec<#p::wit::ConfigEntry>) -> ::core::result::Result<(), #p::wit::PluginError> {
+                    #p::init(config, #init)
+                }
+                fn map_rows(rows: ::std::vec::Vec<#p::row_map::exports::switchyard::plugin::row_mapper::SourceRow>)
+                    -> ::std::vec::Vec<::core::result::Result<::std::vec::Vec<#p::wit::RowMutation>, #p::wit::PluginError>> {
+                    #p::map_batch(rows, #call)
+                }
+            }
+            #p::row_map::__export_row_map!(__SwitchyardPlugin with_types_in #p::row_map);
         },
     };
     quote! {
