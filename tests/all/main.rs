@@ -6,6 +6,7 @@ mod compare;
 mod faults;
 mod hbase_emulator;
 mod hbase_store;
+mod hbase_to_postgres;
 mod hbase_upgrade;
 mod hbase_workflow;
 mod hostile;

@@ -316,15 +316,26 @@ fn recheck_suspects(
                 return Err(StepError::Interrupted);
             }
             let (keys, firsts): (Vec<Vec<u8>>, Vec<Category>) = chunk.iter().cloned().unzip();
-            let pairs = pairs_of(blue, green, &table, keys, as_of)?;
+            let pairs = pairs_of(blue, green, &table, keys.clone(), as_of)?;
+            // Where both stand now: stores differ in how a delete after
+            // the read point shows as of it (HBase hides the row, a store
+            // keeping every version shows it), so "deleted since" is asked
+            // of the latest state.
+            let now_pairs = pairs_of(blue, green, &table, keys, None)?;
             let verdicts = judge(checker, &pairs)?;
-            for ((pair, verdict), first) in pairs.iter().zip(verdicts).zip(firsts) {
+            for (((pair, verdict), first), now) in
+                pairs.iter().zip(verdicts).zip(firsts).zip(&now_pairs)
+            {
                 // A key one side had at the compare point and both have
                 // deleted since: a delete after the compare point.
-                let gone = pair.blue.is_none() && pair.green.is_none();
-                if gone
-                    && first != Category::Mismatched
-                    && !matches!(verdict, Verdict::Different(_))
+                let gone_now = now.blue.is_none() && now.green.is_none();
+                let one_sided = matches!(first, Category::OnlyBlue | Category::OnlyGreen);
+                if gone_now
+                    && (one_sided
+                        || (pair.blue.is_none()
+                            && pair.green.is_none()
+                            && first != Category::Mismatched
+                            && !matches!(verdict, Verdict::Different(_))))
                 {
                     report.changed_after_compare_point += 1;
                     continue;

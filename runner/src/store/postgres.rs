@@ -405,6 +405,22 @@ impl PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // The client closes its connection by blocking on a runtime of its
+        // own, which tokio refuses inside another runtime's thread (a
+        // read-api drops its store there): such a drop goes to a thread of
+        // its own.
+        if let Some(client) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::Builder::new()
+                .name("postgres-close".into())
+                .spawn(move || drop(client));
+        }
+    }
+}
+
 /// Which rows a read is for.
 #[derive(Clone, Copy)]
 enum Which<'a> {
