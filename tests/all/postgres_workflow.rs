@@ -1,8 +1,9 @@
 //! A move to PostgreSQL end to end through the CLI: blue (SQLite) built
 //! from the log, green (PostgreSQL) loaded by a `copy` through the
 //! `chat-copy` row-map plugin as of T0, the log replayed from before T0,
-//! and the compare at 0 mismatches; and a copy killed midway (`kill -9`)
-//! that, run again, leaves green identical to an uninterrupted run.
+//! and the compare at 0 mismatches; and a copy, then a replay, killed
+//! midway (`kill -9`) that, run again, leave green identical to an
+//! uninterrupted run.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,6 +71,7 @@ source = "chat-log"
 transform = "rmu2"
 into = "green"
 start = "restore - 10m"
+batch_size = 100
 
 [[step]]
 id = "compare"
@@ -139,10 +141,38 @@ fn a_copy_through_a_row_map_plugin_then_a_replay_compare_clean_and_a_killed_copy
         "{said}"
     );
 
+    let expected = dump(&whole);
     // The same, killed in the middle of the copy, then run again.
-    let killed = TestDatabase::new();
-    let file = workflow(dir.path(), "killed", &killed);
-    let state = dir.path().join(".switchyard/killed/state.json");
+    let partial = killed_then_resumed(dir.path(), "killed-copy", &expected, |saved| {
+        // Some pages of the copy are saved, and it is not done.
+        let at = &saved["steps"]["copy-green"]["resume"]["messages"];
+        at.is_string() && at != "done"
+    });
+    assert!(
+        partial > 0 && partial < expected.len(),
+        "the copy was killed after {partial} of {} entries",
+        expected.len()
+    );
+    // And killed in the middle of the replay after the copy.
+    killed_then_resumed(dir.path(), "killed-replay", &expected, |saved| {
+        let replay = &saved["steps"]["replay-green"];
+        replay["status"] == "running" && replay["checkpoint"]["cursor"].as_u64().unwrap_or(0) > 0
+    });
+}
+
+/// Runs the workflow in a database of its own, kills it (`kill -9`) once
+/// its saved state satisfies `now`, runs it again to the end, and checks
+/// green holds exactly `expected`; returns how many entries green held
+/// when it was killed.
+fn killed_then_resumed(
+    dir: &std::path::Path,
+    name: &str,
+    expected: &[Entry],
+    now: impl Fn(&serde_json::Value) -> bool,
+) -> usize {
+    let db = TestDatabase::new();
+    let file = workflow(dir, name, &db);
+    let state = dir.join(format!(".switchyard/{name}/state.json"));
     let mut child = Command::new(runner_bin())
         .args(["exec", file.to_str().unwrap(), "--no-progress"])
         .stdout(Stdio::null())
@@ -153,35 +183,32 @@ fn a_copy_through_a_row_map_plugin_then_a_replay_compare_clean_and_a_killed_copy
     loop {
         let text = std::fs::read_to_string(&state).unwrap_or_default();
         let saved: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        // Some pages of the copy are saved, and it is not done.
-        let at = &saved["steps"]["copy-green"]["resume"]["messages"];
-        if at.is_string() && at != "done" {
+        if now(&saved) {
             break;
         }
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
+            "{name}: the run ended before it could be killed"
         );
-        assert!(Instant::now() < deadline, "the copy never started");
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(Instant::now() < deadline, "{name}: never reached the point");
+        std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let partial = dump(&killed).len();
+    let partial = dump(&db).len();
     let out = exec(&file);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{said}\n{}",
+        "{name}: {said}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(said.contains(" 0 mismatched"), "{said}");
-    let (a, b) = (dump(&whole), dump(&killed));
+    assert!(said.contains(" 0 mismatched"), "{name}: {said}");
+    let resumed = dump(&db);
+    assert_eq!(resumed.len(), expected.len(), "{name}");
     assert!(
-        partial < a.len(),
-        "killed after {partial} of {} entries",
-        a.len()
+        resumed == expected,
+        "{name}: green differs after the killed run was resumed"
     );
-    assert_eq!(a.len(), b.len());
-    assert!(a == b, "green differs after a killed copy was resumed");
+    partial
 }

@@ -355,6 +355,9 @@ fn run_steps(
         tracing::info!("starting");
         let step_started = Instant::now();
         let result = steps::run(ctx, step);
+        // Asked before the state's lock is taken: the watch takes the
+        // background list's lock, then the state's.
+        let left_running = ctx.background.runs(&id);
         let mut sf = ctx.lock_state();
         let st = sf.step_mut(&id, kind);
         st.finished_at_ms = Some(now_ms());
@@ -377,7 +380,7 @@ fn run_steps(
                 st.status = Status::Done;
                 // What it left running starts again when a later run
                 // resumes, whatever ends this one.
-                if ctx.background.runs(&id) {
+                if left_running {
                     st.background = true;
                 }
                 st.summary = Some(summary.clone());
