@@ -7,7 +7,8 @@ use super::bindings::{row_mapper, types};
 use super::contract::RowMap;
 use super::error::{Input, PluginFailure};
 use super::instance::{Instance, Plugin};
-use crate::model::{Cell, Row, RowMutation};
+use super::rows::{Cell, RowMutation};
+use types::Row;
 
 pub use row_mapper::SourceRow;
 
@@ -27,19 +28,7 @@ impl Instance<RowMap> {
             .iter()
             .map(|r| SourceRow {
                 table: table.to_string(),
-                row: types::Row {
-                    row_key: r.row_key.clone(),
-                    cells: r
-                        .cells
-                        .iter()
-                        .map(|c| types::StoredCell {
-                            family: c.family.clone(),
-                            qualifier: c.qualifier.clone(),
-                            value: c.value.clone(),
-                            version: c.version,
-                        })
-                        .collect(),
-                },
+                row: r.clone(),
             })
             .collect();
         let at = Input::Keys { count: rows.len() };
