@@ -54,6 +54,9 @@ use names::{META_TABLE, TABLES_TABLE, quoted};
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The most data one statement carries (a larger batch is written with
+/// several, in its one transaction).
+const MAX_STATEMENT_BYTES: usize = 16 << 20;
 /// The layouts of the tables this store makes, as the registry names them.
 const ENTRIES: &str = "entries";
 const LATEST: &str = "latest";
@@ -123,9 +126,16 @@ impl PostgresStore {
         let meta = quoted(schema, META_TABLE);
         let tables = quoted(schema, TABLES_TABLE);
         store.call("cannot prepare the schema", |client| {
+            // Creating a schema needs a right on the database that a role
+            // given only its schema lacks: asked only when it is missing.
+            let missing = client
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])?
+                .is_none();
+            if missing {
+                client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema_sql}"))?;
+            }
             client.batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema_sql};
-                 CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value bigint NOT NULL);
+                "CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value bigint NOT NULL);
                  CREATE TABLE IF NOT EXISTS {tables} (name text PRIMARY KEY, layout text NOT NULL, columns text NOT NULL);"
             ))?;
             Ok(())
@@ -509,10 +519,26 @@ impl Store for PostgresStore {
                 latest.push((sql, layout.clone(), of_table));
                 continue;
             }
+            let insert = format!(
+                "INSERT INTO {sql} AS stored (row_key, family, qualifier, kind, version, value)
+                 SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::int2[], $5::int8[], $6::bytea[])
+                 ON CONFLICT (row_key, family, qualifier, kind, version)
+                 DO UPDATE SET value = excluded.value WHERE stored.value IS DISTINCT FROM excluded.value"
+            );
+            // Each entry repeats its row key: a statement is cut at
+            // MAX_STATEMENT_BYTES, so the message the client builds stays
+            // bounded whatever a plugin's rows look like.
             let mut columns = Columns::default();
+            let mut bytes = 0usize;
             for ((_, row_key, family, qualifier, kind, version), value) in
                 entries.iter().filter(|e| e.0.0 == *table)
             {
+                let size = row_key.len() + family.len() + qualifier.len() + value.len() + 32;
+                if bytes > 0 && bytes + size > MAX_STATEMENT_BYTES {
+                    statements.push((insert.clone(), std::mem::take(&mut columns)));
+                    bytes = 0;
+                }
+                bytes += size;
                 columns.row_key.push(row_key);
                 columns.family.push(family);
                 columns.qualifier.push(qualifier);
@@ -520,15 +546,7 @@ impl Store for PostgresStore {
                 columns.version.push(*version as i64);
                 columns.value.push(value);
             }
-            statements.push((
-                format!(
-                    "INSERT INTO {sql} AS stored (row_key, family, qualifier, kind, version, value)
-                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::int2[], $5::int8[], $6::bytea[])
-                     ON CONFLICT (row_key, family, qualifier, kind, version)
-                     DO UPDATE SET value = excluded.value WHERE stored.value IS DISTINCT FROM excluded.value"
-                ),
-                columns,
-            ));
+            statements.push((insert, columns));
         }
         let meta = quoted(&self.schema, META_TABLE);
         self.call("cannot write", |client| {
@@ -668,6 +686,17 @@ fn write_latest(
     let mut keys: Vec<&[u8]> = mutations.iter().map(|m| m.row_key).collect();
     keys.sort_unstable();
     keys.dedup();
+    // Every key gets a row to lock, so two writers of one new key wait for
+    // each other instead of both starting from nothing (a placeholder,
+    // version -1 and no cells, is older than any event and shows nothing).
+    tx.execute(
+        &format!(
+            "INSERT INTO {sql} (row_key, version, deleted, cells)
+             SELECT k, -1, false, '{{}}'::jsonb FROM unnest($1::bytea[]) AS k
+             ON CONFLICT (row_key) DO NOTHING"
+        ),
+        &[&keys],
+    )?;
     let found = tx.query(
         &format!(
             "SELECT {} FROM {sql} WHERE row_key = ANY($1) ORDER BY row_key FOR UPDATE",

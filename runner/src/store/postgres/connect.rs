@@ -82,6 +82,20 @@ impl Target {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
+        // A checked certificate is asked for because TLS is wanted: never
+        // fall back to a plain connection (where `prefer` would).
+        if tls_ca.is_some() {
+            config.ssl_mode(SslMode::Require);
+        }
+        // A connection that died without a word is noticed within about a
+        // minute, not the system's two hours; a lock held by an orphaned
+        // session is given up after 30 s (and tried again).
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
+            .options("-c lock_timeout=30s");
         config.application_name("switchyard");
         Ok(Target {
             store: store.to_string(),
@@ -111,13 +125,30 @@ impl Target {
         };
         let mut builder = SslConnector::builder(SslMethod::tls()).map_err(refused)?;
         match &self.tls_ca {
-            Some(ca) => builder.set_ca_file(ca).map_err(|e| {
-                StoreError::new(
-                    &self.store,
-                    Fault::Refused,
-                    format!("cannot read `tls_ca` `{}`: {e}", ca.display()),
-                )
-            })?,
+            Some(ca) => {
+                // That authority only, not the system's as well.
+                let cannot = |e: String| {
+                    StoreError::new(
+                        &self.store,
+                        Fault::Refused,
+                        format!("cannot read `tls_ca` `{}`: {e}", ca.display()),
+                    )
+                };
+                let pem = std::fs::read(ca).map_err(|e| cannot(e.to_string()))?;
+                let certs =
+                    openssl::x509::X509::stack_from_pem(&pem).map_err(|e| cannot(e.to_string()))?;
+                if certs.is_empty() {
+                    return Err(cannot("no certificate in it".into()));
+                }
+                let mut store = openssl::x509::store::X509StoreBuilder::new().map_err(refused)?;
+                for cert in certs {
+                    store.add_cert(cert).map_err(refused)?;
+                }
+                builder
+                    .set_verify_cert_store(store.build())
+                    .map_err(refused)?;
+                builder.set_verify(SslVerifyMode::PEER);
+            }
             None => builder.set_verify(SslVerifyMode::NONE),
         }
         let mut connector = postgres_openssl::MakeTlsConnector::new(builder.build());

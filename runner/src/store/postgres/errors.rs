@@ -14,16 +14,20 @@ pub fn fault_of(e: &postgres::Error) -> Fault {
         return Fault::Transient;
     }
     let Some(code) = e.code() else {
-        // A TLS set-up the server does not speak, or a certificate it
-        // cannot show, fails the same way again.
-        let tls = std::iter::successors(std::error::Error::source(e), |s| s.source())
+        // No answer from the server: only a connection that failed (an
+        // I/O error, a timeout) may do better next time. A TLS set-up or
+        // a password the server refuses, or a message the client could
+        // not make (too large), fails the same way again.
+        let sources = || std::iter::successors(std::error::Error::source(e), |s| s.source());
+        let tls = sources()
             .any(|s| s.is::<openssl::ssl::Error>() || s.is::<openssl::error::ErrorStack>());
-        if tls || e.to_string().contains("TLS") {
-            return Fault::Refused;
-        }
-        // No answer from the server: the connection (an I/O error, a
-        // timeout) failed.
-        return Fault::Transient;
+        let io = sources().any(|s| s.is::<std::io::Error>());
+        let timeout = e.to_string().starts_with("timeout");
+        return if !tls && (io || timeout) {
+            Fault::Transient
+        } else {
+            Fault::Refused
+        };
     };
     let transient = [
         SqlState::ADMIN_SHUTDOWN,
@@ -33,9 +37,12 @@ pub fn fault_of(e: &postgres::Error) -> Fault {
         SqlState::T_R_DEADLOCK_DETECTED,
         SqlState::TOO_MANY_CONNECTIONS,
         SqlState::LOCK_NOT_AVAILABLE,
+        // A replica that is read-only while it fails over.
+        SqlState::READ_ONLY_SQL_TRANSACTION,
     ];
-    // Class 08: connection exceptions.
-    if transient.contains(code) || code.code().starts_with("08") {
+    // Class 08: connection exceptions; class 53: resources (disk, memory,
+    // connections) the server may have again.
+    if transient.contains(code) || code.code().starts_with("08") || code.code().starts_with("53") {
         Fault::Transient
     } else {
         Fault::Refused

@@ -267,12 +267,22 @@ impl LatestLayout {
                 {
                     continue;
                 }
-                let qualifier = std::str::from_utf8(qualifier).map_err(|_| {
-                    format!(
-                        "row {}: a qualifier that is not UTF-8 in family `{family}`; the `latest` layout names cells as text",
-                        crate::text::foreign_bytes(key)
-                    )
-                })?;
+                let qualifier = std::str::from_utf8(qualifier)
+                    .ok()
+                    .filter(|q| !q.contains('\0'))
+                    .ok_or_else(|| {
+                        format!(
+                            "row {}: a qualifier that is not text in family `{family}`; the `latest` layout names cells as text",
+                            crate::text::foreign_bytes(key)
+                        )
+                    })?;
+                if family.contains(':') || family.contains('\0') {
+                    return Err(format!(
+                        "row {}: family `{}` holds `:` or a NUL; the `latest` layout names cells `family:qualifier`",
+                        crate::text::foreign_bytes(key),
+                        crate::text::foreign(family)
+                    ));
+                }
                 others.insert(format!("{family}:{qualifier}"), json_of_bytes(value));
             }
             rest.push(Value::Object(others));
@@ -290,7 +300,14 @@ impl LatestLayout {
                 match c.ty {
                     ColumnType::Text => text[i].push(
                         value
-                            .map(|v| String::from_utf8(v.clone()).map_err(|_| bad("UTF-8 text")))
+                            .map(|v| {
+                                String::from_utf8(v.clone())
+                                    .ok()
+                                    .filter(|t| !t.contains('\0'))
+                                    .ok_or_else(|| {
+                                        bad("text without NUL bytes (make the column bytea)")
+                                    })
+                            })
                             .transpose()?,
                     ),
                     ColumnType::Bytea => bytea[i].push(value.cloned()),
@@ -355,9 +372,13 @@ impl Latest {
         }
         let r = row.get_or_insert_with(Latest::default);
         let before = r.clone();
+        // A delete at this very version hides what is written at it,
+        // whatever the order, as in HBase and the other layout.
+        let mut tombstone_here = r.deleted && r.version == version;
         r.version = version;
         for cell in cells {
             match cell {
+                CellRef::Put { .. } if tombstone_here => {}
                 CellRef::Put {
                     family,
                     qualifier,
@@ -374,6 +395,7 @@ impl Latest {
                 CellRef::DeleteRow => {
                     r.cells.clear();
                     r.deleted = true;
+                    tombstone_here = true;
                 }
             }
         }
@@ -405,8 +427,9 @@ impl Latest {
 /// A value in the `cells` jsonb: its text when UTF-8, else `{"hex": …}`.
 fn json_of_bytes(value: &[u8]) -> Value {
     match std::str::from_utf8(value) {
-        Ok(text) => Value::String(text.to_string()),
-        Err(_) => serde_json::json!({ "hex": hex::encode(value) }),
+        // jsonb cannot hold a NUL, even escaped.
+        Ok(text) if !text.contains('\0') => Value::String(text.to_string()),
+        _ => serde_json::json!({ "hex": hex::encode(value) }),
     }
 }
 
@@ -479,6 +502,12 @@ mod tests {
             [put("text", "back")].into_iter()
         ));
         assert!(!row.as_ref().unwrap().deleted);
+        // A put at the version of a delete stays hidden, as in HBase.
+        let mut row = None;
+        Latest::apply(&mut row, 4, [CellRef::DeleteRow].into_iter());
+        Latest::apply(&mut row, 4, [put("text", "same version")].into_iter());
+        assert!(row.as_ref().unwrap().cells.is_empty());
+        assert_eq!(json_of_bytes(b"a\0b"), serde_json::json!({"hex": "610062"}));
     }
 
     #[test]
