@@ -415,6 +415,22 @@ impl PostgresStore {
     }
 }
 
+/// Where a new statement starts among entries of these sizes, so that
+/// none carries more than `max` bytes (an entry larger than that goes
+/// alone).
+fn statement_starts(sizes: &[usize], max: usize) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut bytes = 0usize;
+    for (i, size) in sizes.iter().enumerate() {
+        if bytes > 0 && bytes + size > max {
+            starts.push(i);
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    starts
+}
+
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         // The client closes its connection by blocking on a runtime of its
@@ -528,17 +544,19 @@ impl Store for PostgresStore {
             // Each entry repeats its row key: a statement is cut at
             // MAX_STATEMENT_BYTES, so the message the client builds stays
             // bounded whatever a plugin's rows look like.
+            let of_table: Vec<_> = entries.iter().filter(|e| e.0.0 == *table).collect();
+            let sizes: Vec<usize> = of_table
+                .iter()
+                .map(|((_, k, f, q, _, _), v)| k.len() + f.len() + q.len() + v.len() + 32)
+                .collect();
+            let starts = statement_starts(&sizes, MAX_STATEMENT_BYTES);
             let mut columns = Columns::default();
-            let mut bytes = 0usize;
-            for ((_, row_key, family, qualifier, kind, version), value) in
-                entries.iter().filter(|e| e.0.0 == *table)
+            for (i, ((_, row_key, family, qualifier, kind, version), value)) in
+                of_table.into_iter().enumerate()
             {
-                let size = row_key.len() + family.len() + qualifier.len() + value.len() + 32;
-                if bytes > 0 && bytes + size > MAX_STATEMENT_BYTES {
+                if i > 0 && starts.contains(&i) {
                     statements.push((insert.clone(), std::mem::take(&mut columns)));
-                    bytes = 0;
                 }
-                bytes += size;
                 columns.row_key.push(row_key);
                 columns.family.push(family);
                 columns.qualifier.push(qualifier);
@@ -729,4 +747,16 @@ fn write_latest(
         params.iter().map(|p| p.as_ref()).collect();
     tx.execute(&layout.upsert(sql), &refs)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_into_statements_of_bounded_size() {
+        assert_eq!(statement_starts(&[10, 10, 10, 10], 25), vec![0, 2]);
+        assert_eq!(statement_starts(&[30, 5, 30], 25), vec![0, 1, 2]);
+        assert_eq!(statement_starts(&[1; 1000], MAX_STATEMENT_BYTES), vec![0]);
+    }
 }
