@@ -439,7 +439,8 @@ fn a_latest_table_refuses_reads_before_its_rows_and_values_its_columns_cannot_ho
         .unwrap_err();
     assert_eq!(e.fault, Fault::Refused);
     assert!(
-        e.message.contains("`d:posted_at` is not a decimal integer"),
+        e.message
+            .contains("`d:posted_at` is not an integer written as PostgreSQL writes it back"),
         "{e}"
     );
     let deleted = RowMutation {

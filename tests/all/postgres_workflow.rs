@@ -71,7 +71,7 @@ source = "chat-log"
 transform = "rmu2"
 into = "green"
 start = "restore - 10m"
-batch_size = 100
+batch_size = 50
 
 [[step]]
 id = "compare"
@@ -156,7 +156,7 @@ fn a_copy_through_a_row_map_plugin_then_a_replay_compare_clean_and_a_killed_copy
     // And killed in the middle of the replay after the copy.
     killed_then_resumed(dir.path(), "killed-replay", &expected, |saved| {
         let replay = &saved["steps"]["replay-green"];
-        replay["status"] == "running" && replay["checkpoint"]["cursor"].as_u64().unwrap_or(0) > 0
+        replay["status"] == "running"
     });
 }
 

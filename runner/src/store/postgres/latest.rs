@@ -314,10 +314,8 @@ impl LatestLayout {
                     ColumnType::Bigint => bigint[i].push(
                         value
                             .map(|v| {
-                                std::str::from_utf8(v)
-                                    .ok()
-                                    .and_then(|t| t.trim().parse::<i64>().ok())
-                                    .ok_or_else(|| bad("a decimal integer"))
+                                canonical_integer(v)
+                                    .ok_or_else(|| bad("an integer written as PostgreSQL writes it back (`-12`, not `+12`, `012` or ` 12`)"))
                             })
                             .transpose()?,
                     ),
@@ -424,6 +422,15 @@ impl Latest {
     }
 }
 
+/// The integer `value` spells, when it spells it the one way a bigint
+/// reads back: anything else would come back as other bytes and a
+/// compare with the old store would report a difference the layout made.
+fn canonical_integer(value: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let n: i64 = text.parse().ok()?;
+    (n.to_string() == text).then_some(n)
+}
+
 /// A value in the `cells` jsonb: its text when UTF-8, else `{"hex": …}`.
 fn json_of_bytes(value: &[u8]) -> Value {
     match std::str::from_utf8(value) {
@@ -508,6 +515,22 @@ mod tests {
         Latest::apply(&mut row, 4, [put("text", "same version")].into_iter());
         assert!(row.as_ref().unwrap().cells.is_empty());
         assert_eq!(json_of_bytes(b"a\0b"), serde_json::json!({"hex": "610062"}));
+        assert_eq!(canonical_integer(b"-12"), Some(-12));
+        for other in [
+            &b"+12"[..],
+            b"012",
+            b" 12",
+            b"1e3",
+            b"",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(
+                canonical_integer(other),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]
