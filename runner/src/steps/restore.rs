@@ -67,14 +67,10 @@ pub struct RestoreStep {
     pub by: RestoreBy,
     /// The restore point T0; recorded for later steps.
     pub as_of: AsOf,
-    /// Tables to copy (default: every table of `from`).
-    pub tables: Vec<String>,
     /// Extra environment variables for a command.
     pub env: BTreeMap<String, String>,
     /// Longest a command may run (default 1h).
     pub timeout: Option<Period>,
-    /// Rows per write batch (default 1000).
-    pub batch_size: Option<usize>,
 }
 
 /// How a restore loads its store.
@@ -95,7 +91,7 @@ impl StepFile for RestoreFile {
                 from,
                 self.into.clone(),
                 self.as_of.as_ref(),
-                self.tables.clone(),
+                self.tables,
                 None,
                 self.batch_size,
             )?),
@@ -117,10 +113,8 @@ impl StepFile for RestoreFile {
             into: self.into,
             by,
             as_of,
-            tables: self.tables,
             env: self.env,
             timeout: self.timeout,
-            batch_size: self.batch_size,
         }))
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Row, StoredCell};
+use crate::model::{CellRef, Row, StoredCell};
 
 /// What a stored entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,6 +124,23 @@ pub fn encode(entries: &mut [Entry]) -> Vec<u8> {
 
 /// One entry to pack, borrowed from a mutation.
 pub type Part<'a> = (EntryKind, &'a str, &'a [u8], &'a [u8]);
+
+/// A cell of a mutation as an entry: its kind, family, qualifier and value
+/// (empty where the kind has none).
+pub fn part_of(cell: CellRef<'_>) -> Part<'_> {
+    match cell {
+        CellRef::Put {
+            family,
+            qualifier,
+            value,
+        } => (EntryKind::Put, family, qualifier, value),
+        CellRef::DeleteCell { family, qualifier } => {
+            (EntryKind::DeleteCell, family, qualifier, &[])
+        }
+        CellRef::DeleteFamily { family } => (EntryKind::DeleteFamily, family, &[], &[]),
+        CellRef::DeleteRow => (EntryKind::DeleteRow, "", &[], &[]),
+    }
+}
 
 /// Packs borrowed entries exactly as [`encode`] packs owned ones.
 pub fn encode_parts(parts: &mut Vec<Part<'_>>) -> Vec<u8> {

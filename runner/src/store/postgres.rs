@@ -45,7 +45,7 @@ use postgres::Client;
 use super::cells::{self, Entry, EntryKind};
 use super::{KeyRange, Page, Store, StoreError};
 use crate::fault::Fault;
-use crate::model::{CellRef, Mutations, Row, RowRef};
+use crate::model::{Mutations, Row, RowRef};
 use connect::Target;
 use latest::{Latest, LatestLayout};
 use names::{META_TABLE, TABLES_TABLE, quoted};
@@ -497,18 +497,7 @@ impl Store for PostgresStore {
         let mut entries: Vec<(EntryId<'_>, &[u8])> = Vec::new();
         for m in rows.iter().filter(|m| self.layout_of(m.table).is_none()) {
             for cell in m.cells() {
-                let (kind, family, qualifier, value): (EntryKind, &str, &[u8], &[u8]) = match cell {
-                    CellRef::Put {
-                        family,
-                        qualifier,
-                        value,
-                    } => (EntryKind::Put, family, qualifier, value),
-                    CellRef::DeleteCell { family, qualifier } => {
-                        (EntryKind::DeleteCell, family, qualifier, &[])
-                    }
-                    CellRef::DeleteFamily { family } => (EntryKind::DeleteFamily, family, &[], &[]),
-                    CellRef::DeleteRow => (EntryKind::DeleteRow, "", &[], &[]),
-                };
+                let (kind, family, qualifier, value) = cells::part_of(cell);
                 if family.contains('\0') {
                     return Err(refused(format!(
                         "a family name with a NUL character in row {}; PostgreSQL text cannot hold it",

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 
-use super::cells::{self, Entry, EntryKind};
+use super::cells::{self, Entry};
 use super::fed_by::FedBy;
 use super::{KeyRange, Page, Store, StoreConfig, StoreError};
 use crate::document::{Home, Kind};
 use crate::fault::Fault;
-use crate::model::{CellRef, Mutations, Row, RowRef};
+use crate::model::{Mutations, Row, RowRef};
 
 /// The kind, for the registration list.
 pub const KIND: Kind<dyn StoreConfig> = Kind {
@@ -215,18 +215,7 @@ impl SqliteStore {
             }
             let parts = grouped.entry((m.table, m.row_key, m.version)).or_default();
             for cell in m.cells() {
-                let part: cells::Part<'_> = match cell {
-                    CellRef::Put {
-                        family,
-                        qualifier,
-                        value,
-                    } => (EntryKind::Put, family, qualifier, value),
-                    CellRef::DeleteCell { family, qualifier } => {
-                        (EntryKind::DeleteCell, family, qualifier, &[])
-                    }
-                    CellRef::DeleteFamily { family } => (EntryKind::DeleteFamily, family, &[], &[]),
-                    CellRef::DeleteRow => (EntryKind::DeleteRow, "", &[], &[]),
-                };
+                let part = cells::part_of(cell);
                 if part.1.len() > usize::from(u16::MAX) {
                     return Err(StoreError::new(
                         &name,
