@@ -3,17 +3,18 @@
 //! `chat-copy` row-map plugin as of T0, the log replayed from before T0,
 //! and the compare at 0 mismatches; and a copy, then a replay, killed
 //! midway (`kill -9`) that, run again, leave green identical to an
-//! uninterrupted run.
+//! uninterrupted run, as does a replay whose server is restarted under it.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use switchyard_tests::bounded;
 use switchyard_tests::cli::runner_bin;
 use switchyard_tests::plugins::wasm;
-use switchyard_tests::postgres::TestDatabase;
+use switchyard_tests::postgres::{PrivateServer, TestDatabase};
 
 /// The workflow: events → blue → copy (mapped) into green → replay → compare.
-fn workflow(dir: &std::path::Path, name: &str, db: &TestDatabase) -> std::path::PathBuf {
+fn workflow(dir: &std::path::Path, name: &str, url: &str) -> std::path::PathBuf {
     let text = format!(
         r#"[workflow]
 name = "{name}"
@@ -82,7 +83,7 @@ tables = ["messages"]
 check = "chat-check"
 max_mismatches = 0
 "#,
-        url = db.url(),
+        url = url,
         transform = wasm("plugins/chat-transform").display(),
         copy = wasm("plugins/chat-copy").display(),
         check = wasm("plugins/chat-check").display(),
@@ -96,8 +97,8 @@ max_mismatches = 0
 type Entry = (Vec<u8>, String, Vec<u8>, i16, i64, Vec<u8>);
 
 /// Every stored entry of green, in order.
-fn dump(db: &TestDatabase) -> Vec<Entry> {
-    db.client()
+fn dump(mut client: postgres::Client) -> Vec<Entry> {
+    client
         .query(
             "SELECT row_key, family, qualifier, kind, version, value FROM chat.messages
              ORDER BY row_key, family, qualifier, kind, version",
@@ -128,7 +129,7 @@ fn a_copy_through_a_row_map_plugin_then_a_replay_compare_clean_and_a_killed_copy
     assert!(sampled.status.success());
 
     let whole = TestDatabase::new();
-    let out = exec(&workflow(dir.path(), "whole", &whole));
+    let out = exec(&workflow(dir.path(), "whole", whole.url()));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -141,7 +142,7 @@ fn a_copy_through_a_row_map_plugin_then_a_replay_compare_clean_and_a_killed_copy
         "{said}"
     );
 
-    let expected = dump(&whole);
+    let expected = dump(whole.client());
     // The same, killed in the middle of the copy, then run again.
     let partial = killed_then_resumed(dir.path(), "killed-copy", &expected, |saved| {
         // Some pages of the copy are saved, and it is not done.
@@ -158,6 +159,54 @@ fn a_copy_through_a_row_map_plugin_then_a_replay_compare_clean_and_a_killed_copy
         let replay = &saved["steps"]["replay-green"];
         replay["status"] == "running"
     });
+    // And with the server stopped and started again during the replay.
+    restarted_mid_replay(dir.path(), &expected);
+}
+
+/// Runs the workflow against a server of its own, stops that server for
+/// two seconds during the replay (`pg_ctl stop -m fast`, as an operator's
+/// restart does) and starts it again: the run rides through on its
+/// retries, and green ends identical to an uninterrupted run.
+fn restarted_mid_replay(dir: &std::path::Path, expected: &[Entry]) {
+    let server = PrivateServer::start();
+    let file = workflow(dir, "restarted", &server.url());
+    let state = dir.join(".switchyard/restarted/state.json");
+    let child = bounded::spawn(
+        Command::new(runner_bin())
+            .args(["exec", file.to_str().unwrap(), "--no-progress"])
+            .env("RUST_LOG", "warn"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        let saved: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if saved["steps"]["replay-green"]["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replay never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    server.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    server.start_again();
+    let out = child.wait_with_output(bounded::LIMIT);
+    let (said, logged) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{said}\n{logged}");
+    assert!(
+        logged.contains("trying again"),
+        "the restart went unnoticed: {logged}"
+    );
+    assert!(said.contains(" 0 mismatched"), "{said}");
+    let green = dump(server.client());
+    assert!(
+        green == expected,
+        "green differs after a restart ({} entries, {} expected)",
+        green.len(),
+        expected.len()
+    );
 }
 
 /// Runs the workflow in a database of its own, kills it (`kill -9`) once
@@ -171,7 +220,7 @@ fn killed_then_resumed(
     now: impl Fn(&serde_json::Value) -> bool,
 ) -> usize {
     let db = TestDatabase::new();
-    let file = workflow(dir, name, &db);
+    let file = workflow(dir, name, db.url());
     let state = dir.join(format!(".switchyard/{name}/state.json"));
     let mut child = Command::new(runner_bin())
         .args(["exec", file.to_str().unwrap(), "--no-progress"])
@@ -195,7 +244,7 @@ fn killed_then_resumed(
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let partial = dump(&db).len();
+    let partial = dump(db.client()).len();
     let out = exec(&file);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -204,7 +253,7 @@ fn killed_then_resumed(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains(" 0 mismatched"), "{name}: {said}");
-    let resumed = dump(&db);
+    let resumed = dump(db.client());
     assert_eq!(resumed.len(), expected.len(), "{name}");
     assert!(
         resumed == expected,

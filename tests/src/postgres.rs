@@ -142,3 +142,180 @@ fn start_installed_cluster() {
         }
     });
 }
+
+/// A PostgreSQL server of one test's own: a cluster made by the machine's
+/// installed `initdb` in a temporary folder, on a free loopback port, so
+/// the test may stop and start it without disturbing any other. Run as
+/// root, the server runs as the `postgres` user (PostgreSQL refuses root).
+/// It is stopped when this is dropped, and by a watchdog if the test
+/// process dies first.
+pub struct PrivateServer {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivateServer {
+    /// Makes the cluster and starts it.
+    pub fn start() -> PrivateServer {
+        let bin = installed_bin_dir();
+        let dir = tempfile::tempdir().expect("temp dir");
+        if is_root() {
+            run("chown", &["postgres".as_ref(), dir.path().as_os_str()]);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let server = PrivateServer { dir, bin, port };
+        let data = server.data();
+        server.pg(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-A".as_ref(),
+                "trust".as_ref(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "--no-sync".as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+            ],
+        );
+        server.start_again();
+        // The watchdog: stops the server once this process is gone.
+        let stop = server.ctl_line("stop -m immediate");
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1",
+                std::process::id()
+            ))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        server
+    }
+
+    /// Its URL (the `postgres` database).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A client connected to it.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url(), NoTls).expect("connect to the private server")
+    }
+
+    /// Stops it as an operator's restart does (`pg_ctl stop -m fast`:
+    /// clients are disconnected, open transactions rolled back).
+    pub fn stop(&self) {
+        let line = self.ctl_line("stop -m fast");
+        run("sh", &["-c".as_ref(), line.as_ref()]);
+    }
+
+    /// Starts it (again), waiting until it takes connections.
+    pub fn start_again(&self) {
+        let line = self.ctl_line(&format!(
+            "start -l {}/log -o '-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off'",
+            self.dir.path().display(),
+            self.port,
+            self.dir.path().display()
+        ));
+        run("sh", &["-c".as_ref(), line.as_ref()]);
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A `pg_ctl` command line for `sh`, as the user the server runs as.
+    fn ctl_line(&self, args: &str) -> String {
+        format!(
+            "{}{}/pg_ctl -w -D {} {args}",
+            if is_root() {
+                "runuser -u postgres -- "
+            } else {
+                ""
+            },
+            self.bin.display(),
+            self.data().display()
+        )
+    }
+
+    fn pg(&self, program: &str, args: &[&std::ffi::OsStr]) {
+        let exe = self.bin.join(program);
+        if is_root() {
+            let mut all: Vec<&std::ffi::OsStr> = vec![
+                "-u".as_ref(),
+                "postgres".as_ref(),
+                "--".as_ref(),
+                exe.as_os_str(),
+            ];
+            all.extend_from_slice(args);
+            run("runuser", &all);
+        } else {
+            run(exe.to_str().expect("a UTF-8 path"), args);
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let line = self.ctl_line("stop -m immediate");
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{line} >/dev/null 2>&1"))
+            .status();
+    }
+}
+
+/// Where the installed server's programs are (`pg_config --bindir`, or
+/// the newest `/usr/lib/postgresql/N/bin`).
+fn installed_bin_dir() -> std::path::PathBuf {
+    if let Ok(out) = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+    {
+        let dir = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").is_file() {
+            return dir;
+        }
+    }
+    let mut found: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).expect(
+        "no PostgreSQL server programs (initdb, pg_ctl) are installed; the restart test needs them",
+    )
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn run(program: &str, args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
