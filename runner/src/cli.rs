@@ -73,6 +73,11 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         file: FileArgs,
+        /// Print the workflow as the runner reads it instead: the templates
+        /// it extends merged in, variables expanded, each value with the
+        /// file and line it comes from.
+        #[arg(long)]
+        resolved: bool,
     },
     /// Show where a workflow stands.
     Status {
@@ -199,14 +204,19 @@ fn parse_var(text: &str) -> Result<(String, String), String> {
 }
 
 impl FileArgs {
+    fn options(&self) -> LoadOptions {
+        LoadOptions {
+            overrides: self.vars.clone(),
+            state_dir: self.state.clone(),
+        }
+    }
+
     fn load(&self) -> Result<Workflow, WorkflowError> {
-        workflow::load(
-            &self.file,
-            &LoadOptions {
-                overrides: self.vars.clone(),
-                state_dir: self.state.clone(),
-            },
-        )
+        workflow::load(&self.file, &self.options())
+    }
+
+    fn resolve(&self) -> Result<String, WorkflowError> {
+        workflow::resolve(&self.file, &self.options())
     }
 }
 
@@ -240,7 +250,21 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
             }
             Err(e) => invalid(e),
         },
-        Command::Plan { file } => match file.load() {
+        // Printed even when the sections are wrong: that is when it helps.
+        Command::Plan {
+            file,
+            resolved: true,
+        } => match file.resolve() {
+            Ok(text) => {
+                print!("{text}");
+                match file.load() {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(e) => invalid(e),
+                }
+            }
+            Err(e) => invalid(e),
+        },
+        Command::Plan { file, .. } => match file.load() {
             Ok(w) => {
                 print!("{}", workflow::plan::text(&w));
                 ExitCode::SUCCESS

@@ -10,10 +10,14 @@
 //! - `values`: durations, sizes, points in time, numbers and flags as text.
 //! - `read`: named tables, `kind`, one value as a type; paths.
 //! - `kind`: a table handed to the reader of its kind; where a workflow lives.
+//! - `layers`: the workflow and the templates it extends, one range of
+//!   offsets each; `merge`: how a workflow overrides its template.
 
 pub mod code;
 pub mod error;
 pub mod kind;
+pub mod layers;
+pub mod merge;
 pub mod quoting;
 pub mod read;
 pub mod values;

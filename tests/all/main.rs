@@ -19,5 +19,6 @@ mod quickstart;
 mod replay;
 mod router;
 mod sandbox;
+mod services;
 mod signals;
 mod steps;

@@ -96,11 +96,21 @@ impl Site {
 
     /// Runs the rmu stand-in to the end of the topic: blue is up to date.
     pub fn feed_blue(&self) -> Run {
+        self.feed_blue_of(TOPIC, "messages", "chat-rmu")
+    }
+
+    /// Runs the stand-in of another service's updater: `topic` into blue's
+    /// `table` (`messages` or `tickets`) in consumer group `group`.
+    pub fn feed_blue_of(&self, topic: &str, table: &str, group: &str) -> Run {
         let workflow = repo_root().join("tests/workflows/rmu-standin.toml");
-        let mut args = self.exec_args(&workflow, "rmu", &["--fresh"]);
+        let state = format!("rmu-{group}");
+        let mut args = self.exec_args(&workflow, &state, &["--fresh"]);
         // The stand-in knows only blue.
         if let Some(at) = args.iter().position(|a| a.starts_with("green_thrift=")) {
             args.drain(at - 1..=at);
+        }
+        for (name, value) in [("topic", topic), ("table", table), ("group", group)] {
+            args.extend(["--var".to_string(), format!("{name}={value}")]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Test::new().args(&args).run().success()

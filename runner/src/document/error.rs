@@ -5,6 +5,8 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::layers::Layers;
+
 /// A place in a workflow file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -65,21 +67,30 @@ pub enum WorkflowError {
     },
 }
 
-/// Builds [`WorkflowError::At`] from byte spans of one file.
+/// Builds [`WorkflowError::At`] from byte spans of the workflow and the
+/// templates it extends (see `layers`: each file has its own range).
 #[derive(Clone, Copy)]
 pub struct Errors<'a> {
-    /// The file name.
-    pub file: &'a Path,
-    /// Its text.
-    pub text: &'a str,
+    /// The files, in the order of their ranges.
+    pub layers: &'a Layers,
 }
 
 impl Errors<'_> {
+    /// Where `offset` is: the file it falls in, line and column.
+    pub fn location(&self, offset: usize) -> Location {
+        let layer = self.layers.layer_at(offset);
+        Location::at(&layer.file, layer.text(), offset - layer.base.min(offset))
+    }
+
     /// An error about the value at `span`.
     pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> WorkflowError {
+        let mut message = message.into();
+        if let Some(hint) = self.layers.hint(span.start) {
+            message.push_str(&format!(" ({hint})"));
+        }
         WorkflowError::At {
-            location: Location::at(self.file, self.text, span.start),
-            message: message.into(),
+            location: self.location(span.start),
+            message,
         }
     }
 

@@ -130,25 +130,30 @@ fn resolve_one(
     Ok(value)
 }
 
-/// Expands variables in every string of the document (keys are left alone).
-/// In a command line that a shell runs, each value is quoted for where it
-/// lands (see `quoting`), so no value can become shell syntax.
+/// Where a string used variables: its offset and their names.
+pub type Used = Vec<(usize, Vec<String>)>;
+
+/// Expands variables in every string of the document (keys are left alone)
+/// and says which strings used which variables. In a command line that a
+/// shell runs, each value is quoted for where it lands (see `quoting`), so
+/// no value can become shell syntax.
 pub fn expand_document(
     doc: &mut DeTable<'_>,
     vars: &Vars,
     errors: Errors<'_>,
-) -> Result<(), WorkflowError> {
+) -> Result<Used, WorkflowError> {
+    let mut used = Used::new();
     for (key, value) in doc.iter_mut() {
         match value.get_mut() {
             DeValue::Array(steps) if key.get_ref() == "step" => {
                 for step in steps.iter_mut() {
-                    expand_step(step, vars, errors)?;
+                    expand_step(step, vars, errors, &mut used)?;
                 }
             }
-            _ => expand_value(value, vars, errors)?,
+            _ => expand_value(value, vars, errors, &mut used)?,
         }
     }
-    Ok(())
+    Ok(used)
 }
 
 /// The step kinds that run commands, and the key of each that holds the
@@ -166,10 +171,11 @@ fn expand_step(
     step: &mut Spanned<DeValue<'_>>,
     vars: &Vars,
     errors: Errors<'_>,
+    used: &mut Used,
 ) -> Result<(), WorkflowError> {
     let step_span = step.span();
     let DeValue::Table(table) = step.get_mut() else {
-        return expand_value(step, vars, errors);
+        return expand_value(step, vars, errors, used);
     };
     let mut kind = None;
     for (key, value) in table.iter() {
@@ -232,11 +238,11 @@ fn expand_step(
                             let env = names.get(name).cloned().unwrap_or_default();
                             return Err(errors.at(span, code_error(name, &reader.program, &env)));
                         }
-                        _ => expand_value(arg, vars, errors)?,
+                        _ => expand_value(arg, vars, errors, used)?,
                     }
                 }
             }
-            _ => expand_value(value, vars, errors)?,
+            _ => expand_value(value, vars, errors, used)?,
         }
     }
     if runs_command {
@@ -288,29 +294,36 @@ fn expand_value(
     value: &mut Spanned<DeValue<'_>>,
     vars: &Vars,
     errors: Errors<'_>,
+    used: &mut Used,
 ) -> Result<(), WorkflowError> {
     let span = value.span();
     match value.get_mut() {
         DeValue::String(s) if s.contains('$') => {
-            let expanded = expand_with(s, |var| Ok::<_, WorkflowError>(vars.get(var).cloned()))
-                .map_err(|e| match e {
-                    Expand::Unknown(var) => {
-                        errors.at(span, unknown(&var, std::iter::empty(), vars))
-                    }
-                    Expand::Unclosed => errors.at(span, UNCLOSED),
-                    Expand::TooLong => errors.at(span, TOO_LONG),
-                    Expand::Inner(e) => e,
-                })?;
+            let start = span.start;
+            let mut names = Vec::new();
+            let expanded = expand_with(s, |var| {
+                names.push(var.to_string());
+                Ok::<_, WorkflowError>(vars.get(var).cloned())
+            })
+            .map_err(|e| match e {
+                Expand::Unknown(var) => errors.at(span, unknown(&var, std::iter::empty(), vars)),
+                Expand::Unclosed => errors.at(span, UNCLOSED),
+                Expand::TooLong => errors.at(span, TOO_LONG),
+                Expand::Inner(e) => e,
+            })?;
             *s = expanded.into();
+            if !names.is_empty() {
+                used.push((start, names));
+            }
         }
         DeValue::Array(items) => {
             for item in items.iter_mut() {
-                expand_value(item, vars, errors)?;
+                expand_value(item, vars, errors, used)?;
             }
         }
         DeValue::Table(table) => {
             for (_, item) in table.iter_mut() {
-                expand_value(item, vars, errors)?;
+                expand_value(item, vars, errors, used)?;
             }
         }
         _ => {}
