@@ -50,30 +50,36 @@ pub fn merge<'i>(
     Ok(base)
 }
 
-/// Tables merged key by key (a merged table keeps the template's place,
-/// where it is defined); anything else replaced.
-fn merge_value<'i>(base: Spanned<DeValue<'i>>, over: Spanned<DeValue<'i>>) -> Spanned<DeValue<'i>> {
-    let span = match (base.get_ref(), over.get_ref()) {
-        (DeValue::Table(_), DeValue::Table(_)) => base.span(),
-        _ => over.span(),
-    };
+/// Tables merged key by key, each key by `each` (a merged table keeps
+/// the template's place, where it is defined); anything else replaced.
+fn merge_tables<'i>(
+    base: Spanned<DeValue<'i>>,
+    over: Spanned<DeValue<'i>>,
+    each: &dyn Fn(Spanned<DeValue<'i>>, Spanned<DeValue<'i>>) -> Spanned<DeValue<'i>>,
+) -> Spanned<DeValue<'i>> {
+    let (base_span, over_span) = (base.span(), over.span());
     match (base.into_inner(), over.into_inner()) {
-        (DeValue::Table(mut base), DeValue::Table(over)) => {
-            for (key, value) in over {
-                match base.get_mut(&key) {
+        (DeValue::Table(mut table), DeValue::Table(entries)) => {
+            for (key, value) in entries {
+                match table.get_mut(&key) {
                     Some(existing) => {
                         let old = take(existing);
-                        *existing = merge_value(old, value);
+                        *existing = each(old, value);
                     }
                     None => {
-                        base.insert(key, value);
+                        table.insert(key, value);
                     }
                 }
             }
-            Spanned::new(span, DeValue::Table(base))
+            Spanned::new(base_span, DeValue::Table(table))
         }
-        (_, over) => Spanned::new(span, over),
+        (_, over) => Spanned::new(over_span, over),
     }
+}
+
+/// A value laid on another: tables merged all the way down.
+fn merge_value<'i>(base: Spanned<DeValue<'i>>, over: Spanned<DeValue<'i>>) -> Spanned<DeValue<'i>> {
+    merge_tables(base, over, &merge_value)
 }
 
 /// `[section.NAME]` entries merged by name.
@@ -82,24 +88,7 @@ fn merge_named<'i>(
     over: Spanned<DeValue<'i>>,
     own: &[&str],
 ) -> Spanned<DeValue<'i>> {
-    let span = base.span();
-    match (base.into_inner(), over.into_inner()) {
-        (DeValue::Table(mut base), DeValue::Table(over)) => {
-            for (name, entry) in over {
-                match base.get_mut(&name) {
-                    Some(existing) => {
-                        let old = take(existing);
-                        *existing = merge_entry(old, entry, own);
-                    }
-                    None => {
-                        base.insert(name, entry);
-                    }
-                }
-            }
-            Spanned::new(span, DeValue::Table(base))
-        }
-        (_, over) => Spanned::new(span, over),
-    }
+    merge_tables(base, over, &|b, o| merge_entry(b, o, own))
 }
 
 /// One source, store, plugin or step: replaced whole when it names another
