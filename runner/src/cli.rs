@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod rows;
 mod status;
 mod summary;
 
@@ -109,6 +110,37 @@ pub enum Command {
         /// A cell not to serve, as `family:qualifier` (again for more).
         #[arg(long, value_parser = parse_cell)]
         hide: Vec<(String, Vec<u8>)>,
+    },
+    /// Print a store's rows as it serves them: visible cells only, each
+    /// with its version, for any kind of store. Without a table, its
+    /// tables. Keys are text, or `hex:…` for bytes.
+    Rows {
+        #[command(flatten)]
+        file: FileArgs,
+        /// The store's name in the workflow.
+        store: String,
+        /// The table.
+        table: Option<String>,
+        /// Only this row key (again for more).
+        #[arg(long, value_parser = rows::parse_key, conflicts_with_all = ["from", "to"])]
+        key: Vec<rows::Key>,
+        /// From this row key on (included).
+        #[arg(long, value_parser = rows::parse_key)]
+        from: Option<rows::Key>,
+        /// Up to this row key (not included, as an HBase scan).
+        #[arg(long, value_parser = rows::parse_key)]
+        to: Option<rows::Key>,
+        /// As of a version: milliseconds, an RFC 3339 time, `latest`, or
+        /// `watermark - 10m` (the store's own watermark).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// At most this many rows; 0 for all.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object a row (keys, qualifiers and values as text when
+        /// UTF-8, else as `…_hex`).
+        #[arg(long)]
+        json: bool,
     },
     /// Send every read to blue at once: every router of the workflow
     /// follows within a second, whether `runner exec` runs it or
@@ -282,6 +314,29 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
             hide,
         } => match file.load() {
             Ok(w) => serve_store(&w, &store, listen, hide, cancel),
+            Err(e) => invalid(e),
+        },
+        Command::Rows {
+            file,
+            store,
+            table,
+            key,
+            from,
+            to,
+            as_of,
+            limit,
+            json,
+        } => match file.load() {
+            Ok(w) => {
+                let query = rows::Query {
+                    keys: key.into_iter().map(|k| k.0).collect(),
+                    from: from.map(|k| k.0),
+                    to: to.map(|k| k.0),
+                    as_of,
+                    limit,
+                };
+                print_rows(&w, &store, table.as_deref(), &query, json)
+            }
             Err(e) => invalid(e),
         },
         Command::Rollback { file, reason } => match file.load() {
@@ -544,6 +599,73 @@ fn parse_cell(text: &str) -> Result<(String, Vec<u8>), String> {
     match text.split_once(':') {
         Some((f, q)) if !f.is_empty() => Ok((f.to_string(), q.as_bytes().to_vec())),
         _ => Err(format!("`{text}`: write a cell as `family:qualifier`")),
+    }
+}
+
+/// `runner rows`.
+fn print_rows(
+    w: &Workflow,
+    name: &str,
+    table: Option<&str>,
+    query: &rows::Query,
+    json: bool,
+) -> ExitCode {
+    let Some(config) = w.store(name) else {
+        eprintln!("error: {} declares no `[store.{name}]`", w.file.display());
+        return ExitCode::from(EXIT_INVALID);
+    };
+    // Looking must not make a store: a file it would create is not there yet.
+    if let Some(file) = config.files(&w.home()).first()
+        && !file.exists()
+    {
+        eprintln!(
+            "error: store `{name}` holds nothing yet: {} does not exist",
+            file.display()
+        );
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let mut store = match w.open_store(name) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let Some(table) = table else {
+        return match store.tables() {
+            Ok(tables) => {
+                for t in tables {
+                    println!("{t}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        };
+    };
+    match rows::read(store.as_mut(), table, query) {
+        Ok((found, cut)) => {
+            if json {
+                for row in &found {
+                    println!("{}", rows::json(table, row));
+                }
+            } else {
+                print!("{}", rows::text(table, &found));
+            }
+            if cut {
+                eprintln!(
+                    "(the first {} rows; `--limit 0` shows them all)",
+                    query.limit
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
     }
 }
 

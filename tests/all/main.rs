@@ -18,6 +18,7 @@ mod preflight;
 mod quickstart;
 mod replay;
 mod router;
+mod rows;
 mod sandbox;
 mod services;
 mod signals;

@@ -1,0 +1,189 @@
+//! `runner rows`: a store's rows as the store serves them (visible cells
+//! only, each with its version), whatever its kind, so an operator can
+//! look inside blue or green without knowing how the kind lays them out.
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use crate::document::values::Point;
+use crate::model::Row;
+use crate::store::{KeyRange, Store, StoreError};
+
+/// A row key as typed: text, or `hex:…` for bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key(pub Vec<u8>);
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// These keys only.
+    pub keys: Vec<Vec<u8>>,
+    /// From this key on (included).
+    pub from: Option<Vec<u8>>,
+    /// Up to this key (not included), as HBase scans.
+    pub to: Option<Vec<u8>>,
+    /// As of this point (`latest` when `None`).
+    pub as_of: Option<String>,
+    /// At most this many rows (`0`: all).
+    pub limit: usize,
+}
+
+/// A row key as typed on the command line: text, or `hex:…`.
+pub fn parse_key(text: &str) -> Result<Key, String> {
+    match text.strip_prefix("hex:") {
+        Some(h) => hex::decode(h)
+            .map(Key)
+            .map_err(|e| format!("`{text}`: not hex ({e})")),
+        None => Ok(Key(text.as_bytes().to_vec())),
+    }
+}
+
+/// The version to read as of: a number of milliseconds, an RFC 3339
+/// time, `latest`, or `watermark` (minus a margin) of the store itself.
+fn as_of(store: &mut dyn Store, text: Option<&str>) -> Result<Option<u64>, String> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let version = match Point::parse(text)? {
+        Point::Latest => return Ok(None),
+        Point::At(ms) => ms,
+        Point::Watermark(margin) => {
+            let mark = store
+                .watermark()
+                .map_err(|e| e.to_string())?
+                .ok_or("the store records no watermark")?;
+            mark - margin.as_millis() as i64
+        }
+        _ => {
+            return Err(format!(
+                "`--as-of {text}`: give a time, a number of milliseconds, `latest` or `watermark - …`"
+            ));
+        }
+    };
+    u64::try_from(version)
+        .map(Some)
+        .map_err(|_| format!("`--as-of {text}` is before the first version"))
+}
+
+/// Reads what `query` asks for from `table`: rows in key order, and whether
+/// the limit cut them short.
+pub fn read(store: &mut dyn Store, table: &str, query: &Query) -> Result<(Vec<Row>, bool), String> {
+    let version = as_of(store, query.as_of.as_deref())?;
+    let failed = |e: StoreError| e.to_string();
+    let limit = if query.limit == 0 {
+        usize::MAX
+    } else {
+        query.limit
+    };
+    if !query.keys.is_empty() {
+        let found = store.get(table, &query.keys, version).map_err(failed)?;
+        return Ok((found.into_iter().flatten().take(limit).collect(), false));
+    }
+    let mut rows = Vec::new();
+    // `--from` is included: read it, then scan after it.
+    if let Some(from) = &query.from {
+        rows.extend(
+            store
+                .get(table, std::slice::from_ref(from), version)
+                .map_err(failed)?
+                .into_iter()
+                .flatten(),
+        );
+    }
+    let mut range = KeyRange {
+        after: query.from.clone(),
+        before: query.to.clone(),
+    };
+    while rows.len() <= limit {
+        let want = (limit - rows.len()).saturating_add(1).min(500);
+        let page = store.scan(table, &range, want, version).map_err(failed)?;
+        rows.extend(page.rows);
+        match page.next_after {
+            Some(next) => range.after = Some(next),
+            None => break,
+        }
+    }
+    let cut = rows.len() > limit;
+    rows.truncate(limit);
+    Ok((rows, cut))
+}
+
+/// Rows as text: the key, then a line per cell.
+pub fn text(table: &str, rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        let _ = writeln!(out, "{table}  {}", shown(&row.row_key));
+        let width = row
+            .cells
+            .iter()
+            .map(|c| c.family.len() + 1 + shown(&c.qualifier).len())
+            .max()
+            .unwrap_or(0);
+        for c in &row.cells {
+            let name = format!("{}:{}", c.family, shown(&c.qualifier));
+            let _ = writeln!(
+                out,
+                "  {name:<width$}  @{}  {}",
+                crate::report::version_time(c.version as i64),
+                shown(&c.value)
+            );
+        }
+    }
+    out
+}
+
+/// One row as a JSON object (a line of `--json`).
+pub fn json(table: &str, row: &Row) -> Value {
+    let mut out = json!({ "table": table });
+    put_bytes(&mut out, "key", &row.row_key);
+    out["cells"] = row
+        .cells
+        .iter()
+        .map(|c| {
+            let mut cell = json!({ "family": c.family, "version": c.version });
+            put_bytes(&mut cell, "qualifier", &c.qualifier);
+            put_bytes(&mut cell, "value", &c.value);
+            cell
+        })
+        .collect();
+    out
+}
+
+/// `name` as text when the bytes are UTF-8, else `name_hex`.
+fn put_bytes(object: &mut Value, name: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => object[name] = json!(text),
+        Err(_) => object[format!("{name}_hex")] = json!(hex::encode(bytes)),
+    }
+}
+
+/// Bytes shown on one line: text when UTF-8 without control characters,
+/// else `hex:…`, the form `--key` takes back.
+pub fn shown(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(char::is_control) && !text.starts_with("hex:") => {
+            text.to_string()
+        }
+        _ => format!("hex:{}", hex::encode(bytes)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_back_as_they_are_shown() {
+        for bytes in [
+            &b"room-1/msg"[..],
+            b"\x00\xff",
+            b"line\nbreak",
+            b"hex:ab",
+            b"",
+        ] {
+            assert_eq!(parse_key(&shown(bytes)).unwrap().0, bytes);
+        }
+        assert!(parse_key("hex:zz").is_err());
+    }
+}
