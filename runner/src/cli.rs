@@ -142,6 +142,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the latest report of a compare step again (Markdown, or the
+    /// JSON with `--json`): the counts table by table and the first
+    /// differences cell by cell.
+    Report {
+        #[command(flatten)]
+        file: FileArgs,
+        /// The compare step (default: the one that reported last).
+        step: Option<String>,
+        /// The JSON report instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send every read to blue at once: every router of the workflow
     /// follows within a second, whether `runner exec` runs it or
     /// `runner route`.
@@ -337,6 +349,10 @@ pub fn run(cli: Cli, cancel: Cancel) -> ExitCode {
                 };
                 print_rows(&w, &store, table.as_deref(), &query, json)
             }
+            Err(e) => invalid(e),
+        },
+        Command::Report { file, step, json } => match file.load() {
+            Ok(w) => print_report(&w, step.as_deref(), json),
             Err(e) => invalid(e),
         },
         Command::Rollback { file, reason } => match file.load() {
@@ -599,6 +615,56 @@ fn parse_cell(text: &str) -> Result<(String, Vec<u8>), String> {
     match text.split_once(':') {
         Some((f, q)) if !f.is_empty() => Ok((f.to_string(), q.as_bytes().to_vec())),
         _ => Err(format!("`{text}`: write a cell as `family:qualifier`")),
+    }
+}
+
+/// `runner report`: the report a compare step left in the state folder.
+fn print_report(w: &Workflow, step: Option<&str>, json: bool) -> ExitCode {
+    let compares: Vec<&str> = w
+        .steps
+        .iter()
+        .filter(|s| s.kind() == "compare")
+        .map(|s| s.id.get_ref().as_str())
+        .collect();
+    if let Some(id) = step
+        && !compares.contains(&id)
+    {
+        eprintln!(
+            "error: {} has no compare step `{id}`; its compare steps: {}",
+            w.file.display(),
+            compares.join(", ")
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let extension = if json { "json" } else { "md" };
+    let file_of = |id: &str| w.state_dir.join(format!("compare-{id}.{extension}"));
+    // The one written last, unless a step is named.
+    let chosen = match step {
+        Some(id) => Some(file_of(id)),
+        None => compares
+            .iter()
+            .map(|id| file_of(id))
+            .filter_map(|f| Some((std::fs::metadata(&f).ok()?.modified().ok()?, f)))
+            .max()
+            .map(|(_, f)| f),
+    };
+    match chosen.map(|f| (std::fs::read_to_string(&f), f)) {
+        Some((Ok(text), _)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some((Err(e), f)) => {
+            eprintln!("error: no report at {}: {e}", f.display());
+            ExitCode::from(EXIT_FAILED)
+        }
+        None => {
+            eprintln!(
+                "error: no compare step of {} has reported yet (state: {})",
+                w.file.display(),
+                w.state_dir.display()
+            );
+            ExitCode::from(EXIT_FAILED)
+        }
     }
 }
 

@@ -120,6 +120,8 @@ fn scenario(
         },
         recheck_after: Duration::from_millis(10),
         recheck_wait: Duration::from_secs(1),
+        saving: None,
+        rate: None,
     };
     compare(&mut *blue, &mut green, None, &options, &Cancel::default()).unwrap()
 }
@@ -128,9 +130,9 @@ fn tells_lag_from_damage(open: Open, hides_later_deletes: bool) {
     // The delete reaches green between the compare point and the recheck.
     let caught_up = scenario(open, Some((vec![delete("b", 300)], 400)), false);
     assert_eq!(caught_up.differing(), 0, "{caught_up:#?}");
-    assert_eq!(caught_up.lagging, 0, "{caught_up:#?}");
+    assert_eq!(caught_up.total.lagging, 0, "{caught_up:#?}");
     assert_eq!(
-        caught_up.changed_after_compare_point,
+        caught_up.total.changed_after_compare_point,
         u64::from(hides_later_deletes),
         "{caught_up:#?}"
     );
@@ -139,7 +141,7 @@ fn tells_lag_from_damage(open: Open, hides_later_deletes: bool) {
     let behind = scenario(open, None, false);
     assert_eq!(behind.differing(), 0, "{behind:#?}");
     assert_eq!(
-        behind.lagging,
+        behind.total.lagging,
         u64::from(hides_later_deletes),
         "{behind:#?}"
     );
@@ -156,16 +158,19 @@ fn tells_lag_from_damage(open: Open, hides_later_deletes: bool) {
     // A row green never got is damage even while green is behind: lag
     // explains only what the side behind has and the other no longer shows.
     let behind_and_damaged = scenario(open, None, true);
-    assert_eq!(behind_and_damaged.only_blue, 1, "{behind_and_damaged:#?}");
     assert_eq!(
-        behind_and_damaged.lagging,
+        behind_and_damaged.total.only_blue, 1,
+        "{behind_and_damaged:#?}"
+    );
+    assert_eq!(
+        behind_and_damaged.total.lagging,
         u64::from(hides_later_deletes),
         "{behind_and_damaged:#?}"
     );
 
     // A row green never got, with green caught up: damage, named.
     let damaged = scenario(open, Some((vec![delete("b", 300)], 400)), true);
-    assert_eq!(damaged.only_blue, 1, "{damaged:#?}");
+    assert_eq!(damaged.total.only_blue, 1, "{damaged:#?}");
     assert_eq!(damaged.differing(), 1, "{damaged:#?}");
     assert_eq!(
         damaged.examples.last().unwrap().reason,
@@ -209,4 +214,123 @@ fn on_sqlite_a_delete_after_the_compare_point_is_lag_not_a_mismatch() {
     };
     // SQLite keeps every version: as of the compare point, `b` is there.
     tells_lag_from_damage(&open, false);
+}
+
+/// A damaged green (missing rows, changed cells, an extra row) compared
+/// twice through the CLI: once straight through, once killed (`kill -9`)
+/// midway and run again. The second run resumes from the saved progress
+/// and writes the same report.
+#[test]
+fn a_compare_killed_midway_resumes_to_the_same_report() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    use switchyard_tests::cli::runner_bin;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut blue =
+        SqliteStore::open("blue", &dir.path().join("blue.sqlite"), SqliteSync::Normal).unwrap();
+    let mut green = SqliteStore::open(
+        "green",
+        &dir.path().join("green.sqlite"),
+        SqliteSync::Normal,
+    )
+    .unwrap();
+    let rows: Vec<RowMutation> = (0..6000).map(|i| put(&format!("k{i:05}"), 5)).collect();
+    blue.apply(&rows, Some(10)).unwrap();
+    let damaged: Vec<RowMutation> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 500 != 7)
+        .map(|(i, r)| {
+            let mut r = r.clone();
+            if i % 700 == 3 {
+                r.cells = vec![Cell::put("d", b"text".to_vec(), b"changed".to_vec())];
+            }
+            r
+        })
+        .chain([put("k99999", 5)])
+        .collect();
+    green.apply(&damaged, Some(10)).unwrap();
+    drop((blue, green));
+    let workflow = |name: &str| {
+        let file = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "[workflow]\nname = \"{name}\"\n[vars]\nrate = 1000000\n\
+                 [store.blue]\nkind = \"sqlite\"\npath = \"blue.sqlite\"\n\
+                 [store.green]\nkind = \"sqlite\"\npath = \"green.sqlite\"\n\
+                 [[step]]\nid = \"compare\"\nkind = \"compare\"\nblue = \"blue\"\ngreen = \"green\"\n\
+                 tables = [\"messages\"]\nbatch_size = 100\nrate = \"${{rate}}\"\nmax_mismatches = 1000\n\
+                 recheck_after = \"10ms\"\n"
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let exec = |file: &std::path::Path, extra: &[&str]| {
+        Command::new(runner_bin())
+            .args(["exec", file.to_str().unwrap(), "--no-progress"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    };
+    let report = |name: &str| -> serde_json::Value {
+        let path = dir
+            .path()
+            .join(format!(".switchyard/{name}/compare-compare.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+
+    let straight = workflow("straight");
+    assert!(exec(&straight, &[]).status.success());
+    let expected = report("straight");
+    assert_eq!(expected["mismatched"], 9, "{expected:#}");
+    assert_eq!(expected["only_blue"], 12, "{expected:#}");
+    assert_eq!(expected["only_green"], 1, "{expected:#}");
+
+    // 1,500 keys a second: the 6,000 keys take 4 s, saved every 2 s.
+    let killed = workflow("killed");
+    let progress = dir
+        .path()
+        .join(".switchyard/killed/compare-compare.progress.json");
+    let mut child = Command::new(runner_bin())
+        .args([
+            "exec",
+            killed.to_str().unwrap(),
+            "--no-progress",
+            "--var",
+            "rate=1500",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let partial = loop {
+        let saved: serde_json::Value = std::fs::read(&progress)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if saved["report"]["keys"].as_u64().unwrap_or(0) > 0 {
+            break saved["report"]["keys"].as_u64().unwrap();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the compare ended before it was killed"
+        );
+        assert!(Instant::now() < deadline, "no progress was ever saved");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(partial < 6001, "killed after {partial} keys");
+
+    let resumed = exec(&killed, &["--var", "rate=1500"]);
+    let logged = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{logged}");
+    assert!(logged.contains("resuming the compare"), "{logged}");
+    assert_eq!(report("killed"), expected);
+    assert!(!progress.exists(), "the progress file outlived the compare");
 }

@@ -107,6 +107,29 @@ fn the_compare_gate_fails_with_examples_when_rows_differ() {
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["examples"].as_array().unwrap().len(), 2);
     assert_eq!(report["matching"], 0);
+    assert_eq!(
+        report["tables"]["messages"]["mismatched"],
+        report["mismatched"]
+    );
+    // Cell by cell: the writer differs, the rest is the same.
+    let cells = &report["examples"][0]["cells"];
+    assert_eq!(cells.as_array().unwrap().len(), 1, "{cells}");
+    assert_eq!(cells[0]["cell"], "m:writer");
+    assert_eq!(cells[0]["blue"]["value"], "rmu");
+    assert_eq!(cells[0]["green"]["value"], "rmu2");
+
+    // `runner report` prints the Markdown again.
+    let again = Test::new()
+        .args(&["report", test.dir().join("workflow.toml").to_str().unwrap()])
+        .run()
+        .success();
+    let text = again.stdout();
+    assert!(
+        text.starts_with("# Compare `compare`: `blue` (blue) and `green` (green)"),
+        "{text}"
+    );
+    assert!(text.contains("| `m:writer` | `rmu` @"), "{text}");
+    assert!(text.contains(" | `rmu2` @"), "{text}");
 
     let status = Test::new()
         .args(&["status", test.dir().join("workflow.toml").to_str().unwrap()])

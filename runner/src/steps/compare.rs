@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod pairs;
+pub mod progress;
 pub mod report;
 pub mod verdicts;
 
@@ -34,8 +35,9 @@ use crate::plugin::instance::Instance;
 use crate::store::Store;
 use config::CompareStep;
 use pairs::{MergeJoin, pairs_of};
-pub use report::{Caps, Category, Difference, Report};
-use report::{count, summary};
+use progress::{Pace, Progress, SavedSuspect, Saving};
+pub use report::{Caps, Category, Counts, Difference, Report};
+use report::{count, difference, summary};
 use verdicts::{Tallied, category, holds_more, judge, tally};
 
 /// Keys kept for the recheck; beyond this, differences count at once.
@@ -46,6 +48,9 @@ pub const DEFAULT_EXAMPLES: usize = 100;
 
 /// How long the recheck waits for the side behind, by default.
 pub const DEFAULT_RECHECK_WAIT: Duration = Duration::from_secs(60);
+
+/// How often a compare saves its progress.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// Examples quoted in the gate's error (the report has them all).
 const EXAMPLES_IN_ERROR: usize = 10;
@@ -72,6 +77,10 @@ pub struct Options {
     pub recheck_after: Duration,
     /// Longest wait for the side behind before the recheck.
     pub recheck_wait: Duration,
+    /// Where to save progress, to resume after a kill (none: not saved).
+    pub saving: Option<Saving>,
+    /// At most this many keys a second (none: as fast as it goes).
+    pub rate: Option<u64>,
 }
 
 /// Runs the comparison and its gate.
@@ -86,6 +95,11 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         ),
         None => None,
     };
+    let progress_path = ctx
+        .setup
+        .state_dir
+        .join(format!("compare-{id}.progress.json"));
+    ctx.own(std::slice::from_ref(&progress_path))?;
     let options = Options {
         tables: c.tables.clone(),
         as_of: Some(c.as_of),
@@ -98,6 +112,19 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         },
         recheck_after: c.recheck_after.map_or(Duration::from_secs(1), |s| s.0),
         recheck_wait: c.recheck_wait.map_or(DEFAULT_RECHECK_WAIT, |s| s.0),
+        saving: Some(Saving {
+            path: progress_path.clone(),
+            every: SAVE_EVERY,
+            asked: format!(
+                "blue {}, green {}, tables {:?}, as of {:?}, check {:?}",
+                c.blue.get_ref(),
+                c.green.get_ref(),
+                c.tables,
+                c.as_of,
+                c.check.as_ref().map(|n| n.get_ref())
+            ),
+        }),
+        rate: c.rate,
     };
     let report = compare(
         &mut *blue,
@@ -109,35 +136,40 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
 
     let differing = report.differing();
     let path = ctx.setup.state_dir.join(format!("compare-{id}.json"));
-    ctx.own(std::slice::from_ref(&path))?;
+    let markdown = ctx.setup.state_dir.join(format!("compare-{id}.md"));
+    ctx.own(&[path.clone(), markdown.clone()])?;
     let _ = std::fs::write(
         &path,
         serde_json::to_vec_pretty(&report).unwrap_or_default(),
     );
+    let _ = std::fs::write(
+        &markdown,
+        report::markdown(&report, id, c.blue.get_ref(), c.green.get_ref()),
+    );
+    // Finished, whatever the gate says: a run after this compares afresh.
+    let _ = std::fs::remove_file(&progress_path);
     {
         let mut state = ctx.lock_state();
         let st = state.step_mut(id, "compare");
+        let t = &report.total;
         for (k, v) in [
-            ("keys", report.keys),
-            ("matching", report.matching),
-            ("mismatched", report.mismatched),
-            ("only_blue", report.only_blue),
-            ("only_green", report.only_green),
-            ("ignored", report.ignored),
-            (
-                "changed_after_compare_point",
-                report.changed_after_compare_point,
-            ),
-            ("lagging", report.lagging),
+            ("keys", t.keys),
+            ("matching", t.matching),
+            ("mismatched", t.mismatched),
+            ("only_blue", t.only_blue),
+            ("only_green", t.only_green),
+            ("ignored", t.ignored),
+            ("changed_after_compare_point", t.changed_after_compare_point),
+            ("lagging", t.lagging),
         ] {
             st.metrics.insert(k.into(), v);
         }
     }
     let summary = summary(&report);
-    if report.lagging > 0 {
+    if report.total.lagging > 0 {
         tracing::warn!(
             "{} keys could not be judged: the side behind did not reach where the other stood within {}",
-            report.lagging,
+            report.total.lagging,
             humantime::format_duration(options.recheck_wait)
         );
     }
@@ -147,7 +179,7 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         (c.max_mismatches.is_some() || c.max_mismatch_ratio.is_none()) && differing > max;
     let ratio_exceeded = c
         .max_mismatch_ratio
-        .is_some_and(|r| report.keys > 0 && differing as f64 / report.keys as f64 > r);
+        .is_some_and(|r| report.total.keys > 0 && differing as f64 / report.total.keys as f64 > r);
     if count_exceeded || ratio_exceeded {
         let examples: Vec<String> = report
             .examples
@@ -198,29 +230,96 @@ pub fn compare(
         }
     }
     // Where each side stood at the first read: the recheck waits until
-    // both have reached the further one.
-    let first = (blue.watermark()?, green.watermark()?);
+    // both have reached the further one. A resumed compare keeps the
+    // positions (and so the compare point) of its first run.
+    let saved = options.saving.as_ref().and_then(Progress::load);
+    let resumed = saved.is_some();
+    let Progress {
+        first,
+        mut report,
+        mut done,
+        after: mut resume_after,
+        suspects: saved_suspects,
+        ..
+    } = match saved {
+        Some(p) => {
+            tracing::info!(
+                tables_done = p.done.len(),
+                keys = p.report.total.keys,
+                "resuming the compare where its saved progress stands"
+            );
+            p
+        }
+        None => Progress {
+            first: (blue.watermark()?, green.watermark()?),
+            ..Progress::default()
+        },
+    };
     let as_of = resolve(&options.as_of, first, blue.name(), green.name());
-    let mut report = Report {
-        as_of,
-        ..Report::default()
+    report.as_of = as_of;
+    let mut suspects: Vec<Suspect> = saved_suspects
+        .into_iter()
+        .filter_map(|s| {
+            Some(Suspect {
+                key: hex::decode(&s.key).ok()?,
+                table: s.table,
+                first: s.first,
+            })
+        })
+        .collect();
+    let save = |report: &Report, done: &[String], after: Option<&[u8]>, suspects: &[Suspect]| {
+        let Some(saving) = &options.saving else {
+            return Ok(());
+        };
+        Progress {
+            asked: saving.asked.clone(),
+            first,
+            report: report.clone(),
+            done: done.to_vec(),
+            after: after.map(hex::encode),
+            suspects: suspects
+                .iter()
+                .map(|s| SavedSuspect {
+                    table: s.table.clone(),
+                    key: hex::encode(&s.key),
+                    first: s.first,
+                })
+                .collect(),
+        }
+        .save(&saving.path)
+        .map_err(|e| {
+            StepError::Missing(format!(
+                "cannot save the compare's progress to {}: {e}",
+                saving.path.display()
+            ))
+        })
     };
     let caps = options.caps;
     let recheck = !options.recheck_after.is_zero();
-    let mut suspects: Vec<Suspect> = Vec::new();
+    let mut pace = Pace::new(options.rate);
+    let mut saved_at = Instant::now();
+    let every = options.saving.as_ref().map_or(Duration::MAX, |s| s.every);
     for table in &options.tables {
+        if done.contains(table) {
+            continue;
+        }
         let mut join = MergeJoin::new(table, options.batch, as_of);
+        if let Some(after) = resume_after.take().and_then(|a| hex::decode(a).ok()) {
+            join.start_after(after);
+        }
+        let mut last: Option<Vec<u8>> = None;
         loop {
             if cancel.is_cancelled() {
+                save(&report, &done, last.as_deref(), &suspects)?;
                 return Err(StepError::Interrupted);
             }
             let pairs = join.next_pairs(blue, green)?;
             if pairs.is_empty() {
                 break;
             }
-            report.keys += pairs.len() as u64;
+            report.add(table, pairs.len() as u64, |c| &mut c.keys);
             for (pair, verdict) in pairs.iter().zip(judge(&mut checker, &pairs)?) {
-                let Tallied::Differs(reason) = tally(&mut report, verdict) else {
+                let Tallied::Differs(reason) = tally(&mut report, table, verdict) else {
                     continue;
                 };
                 if recheck && suspects.len() < RECHECK_LIMIT {
@@ -234,7 +333,22 @@ pub fn compare(
                     count(&mut report, pair, &reason, caps);
                 }
             }
+            last = pairs.last().map(|p| p.row_key.clone());
+            if saved_at.elapsed() >= every {
+                save(&report, &done, last.as_deref(), &suspects)?;
+                saved_at = Instant::now();
+            }
+            let wait = pace.after(pairs.len() as u64);
+            if !wait.is_zero() && paused(cancel, wait) {
+                save(&report, &done, last.as_deref(), &suspects)?;
+                return Err(StepError::Interrupted);
+            }
         }
+        done.push(table.clone());
+        save(&report, &done, None, &suspects)?;
+    }
+    if resumed {
+        tracing::info!("the resumed compare finished its first pass");
     }
     if !suspects.is_empty() {
         recheck_suspects(
@@ -337,11 +451,11 @@ fn recheck_suspects(
                             && first != Category::Mismatched
                             && !matches!(verdict, Verdict::Different(_))))
                 {
-                    report.changed_after_compare_point += 1;
+                    report.add(&table, 1, |c| &mut c.changed_after_compare_point);
                     continue;
                 }
-                match tally(report, verdict) {
-                    Tallied::Matching => report.settled_on_recheck += 1,
+                match tally(report, &table, verdict) {
+                    Tallied::Matching => report.add(&table, 1, |c| &mut c.settled_on_recheck),
                     Tallied::Ignored => {}
                     // Only what a later delete explains is lag: the side
                     // behind holds the row (or cells) the side ahead no
@@ -362,21 +476,19 @@ fn recheck_suspects(
                                 },
                             ) =>
                         {
-                            report.lagging += 1;
+                            report.add(&table, 1, |c| &mut c.lagging);
                             if report.lagging_examples.len() < options.caps.examples {
-                                report.lagging_examples.push(Difference {
-                                    table: pair.table.clone(),
-                                    key: crate::text::shown_bytes(&pair.row_key, options.caps.text),
-                                    category: Category::Lagging,
-                                    reason: crate::text::one_line(&crate::text::bounded(
-                                        &format!(
-                                            "{reason}; not judged: `{late}` is at {}, behind where `{ahead}` stood ({}), and may not have applied a later delete",
-                                            crate::report::version_time(*at),
-                                            crate::report::version_time(*target)
-                                        ),
-                                        options.caps.text,
-                                    )),
-                                });
+                                let why = format!(
+                                    "{reason}; not judged: `{late}` is at {}, behind where `{ahead}` stood ({}), and may not have applied a later delete",
+                                    crate::report::version_time(*at),
+                                    crate::report::version_time(*target)
+                                );
+                                report.lagging_examples.push(difference(
+                                    pair,
+                                    Category::Lagging,
+                                    &why,
+                                    options.caps,
+                                ));
                             }
                         }
                         _ => count(report, pair, &reason, options.caps),
@@ -386,6 +498,18 @@ fn recheck_suspects(
         }
     }
     Ok(())
+}
+
+/// Sleeps `wait` unless cancelled first; says whether it was.
+fn paused(cancel: &Cancel, wait: Duration) -> bool {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if cancel.is_cancelled() {
+            return true;
+        }
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+    }
+    cancel.is_cancelled()
 }
 
 fn list(tables: &[String]) -> String {

@@ -63,6 +63,10 @@ struct CompareFile {
     /// Keys per read batch (default 1000).
     #[serde(default, deserialize_with = "whole")]
     batch_size: Option<usize>,
+    /// At most this many keys compared a second, to bound the load on a
+    /// live store (default: as fast as it goes).
+    #[serde(default, deserialize_with = "whole")]
+    rate: Option<u64>,
 }
 
 /// `kind = "compare"`: blue and green compared as of a point, with a gate.
@@ -97,6 +101,8 @@ pub struct CompareStep {
     pub example_text: Option<Size>,
     /// Keys per read batch (default 1000).
     pub batch_size: Option<usize>,
+    /// At most this many keys compared a second.
+    pub rate: Option<u64>,
 }
 
 impl StepFile for CompareFile {
@@ -124,6 +130,9 @@ impl StepFile for CompareFile {
                 .ok_or_else(|| c.step("`as_of` must be `watermark - …`, `latest` or a time"))?,
         };
         c.positive(self.batch_size, "batch_size")?;
+        if self.rate == Some(0) {
+            return Err(c.step("`rate` must be at least 1 key a second"));
+        }
         if self.examples.is_some_and(|n| n > 100_000) {
             return Err(
                 c.step("`examples` may be at most 100000; the counts stay exact whatever it is")
@@ -142,6 +151,7 @@ impl StepFile for CompareFile {
             examples: self.examples,
             example_text: self.example_text,
             batch_size: self.batch_size,
+            rate: self.rate,
         }))
     }
 }
@@ -169,6 +179,9 @@ impl StepConfig for CompareStep {
         );
         if let Some(r) = self.max_mismatch_ratio {
             let _ = write!(t, " or more than {:.3}% of keys", r * 100.0);
+        }
+        if let Some(rate) = self.rate {
+            let _ = write!(t, "; at most {rate} keys a second");
         }
         t
     }

@@ -61,6 +61,12 @@ impl<'t> MergeJoin<'t> {
         }
     }
 
+    /// Goes on after `key` (a compare resumed from its saved progress).
+    pub fn start_after(&mut self, key: Vec<u8>) {
+        self.blue.after = Some(key.clone());
+        self.green.after = Some(key);
+    }
+
     /// Up to `batch` pairs; empty when both sides are exhausted.
     pub fn next_pairs(
         &mut self,

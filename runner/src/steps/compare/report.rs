@@ -1,14 +1,19 @@
-//! What a comparison found: the counts, the first differences as examples
-//! (keys and reasons bounded and on one line: they come from stores and
-//! plugins), the JSON report written beside the state, and the summary
-//! line.
+//! What a comparison found: the counts over all and table by table, the
+//! first differences as examples with their cells side by side (keys,
+//! values and reasons bounded and on one line: they come from stores and
+//! plugins), the JSON and Markdown reports written beside the state, and
+//! the summary line.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
 
+use serde::{Deserialize, Serialize};
+
+use crate::model::Row;
 use crate::plugin::check::Pair;
 
 /// How a key came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
     /// Both sides have the row; it differs.
@@ -32,9 +37,32 @@ impl Category {
     }
 }
 
+/// One cell that is not the same on both sides, values shown as text when
+/// they are UTF-8 and as `hex:…` otherwise (bounded: they come from
+/// stores).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellDifference {
+    /// `family:qualifier`.
+    pub cell: String,
+    /// Blue's value and version, if blue has the cell.
+    pub blue: Option<ShownCell>,
+    /// Green's value and version, if green has the cell.
+    pub green: Option<ShownCell>,
+}
+
+/// A cell's value and version as the report shows them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShownCell {
+    /// The value, shown.
+    pub value: String,
+    /// Its version.
+    pub version: u64,
+}
+
 /// A key that differed, as the report shows it: key and reason bounded
-/// and on one line (they come from stores and plugins).
-#[derive(Debug, Clone, Serialize)]
+/// and on one line (they come from stores and plugins), and the cells that
+/// differ.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Difference {
     /// Its table.
     pub table: String,
@@ -44,6 +72,10 @@ pub struct Difference {
     pub category: Category,
     /// Which side has what.
     pub reason: String,
+    /// Cell by cell, what is not the same (values and versions; a check
+    /// plugin may have judged some of these legitimate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<CellDifference>,
 }
 
 /// How many examples the report keeps, and how long each text may be.
@@ -55,11 +87,9 @@ pub struct Caps {
     pub text: usize,
 }
 
-/// The report written to `compare-ID.json`.
-#[derive(Debug, Default, Serialize)]
-pub struct Report {
-    /// The compare point (after the recheck, the recheck's).
-    pub as_of: Option<u64>,
+/// What a comparison counted, over every table or for one.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Counts {
     /// Keys seen.
     pub keys: u64,
     /// Keys equal (at once or on the recheck).
@@ -82,6 +112,25 @@ pub struct Report {
     /// row or cells the other no longer shows (a delete it may not have
     /// applied yet): not judged.
     pub lagging: u64,
+}
+
+impl Counts {
+    /// Keys that truly differ (what the gate counts).
+    pub fn differing(&self) -> u64 {
+        self.mismatched + self.only_blue + self.only_green
+    }
+}
+
+/// The report written to `compare-ID.json` (and as Markdown beside it).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The compare point (after the recheck, the recheck's).
+    pub as_of: Option<u64>,
+    /// Over every table.
+    #[serde(flatten)]
+    pub total: Counts,
+    /// Table by table.
+    pub tables: BTreeMap<String, Counts>,
     /// The first differences found, at most `examples` of them.
     pub examples: Vec<Difference>,
     /// The first lagging keys, at most `examples` of them.
@@ -91,59 +140,197 @@ pub struct Report {
 impl Report {
     /// Keys that truly differ (what the gate counts).
     pub fn differing(&self) -> u64 {
-        self.mismatched + self.only_blue + self.only_green
+        self.total.differing()
+    }
+
+    /// Adds to one count of `table` and of the total.
+    pub fn add(&mut self, table: &str, n: u64, count: fn(&mut Counts) -> &mut u64) {
+        *count(&mut self.total) += n;
+        *count(self.tables.entry(table.to_string()).or_default()) += n;
     }
 }
 
 /// The step's summary line.
 pub fn summary(report: &Report) -> String {
+    let t = &report.total;
     let mut line = format!(
         "{} keys as of {}: {} matching, {} mismatched, {} only in blue, {} only in green, {} ignored",
-        report.keys,
-        report
-            .as_of
-            .map_or("latest".to_string(), |v| crate::report::version_time(
-                v as i64
-            )),
-        report.matching,
-        report.mismatched,
-        report.only_blue,
-        report.only_green,
-        report.ignored
+        t.keys,
+        point(report.as_of),
+        t.matching,
+        t.mismatched,
+        t.only_blue,
+        t.only_green,
+        t.ignored
     );
-    if report.changed_after_compare_point > 0 {
+    if t.changed_after_compare_point > 0 {
         line.push_str(&format!(
             ", {} changed after the compare point",
-            report.changed_after_compare_point
+            t.changed_after_compare_point
         ));
     }
-    if report.lagging > 0 {
-        line.push_str(&format!(", {} lagging (not judged)", report.lagging));
+    if t.lagging > 0 {
+        line.push_str(&format!(", {} lagging (not judged)", t.lagging));
     }
     line
+}
+
+fn point(as_of: Option<u64>) -> String {
+    as_of.map_or("latest".to_string(), |v| {
+        crate::report::version_time(v as i64)
+    })
 }
 
 /// Counts a difference (the counts are exact) and keeps it as an example
 /// while there is room for one.
 pub fn count(report: &mut Report, pair: &Pair, reason: &str, caps: Caps) {
     let category = super::verdicts::category(pair);
-    match category {
-        Category::Mismatched => report.mismatched += 1,
-        Category::OnlyBlue => report.only_blue += 1,
-        Category::OnlyGreen => report.only_green += 1,
-        Category::Lagging => report.lagging += 1,
+    report.add(
+        &pair.table,
+        1,
+        match category {
+            Category::Mismatched => |c| &mut c.mismatched,
+            Category::OnlyBlue => |c| &mut c.only_blue,
+            Category::OnlyGreen => |c| &mut c.only_green,
+            Category::Lagging => |c| &mut c.lagging,
+        },
+    );
+    if report.examples.len() < caps.examples {
+        let example = difference(pair, category, reason, caps);
+        report.examples.push(example);
     }
-    keep(report, pair, category, reason, caps);
 }
 
-/// Keeps an example while there is room for one.
-pub fn keep(report: &mut Report, pair: &Pair, category: Category, reason: &str, caps: Caps) {
-    if report.examples.len() < caps.examples {
-        report.examples.push(Difference {
-            table: pair.table.clone(),
-            key: crate::text::shown_bytes(&pair.row_key, caps.text),
-            category,
-            reason: crate::text::one_line(&crate::text::bounded(reason, caps.text)),
-        });
+/// A pair as an example of `category`.
+pub fn difference(pair: &Pair, category: Category, reason: &str, caps: Caps) -> Difference {
+    Difference {
+        table: pair.table.clone(),
+        key: crate::text::shown_bytes(&pair.row_key, caps.text),
+        category,
+        reason: crate::text::one_line(&crate::text::bounded(reason, caps.text)),
+        cells: cell_differences(&pair.blue, &pair.green, caps.text),
     }
+}
+
+/// The cells that are not the same on both sides, in order.
+fn cell_differences(blue: &Option<Row>, green: &Option<Row>, limit: usize) -> Vec<CellDifference> {
+    let cells = |row: &Option<Row>| -> BTreeMap<(String, Vec<u8>), ShownCell> {
+        row.iter()
+            .flat_map(|r| r.cells.iter())
+            .map(|c| {
+                (
+                    (c.family.clone(), c.qualifier.clone()),
+                    ShownCell {
+                        value: shown(&c.value, limit),
+                        version: c.version,
+                    },
+                )
+            })
+            .collect()
+    };
+    let (mut b, mut g) = (cells(blue), cells(green));
+    let names: std::collections::BTreeSet<(String, Vec<u8>)> =
+        b.keys().chain(g.keys()).cloned().collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (bv, gv) = (b.remove(&name), g.remove(&name));
+            let same = matches!((&bv, &gv), (Some(x), Some(y)) if x.value == y.value);
+            (!same).then(|| CellDifference {
+                cell: format!("{}:{}", name.0, shown(&name.1, limit)),
+                blue: bv,
+                green: gv,
+            })
+        })
+        .collect()
+}
+
+/// Bytes from a store as report text: as they are when printable UTF-8,
+/// else `hex:…`; bounded.
+fn shown(bytes: &[u8], limit: usize) -> String {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) if !t.chars().any(char::is_control) => t.to_string(),
+        _ => format!("hex:{}", hex::encode(bytes)),
+    };
+    crate::text::bounded(&text, limit)
+}
+
+/// The report as Markdown, for people: the counts table by table, then the
+/// examples cell by cell.
+pub fn markdown(report: &Report, id: &str, blue: &str, green: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Compare `{id}`: `{blue}` (blue) and `{green}` (green)\n"
+    );
+    let _ = writeln!(out, "As of {}.\n", point(report.as_of));
+    let _ = writeln!(
+        out,
+        "| table | keys | matching | mismatched | only in blue | only in green | ignored | changed after the compare point | lagging |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let row = |out: &mut String, name: &str, c: &Counts| {
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.keys,
+            c.matching,
+            c.mismatched,
+            c.only_blue,
+            c.only_green,
+            c.ignored,
+            c.changed_after_compare_point,
+            c.lagging
+        );
+    };
+    for (table, counts) in &report.tables {
+        row(&mut out, &format!("`{}`", cell_text(table)), counts);
+    }
+    row(&mut out, "**all**", &report.total);
+    for (title, examples) in [
+        ("Differences", &report.examples),
+        ("Lagging (not judged)", &report.lagging_examples),
+    ] {
+        if examples.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n## {title} (the first {})\n", examples.len());
+        for d in examples {
+            let _ = writeln!(
+                out,
+                "### `{}` `{}`: {}\n\n{}\n",
+                cell_text(&d.table),
+                cell_text(&d.key),
+                d.category.words(),
+                d.reason
+            );
+            if d.cells.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "| cell | blue | green |\n|---|---|---|");
+            let side = |c: &Option<ShownCell>| {
+                c.as_ref().map_or("—".to_string(), |c| {
+                    format!("`{}` @{}", cell_text(&c.value), c.version)
+                })
+            };
+            for c in &d.cells {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} |",
+                    cell_text(&c.cell),
+                    side(&c.blue),
+                    side(&c.green)
+                );
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Text safe inside a Markdown table cell and code span.
+fn cell_text(text: &str) -> String {
+    crate::text::one_line(text)
+        .replace('|', "\\|")
+        .replace('`', "'")
 }

@@ -22,16 +22,16 @@ pub enum Tallied {
     Differs(String),
 }
 
-/// Counts a matching or ignored key in `report`; a difference is left to
-/// the caller.
-pub fn tally(report: &mut Report, verdict: Verdict) -> Tallied {
+/// Counts a matching or ignored key of `table` in `report`; a difference
+/// is left to the caller.
+pub fn tally(report: &mut Report, table: &str, verdict: Verdict) -> Tallied {
     match verdict {
         Verdict::Equal => {
-            report.matching += 1;
+            report.add(table, 1, |c| &mut c.matching);
             Tallied::Matching
         }
         Verdict::Ignore => {
-            report.ignored += 1;
+            report.add(table, 1, |c| &mut c.ignored);
             Tallied::Ignored
         }
         Verdict::Different(reason) => Tallied::Differs(reason),
