@@ -39,6 +39,7 @@ pub mod serve;
 pub mod shell;
 pub mod shift;
 pub mod stop;
+pub mod touched;
 pub mod traffic;
 pub mod uses;
 
@@ -159,6 +160,12 @@ pub trait StepConfig: std::fmt::Debug + Send + Sync + Any {
     /// Forgets what it recorded outside its own step's state (a restore
     /// point, a cutover), so that it runs again from scratch.
     fn forget(&self, _state: &mut State) {}
+
+    /// Whether it records the keys it writes (a replay with
+    /// `record_touched`), for a `compare` in `touched` mode.
+    fn records_touched(&self) -> bool {
+        false
+    }
 }
 
 /// Every kind of step, in the order messages list them.
@@ -274,6 +281,10 @@ pub enum StepError {
     /// point.
     #[error("{0}")]
     Missing(String),
+    /// A file the step keeps in the state folder (saved progress, the
+    /// touched-keys log) could not be read or written.
+    #[error("{0}")]
+    Local(String),
     /// A thread of the step panicked.
     #[error("{0}")]
     Panicked(String),

@@ -122,6 +122,7 @@ fn scenario(
         recheck_wait: Duration::from_secs(1),
         saving: None,
         rate: None,
+        touched: None,
     };
     compare(&mut *blue, &mut green, None, &options, &Cancel::default()).unwrap()
 }
@@ -333,4 +334,226 @@ fn a_compare_killed_midway_resumes_to_the_same_report() {
     assert!(logged.contains("resuming the compare"), "{logged}");
     assert_eq!(report("killed"), expected);
     assert!(!progress.exists(), "the progress file outlived the compare");
+}
+
+/// A `touched` compare reads only the keys the replay wrote since its last
+/// pass: it finds damage to those keys, leaves the rest to a full compare,
+/// counts the keys written again after the compare point, and on its next
+/// pass reads only what the replay wrote since.
+#[test]
+fn a_touched_compare_reads_the_keys_the_replay_wrote_since_its_last_pass() {
+    use switchyard_runner::sample::{ChatSample, write_chat};
+    use switchyard_tests::cli::Test;
+    use switchyard_tests::plugins::wasm;
+
+    let head = r#"[workflow]
+name = "touched"
+
+[source.head]
+kind = "file"
+path = "head.ndjson"
+
+[source.log]
+kind = "file"
+path = "events.ndjson"
+
+[store.blue]
+kind = "sqlite"
+path = "blue.sqlite"
+tables = ["messages"]
+
+[store.green]
+kind = "sqlite"
+path = "green.sqlite"
+tables = ["messages"]
+
+[plugin.rmu]
+wasm = "TRANSFORM"
+config = { writer = "rmu" }
+
+[plugin.rmu2]
+wasm = "TRANSFORM"
+config = { writer = "rmu2" }
+
+[plugin.check]
+wasm = "CHECK"
+config = { ignore = "m:writer" }
+
+# Blue has seen less of the log than green will: the compare point is
+# blue's, and green's later writes are newer than it.
+[[step]]
+id = "feed-blue"
+kind = "replay"
+source = "head"
+transform = "rmu"
+into = "blue"
+
+[[step]]
+id = "restore-green"
+kind = "restore"
+from = "blue"
+into = "green"
+as_of = "watermark - 1h"
+
+[[step]]
+id = "replay-green"
+kind = "replay"
+source = "log"
+transform = "rmu2"
+into = "green"
+start = "restore - 10m"
+record_touched = true
+"#
+    .replace(
+        "TRANSFORM",
+        &wasm("plugins/chat-transform").display().to_string(),
+    )
+    .replace("CHECK", &wasm("plugins/chat-check").display().to_string());
+    let compares = r#"
+[[step]]
+id = "compare-touched"
+kind = "compare"
+mode = "touched"
+touched_by = "replay-green"
+blue = "blue"
+green = "green"
+tables = ["messages"]
+check = "check"
+recheck_after = "0s"
+max_mismatches = 1
+
+[[step]]
+id = "compare-full"
+kind = "compare"
+blue = "blue"
+green = "green"
+tables = ["messages"]
+check = "check"
+recheck_after = "0s"
+max_mismatches = 2
+"#;
+    let test = Test::new().workflow(&head);
+    let events = test.dir().join("events.ndjson");
+    write_chat(
+        &ChatSample {
+            events: 3000,
+            ..ChatSample::default()
+        },
+        &events,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&events).unwrap();
+    let first: String = text.lines().take(2500).map(|l| format!("{l}\n")).collect();
+    std::fs::write(test.dir().join("head.ndjson"), first).unwrap();
+    test.run_args(&["exec", "workflow.toml", "--no-progress"])
+        .success();
+
+    // The keys the replay wrote, and blue's watermark: the compare point.
+    let log = std::fs::read_to_string(
+        test.dir()
+            .join(".switchyard/touched/touched-replay-green.ndjson"),
+    )
+    .unwrap();
+    let written: Vec<(Vec<u8>, u64)> = log
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let hex = v["key"].as_str().unwrap();
+            let key = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (key, v["version"].as_u64().unwrap())
+        })
+        .collect();
+    let mut blue =
+        SqliteStore::open("blue", &test.dir().join("blue.sqlite"), SqliteSync::Normal).unwrap();
+    let point = blue.watermark().unwrap().unwrap() as u64;
+    let touched: std::collections::BTreeSet<&Vec<u8>> = written.iter().map(|(k, _)| k).collect();
+    let newer = written
+        .iter()
+        .filter(|(_, v)| *v > point)
+        .map(|(k, _)| k)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    assert!(newer > 0, "the replay wrote nothing after blue's watermark");
+
+    // Damage green: a key the replay wrote, and one it did not.
+    let page = blue
+        .scan("messages", &KeyRange::default(), 100_000, Some(point))
+        .unwrap();
+    let (hit, missed) = (
+        page.rows
+            .iter()
+            .find(|r| touched.contains(&r.row_key))
+            .unwrap(),
+        page.rows
+            .iter()
+            .find(|r| !touched.contains(&r.row_key))
+            .unwrap(),
+    );
+    let mut green = SqliteStore::open(
+        "green",
+        &test.dir().join("green.sqlite"),
+        SqliteSync::Normal,
+    )
+    .unwrap();
+    for row in [hit, missed] {
+        let cell = row.cells.iter().find(|c| c.qualifier == b"text").unwrap();
+        green
+            .apply(
+                &[RowMutation {
+                    table: "messages".into(),
+                    row_key: row.row_key.clone().into(),
+                    version: cell.version,
+                    cells: vec![Cell::put("d", b"text".to_vec(), b"damaged".to_vec())],
+                }],
+                None,
+            )
+            .unwrap();
+    }
+    drop((blue, green));
+
+    std::fs::write(
+        test.dir().join("workflow.toml"),
+        format!("{head}{compares}"),
+    )
+    .unwrap();
+    let run = test
+        .run_args(&["exec", "workflow.toml", "--no-progress"])
+        .success();
+    let report = |id: &str| -> serde_json::Value {
+        let path = test
+            .dir()
+            .join(format!(".switchyard/touched/compare-{id}.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let by_touch = report("compare-touched");
+    assert_eq!(by_touch["mode"], "touched");
+    assert_eq!(by_touch["keys"], touched.len() as u64, "{by_touch:#}");
+    assert_eq!(by_touch["mismatched"], 1, "{by_touch:#}");
+    assert_eq!(
+        by_touch["newer_than_compare_point"], newer as u64,
+        "{by_touch:#}"
+    );
+    let full = report("compare-full");
+    assert_eq!(full["mismatched"], 2, "{full:#}");
+    assert!(full["keys"].as_u64().unwrap() > touched.len() as u64);
+    assert!(
+        run.stdout()
+            .contains("written again after the compare point"),
+        "{}",
+        run.stdout()
+    );
+
+    // The next pass reads only what the replay wrote since: nothing.
+    test.run_args(&[
+        "exec",
+        "workflow.toml",
+        "--no-progress",
+        "--from",
+        "compare-touched",
+    ])
+    .success();
+    assert_eq!(report("compare-touched")["keys"], 0);
 }

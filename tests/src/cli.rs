@@ -71,14 +71,10 @@ impl Test {
         self
     }
 
-    /// Copies every file of a fixture folder into the scratch folder.
+    /// Copies a fixture folder (files and folders in it) into the scratch
+    /// folder.
     pub fn fixture(self, folder: &Path) -> Self {
-        for entry in std::fs::read_dir(folder).expect("fixture folder") {
-            let entry = entry.expect("entry");
-            if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                std::fs::copy(entry.path(), self.dir.path().join(entry.file_name())).expect("copy");
-            }
-        }
+        copy_tree(folder, self.dir.path());
         self
     }
 
@@ -168,5 +164,22 @@ impl Run {
     /// Asserts success.
     pub fn success(self) -> Self {
         self.expect_code(0)
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("fixture folder") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                std::fs::create_dir_all(&target).expect("fixture subfolder");
+                copy_tree(&entry.path(), &target);
+            }
+            Ok(t) if t.is_file() => {
+                std::fs::copy(entry.path(), target).expect("copy");
+            }
+            _ => {}
+        }
     }
 }

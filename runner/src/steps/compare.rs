@@ -32,9 +32,10 @@ use crate::document::values::AsOf;
 use crate::plugin::check::Verdict;
 use crate::plugin::contract::Check;
 use crate::plugin::instance::Instance;
+use crate::steps::touched::Touched;
 use crate::store::Store;
 use config::CompareStep;
-use pairs::{MergeJoin, pairs_of};
+use pairs::{KeyList, MergeJoin, Pairs, pairs_of};
 use progress::{Pace, Progress, SavedSuspect, Saving};
 pub use report::{Caps, Category, Counts, Difference, Report};
 use report::{count, difference, summary};
@@ -81,6 +82,9 @@ pub struct Options {
     pub saving: Option<Saving>,
     /// At most this many keys a second (none: as fast as it goes).
     pub rate: Option<u64>,
+    /// Only these keys, with the highest version written to each (a
+    /// `touched` compare); none: every key.
+    pub touched: Option<Touched>,
 }
 
 /// Runs the comparison and its gate.
@@ -100,6 +104,26 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         .state_dir
         .join(format!("compare-{id}.progress.json"));
     ctx.own(std::slice::from_ref(&progress_path))?;
+    // A touched compare reads the replay's log from where its last pass
+    // stopped (`compare-ID.touched-from` holds the byte).
+    let touched = match &c.touched_by {
+        None => None,
+        Some(replay) => {
+            let mark = ctx
+                .setup
+                .state_dir
+                .join(format!("compare-{id}.touched-from"));
+            ctx.own(std::slice::from_ref(&mark))?;
+            let from: u64 = std::fs::read_to_string(&mark)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            let log = super::touched::path(&ctx.setup.state_dir, replay);
+            let (keys, end) = super::touched::read(&log, from, super::touched::MAX_TOUCHED)
+                .map_err(StepError::Local)?;
+            Some((keys, end, mark))
+        }
+    };
     let options = Options {
         tables: c.tables.clone(),
         as_of: Some(c.as_of),
@@ -116,15 +140,17 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
             path: progress_path.clone(),
             every: SAVE_EVERY,
             asked: format!(
-                "blue {}, green {}, tables {:?}, as of {:?}, check {:?}",
+                "blue {}, green {}, tables {:?}, as of {:?}, check {:?}, touched by {:?}",
                 c.blue.get_ref(),
                 c.green.get_ref(),
                 c.tables,
                 c.as_of,
-                c.check.as_ref().map(|n| n.get_ref())
+                c.check.as_ref().map(|n| n.get_ref()),
+                c.touched_by
             ),
         }),
         rate: c.rate,
+        touched: touched.as_ref().map(|(keys, _, _)| keys.clone()),
     };
     let report = compare(
         &mut *blue,
@@ -148,6 +174,10 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
     );
     // Finished, whatever the gate says: a run after this compares afresh.
     let _ = std::fs::remove_file(&progress_path);
+    if let Some((_, end, mark)) = &touched {
+        std::fs::write(mark, end.to_string())
+            .map_err(|e| StepError::Local(format!("cannot write {}: {e}", mark.display())))?;
+    }
     {
         let mut state = ctx.lock_state();
         let st = state.step_mut(id, "compare");
@@ -257,6 +287,12 @@ pub fn compare(
     };
     let as_of = resolve(&options.as_of, first, blue.name(), green.name());
     report.as_of = as_of;
+    report.mode = if options.touched.is_some() {
+        "touched"
+    } else {
+        "full"
+    }
+    .to_string();
     let mut suspects: Vec<Suspect> = saved_suspects
         .into_iter()
         .filter_map(|s| {
@@ -288,7 +324,7 @@ pub fn compare(
         }
         .save(&saving.path)
         .map_err(|e| {
-            StepError::Missing(format!(
+            StepError::Local(format!(
                 "cannot save the compare's progress to {}: {e}",
                 saving.path.display()
             ))
@@ -303,7 +339,17 @@ pub fn compare(
         if done.contains(table) {
             continue;
         }
-        let mut join = MergeJoin::new(table, options.batch, as_of);
+        let touched = options.touched.as_ref().map(|t| t.get(table.as_str()));
+        let mut join = match touched {
+            None => Pairs::Join(MergeJoin::new(table, options.batch, as_of)),
+            Some(keys) => Pairs::Keys(KeyList::new(
+                table,
+                options.batch,
+                as_of,
+                keys.map(|k| k.keys().cloned().collect())
+                    .unwrap_or_default(),
+            )),
+        };
         if let Some(after) = resume_after.take().and_then(|a| hex::decode(a).ok()) {
             join.start_after(after);
         }
@@ -318,6 +364,13 @@ pub fn compare(
                 break;
             }
             report.add(table, pairs.len() as u64, |c| &mut c.keys);
+            if let (Some(Some(written)), Some(point)) = (touched, as_of) {
+                let newer = pairs
+                    .iter()
+                    .filter(|p| written.get(&p.row_key).is_some_and(|v| *v > point))
+                    .count();
+                report.add(table, newer as u64, |c| &mut c.newer_than_compare_point);
+            }
             for (pair, verdict) in pairs.iter().zip(judge(&mut checker, &pairs)?) {
                 let Tallied::Differs(reason) = tally(&mut report, table, verdict) else {
                     continue;

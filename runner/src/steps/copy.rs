@@ -96,6 +96,22 @@ impl Copy {
         if let Some(m) = &map {
             c.plugin(m)?;
             c.world::<RowMap>(m)?;
+            // As for a replay: a plugin writes only to tables the workflow
+            // declares.
+            if c.setup
+                .store(into.get_ref())
+                .is_some_and(|s| s.declared_tables().is_none_or(|t| t.is_empty()))
+            {
+                return Err(c.at(
+                    into.span(),
+                    format!(
+                        "store `{}` declares no `tables`; list the tables plugin `{}` writes in `[store.{}]`: a plugin writes only to tables the workflow declares",
+                        into.get_ref(),
+                        m.get_ref(),
+                        into.get_ref()
+                    ),
+                ));
+            }
         }
         c.positive(batch_size, "batch_size")?;
         Ok(Copy {

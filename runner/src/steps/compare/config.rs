@@ -67,6 +67,25 @@ struct CompareFile {
     /// live store (default: as fast as it goes).
     #[serde(default, deserialize_with = "whole")]
     rate: Option<u64>,
+    /// Which keys: `full` (every key, the default) or `touched` (the keys
+    /// the replay `touched_by` wrote since this step's last pass).
+    #[serde(default)]
+    mode: Mode,
+    /// The replay (with `record_touched = true`) whose keys a `touched`
+    /// compare reads.
+    #[serde(default)]
+    touched_by: Option<Spanned<String>>,
+}
+
+/// Which keys a compare reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every key of both sides.
+    #[default]
+    Full,
+    /// The keys a replay wrote since the last pass.
+    Touched,
 }
 
 /// `kind = "compare"`: blue and green compared as of a point, with a gate.
@@ -103,6 +122,8 @@ pub struct CompareStep {
     pub batch_size: Option<usize>,
     /// At most this many keys compared a second.
     pub rate: Option<u64>,
+    /// With `mode = "touched"`: the replay whose written keys are compared.
+    pub touched_by: Option<String>,
 }
 
 impl StepFile for CompareFile {
@@ -130,6 +151,43 @@ impl StepFile for CompareFile {
                 .ok_or_else(|| c.step("`as_of` must be `watermark - …`, `latest` or a time"))?,
         };
         c.positive(self.batch_size, "batch_size")?;
+        let touched_by = match (self.mode, &self.touched_by) {
+            (Mode::Full, None) => None,
+            (Mode::Full, Some(by)) => {
+                return Err(c.at(
+                    by.span(),
+                    "`touched_by` is for `mode = \"touched\"`: a full compare reads every key",
+                ));
+            }
+            (Mode::Touched, None) => {
+                return Err(c.step(
+                    "`mode = \"touched\"` needs `touched_by`: the replay (with `record_touched = true`) whose written keys it compares",
+                ));
+            }
+            (Mode::Touched, Some(by)) => {
+                match c.earlier.iter().find(|s| s.id.get_ref() == by.get_ref()) {
+                    None => {
+                        return Err(c.at(
+                            by.span(),
+                            format!(
+                                "`touched_by`: no step `{}` comes before this one",
+                                by.get_ref()
+                            ),
+                        ));
+                    }
+                    Some(s) if !s.config.records_touched() => {
+                        return Err(c.at(
+                            by.span(),
+                            format!(
+                                "`touched_by`: step `{}` records no touched keys; give it `record_touched = true` (a replay)",
+                                by.get_ref()
+                            ),
+                        ));
+                    }
+                    Some(_) => Some(by.get_ref().clone()),
+                }
+            }
+        };
         if self.rate == Some(0) {
             return Err(c.step("`rate` must be at least 1 key a second"));
         }
@@ -152,6 +210,7 @@ impl StepFile for CompareFile {
             example_text: self.example_text,
             batch_size: self.batch_size,
             rate: self.rate,
+            touched_by,
         }))
     }
 }
@@ -162,8 +221,12 @@ impl StepConfig for CompareStep {
     }
 
     fn describe(&self, setup: &Setup) -> String {
+        let which = match &self.touched_by {
+            Some(by) => format!("the keys replay `{by}` wrote since the last pass, in tables"),
+            None => "tables".to_string(),
+        };
         let mut t = format!(
-            "compare tables {} of {} (blue) and {} (green) as of {}",
+            "compare {which} {} of {} (blue) and {} (green) as of {}",
             self.tables.join(", "),
             setup.store_text(self.blue.get_ref()),
             setup.store_text(self.green.get_ref()),

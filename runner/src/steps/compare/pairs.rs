@@ -1,6 +1,7 @@
-//! The pair producer: pages through both sides of a table in key order
-//! as of the compare point and pairs their rows up (a merge-join), and
-//! reads given keys of both sides again for the recheck.
+//! The pair producers: pages through both sides of a table in key order
+//! as of the compare point and pairs their rows up (a merge-join), or
+//! reads a list of keys of both sides (the keys a replay touched, and the
+//! recheck's).
 
 use std::collections::VecDeque;
 
@@ -126,4 +127,76 @@ pub fn pairs_of(
             green,
         })
         .collect())
+}
+
+/// Pairs of given keys, in their order, a batch at a time.
+pub struct KeyList<'t> {
+    table: &'t str,
+    batch: usize,
+    as_of: Option<u64>,
+    keys: Vec<Vec<u8>>,
+    at: usize,
+}
+
+impl<'t> KeyList<'t> {
+    /// `keys` (sorted) of `table`.
+    pub fn new(table: &'t str, batch: usize, as_of: Option<u64>, keys: Vec<Vec<u8>>) -> Self {
+        KeyList {
+            table,
+            batch,
+            as_of,
+            keys,
+            at: 0,
+        }
+    }
+
+    /// Goes on after `key` (a compare resumed from its saved progress).
+    pub fn start_after(&mut self, key: &[u8]) {
+        self.at = self.keys.partition_point(|k| k.as_slice() <= key);
+    }
+
+    /// Up to `batch` pairs; empty when every key was read.
+    pub fn next_pairs(
+        &mut self,
+        blue: &mut dyn Store,
+        green: &mut dyn Store,
+    ) -> Result<Vec<Pair>, StepError> {
+        let end = (self.at + self.batch).min(self.keys.len());
+        if self.at >= end {
+            return Ok(Vec::new());
+        }
+        let keys = self.keys[self.at..end].to_vec();
+        self.at = end;
+        pairs_of(blue, green, self.table, keys, self.as_of)
+    }
+}
+
+/// Where a table's pairs come from.
+pub enum Pairs<'t> {
+    /// Every key of both sides.
+    Join(MergeJoin<'t>),
+    /// The listed keys only.
+    Keys(KeyList<'t>),
+}
+
+impl Pairs<'_> {
+    /// Goes on after `key`.
+    pub fn start_after(&mut self, key: Vec<u8>) {
+        match self {
+            Pairs::Join(j) => j.start_after(key),
+            Pairs::Keys(k) => k.start_after(&key),
+        }
+    }
+
+    /// Up to a batch of pairs; empty at the end.
+    pub fn next_pairs(
+        &mut self,
+        blue: &mut dyn Store,
+        green: &mut dyn Store,
+    ) -> Result<Vec<Pair>, StepError> {
+        match self {
+            Pairs::Join(j) => j.next_pairs(blue, green),
+            Pairs::Keys(k) => k.next_pairs(blue, green),
+        }
+    }
 }

@@ -112,6 +112,11 @@ pub struct Counts {
     /// row or cells the other no longer shows (a delete it may not have
     /// applied yet): not judged.
     pub lagging: u64,
+    /// Keys written at versions above the compare point (known for the
+    /// keys a replay touched): compared as of the point, their newer
+    /// writes left to the next pass.
+    #[serde(default)]
+    pub newer_than_compare_point: u64,
 }
 
 impl Counts {
@@ -124,6 +129,10 @@ impl Counts {
 /// The report written to `compare-ID.json` (and as Markdown beside it).
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Report {
+    /// Which keys were compared: `full` (every key) or `touched` (the keys
+    /// a replay wrote since the last pass).
+    #[serde(default)]
+    pub mode: String,
     /// The compare point (after the recheck, the recheck's).
     pub as_of: Option<u64>,
     /// Over every table.
@@ -171,6 +180,12 @@ pub fn summary(report: &Report) -> String {
     }
     if t.lagging > 0 {
         line.push_str(&format!(", {} lagging (not judged)", t.lagging));
+    }
+    if t.newer_than_compare_point > 0 {
+        line.push_str(&format!(
+            ", {} written again after the compare point",
+            t.newer_than_compare_point
+        ));
     }
     line
 }
@@ -263,16 +278,25 @@ pub fn markdown(report: &Report, id: &str, blue: &str, green: &str) -> String {
         out,
         "# Compare `{id}`: `{blue}` (blue) and `{green}` (green)\n"
     );
-    let _ = writeln!(out, "As of {}.\n", point(report.as_of));
     let _ = writeln!(
         out,
-        "| table | keys | matching | mismatched | only in blue | only in green | ignored | changed after the compare point | lagging |"
+        "As of {}; {}.\n",
+        point(report.as_of),
+        if report.mode == "touched" {
+            "the keys the replay wrote since the last pass"
+        } else {
+            "every key"
+        }
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| table | keys | matching | mismatched | only in blue | only in green | ignored | changed after the compare point | lagging | newer than the compare point |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let row = |out: &mut String, name: &str, c: &Counts| {
         let _ = writeln!(
             out,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.keys,
             c.matching,
             c.mismatched,
@@ -280,7 +304,8 @@ pub fn markdown(report: &Report, id: &str, blue: &str, green: &str) -> String {
             c.only_green,
             c.ignored,
             c.changed_after_compare_point,
-            c.lagging
+            c.lagging,
+            c.newer_than_compare_point
         );
     };
     for (table, counts) in &report.tables {

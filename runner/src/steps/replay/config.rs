@@ -77,6 +77,10 @@ struct ReplayFile {
     /// … or a topic of the (kafka) source's cluster, which must exist.
     #[serde(default)]
     dead_letter_topic: Option<Spanned<String>>,
+    /// Record the keys it writes (`touched-ID.ndjson`), for a `compare`
+    /// in `touched` mode.
+    #[serde(default, deserialize_with = "crate::document::values::flag")]
+    record_touched: bool,
 }
 
 /// `kind = "replay"`: events of a source through a transform into a store.
@@ -111,6 +115,8 @@ pub struct ReplayStep {
     pub dead_letter: Option<Spanned<String>>,
     /// … or a topic of the (kafka) source's cluster, which must exist.
     pub dead_letter_topic: Option<Spanned<String>>,
+    /// Records the keys it writes.
+    pub record_touched: bool,
 }
 
 /// Where a replay starts, as validation accepted it.
@@ -335,6 +341,7 @@ impl StepFile for ReplayFile {
             on_error: self.on_error,
             dead_letter: self.dead_letter,
             dead_letter_topic: self.dead_letter_topic,
+            record_touched: self.record_touched,
         }))
     }
 }
@@ -342,6 +349,10 @@ impl StepFile for ReplayFile {
 impl StepConfig for ReplayStep {
     fn kind(&self) -> &'static str {
         KIND.name
+    }
+
+    fn records_touched(&self) -> bool {
+        self.record_touched
     }
 
     fn describe(&self, setup: &Setup) -> String {

@@ -121,6 +121,16 @@ pub fn run(
         bytes: r.batch_bytes.map_or(DEFAULT_BATCH_BYTES, |s| s.0),
     };
     let checkpoint_every = r.checkpoint_every.map_or(Duration::from_secs(1), |s| s.0);
+    let touched = if r.record_touched {
+        let path = crate::steps::touched::path(&workflow.state_dir, id);
+        ctx.own(std::slice::from_ref(&path))?;
+        Some(
+            crate::steps::touched::TouchedLog::open(&path)
+                .map_err(|e| StepError::Local(format!("cannot open {}: {e}", path.display())))?,
+        )
+    } else {
+        None
+    };
 
     let (start, resume, mut metrics) = {
         let mut state = ctx.lock_state();
@@ -198,6 +208,7 @@ pub fn run(
             progress: &progress,
             board,
             in_flight,
+            touched,
         }
         .run(done_rx, commit_tx);
         shutdown.writer_gone();

@@ -18,6 +18,7 @@ use crate::model::Mutations;
 use crate::plugin::error::describe;
 use crate::report::progress::ProgressLine;
 use crate::source::Checkpoint;
+use crate::steps::touched::TouchedLog;
 use crate::steps::{StepContext, StepError};
 use crate::store::Store;
 
@@ -48,6 +49,8 @@ pub struct Writer<'a> {
     pub board: &'a Board,
     /// Output bytes between the transformer and the writer.
     pub in_flight: &'a InFlight,
+    /// Where the keys it writes are recorded, if they are.
+    pub touched: Option<TouchedLog>,
 }
 
 impl Writer<'_> {
@@ -69,6 +72,7 @@ impl Writer<'_> {
             progress,
             board,
             in_flight,
+            mut touched,
         } = self;
         let mut watermark = None;
         let mut last_save = Instant::now();
@@ -136,6 +140,16 @@ impl Writer<'_> {
             // The source says what every partition has reached with this batch.
             watermark = watermark.max(batch.watermark);
             store.write(Mutations::Packed(&batch.rows), watermark)?;
+            // Recorded before the position can be committed: a key the
+            // source will not send again is never missing from the log.
+            if let Some(log) = &mut touched {
+                log.record(Mutations::Packed(&batch.rows)).map_err(|e| {
+                    StepError::Local(format!(
+                        "cannot record the keys written in {}: {e}",
+                        super::super::touched::path(&ctx.setup.state_dir, id).display()
+                    ))
+                })?;
+            }
             in_flight.give(batch.bytes);
             // Acknowledged: from here on the batch may be committed.
             for (name, n) in [
