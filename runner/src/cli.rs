@@ -8,6 +8,7 @@
 //! What a command prints beyond a line or two has its own file: `status`
 //! (`runner status`) and `summary` (the table at the end of `exec`).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -632,7 +633,11 @@ fn print_report(w: &Workflow, step: Option<&str>, json: bool) -> ExitCode {
         eprintln!(
             "error: {} has no compare step `{id}`; its compare steps: {}",
             w.file.display(),
-            compares.join(", ")
+            if compares.is_empty() {
+                "none".to_string()
+            } else {
+                compares.join(", ")
+            }
         );
         return ExitCode::from(EXIT_INVALID);
     }
@@ -650,7 +655,8 @@ fn print_report(w: &Workflow, step: Option<&str>, json: bool) -> ExitCode {
     };
     match chosen.map(|f| (std::fs::read_to_string(&f), f)) {
         Some((Ok(text), _)) => {
-            print!("{text}");
+            // A reader that stops early (`| head`) is not an error.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
             ExitCode::SUCCESS
         }
         Some((Err(e), f)) => {
@@ -697,28 +703,48 @@ fn print_rows(
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let Some(table) = table else {
-        return match store.tables() {
-            Ok(tables) => {
-                for t in tables {
-                    println!("{t}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_FAILED)
-            }
-        };
+    let tables = match store.tables() {
+        Ok(tables) => tables,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
     };
+    let mut out = std::io::stdout().lock();
+    let Some(table) = table else {
+        for t in tables {
+            // A reader that stops early (`| head`) is not an error.
+            if writeln!(out, "{t}").is_err() {
+                break;
+            }
+        }
+        return ExitCode::SUCCESS;
+    };
+    if !tables.iter().any(|t| t == table) {
+        eprintln!(
+            "error: store `{name}` has no table `{table}`; it has {}",
+            if tables.is_empty() {
+                "none".to_string()
+            } else {
+                tables.join(", ")
+            }
+        );
+        return ExitCode::from(EXIT_FAILED);
+    }
     match rows::read(store.as_mut(), table, query) {
         Ok((found, cut)) => {
-            if json {
-                for row in &found {
-                    println!("{}", rows::json(table, row));
-                }
+            let written = if json {
+                found
+                    .iter()
+                    .try_for_each(|row| writeln!(out, "{}", rows::json(table, row)))
             } else {
-                print!("{}", rows::text(table, &found));
+                out.write_all(rows::text(table, &found).as_bytes())
+            };
+            if written.is_err() {
+                return ExitCode::SUCCESS;
+            }
+            if found.is_empty() {
+                eprintln!("(no rows)");
             }
             if cut {
                 eprintln!(

@@ -46,19 +46,33 @@ pub fn one_line(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            // Controls, and the separators and direction marks that move
-            // or reorder what a terminal shows.
-            c if c.is_control()
-                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
-                || ('\u{202a}'..='\u{202e}').contains(&c)
-                || ('\u{2066}'..='\u{2069}').contains(&c) =>
-            {
-                out.push_str(&c.escape_unicode().to_string())
-            }
+            c if moves_the_terminal(c) => out.push_str(&c.escape_unicode().to_string()),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Controls, and the separators and direction marks that move or reorder
+/// what a terminal shows.
+fn moves_the_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// Bytes from a store (a key, a value) shown so they can be typed back:
+/// as they are when they are UTF-8 that shows as itself (nothing that
+/// moves the terminal, and not starting `hex:`), else `hex:` and their hex.
+/// `runner rows --key` takes either form.
+pub fn text_or_hex(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(moves_the_terminal) && !text.starts_with("hex:") => {
+            text.to_string()
+        }
+        _ => format!("hex:{}", hex::encode(bytes)),
+    }
 }
 
 /// An outside text made safe to show: at most [`TEXT_LIMIT`] bytes of it,

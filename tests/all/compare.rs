@@ -420,7 +420,7 @@ green = "green"
 tables = ["messages"]
 check = "check"
 recheck_after = "0s"
-max_mismatches = 1
+max_mismatches = ALLOWED
 
 [[step]]
 id = "compare-full"
@@ -514,20 +514,28 @@ max_mismatches = 2
     }
     drop((blue, green));
 
-    std::fs::write(
-        test.dir().join("workflow.toml"),
-        format!("{head}{compares}"),
-    )
-    .unwrap();
-    let run = test
-        .run_args(&["exec", "workflow.toml", "--no-progress"])
-        .success();
     let report = |id: &str| -> serde_json::Value {
         let path = test
             .dir()
             .join(format!(".switchyard/touched/compare-{id}.json"));
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     };
+    // With no mismatch allowed, the touched compare fails, and fails again
+    // when run again: a failed pass does not move on.
+    let strict = compares.replace("ALLOWED", "0");
+    std::fs::write(test.dir().join("workflow.toml"), format!("{head}{strict}")).unwrap();
+    for _ in 0..2 {
+        test.run_args(&["exec", "workflow.toml", "--no-progress"])
+            .expect_code(3);
+        let failed = report("compare-touched");
+        assert_eq!(failed["keys"], touched.len() as u64, "{failed:#}");
+        assert_eq!(failed["mismatched"], 1, "{failed:#}");
+    }
+    let allowed = compares.replace("ALLOWED", "1");
+    std::fs::write(test.dir().join("workflow.toml"), format!("{head}{allowed}")).unwrap();
+    let run = test
+        .run_args(&["exec", "workflow.toml", "--no-progress"])
+        .success();
     let by_touch = report("compare-touched");
     assert_eq!(by_touch["mode"], "touched");
     assert_eq!(by_touch["keys"], touched.len() as u64, "{by_touch:#}");
@@ -546,7 +554,8 @@ max_mismatches = 2
         run.stdout()
     );
 
-    // The next pass reads only what the replay wrote since: nothing.
+    // The next pass reads what the replay wrote since (nothing) and, once
+    // more, the keys written again after the compare point.
     test.run_args(&[
         "exec",
         "workflow.toml",
@@ -555,5 +564,5 @@ max_mismatches = 2
         "compare-touched",
     ])
     .success();
-    assert_eq!(report("compare-touched")["keys"], 0);
+    assert_eq!(report("compare-touched")["keys"], newer as u64);
 }

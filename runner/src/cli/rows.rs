@@ -53,7 +53,7 @@ fn as_of(store: &mut dyn Store, text: Option<&str>) -> Result<Option<u64>, Strin
                 .watermark()
                 .map_err(|e| e.to_string())?
                 .ok_or("the store records no watermark")?;
-            mark - margin.as_millis() as i64
+            mark.saturating_sub(i64::try_from(margin.as_millis()).unwrap_or(i64::MAX))
         }
         _ => {
             return Err(format!(
@@ -77,12 +77,30 @@ pub fn read(store: &mut dyn Store, table: &str, query: &Query) -> Result<(Vec<Ro
         query.limit
     };
     if !query.keys.is_empty() {
-        let found = store.get(table, &query.keys, version).map_err(failed)?;
-        return Ok((found.into_iter().flatten().take(limit).collect(), false));
+        // Each key once, in the order given.
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for k in &query.keys {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        let found: Vec<Row> = store
+            .get(table, &keys, version)
+            .map_err(failed)?
+            .into_iter()
+            .flatten()
+            .collect();
+        let cut = found.len() > limit;
+        return Ok((found.into_iter().take(limit).collect(), cut));
     }
     let mut rows = Vec::new();
-    // `--from` is included: read it, then scan after it.
-    if let Some(from) = &query.from {
+    // `--from` is included: read it, then scan after it (unless `--to`
+    // ends the range before it).
+    if let Some(from) = query
+        .from
+        .as_ref()
+        .filter(|f| query.to.as_ref().is_none_or(|to| *f < to))
+    {
         rows.extend(
             store
                 .get(table, std::slice::from_ref(from), version)
@@ -158,15 +176,9 @@ fn put_bytes(object: &mut Value, name: &str, bytes: &[u8]) {
     }
 }
 
-/// Bytes shown on one line: text when UTF-8 without control characters,
-/// else `hex:…`, the form `--key` takes back.
+/// Bytes shown so `--key` takes them back.
 pub fn shown(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(char::is_control) && !text.starts_with("hex:") => {
-            text.to_string()
-        }
-        _ => format!("hex:{}", hex::encode(bytes)),
-    }
+    crate::text::text_or_hex(bytes)
 }
 
 #[cfg(test)]

@@ -105,24 +105,10 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         .join(format!("compare-{id}.progress.json"));
     ctx.own(std::slice::from_ref(&progress_path))?;
     // A touched compare reads the replay's log from where its last pass
-    // stopped (`compare-ID.touched-from` holds the byte).
+    // stopped, and the keys that pass left for this one.
     let touched = match &c.touched_by {
         None => None,
-        Some(replay) => {
-            let mark = ctx
-                .setup
-                .state_dir
-                .join(format!("compare-{id}.touched-from"));
-            ctx.own(std::slice::from_ref(&mark))?;
-            let from: u64 = std::fs::read_to_string(&mark)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(0);
-            let log = super::touched::path(&ctx.setup.state_dir, replay);
-            let (keys, end) = super::touched::read(&log, from, super::touched::MAX_TOUCHED)
-                .map_err(StepError::Local)?;
-            Some((keys, end, mark))
-        }
+        Some(replay) => Some(TouchedPass::start(ctx, id, replay)?),
     };
     let options = Options {
         tables: c.tables.clone(),
@@ -150,7 +136,7 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
             ),
         }),
         rate: c.rate,
-        touched: touched.as_ref().map(|(keys, _, _)| keys.clone()),
+        touched: touched.as_ref().map(|t| t.keys.clone()),
     };
     let report = compare(
         &mut *blue,
@@ -174,10 +160,6 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
     );
     // Finished, whatever the gate says: a run after this compares afresh.
     let _ = std::fs::remove_file(&progress_path);
-    if let Some((_, end, mark)) = &touched {
-        std::fs::write(mark, end.to_string())
-            .map_err(|e| StepError::Local(format!("cannot write {}: {e}", mark.display())))?;
-    }
     {
         let mut state = ctx.lock_state();
         let st = state.step_mut(id, "compare");
@@ -235,7 +217,79 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
             path.display()
         )));
     }
+    // Only a pass that passed moves on: a failed one is compared again.
+    if let Some(pass) = &touched {
+        pass.finish(report.as_of)?;
+    }
     Ok(summary)
+}
+
+/// One pass of a `touched` compare: the keys written since the last pass
+/// stopped (`compare-ID.touched-from` holds the byte of the replay's log),
+/// with the keys the last pass found written again after its compare point
+/// (`compare-ID.touched-carry.ndjson`): those are compared again now.
+struct TouchedPass {
+    keys: Touched,
+    end: u64,
+    mark: std::path::PathBuf,
+    carry: std::path::PathBuf,
+}
+
+impl TouchedPass {
+    fn start(ctx: &StepContext, id: &str, replay: &str) -> Result<TouchedPass, StepError> {
+        let dir = &ctx.setup.state_dir;
+        let mark = dir.join(format!("compare-{id}.touched-from"));
+        let carry = dir.join(format!("compare-{id}.touched-carry.ndjson"));
+        ctx.own(&[mark.clone(), carry.clone()])?;
+        let from: u64 = std::fs::read_to_string(&mark)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let log = super::touched::path(dir, replay);
+        let length = std::fs::metadata(&log).map_or(0, |m| m.len());
+        if length < from {
+            return Err(StepError::Local(format!(
+                "{} holds {length} bytes, fewer than the {from} the last pass read: it was replaced or cut, so the keys written since cannot be known; compare in `full` mode, or remove {} to read the log from its start",
+                log.display(),
+                mark.display()
+            )));
+        }
+        let max = super::touched::MAX_TOUCHED;
+        let (mut keys, _) = super::touched::read(&carry, 0, max).map_err(StepError::Local)?;
+        let (new, end) = super::touched::read(&log, from, max).map_err(StepError::Local)?;
+        for (table, written) in new {
+            let known = keys.entry(table).or_default();
+            for (key, version) in written {
+                let v = known.entry(key).or_insert(version);
+                *v = (*v).max(version);
+            }
+        }
+        Ok(TouchedPass {
+            keys,
+            end,
+            mark,
+            carry,
+        })
+    }
+
+    /// Keeps the keys written after `as_of` for the next pass, and moves the
+    /// start of the next pass to where this one stopped reading.
+    fn finish(&self, as_of: Option<u64>) -> Result<(), StepError> {
+        let newer = self.keys.iter().flat_map(|(table, written)| {
+            written
+                .iter()
+                .filter(|(_, v)| as_of.is_some_and(|point| **v > point))
+                .map(move |(key, v)| (table.as_str(), key.as_slice(), *v))
+        });
+        super::touched::write_keys(&self.carry, newer)
+            .and_then(|()| std::fs::write(&self.mark, self.end.to_string()))
+            .map_err(|e| {
+                StepError::Local(format!(
+                    "cannot save where the touched compare stopped ({}): {e}",
+                    self.mark.display()
+                ))
+            })
+    }
 }
 
 /// Compares `tables` of blue and green: the merge-join at the compare
@@ -392,6 +446,12 @@ pub fn compare(
                 saved_at = Instant::now();
             }
             let wait = pace.after(pairs.len() as u64);
+            // A long wait starts with the progress saved: a kill during it
+            // loses nothing.
+            if wait >= every {
+                save(&report, &done, last.as_deref(), &suspects)?;
+                saved_at = Instant::now();
+            }
             if !wait.is_zero() && paused(cancel, wait) {
                 save(&report, &done, last.as_deref(), &suspects)?;
                 return Err(StepError::Interrupted);

@@ -69,6 +69,28 @@ impl TouchedLog {
     }
 }
 
+/// Writes `keys` as a log of their own at `path` (a new file renamed over
+/// the old one).
+pub fn write_keys<'k>(
+    path: &Path,
+    keys: impl Iterator<Item = (&'k str, &'k [u8], u64)>,
+) -> std::io::Result<()> {
+    let tmp = path.with_extension("ndjson.tmp");
+    let mut out = BufWriter::new(File::create(&tmp)?);
+    for (table, key, version) in keys {
+        let line = Line {
+            table: table.to_string(),
+            key: hex::encode(key),
+            version,
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    drop(out);
+    std::fs::rename(tmp, path)
+}
+
 /// Keys touched, table by table, each with the highest version written.
 pub type Touched = BTreeMap<String, BTreeMap<Vec<u8>, u64>>;
 

@@ -73,6 +73,16 @@ impl Progress {
             );
             return None;
         }
+        let hex_ok = |h: &str| hex::decode(h).is_ok();
+        if !saved.after.as_deref().is_none_or(hex_ok)
+            || !saved.suspects.iter().all(|s| hex_ok(&s.key))
+        {
+            tracing::warn!(
+                file = %saving.path.display(),
+                "the saved progress of the compare holds keys that are not hex; starting over"
+            );
+            return None;
+        }
         Some(saved)
     }
 

@@ -154,8 +154,12 @@ impl Report {
 
     /// Adds to one count of `table` and of the total.
     pub fn add(&mut self, table: &str, n: u64, count: fn(&mut Counts) -> &mut u64) {
-        *count(&mut self.total) += n;
-        *count(self.tables.entry(table.to_string()).or_default()) += n;
+        for c in [
+            count(&mut self.total),
+            count(self.tables.entry(table.to_string()).or_default()),
+        ] {
+            *c = c.saturating_add(n);
+        }
     }
 }
 
@@ -220,7 +224,7 @@ pub fn count(report: &mut Report, pair: &Pair, reason: &str, caps: Caps) {
 pub fn difference(pair: &Pair, category: Category, reason: &str, caps: Caps) -> Difference {
     Difference {
         table: pair.table.clone(),
-        key: crate::text::shown_bytes(&pair.row_key, caps.text),
+        key: shown(&pair.row_key, caps.text),
         category,
         reason: crate::text::one_line(&crate::text::bounded(reason, caps.text)),
         cells: cell_differences(&pair.blue, &pair.green, caps.text),
@@ -260,14 +264,10 @@ fn cell_differences(blue: &Option<Row>, green: &Option<Row>, limit: usize) -> Ve
         .collect()
 }
 
-/// Bytes from a store as report text: as they are when printable UTF-8,
-/// else `hex:…`; bounded.
+/// Bytes from a store as report text, in the form `runner rows --key`
+/// takes back (as they are, or `hex:…`); bounded (a cut one ends `…`).
 fn shown(bytes: &[u8], limit: usize) -> String {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) if !t.chars().any(char::is_control) => t.to_string(),
-        _ => format!("hex:{}", hex::encode(bytes)),
-    };
-    crate::text::bounded(&text, limit)
+    crate::text::bounded(&crate::text::text_or_hex(bytes), limit)
 }
 
 /// The report as Markdown, for people: the counts table by table, then the
@@ -324,8 +324,8 @@ pub fn markdown(report: &Report, id: &str, blue: &str, green: &str) -> String {
             let _ = writeln!(
                 out,
                 "### `{}` `{}`: {}\n\n{}\n",
-                cell_text(&d.table),
-                cell_text(&d.key),
+                code_text(&d.table),
+                code_text(&d.key),
                 d.category.words(),
                 d.reason
             );
@@ -351,6 +351,11 @@ pub fn markdown(report: &Report, id: &str, blue: &str, green: &str) -> String {
         }
     }
     out
+}
+
+/// Text safe inside a Markdown code span outside a table.
+fn code_text(text: &str) -> String {
+    crate::text::one_line(text).replace('`', "'")
 }
 
 /// Text safe inside a Markdown table cell and code span.
