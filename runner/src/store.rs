@@ -4,6 +4,7 @@
 //! that two stores lagging the log by different amounts can be compared.
 //!
 //! - `cells`: the visibility rules shared by stores that keep cell history.
+//! - `digest`: digests of key ranges, for a `hashed` compare.
 //! - `sqlite`: the embedded default.
 //! - `hbase`: HBase through its Thrift1 server.
 //! - `postgres`: PostgreSQL, one row per cell version.
@@ -16,6 +17,7 @@
 //! [`StoreConfig`]; a new kind is one file and one line in [`KINDS`].
 
 pub mod cells;
+pub mod digest;
 pub mod fed_by;
 pub mod hbase;
 pub mod null;
@@ -119,6 +121,30 @@ pub trait Store: Send {
 
     /// The watermark recorded by the last `apply`, if any.
     fn watermark(&mut self) -> Result<Option<i64>, StoreError>;
+
+    /// The digest of the visible rows of `table` in `range` as of `as_of`,
+    /// `ignore`d cells left out. By default read through [`Store::scan`];
+    /// a store that can hash close to its data may do it there.
+    fn digest(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        as_of: Option<u64>,
+        ignore: &digest::Ignored,
+    ) -> Result<digest::Digest, StoreError> {
+        let mut d = digest::DigestBuilder::new(ignore);
+        let mut range = range.clone();
+        loop {
+            let page = self.scan(table, &range, 1000, as_of)?;
+            for row in &page.rows {
+                d.add(row);
+            }
+            match page.next_after {
+                Some(after) => range.after = Some(after),
+                None => return Ok(d.finish()),
+            }
+        }
+    }
 }
 
 /// One kind of store as a workflow configures it: how its `[store.NAME]`

@@ -123,6 +123,7 @@ fn scenario(
         saving: None,
         rate: None,
         touched: None,
+        hashed: None,
     };
     compare(&mut *blue, &mut green, None, &options, &Cancel::default()).unwrap()
 }
@@ -228,31 +229,7 @@ fn a_compare_killed_midway_resumes_to_the_same_report() {
     use switchyard_tests::cli::runner_bin;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut blue =
-        SqliteStore::open("blue", &dir.path().join("blue.sqlite"), SqliteSync::Normal).unwrap();
-    let mut green = SqliteStore::open(
-        "green",
-        &dir.path().join("green.sqlite"),
-        SqliteSync::Normal,
-    )
-    .unwrap();
-    let rows: Vec<RowMutation> = (0..6000).map(|i| put(&format!("k{i:05}"), 5)).collect();
-    blue.apply(&rows, Some(10)).unwrap();
-    let damaged: Vec<RowMutation> = rows
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % 500 != 7)
-        .map(|(i, r)| {
-            let mut r = r.clone();
-            if i % 700 == 3 {
-                r.cells = vec![Cell::put("d", b"text".to_vec(), b"changed".to_vec())];
-            }
-            r
-        })
-        .chain([put("k99999", 5)])
-        .collect();
-    green.apply(&damaged, Some(10)).unwrap();
-    drop((blue, green));
+    damaged_pair(dir.path());
     let workflow = |name: &str| {
         let file = dir.path().join(format!("{name}.toml"));
         std::fs::write(
@@ -565,4 +542,92 @@ max_mismatches = 2
     ])
     .success();
     assert_eq!(report("compare-touched")["keys"], newer as u64);
+}
+
+/// `blue.sqlite` with 6,000 rows and `green.sqlite` damaged: 12 rows
+/// missing, 9 changed, 1 extra.
+fn damaged_pair(dir: &std::path::Path) {
+    let mut blue = SqliteStore::open("blue", &dir.join("blue.sqlite"), SqliteSync::Normal).unwrap();
+    let mut green =
+        SqliteStore::open("green", &dir.join("green.sqlite"), SqliteSync::Normal).unwrap();
+    let rows: Vec<RowMutation> = (0..6000).map(|i| put(&format!("k{i:05}"), 5)).collect();
+    blue.apply(&rows, Some(10)).unwrap();
+    let damaged: Vec<RowMutation> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 500 != 7)
+        .map(|(i, r)| {
+            let mut r = r.clone();
+            if i % 700 == 3 {
+                r.cells = vec![Cell::put("d", b"text".to_vec(), b"changed".to_vec())];
+            }
+            r
+        })
+        .chain([put("k99999", 5)])
+        .collect();
+    green.apply(&damaged, Some(10)).unwrap();
+}
+
+/// A damaged green compared in full mode and in hashed mode (small
+/// segments, so the damage lies in a few of many ranges): the same keys
+/// found, and the equal ranges counted as matching without their rows
+/// being paired.
+#[test]
+fn a_hashed_compare_finds_what_a_full_compare_finds() {
+    use switchyard_tests::cli::Test;
+    let test = Test::new();
+    damaged_pair(test.dir());
+    let mut reports = Vec::new();
+    for (name, mode) in [
+        ("full", ""),
+        ("hashed", "mode = \"hashed\"\nsegment = 500\nleaf = 16\n"),
+    ] {
+        std::fs::write(
+            test.dir().join(format!("{name}.toml")),
+            format!(
+                "[workflow]\nname = \"{name}\"\n\
+                 [store.blue]\nkind = \"sqlite\"\npath = \"blue.sqlite\"\n\
+                 [store.green]\nkind = \"sqlite\"\npath = \"green.sqlite\"\n\
+                 [[step]]\nid = \"compare\"\nkind = \"compare\"\nblue = \"blue\"\ngreen = \"green\"\n\
+                 tables = [\"messages\"]\nmax_mismatches = 1000\nrecheck_after = \"0s\"\n{mode}"
+            ),
+        )
+        .unwrap();
+        test.run_args(&["exec", &format!("{name}.toml"), "--no-progress"])
+            .success();
+        let path = test
+            .dir()
+            .join(format!(".switchyard/{name}/compare-compare.json"));
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        reports.push(report);
+    }
+    let (full, hashed) = (&reports[0], &reports[1]);
+    assert_eq!(hashed["mode"], "hashed");
+    for count in ["keys", "matching", "mismatched", "only_blue", "only_green"] {
+        assert_eq!(
+            hashed[count], full[count],
+            "{count}: {hashed:#} against {full:#}"
+        );
+    }
+    assert_eq!(full["mismatched"], 9);
+    assert_eq!(full["only_blue"], 12);
+    assert_eq!(full["only_green"], 1);
+    let keys = |r: &serde_json::Value| -> Vec<String> {
+        r["examples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(hashed), keys(full));
+    // Only the ranges around the damage were paired row by row.
+    assert_eq!(full["paired"], full["keys"]);
+    let paired = hashed["paired"].as_u64().unwrap();
+    assert!(
+        paired * 5 < full["keys"].as_u64().unwrap(),
+        "{paired} of {} keys paired",
+        full["keys"]
+    );
 }

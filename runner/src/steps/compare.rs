@@ -18,6 +18,7 @@
 //! state folder either way.
 
 pub mod config;
+pub mod hashed;
 pub mod pairs;
 pub mod progress;
 pub mod report;
@@ -35,6 +36,7 @@ use crate::plugin::instance::Instance;
 use crate::steps::touched::Touched;
 use crate::store::Store;
 use config::CompareStep;
+use hashed::HashedJoin;
 use pairs::{KeyList, MergeJoin, Pairs, pairs_of};
 use progress::{Pace, Progress, SavedSuspect, Saving};
 pub use report::{Caps, Category, Counts, Difference, Report};
@@ -85,6 +87,20 @@ pub struct Options {
     /// Only these keys, with the highest version written to each (a
     /// `touched` compare); none: every key.
     pub touched: Option<Touched>,
+    /// Compare by digests of key ranges (a `hashed` compare).
+    pub hashed: Option<Hashing>,
+}
+
+/// How a `hashed` compare splits the keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hashing {
+    /// Blue's keys read at a time; the first ranges whose digests are asked.
+    pub segment: usize,
+    /// Ranges this small are paired up row by row when their digests differ.
+    pub leaf: usize,
+    /// Cells left out of digests (`family`, `qualifier`): those a check
+    /// plugin counts as legitimately different.
+    pub ignore: Vec<(String, Vec<u8>)>,
 }
 
 /// Runs the comparison and its gate.
@@ -126,17 +142,19 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
             path: progress_path.clone(),
             every: SAVE_EVERY,
             asked: format!(
-                "blue {}, green {}, tables {:?}, as of {:?}, check {:?}, touched by {:?}",
+                "blue {}, green {}, tables {:?}, as of {:?}, check {:?}, touched by {:?}, hashed {:?}",
                 c.blue.get_ref(),
                 c.green.get_ref(),
                 c.tables,
                 c.as_of,
                 c.check.as_ref().map(|n| n.get_ref()),
-                c.touched_by
+                c.touched_by,
+                c.hashed
             ),
         }),
         rate: c.rate,
         touched: touched.as_ref().map(|t| t.keys.clone()),
+        hashed: c.hashed.clone(),
     };
     let report = compare(
         &mut *blue,
@@ -341,7 +359,9 @@ pub fn compare(
     };
     let as_of = resolve(&options.as_of, first, blue.name(), green.name());
     report.as_of = as_of;
-    report.mode = if options.touched.is_some() {
+    report.mode = if options.hashed.is_some() {
+        "hashed"
+    } else if options.touched.is_some() {
         "touched"
     } else {
         "full"
@@ -389,14 +409,24 @@ pub fn compare(
     let mut pace = Pace::new(options.rate);
     let mut saved_at = Instant::now();
     let every = options.saving.as_ref().map_or(Duration::MAX, |s| s.every);
+    // A hashed compare saves at the end of each table only: the ranges it
+    // counted equal lie past the last key it paired.
+    let mid_table = options.hashed.is_none();
     for table in &options.tables {
         if done.contains(table) {
             continue;
         }
         let touched = options.touched.as_ref().map(|t| t.get(table.as_str()));
-        let mut join = match touched {
-            None => Pairs::Join(MergeJoin::new(table, options.batch, as_of)),
-            Some(keys) => Pairs::Keys(KeyList::new(
+        let mut join = match (touched, &options.hashed) {
+            (None, Some(h)) => Pairs::Hashed(HashedJoin::new(
+                table,
+                options.batch,
+                as_of,
+                (h.segment, h.leaf),
+                &h.ignore,
+            )),
+            (None, None) => Pairs::Join(MergeJoin::new(table, options.batch, as_of)),
+            (Some(keys), _) => Pairs::Keys(KeyList::new(
                 table,
                 options.batch,
                 as_of,
@@ -410,14 +440,21 @@ pub fn compare(
         let mut last: Option<Vec<u8>> = None;
         loop {
             if cancel.is_cancelled() {
-                save(&report, &done, last.as_deref(), &suspects)?;
+                if mid_table {
+                    save(&report, &done, last.as_deref(), &suspects)?;
+                }
                 return Err(StepError::Interrupted);
             }
             let pairs = join.next_pairs(blue, green)?;
+            // Keys of ranges whose digests agreed: matching, unpaired.
+            let equal = join.take_equal();
+            report.add(table, equal, |c| &mut c.keys);
+            report.add(table, equal, |c| &mut c.matching);
             if pairs.is_empty() {
                 break;
             }
             report.add(table, pairs.len() as u64, |c| &mut c.keys);
+            report.paired += pairs.len() as u64;
             if let (Some(Some(written)), Some(point)) = (touched, as_of) {
                 let newer = pairs
                     .iter()
@@ -441,19 +478,21 @@ pub fn compare(
                 }
             }
             last = pairs.last().map(|p| p.row_key.clone());
-            if saved_at.elapsed() >= every {
+            if mid_table && saved_at.elapsed() >= every {
                 save(&report, &done, last.as_deref(), &suspects)?;
                 saved_at = Instant::now();
             }
-            let wait = pace.after(pairs.len() as u64);
+            let wait = pace.after(pairs.len() as u64 + equal);
             // A long wait starts with the progress saved: a kill during it
             // loses nothing.
-            if wait >= every {
+            if mid_table && wait >= every {
                 save(&report, &done, last.as_deref(), &suspects)?;
                 saved_at = Instant::now();
             }
             if !wait.is_zero() && paused(cancel, wait) {
-                save(&report, &done, last.as_deref(), &suspects)?;
+                if mid_table {
+                    save(&report, &done, last.as_deref(), &suspects)?;
+                }
                 return Err(StepError::Interrupted);
             }
         }

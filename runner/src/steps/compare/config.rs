@@ -75,6 +75,17 @@ struct CompareFile {
     /// compare reads.
     #[serde(default)]
     touched_by: Option<Spanned<String>>,
+    /// A `hashed` compare: blue's keys read at a time (default 10000).
+    #[serde(default, deserialize_with = "whole")]
+    segment: Option<usize>,
+    /// A `hashed` compare: ranges this small are paired row by row when
+    /// their digests differ (default 100).
+    #[serde(default, deserialize_with = "whole")]
+    leaf: Option<usize>,
+    /// A `hashed` compare: cells left out of digests, `family:qualifier`
+    /// (those the check plugin counts as legitimately different).
+    #[serde(default)]
+    hash_ignore: Vec<Spanned<String>>,
 }
 
 /// Which keys a compare reads.
@@ -86,6 +97,8 @@ pub enum Mode {
     Full,
     /// The keys a replay wrote since the last pass.
     Touched,
+    /// Digests of key ranges; only ranges that differ are read row by row.
+    Hashed,
 }
 
 /// `kind = "compare"`: blue and green compared as of a point, with a gate.
@@ -124,6 +137,8 @@ pub struct CompareStep {
     pub rate: Option<u64>,
     /// With `mode = "touched"`: the replay whose written keys are compared.
     pub touched_by: Option<String>,
+    /// With `mode = "hashed"`: how keys are split and what digests leave out.
+    pub hashed: Option<super::Hashing>,
 }
 
 impl StepFile for CompareFile {
@@ -151,9 +166,40 @@ impl StepFile for CompareFile {
                 .ok_or_else(|| c.step("`as_of` must be `watermark - …`, `latest` or a time"))?,
         };
         c.positive(self.batch_size, "batch_size")?;
+        let hashed = match self.mode {
+            Mode::Hashed => {
+                let mut ignore = Vec::new();
+                for cell in &self.hash_ignore {
+                    match cell.get_ref().split_once(':') {
+                        Some((f, q)) if !f.is_empty() => {
+                            ignore.push((f.to_string(), q.as_bytes().to_vec()))
+                        }
+                        _ => {
+                            return Err(c.at(
+                                cell.span(),
+                                "write a cell to leave out of digests as `family:qualifier`",
+                            ));
+                        }
+                    }
+                }
+                c.positive(self.segment, "segment")?;
+                c.positive(self.leaf, "leaf")?;
+                Some(super::Hashing {
+                    segment: self.segment.unwrap_or(10_000),
+                    leaf: self.leaf.unwrap_or(100),
+                    ignore,
+                })
+            }
+            _ if self.segment.is_some() || self.leaf.is_some() || !self.hash_ignore.is_empty() => {
+                return Err(
+                    c.step("`segment`, `leaf` and `hash_ignore` are for `mode = \"hashed\"`")
+                );
+            }
+            _ => None,
+        };
         let touched_by = match (self.mode, &self.touched_by) {
-            (Mode::Full, None) => None,
-            (Mode::Full, Some(by)) => {
+            (Mode::Full | Mode::Hashed, None) => None,
+            (Mode::Full | Mode::Hashed, Some(by)) => {
                 return Err(c.at(
                     by.span(),
                     "`touched_by` is for `mode = \"touched\"`: a full compare reads every key",
@@ -211,6 +257,7 @@ impl StepFile for CompareFile {
             batch_size: self.batch_size,
             rate: self.rate,
             touched_by,
+            hashed,
         }))
     }
 }
@@ -221,9 +268,13 @@ impl StepConfig for CompareStep {
     }
 
     fn describe(&self, setup: &Setup) -> String {
-        let which = match &self.touched_by {
-            Some(by) => format!("the keys replay `{by}` wrote since the last pass, in tables"),
-            None => "tables".to_string(),
+        let which = match (&self.touched_by, &self.hashed) {
+            (Some(by), _) => format!("the keys replay `{by}` wrote since the last pass, in tables"),
+            (None, Some(h)) => format!(
+                "by digests of ranges of {} keys (down to {}), tables",
+                h.segment, h.leaf
+            ),
+            (None, None) => "tables".to_string(),
         };
         let mut t = format!(
             "compare {which} {} of {} (blue) and {} (green) as of {}",

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use crate::model::Row;
 use crate::plugin::check::Pair;
 use crate::steps::StepError;
-use crate::store::Store;
+use crate::store::{KeyRange, Store};
 
 /// Pages through both sides of one table in key order and pairs them up.
 pub struct MergeJoin<'t> {
@@ -23,6 +23,8 @@ pub struct MergeJoin<'t> {
 struct Side {
     rows: VecDeque<Row>,
     after: Option<Vec<u8>>,
+    /// Where the range ends (not included), if it ends.
+    before: Option<Vec<u8>>,
     done: bool,
 }
 
@@ -38,7 +40,7 @@ impl Side {
         while self.rows.is_empty() && !self.done {
             let range = crate::store::KeyRange {
                 after: self.after.clone(),
-                before: None,
+                before: self.before.clone(),
             };
             let page = store.scan(table, &range, batch, as_of)?;
             self.rows.extend(page.rows);
@@ -59,6 +61,22 @@ impl<'t> MergeJoin<'t> {
             as_of,
             blue: Side::default(),
             green: Side::default(),
+        }
+    }
+
+    /// The keys of `range` only.
+    pub fn within(table: &'t str, batch: usize, as_of: Option<u64>, range: KeyRange) -> Self {
+        let side = || Side {
+            after: range.after.clone(),
+            before: range.before.clone(),
+            ..Side::default()
+        };
+        MergeJoin {
+            table,
+            batch,
+            as_of,
+            blue: side(),
+            green: side(),
         }
     }
 
@@ -177,14 +195,26 @@ pub enum Pairs<'t> {
     Join(MergeJoin<'t>),
     /// The listed keys only.
     Keys(KeyList<'t>),
+    /// The keys of ranges whose digests differ.
+    Hashed(super::hashed::HashedJoin<'t>),
 }
 
 impl Pairs<'_> {
+    /// Keys counted as matching without being paired (equal digests) since
+    /// the last call.
+    pub fn take_equal(&mut self) -> u64 {
+        match self {
+            Pairs::Hashed(h) => h.take_equal(),
+            _ => 0,
+        }
+    }
+
     /// Goes on after `key`.
     pub fn start_after(&mut self, key: Vec<u8>) {
         match self {
             Pairs::Join(j) => j.start_after(key),
             Pairs::Keys(k) => k.start_after(&key),
+            Pairs::Hashed(h) => h.start_after(key),
         }
     }
 
@@ -197,6 +227,7 @@ impl Pairs<'_> {
         match self {
             Pairs::Join(j) => j.next_pairs(blue, green),
             Pairs::Keys(k) => k.next_pairs(blue, green),
+            Pairs::Hashed(h) => h.next_pairs(blue, green),
         }
     }
 }

@@ -138,6 +138,10 @@ pub struct Report {
     /// Over every table.
     #[serde(flatten)]
     pub total: Counts,
+    /// Keys whose rows were read and judged pair by pair (in a `hashed`
+    /// compare, those of the ranges whose digests differed; else every key).
+    #[serde(default)]
+    pub paired: u64,
     /// Table by table.
     pub tables: BTreeMap<String, Counts>,
     /// The first differences found, at most `examples` of them.
