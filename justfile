@@ -23,6 +23,7 @@ bench:
     cargo bench -p switchyard-tests --bench kafka
     cargo bench -p switchyard-tests --bench router
     cargo bench -p switchyard-tests --bench postgres
+    cargo bench -p switchyard-tests --bench compare
 
 # HBase store throughput against the in-process emulator, pool 1 vs 2 vs 4.
 bench-hbase:

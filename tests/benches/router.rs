@@ -38,6 +38,7 @@ use switchyard_runner::router::routing::share_of;
 use switchyard_runner::router::{Metrics, Router, RouterPlugins, RoutingFile};
 use switchyard_runner::steps::plugins::PluginRegistry;
 use switchyard_runner::workflow::{self, LoadOptions};
+use switchyard_tests::cpu::thread_cpu;
 use switchyard_tests::http::free_port;
 use switchyard_tests::plugins::{repo_root, wasm};
 
@@ -449,16 +450,6 @@ fn hook_cost(registry: &PluginRegistry, setup: &switchyard_runner::setup::Setup)
         "\nroute decision, CPU per request (best of 5 interleaved rounds of 10,000): WASM route hook {:.2} µs, built-in header rule {:.3} µs",
         best[0], best[1]
     );
-}
-
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    Duration::from_nanos(
-        stat.split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    )
 }
 
 /// nginx with the same split, started for the run.

@@ -7,6 +7,7 @@
 pub mod bounded;
 pub mod broker;
 pub mod cli;
+pub mod cpu;
 pub mod hbase;
 pub mod http;
 pub mod plugins;
