@@ -739,6 +739,41 @@ mod tests {
     }
 
     #[test]
+    fn templates_extend_each_other_at_most_eight_deep() {
+        // t0 extends t1 … extends tN; the last has no `extends`.
+        let chain = |n: usize| {
+            let mut files: Vec<(String, String)> = (0..n)
+                .map(|i| {
+                    let name = if i == 0 { "\nname = \"w\"" } else { "" };
+                    (
+                        format!("t{i}.toml"),
+                        format!("[workflow]{name}\nextends = \"t{}.toml\"\n", i + 1),
+                    )
+                })
+                .collect();
+            files.push((format!("t{n}.toml"), "[workflow]\n".to_string()));
+            files
+        };
+        for (n, ok) in [(8, true), (9, false)] {
+            let files = chain(n);
+            let refs: Vec<(&str, &str)> = files
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
+            let (_dir, w) = parse_files(&refs);
+            match (ok, w) {
+                (true, Ok(_)) => {}
+                (false, Err(e)) => assert!(
+                    e.to_string()
+                        .contains("templates extend each other more than 8 deep"),
+                    "{e}"
+                ),
+                (_, w) => panic!("{n} templates: {:?}", w.map(|w| w.name.clone())),
+            }
+        }
+    }
+
+    #[test]
     fn a_workflow_file_that_is_endless_or_not_a_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.toml");
