@@ -66,6 +66,15 @@ pub struct Page {
     pub next_after: Option<Vec<u8>>,
 }
 
+/// One page of the keys written above a version ([`Store::newer`]).
+#[derive(Debug, Default)]
+pub struct NewerPage {
+    /// Keys with their highest version, in key order.
+    pub keys: Vec<(Vec<u8>, u64)>,
+    /// Where the next page starts (after this key); `None` when done.
+    pub next_after: Option<Vec<u8>>,
+}
+
 /// Row keys strictly between `after` and `before` (either end open when `None`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRange {
@@ -121,6 +130,32 @@ pub trait Store: Send {
 
     /// The watermark recorded by the last `apply`, if any.
     fn watermark(&mut self) -> Result<Option<i64>, StoreError>;
+
+    /// The keys of `table` in `range` written at a version above `point`,
+    /// each with its highest version, up to `limit` keys a page. By default
+    /// read through a scan of the latest state, which shows no deletes; a
+    /// store that keeps its versions in rows finds deletes too.
+    fn newer(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        point: u64,
+        limit: usize,
+    ) -> Result<NewerPage, StoreError> {
+        let page = self.scan(table, range, limit, None)?;
+        let keys = page
+            .rows
+            .into_iter()
+            .filter_map(|row| {
+                let top = row.cells.iter().map(|c| c.version).max()?;
+                (top > point).then_some((row.row_key, top))
+            })
+            .collect();
+        Ok(NewerPage {
+            keys,
+            next_after: page.next_after,
+        })
+    }
 
     /// The digest of the visible rows of `table` in `range` as of `as_of`,
     /// `ignore`d cells left out. By default read through [`Store::scan`];

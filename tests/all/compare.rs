@@ -124,6 +124,8 @@ fn scenario(
         rate: None,
         touched: None,
         hashed: None,
+        sampled: None,
+        differences: None,
     };
     compare(&mut *blue, &mut green, None, &options, &Cancel::default()).unwrap()
 }
@@ -546,10 +548,21 @@ max_mismatches = 2
 
 /// `blue.sqlite` with 6,000 rows and `green.sqlite` damaged: 12 rows
 /// missing, 9 changed, 1 extra.
+/// `blue.sqlite` and `green.sqlite` in `dir`, opened.
+fn sqlite_pair(dir: &std::path::Path) -> (SqliteStore, SqliteStore) {
+    let open = |name: &str| {
+        SqliteStore::open(
+            name,
+            &dir.join(format!("{name}.sqlite")),
+            SqliteSync::Normal,
+        )
+        .unwrap()
+    };
+    (open("blue"), open("green"))
+}
+
 fn damaged_pair(dir: &std::path::Path) {
-    let mut blue = SqliteStore::open("blue", &dir.join("blue.sqlite"), SqliteSync::Normal).unwrap();
-    let mut green =
-        SqliteStore::open("green", &dir.join("green.sqlite"), SqliteSync::Normal).unwrap();
+    let (mut blue, mut green) = sqlite_pair(dir);
     let rows: Vec<RowMutation> = (0..6000).map(|i| put(&format!("k{i:05}"), 5)).collect();
     blue.apply(&rows, Some(10)).unwrap();
     let damaged: Vec<RowMutation> = rows
@@ -577,31 +590,13 @@ fn a_hashed_compare_finds_what_a_full_compare_finds() {
     use switchyard_tests::cli::Test;
     let test = Test::new();
     damaged_pair(test.dir());
-    let mut reports = Vec::new();
-    for (name, mode) in [
-        ("full", ""),
-        ("hashed", "mode = \"hashed\"\nsegment = 500\nleaf = 16\n"),
-    ] {
-        std::fs::write(
-            test.dir().join(format!("{name}.toml")),
-            format!(
-                "[workflow]\nname = \"{name}\"\n\
-                 [store.blue]\nkind = \"sqlite\"\npath = \"blue.sqlite\"\n\
-                 [store.green]\nkind = \"sqlite\"\npath = \"green.sqlite\"\n\
-                 [[step]]\nid = \"compare\"\nkind = \"compare\"\nblue = \"blue\"\ngreen = \"green\"\n\
-                 tables = [\"messages\"]\nmax_mismatches = 1000\nrecheck_after = \"0s\"\n{mode}"
-            ),
-        )
-        .unwrap();
-        test.run_args(&["exec", &format!("{name}.toml"), "--no-progress"])
-            .success();
-        let path = test
-            .dir()
-            .join(format!(".switchyard/{name}/compare-compare.json"));
-        let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        reports.push(report);
-    }
+    let reports = compare_in_modes(
+        &test,
+        &[
+            ("full", ""),
+            ("hashed", "mode = \"hashed\"\nsegment = 500\nleaf = 16\n"),
+        ],
+    );
     let (full, hashed) = (&reports[0], &reports[1]);
     assert_eq!(hashed["mode"], "hashed");
     for count in ["keys", "matching", "mismatched", "only_blue", "only_green"] {
@@ -630,4 +625,219 @@ fn a_hashed_compare_finds_what_a_full_compare_finds() {
         "{paired} of {} keys paired",
         full["keys"]
     );
+}
+
+/// The modes that read every key, and a sample (of most of the keys, so the
+/// damage is in it), each as the lines that set it.
+const MODES: [(&str, &str); 3] = [
+    ("full", "list_differences = true\n"),
+    ("hashed", "mode = \"hashed\"\nsegment = 300\nleaf = 16\n"),
+    (
+        "sampled",
+        "mode = \"sampled\"\nsample = 2000\nsample_range = 20\n",
+    ),
+];
+
+/// Runs a compare of `blue.sqlite` and `green.sqlite` in each of `modes`
+/// (a name, and the lines that set it) and returns the reports.
+fn compare_in_modes(
+    test: &switchyard_tests::cli::Test,
+    modes: &[(&str, &str)],
+) -> Vec<serde_json::Value> {
+    modes
+        .iter()
+        .map(|(name, mode)| {
+            std::fs::write(
+                test.dir().join(format!("{name}.toml")),
+                format!(
+                    "[workflow]\nname = \"{name}\"\n\
+                     [store.blue]\nkind = \"sqlite\"\npath = \"blue.sqlite\"\n\
+                     [store.green]\nkind = \"sqlite\"\npath = \"green.sqlite\"\n\
+                     [[step]]\nid = \"compare\"\nkind = \"compare\"\nblue = \"blue\"\ngreen = \"green\"\n\
+                     tables = [\"messages\"]\nmax_mismatches = 1000\nrecheck_after = \"0s\"\n{mode}"
+                ),
+            )
+            .unwrap();
+            test.run_args(&["exec", &format!("{name}.toml"), "--no-progress"])
+                .success();
+            let path = test
+                .dir()
+                .join(format!(".switchyard/{name}/compare-compare.json"));
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// The keys of a report's list, and the sides' versions in its list of
+/// keys written after the compare point.
+fn newer_listed(report: &serde_json::Value) -> Vec<(String, Option<u64>, Option<u64>)> {
+    report["newer_examples"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| {
+                    (
+                        n["key"].as_str().unwrap().to_string(),
+                        n["blue"].as_u64(),
+                        n["green"].as_u64(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A version far past anything either log has reached (the year 2286).
+const FUTURE: u64 = 10_000_000_000_000;
+
+/// The `i`th key, spread evenly over `k00000`…`k98359` (a sample draws
+/// points evenly over the key space).
+fn spread(i: usize) -> String {
+    format!("k{:05}", i * 41)
+}
+
+/// Green with rows missing, changed and extra, and written at a future
+/// version (one new key, one overwriting a good row): each mode finds the
+/// damage it can see, and the future writes are listed as newer than the
+/// compare point with the side that wrote them, not skipped.
+#[test]
+fn every_kind_of_damage_is_found_in_every_mode() {
+    let test = switchyard_tests::cli::Test::new();
+    let dir = test.dir();
+    let (mut blue, mut green) = sqlite_pair(dir);
+    let rows: Vec<RowMutation> = (0..2400).map(|i| put(&spread(i), 5)).collect();
+    blue.apply(&rows, Some(10)).unwrap();
+    let mut damaged: Vec<RowMutation> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if i % 400 == 7 {
+            continue; // missing: 6 keys
+        }
+        let mut r = r.clone();
+        if i % 500 == 3 {
+            // changed: 5 keys
+            r.cells = vec![Cell::put("d", b"text".to_vec(), b"changed".to_vec())];
+        }
+        damaged.push(r);
+    }
+    damaged.push(put("k99999", 5)); // extra
+    damaged.push(put("k77778", FUTURE));
+    let mut overwritten = put(&spread(10), FUTURE);
+    overwritten.cells = vec![Cell::put(
+        "d",
+        b"text".to_vec(),
+        b"from the future".to_vec(),
+    )];
+    damaged.push(overwritten);
+    green.apply(&damaged, Some(10)).unwrap();
+    drop((blue, green));
+
+    let reports = compare_in_modes(&test, &MODES);
+    for (report, (mode, _)) in reports.iter().zip(MODES) {
+        assert_eq!(report["mode"], mode);
+        assert_eq!(report["as_of"], 10, "{mode}: {report:#}");
+        if mode == "sampled" {
+            continue;
+        }
+        assert_eq!(report["mismatched"], 5, "{mode}: {report:#}");
+        assert_eq!(report["only_blue"], 6, "{mode}: {report:#}");
+        assert_eq!(report["only_green"], 1, "{mode}: {report:#}");
+        assert_eq!(report["newer_than_compare_point"], 2, "{mode}: {report:#}");
+        assert_eq!(
+            newer_listed(report),
+            vec![
+                (spread(10), None, Some(FUTURE)),
+                ("k77778".to_string(), None, Some(FUTURE)),
+            ],
+            "{mode}"
+        );
+    }
+    // Every differing key listed, beside the report.
+    let listed =
+        std::fs::read_to_string(dir.join(".switchyard/full/compare-compare.differences.ndjson"))
+            .unwrap();
+    let mut categories: Vec<String> = listed
+        .lines()
+        .map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).unwrap();
+            line["category"].as_str().unwrap().to_string()
+        })
+        .collect();
+    categories.sort();
+    categories.dedup_by(|a, b| a == b);
+    assert_eq!(listed.lines().count(), 12, "{listed}");
+    assert_eq!(categories, ["mismatched", "only-blue", "only-green"]);
+    // The sample finds damage in what it drew, nothing that is not damage,
+    // and says what it shows.
+    let (full, sampled) = (&reports[0], &reports[2]);
+    let differing = |r: &serde_json::Value| {
+        ["mismatched", "only_blue", "only_green"]
+            .iter()
+            .map(|c| r[c].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let found = differing(sampled);
+    assert!(found > 0, "{sampled:#}");
+    let full_keys: Vec<&serde_json::Value> = full["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["key"])
+        .collect();
+    for e in sampled["examples"].as_array().unwrap() {
+        assert!(full_keys.contains(&&e["key"]), "{e:#} is no damage");
+    }
+    let sample = &sampled["sample"];
+    assert_eq!(sample["keys"], sampled["keys"]);
+    assert_eq!(
+        sampled["keys"], 2000,
+        "the whole sample is drawn: {sample:#}"
+    );
+    assert!(
+        sample["upper_bound"].as_f64().unwrap() > found as f64 / sample["keys"].as_f64().unwrap(),
+        "{sample:#}"
+    );
+    assert!(
+        sample["words"].as_str().unwrap().contains("95% confidence"),
+        "{sample:#}"
+    );
+}
+
+/// Green behind blue, with no damage: blue wrote new keys, overwrote one and
+/// deleted one after where green stands. In every mode nothing differs, and
+/// blue's later writes are counted as newer than the compare point.
+#[test]
+fn lag_alone_is_no_mismatch_in_any_mode() {
+    let test = switchyard_tests::cli::Test::new();
+    let dir = test.dir();
+    let (mut blue, mut green) = sqlite_pair(dir);
+    let rows: Vec<RowMutation> = (0..2400).map(|i| put(&spread(i), 5)).collect();
+    blue.apply(&rows, Some(10)).unwrap();
+    green.apply(&rows, Some(10)).unwrap();
+    let mut later: Vec<RowMutation> = (2400..2600).map(|i| put(&spread(i), 15)).collect();
+    let mut overwritten = put(&spread(50), 15);
+    overwritten.cells = vec![Cell::put("d", b"text".to_vec(), b"newer".to_vec())];
+    later.push(overwritten);
+    later.push(delete(&spread(60), 15));
+    blue.apply(&later, Some(20)).unwrap();
+    drop((blue, green));
+
+    let reports = compare_in_modes(&test, &MODES);
+    for (report, (mode, _)) in reports.iter().zip(MODES) {
+        assert_eq!(report["as_of"], 10, "{mode}: {report:#}");
+        for count in ["mismatched", "only_blue", "only_green", "lagging"] {
+            assert_eq!(report[count], 0, "{mode} {count}: {report:#}");
+        }
+        let newer = report["newer_than_compare_point"].as_u64().unwrap();
+        if mode == "sampled" {
+            // Only the drawn keys are asked, as they stand now: a delete
+            // leaves nothing to see.
+            assert!(newer <= 201, "{mode}: {report:#}");
+            continue;
+        }
+        assert_eq!(newer, 202, "{mode}: {report:#}");
+        let listed = newer_listed(report);
+        assert_eq!(listed.len(), 100, "{mode}: the first `examples`");
+        assert_eq!(listed[0], (spread(50), Some(15), None));
+        assert_eq!(listed[1], (spread(60), Some(15), None));
+    }
 }

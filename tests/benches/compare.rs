@@ -119,6 +119,8 @@ fn options(hashed: bool) -> Options {
             leaf: 100,
             ignore: Vec::new(),
         }),
+        sampled: None,
+        differences: None,
     }
 }
 

@@ -18,10 +18,13 @@
 //! state folder either way.
 
 pub mod config;
+pub mod differences;
 pub mod hashed;
+pub mod newer;
 pub mod pairs;
 pub mod progress;
 pub mod report;
+pub mod sampled;
 pub mod verdicts;
 
 use std::collections::BTreeMap;
@@ -36,6 +39,7 @@ use crate::plugin::instance::Instance;
 use crate::steps::touched::Touched;
 use crate::store::Store;
 use config::CompareStep;
+use differences::DifferenceLog;
 use hashed::HashedJoin;
 use pairs::{KeyList, MergeJoin, Pairs, pairs_of};
 use progress::{Pace, Progress, SavedSuspect, Saving};
@@ -89,6 +93,10 @@ pub struct Options {
     pub touched: Option<Touched>,
     /// Compare by digests of key ranges (a `hashed` compare).
     pub hashed: Option<Hashing>,
+    /// Compare a sample: keys per table, and keys per drawn range.
+    pub sampled: Option<(u64, usize)>,
+    /// Where to list every differing key (none: the examples only).
+    pub differences: Option<std::path::PathBuf>,
 }
 
 /// How a `hashed` compare splits the keys.
@@ -119,7 +127,11 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         .setup
         .state_dir
         .join(format!("compare-{id}.progress.json"));
-    ctx.own(std::slice::from_ref(&progress_path))?;
+    let differences = ctx
+        .setup
+        .state_dir
+        .join(format!("compare-{id}.differences.ndjson"));
+    ctx.own(&[progress_path.clone(), differences.clone()])?;
     // A touched compare reads the replay's log from where its last pass
     // stopped, and the keys that pass left for this one.
     let touched = match &c.touched_by {
@@ -142,19 +154,23 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
             path: progress_path.clone(),
             every: SAVE_EVERY,
             asked: format!(
-                "blue {}, green {}, tables {:?}, as of {:?}, check {:?}, touched by {:?}, hashed {:?}",
+                "blue {}, green {}, tables {:?}, as of {:?}, check {:?}, touched by {:?}, hashed {:?}, sampled {:?}, list differences {}",
                 c.blue.get_ref(),
                 c.green.get_ref(),
                 c.tables,
                 c.as_of,
                 c.check.as_ref().map(|n| n.get_ref()),
                 c.touched_by,
-                c.hashed
+                c.hashed,
+                c.sampled,
+                c.list_differences
             ),
         }),
         rate: c.rate,
         touched: touched.as_ref().map(|t| t.keys.clone()),
         hashed: c.hashed.clone(),
+        sampled: c.sampled,
+        differences: c.list_differences.then_some(differences),
     };
     let report = compare(
         &mut *blue,
@@ -342,6 +358,7 @@ pub fn compare(
         mut done,
         after: mut resume_after,
         suspects: saved_suspects,
+        differences: differences_at,
         ..
     } = match saved {
         Some(p) => {
@@ -363,10 +380,25 @@ pub fn compare(
         "hashed"
     } else if options.touched.is_some() {
         "touched"
+    } else if options.sampled.is_some() {
+        "sampled"
     } else {
         "full"
     }
     .to_string();
+    // Every differing key listed, from where a resumed compare's list
+    // stood when its progress was saved.
+    let mut log = match &options.differences {
+        Some(path) => {
+            // Beside the report: its name says where.
+            report.differences_file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            Some(DifferenceLog::open(
+                path,
+                if resumed { differences_at } else { 0 },
+            )?)
+        }
+        None => None,
+    };
     let mut suspects: Vec<Suspect> = saved_suspects
         .into_iter()
         .filter_map(|s| {
@@ -377,11 +409,20 @@ pub fn compare(
             })
         })
         .collect();
-    let save = |report: &Report, done: &[String], after: Option<&[u8]>, suspects: &[Suspect]| {
+    let save = |report: &Report,
+                done: &[String],
+                after: Option<&[u8]>,
+                suspects: &[Suspect],
+                log: &mut Option<DifferenceLog>| {
         let Some(saving) = &options.saving else {
             return Ok(());
         };
+        let differences = match log {
+            Some(log) => log.flush()?,
+            None => 0,
+        };
         Progress {
+            differences,
             asked: saving.asked.clone(),
             first,
             report: report.clone(),
@@ -410,8 +451,9 @@ pub fn compare(
     let mut saved_at = Instant::now();
     let every = options.saving.as_ref().map_or(Duration::MAX, |s| s.every);
     // A hashed compare saves at the end of each table only: the ranges it
-    // counted equal lie past the last key it paired.
-    let mid_table = options.hashed.is_none();
+    // counted equal lie past the last key it paired; a sample has no order.
+    let mid_table = options.hashed.is_none() && options.sampled.is_none();
+    let mut sampled_ranges = 0;
     for table in &options.tables {
         if done.contains(table) {
             continue;
@@ -425,7 +467,12 @@ pub fn compare(
                 (h.segment, h.leaf),
                 &h.ignore,
             )),
-            (None, None) => Pairs::Join(MergeJoin::new(table, options.batch, as_of)),
+            (None, None) => match options.sampled {
+                Some((size, range)) => {
+                    Pairs::Sampled(sampled::SampledJoin::new(table, as_of, size, range))
+                }
+                None => Pairs::Join(MergeJoin::new(table, options.batch, as_of)),
+            },
             (Some(keys), _) => Pairs::Keys(KeyList::new(
                 table,
                 options.batch,
@@ -441,7 +488,7 @@ pub fn compare(
         loop {
             if cancel.is_cancelled() {
                 if mid_table {
-                    save(&report, &done, last.as_deref(), &suspects)?;
+                    save(&report, &done, last.as_deref(), &suspects, &mut log)?;
                 }
                 return Err(StepError::Interrupted);
             }
@@ -455,6 +502,19 @@ pub fn compare(
             }
             report.add(table, pairs.len() as u64, |c| &mut c.keys);
             report.paired += pairs.len() as u64;
+            // A sample asks of its own keys only whether they were written
+            // above the point (the other modes ask of the whole table).
+            if let (Pairs::Sampled(_), Some(point)) = (&join, as_of) {
+                newer::count_newer_among(
+                    blue,
+                    green,
+                    table,
+                    pairs.iter().map(|p| p.row_key.clone()).collect(),
+                    point,
+                    (caps.examples, caps.text),
+                    &mut report,
+                )?;
+            }
             if let (Some(Some(written)), Some(point)) = (touched, as_of) {
                 let newer = pairs
                     .iter()
@@ -474,45 +534,77 @@ pub fn compare(
                         first: category(pair),
                     });
                 } else {
-                    count(&mut report, pair, &reason, caps);
+                    counted(&mut report, pair, &reason, caps, &mut log)?;
                 }
             }
             last = pairs.last().map(|p| p.row_key.clone());
             if mid_table && saved_at.elapsed() >= every {
-                save(&report, &done, last.as_deref(), &suspects)?;
+                save(&report, &done, last.as_deref(), &suspects, &mut log)?;
                 saved_at = Instant::now();
             }
             let wait = pace.after(pairs.len() as u64 + equal);
             // A long wait starts with the progress saved: a kill during it
             // loses nothing.
             if mid_table && wait >= every {
-                save(&report, &done, last.as_deref(), &suspects)?;
+                save(&report, &done, last.as_deref(), &suspects, &mut log)?;
                 saved_at = Instant::now();
             }
             if !wait.is_zero() && paused(cancel, wait) {
                 if mid_table {
-                    save(&report, &done, last.as_deref(), &suspects)?;
+                    save(&report, &done, last.as_deref(), &suspects, &mut log)?;
                 }
                 return Err(StepError::Interrupted);
             }
         }
+        if let Pairs::Sampled(s) = &join {
+            sampled_ranges += s.ranges;
+        }
+        // What either side wrote above the point is invisible to the pass:
+        // it is counted and listed, not skipped in silence (a touched
+        // compare knows its keys' versions from the replay's log).
+        if let (None, Some(point), false) = (touched, as_of, matches!(join, Pairs::Sampled(_))) {
+            newer::count_newer(
+                blue,
+                green,
+                table,
+                point,
+                (options.batch, caps.examples, caps.text),
+                &mut report,
+                cancel,
+            )
+            .inspect_err(|_| {
+                let _ = save(&report, &done, last.as_deref(), &suspects, &mut log);
+            })?;
+        }
         done.push(table.clone());
-        save(&report, &done, None, &suspects)?;
+        save(&report, &done, None, &suspects, &mut log)?;
     }
     if resumed {
         tracing::info!("the resumed compare finished its first pass");
     }
     if !suspects.is_empty() {
         recheck_suspects(
-            blue,
-            green,
+            (blue, green),
             &mut checker,
             options,
             first,
             suspects,
             &mut report,
+            &mut log,
             cancel,
         )?;
+    }
+    if let Some(log) = &mut log {
+        log.flush()?;
+    }
+    if let Some((size, range)) = options.sampled {
+        report.sample = Some(sampled::SampleFinding::new(
+            size,
+            range,
+            sampled_ranges,
+            report.total.keys,
+            report.differing(),
+        ));
     }
     Ok(report)
 }
@@ -523,16 +615,16 @@ pub fn compare(
 /// true difference.
 #[expect(
     clippy::too_many_arguments,
-    reason = "both stores, the check, the first positions and the suspects are the recheck's whole input"
+    reason = "both stores, the check, the first positions, the suspects and the list of differences are the recheck's whole input"
 )]
 fn recheck_suspects(
-    blue: &mut dyn Store,
-    green: &mut dyn Store,
+    (blue, green): (&mut dyn Store, &mut dyn Store),
     checker: &mut Option<&mut Instance<Check>>,
     options: &Options,
     first: (Option<i64>, Option<i64>),
     suspects: Vec<Suspect>,
     report: &mut Report,
+    log: &mut Option<DifferenceLog>,
     cancel: &Cancel,
 ) -> Result<(), StepError> {
     tracing::info!(
@@ -643,13 +735,28 @@ fn recheck_suspects(
                                 ));
                             }
                         }
-                        _ => count(report, pair, &reason, options.caps),
+                        _ => counted(report, pair, &reason, options.caps, log)?,
                     },
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Counts a true difference, and lists it when every one is listed.
+fn counted(
+    report: &mut Report,
+    pair: &crate::plugin::check::Pair,
+    reason: &str,
+    caps: Caps,
+    log: &mut Option<DifferenceLog>,
+) -> Result<(), StepError> {
+    count(report, pair, reason, caps);
+    match log {
+        Some(log) => log.add(pair, category(pair)),
+        None => Ok(()),
+    }
 }
 
 /// Sleeps `wait` unless cancelled first; says whether it was.

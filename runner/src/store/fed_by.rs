@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{KeyRange, Page, Store, StoreError};
+use super::digest::{Digest, Ignored};
+use super::{KeyRange, NewerPage, Page, Store, StoreError};
 use crate::model::{Mutations, Row};
 use crate::source::kafka::KafkaConfig;
 
@@ -88,6 +89,26 @@ impl Store for FedStore {
 
     fn tables(&mut self) -> Result<Vec<String>, StoreError> {
         self.inner.tables()
+    }
+
+    fn newer(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        point: u64,
+        limit: usize,
+    ) -> Result<NewerPage, StoreError> {
+        self.inner.newer(table, range, point, limit)
+    }
+
+    fn digest(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        as_of: Option<u64>,
+        ignore: &Ignored,
+    ) -> Result<Digest, StoreError> {
+        self.inner.digest(table, range, as_of, ignore)
     }
 
     fn watermark(&mut self) -> Result<Option<i64>, StoreError> {

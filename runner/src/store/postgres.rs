@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 
 use super::cells::{self, Entry, EntryKind};
-use super::{KeyRange, Page, Store, StoreError};
+use super::{KeyRange, NewerPage, Page, Store, StoreError};
 use crate::fault::Fault;
 use crate::model::{Mutations, Row, RowRef};
 use connect::Target;
@@ -636,6 +636,43 @@ impl Store for PostgresStore {
         let rows = self.rows(table, Which::Between(first, last), as_of)?;
         let next_after = (keys.len() == limit).then(|| last.to_vec());
         Ok(Page { rows, next_after })
+    }
+
+    fn newer(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        point: u64,
+        limit: usize,
+    ) -> Result<NewerPage, StoreError> {
+        if !self.table_exists(table)? {
+            return Ok(NewerPage::default());
+        }
+        let sql = self.sql_table(table)?;
+        let start: &[u8] = range.after.as_deref().unwrap_or(&[]);
+        let before = range.before.as_deref();
+        let point = i64::try_from(point).unwrap_or(i64::MAX);
+        let limit_sql = limit.min(i64::MAX as usize) as i64;
+        // Both layouts keep a version per row, deletes included.
+        let keys: Vec<(Vec<u8>, u64)> = self
+            .call("cannot read newer writes", |client| {
+                Ok(client.query(
+                    &format!(
+                        "SELECT row_key, MAX(version) FROM {sql}
+                         WHERE row_key > $1 AND ($2::bytea IS NULL OR row_key < $2)
+                         GROUP BY row_key HAVING MAX(version) > $3
+                         ORDER BY row_key LIMIT $4"
+                    ),
+                    &[&start, &before, &point, &limit_sql],
+                )?)
+            })?
+            .into_iter()
+            .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1).max(0) as u64))
+            .collect();
+        let next_after = (keys.len() == limit)
+            .then(|| keys.last().map(|(k, _)| k.clone()))
+            .flatten();
+        Ok(NewerPage { keys, next_after })
     }
 
     fn get(

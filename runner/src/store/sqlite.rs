@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::cells::{self, Entry};
 use super::fed_by::FedBy;
-use super::{KeyRange, Page, Store, StoreConfig, StoreError};
+use super::{KeyRange, NewerPage, Page, Store, StoreConfig, StoreError};
 use crate::document::{Home, Kind};
 use crate::fault::Fault;
 use crate::model::{Mutations, Row, RowRef};
@@ -403,6 +403,42 @@ impl Store for SqliteStore {
         let rows = self.rows_between(table, first, last, as_of)?;
         let next_after = (keys.len() == limit).then(|| last.to_vec());
         Ok(Page { rows, next_after })
+    }
+
+    fn newer(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        point: u64,
+        limit: usize,
+    ) -> Result<NewerPage, StoreError> {
+        if !self.table_exists(table)? {
+            return Ok(NewerPage::default());
+        }
+        let sql = sql_table(table).map_err(|m| self.refused("bad table name", m))?;
+        // Every version is a row, deletes included: the keys come from the
+        // primary key's order without decoding a cell.
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT row_key, MAX(version) FROM {sql}
+                 WHERE row_key > ?1 AND (?2 IS NULL OR row_key < ?2)
+                 GROUP BY row_key HAVING MAX(version) > ?3
+                 ORDER BY row_key LIMIT ?4"
+            ))
+            .map_err(|e| self.error("cannot read newer writes", e))?;
+        let start: &[u8] = range.after.as_deref().unwrap_or(&[]);
+        let point = i64::try_from(point).unwrap_or(i64::MAX);
+        let keys: Vec<(Vec<u8>, u64)> = stmt
+            .query_map(params![start, range.before, point, limit as i64], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error("cannot read newer writes", e))?;
+        let next_after = (keys.len() == limit)
+            .then(|| keys.last().map(|(k, _)| k.clone()))
+            .flatten();
+        Ok(NewerPage { keys, next_after })
     }
 
     fn get(

@@ -15,6 +15,9 @@ use crate::steps::checking::Checking;
 use crate::steps::uses::Uses;
 use crate::steps::{StepConfig, StepContext, StepError, StepFile};
 
+/// The largest `sample`, in keys per table.
+const MAX_SAMPLE: u64 = 1_000_000;
+
 /// The kind, for the registration list.
 pub const KIND: Kind<dyn StepFile> = Kind {
     name: "compare",
@@ -67,8 +70,9 @@ struct CompareFile {
     /// live store (default: as fast as it goes).
     #[serde(default, deserialize_with = "whole")]
     rate: Option<u64>,
-    /// Which keys: `full` (every key, the default) or `touched` (the keys
-    /// the replay `touched_by` wrote since this step's last pass).
+    /// Which keys: `full` (every key, the default), `hashed` (every key,
+    /// by digests of ranges), `sampled` (a random sample) or `touched` (the
+    /// keys the replay `touched_by` wrote since this step's last pass).
     #[serde(default)]
     mode: Mode,
     /// The replay (with `record_touched = true`) whose keys a `touched`
@@ -86,6 +90,16 @@ struct CompareFile {
     /// (those the check plugin counts as legitimately different).
     #[serde(default)]
     hash_ignore: Vec<Spanned<String>>,
+    /// A `sampled` compare: keys compared per table (default 10000).
+    #[serde(default, deserialize_with = "whole")]
+    sample: Option<u64>,
+    /// A `sampled` compare: keys read after each random point (default 10).
+    #[serde(default, deserialize_with = "whole")]
+    sample_range: Option<usize>,
+    /// Writes every differing key to `compare-ID.differences.ndjson`
+    /// (default false: the report keeps the first `examples`).
+    #[serde(default)]
+    list_differences: bool,
 }
 
 /// Which keys a compare reads.
@@ -99,6 +113,8 @@ pub enum Mode {
     Touched,
     /// Digests of key ranges; only ranges that differ are read row by row.
     Hashed,
+    /// A stated number of keys, in short ranges after random points.
+    Sampled,
 }
 
 /// `kind = "compare"`: blue and green compared as of a point, with a gate.
@@ -139,6 +155,10 @@ pub struct CompareStep {
     pub touched_by: Option<String>,
     /// With `mode = "hashed"`: how keys are split and what digests leave out.
     pub hashed: Option<super::Hashing>,
+    /// With `mode = "sampled"`: keys per table, and keys per drawn range.
+    pub sampled: Option<(u64, usize)>,
+    /// Every differing key to a file.
+    pub list_differences: bool,
 }
 
 impl StepFile for CompareFile {
@@ -197,9 +217,28 @@ impl StepFile for CompareFile {
             }
             _ => None,
         };
+        let sampled = match self.mode {
+            Mode::Sampled => {
+                c.positive(self.sample_range, "sample_range")?;
+                if self.sample == Some(0) {
+                    return Err(c.step("`sample` must be at least 1 key"));
+                }
+                let size = self.sample.unwrap_or(10_000);
+                if size > MAX_SAMPLE {
+                    return Err(c.step(format!(
+                        "`sample` may be at most {MAX_SAMPLE} keys a table (the keys drawn are held to draw each once); compare in `hashed` or `full` mode to read more"
+                    )));
+                }
+                Some((size, self.sample_range.unwrap_or(10)))
+            }
+            _ if self.sample.is_some() || self.sample_range.is_some() => {
+                return Err(c.step("`sample` and `sample_range` are for `mode = \"sampled\"`"));
+            }
+            _ => None,
+        };
         let touched_by = match (self.mode, &self.touched_by) {
-            (Mode::Full | Mode::Hashed, None) => None,
-            (Mode::Full | Mode::Hashed, Some(by)) => {
+            (Mode::Full | Mode::Hashed | Mode::Sampled, None) => None,
+            (Mode::Full | Mode::Hashed | Mode::Sampled, Some(by)) => {
                 return Err(c.at(
                     by.span(),
                     "`touched_by` is for `mode = \"touched\"`: a full compare reads every key",
@@ -258,6 +297,8 @@ impl StepFile for CompareFile {
             rate: self.rate,
             touched_by,
             hashed,
+            sampled,
+            list_differences: self.list_differences,
         }))
     }
 }
@@ -274,7 +315,12 @@ impl StepConfig for CompareStep {
                 "by digests of ranges of {} keys (down to {}), tables",
                 h.segment, h.leaf
             ),
-            (None, None) => "tables".to_string(),
+            (None, None) => match self.sampled {
+                Some((size, range)) => format!(
+                    "a sample of {size} keys (in ranges of {range} after random points) of tables"
+                ),
+                None => "tables".to_string(),
+            },
         };
         let mut t = format!(
             "compare {which} {} of {} (blue) and {} (green) as of {}",

@@ -197,6 +197,8 @@ pub enum Pairs<'t> {
     Keys(KeyList<'t>),
     /// The keys of ranges whose digests differ.
     Hashed(super::hashed::HashedJoin<'t>),
+    /// Short ranges after random points.
+    Sampled(super::sampled::SampledJoin<'t>),
 }
 
 impl Pairs<'_> {
@@ -215,6 +217,8 @@ impl Pairs<'_> {
             Pairs::Join(j) => j.start_after(key),
             Pairs::Keys(k) => k.start_after(&key),
             Pairs::Hashed(h) => h.start_after(key),
+            // Saved at table ends only: a sample starts its table again.
+            Pairs::Sampled(_) => {}
         }
     }
 
@@ -228,6 +232,7 @@ impl Pairs<'_> {
             Pairs::Join(j) => j.next_pairs(blue, green),
             Pairs::Keys(k) => k.next_pairs(blue, green),
             Pairs::Hashed(h) => h.next_pairs(blue, green),
+            Pairs::Sampled(s) => s.next_pairs(blue, green),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct Progress {
     pub after: Option<String>,
     /// Keys to read again.
     pub suspects: Vec<SavedSuspect>,
+    /// Bytes of the list of differences written (`list_differences`).
+    #[serde(default)]
+    pub differences: u64,
 }
 
 impl Progress {

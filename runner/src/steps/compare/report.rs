@@ -78,6 +78,20 @@ pub struct Difference {
     pub cells: Vec<CellDifference>,
 }
 
+/// A key written at a version above the compare point, with the highest
+/// version each side wrote it at since (none: that side did not).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewerKey {
+    /// Its table.
+    pub table: String,
+    /// Its row key, shown.
+    pub key: String,
+    /// Blue's highest version above the point.
+    pub blue: Option<u64>,
+    /// Green's highest version above the point.
+    pub green: Option<u64>,
+}
+
 /// How many examples the report keeps, and how long each text may be.
 #[derive(Clone, Copy)]
 pub struct Caps {
@@ -148,6 +162,15 @@ pub struct Report {
     pub examples: Vec<Difference>,
     /// The first lagging keys, at most `examples` of them.
     pub lagging_examples: Vec<Difference>,
+    /// The first keys written above the compare point, at most `examples`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub newer_examples: Vec<NewerKey>,
+    /// The sample, in a `sampled` compare: its size and what it shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<super::sampled::SampleFinding>,
+    /// Every differing key, when asked for (`list_differences`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differences_file: Option<String>,
 }
 
 impl Report {
@@ -286,10 +309,11 @@ pub fn markdown(report: &Report, id: &str, blue: &str, green: &str) -> String {
         out,
         "As of {}; {}.\n",
         point(report.as_of),
-        if report.mode == "touched" {
-            "the keys the replay wrote since the last pass"
-        } else {
-            "every key"
+        match report.mode.as_str() {
+            "touched" => "the keys the replay wrote since the last pass",
+            "sampled" => "a random sample of keys",
+            "hashed" => "every key, by digests of key ranges",
+            _ => "every key",
         }
     );
     let _ = writeln!(
@@ -353,6 +377,30 @@ pub fn markdown(report: &Report, id: &str, blue: &str, green: &str) -> String {
             }
             out.push('\n');
         }
+    }
+    if !report.newer_examples.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Written after the compare point (the first {}; judged by a later pass)\n\n| table | key | blue | green |\n|---|---|---|---|",
+            report.newer_examples.len()
+        );
+        let at = |v: Option<u64>| v.map_or("—".to_string(), |v| point(Some(v)));
+        for n in &report.newer_examples {
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` | {} | {} |",
+                cell_text(&n.table),
+                cell_text(&n.key),
+                at(n.blue),
+                at(n.green)
+            );
+        }
+    }
+    if let Some(sample) = &report.sample {
+        let _ = writeln!(out, "\n## The sample\n\n{}", sample.words);
+    }
+    if let Some(file) = &report.differences_file {
+        let _ = writeln!(out, "\nEvery differing key: `{}`", code_text(file));
     }
     out
 }

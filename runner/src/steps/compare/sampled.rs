@@ -1,0 +1,361 @@
+//! The `sampled` compare: a stated number of keys per table, read in short
+//! ranges after random points of the key space, for a quick estimate of
+//! how much differs without reading every row. The report says what the
+//! sample shows: how many keys were compared and, at 95% confidence, the
+//! largest share of keys that may differ (a Wilson score bound). What it
+//! cannot show is that no key differs; a `full` or `hashed` compare does.
+//!
+//! A point is the keys' common prefix followed by random bytes: the first
+//! between the first and the last key's, each drawn from the bytes the
+//! table's keys are written in (learnt from a pilot of its first keys), so
+//! decimal, hex and binary keys are all drawn across their whole space
+//! rather than mostly at the gaps between digits. The draw is fair to keys
+//! spread evenly over that space (hashes, UUIDs, numbers) and favours keys
+//! after wide gaps otherwise; the report says so. It is seeded by the table
+//! and the compare point, so a resumed compare draws the same sample.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::pairs::MergeJoin;
+use crate::plugin::check::Pair;
+use crate::steps::StepError;
+use crate::store::{KeyRange, Store};
+
+/// Bytes of a key after the common prefix that a drawn point sets.
+const POINT_BYTES: usize = 8;
+
+/// Keys read from the table's start to learn the bytes its keys use.
+const PILOT: usize = 256;
+
+/// Longest common prefix followed when the first and last key agree on
+/// their next bytes too.
+const MAX_PREFIX: usize = 64;
+
+/// Pairs of random short ranges of one table, until `size` keys.
+pub struct SampledJoin<'t> {
+    table: &'t str,
+    as_of: Option<u64>,
+    size: u64,
+    range_keys: usize,
+    random: SplitMix,
+    /// Where points are drawn, once known (`None` inside: no keys).
+    space: Option<Option<KeySpace>>,
+    seen: BTreeSet<Vec<u8>>,
+    /// Draws left before giving up on finding new keys (a small table).
+    draws_left: u64,
+    /// Ranges drawn.
+    pub ranges: u64,
+}
+
+impl<'t> SampledJoin<'t> {
+    /// A sample of `size` keys of `table` in ranges of `range_keys`.
+    pub fn new(table: &'t str, as_of: Option<u64>, size: u64, range_keys: usize) -> Self {
+        let seed = table
+            .bytes()
+            .chain(as_of.unwrap_or(0).to_le_bytes())
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        let ranges_wanted = size.div_ceil(range_keys as u64);
+        SampledJoin {
+            table,
+            as_of,
+            size,
+            range_keys,
+            random: SplitMix(seed),
+            space: None,
+            seen: BTreeSet::new(),
+            draws_left: ranges_wanted.saturating_mul(4).saturating_add(16),
+            ranges: 0,
+        }
+    }
+
+    /// The pairs of the next drawn range (keys not drawn before); empty
+    /// when the sample is whole or no new keys turn up.
+    pub fn next_pairs(
+        &mut self,
+        blue: &mut dyn Store,
+        green: &mut dyn Store,
+    ) -> Result<Vec<Pair>, StepError> {
+        if self.space.is_none() {
+            self.space = Some(key_space(blue, green, self.table, self.as_of)?);
+        }
+        let Some(Some(space)) = &self.space else {
+            return Ok(Vec::new());
+        };
+        let space = space.clone();
+        while (self.seen.len() as u64) < self.size && self.draws_left > 0 {
+            self.draws_left -= 1;
+            self.ranges += 1;
+            let point = space.draw(&mut self.random);
+            let range = KeyRange {
+                after: Some(point),
+                before: None,
+            };
+            let mut join = MergeJoin::within(self.table, self.range_keys, self.as_of, range);
+            let left = self.size - self.seen.len() as u64;
+            let pairs: Vec<Pair> = join
+                .next_pairs(blue, green)?
+                .into_iter()
+                .filter(|p| self.seen.insert(p.row_key.clone()))
+                .take(left as usize)
+                .collect();
+            if !pairs.is_empty() {
+                return Ok(pairs);
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// Where a sample's points are drawn.
+#[derive(Clone)]
+struct KeySpace {
+    /// What every key starts with.
+    prefix: Vec<u8>,
+    /// The bytes the first byte after it is drawn from.
+    lead: Vec<u8>,
+    /// The bytes the rest are drawn from.
+    alphabet: Vec<u8>,
+}
+
+impl KeySpace {
+    fn draw(&self, random: &mut SplitMix) -> Vec<u8> {
+        let mut point = self.prefix.clone();
+        let mut pick = |from: &[u8]| from[random.below(from.len() as u64) as usize];
+        point.push(pick(&self.lead));
+        for _ in 1..POINT_BYTES {
+            point.push(pick(&self.alphabet));
+        }
+        point
+    }
+}
+
+/// The key space of `table`: its keys' common prefix, the first bytes
+/// after it, and the bytes its first keys use.
+fn key_space(
+    blue: &mut dyn Store,
+    green: &mut dyn Store,
+    table: &str,
+    as_of: Option<u64>,
+) -> Result<Option<KeySpace>, StepError> {
+    let Some((prefix, low, high)) = span(blue, green, table, as_of)? else {
+        return Ok(None);
+    };
+    let range = KeyRange {
+        after: Some(prefix.clone()),
+        before: None,
+    };
+    let mut alphabet = [false; 256];
+    for row in blue.scan(table, &range, PILOT, as_of)?.rows {
+        for b in row.row_key.iter().skip(prefix.len()) {
+            alphabet[*b as usize] = true;
+        }
+    }
+    let (first, last) = ((low >> 56) as u8, (high >> 56) as u8);
+    alphabet[first as usize] = true;
+    alphabet[last as usize] = true;
+    let alphabet: Vec<u8> = (0..=255u8).filter(|b| alphabet[*b as usize]).collect();
+    // The first byte spans the first and the last key's, in the alphabet.
+    let lead: Vec<u8> = alphabet
+        .iter()
+        .copied()
+        .filter(|b| (first..=last).contains(b))
+        .collect();
+    Ok(Some(KeySpace {
+        prefix,
+        lead,
+        alphabet,
+    }))
+}
+
+/// The common prefix of the table's keys and the span of the next
+/// [`POINT_BYTES`] after it, found with single-key reads of both sides: the
+/// first key, then a binary search for the last. `None`: no keys.
+fn span(
+    blue: &mut dyn Store,
+    green: &mut dyn Store,
+    table: &str,
+    as_of: Option<u64>,
+) -> Result<Option<(Vec<u8>, u64, u64)>, StepError> {
+    let firsts = [
+        first_after(blue, table, None, as_of)?,
+        first_after(green, table, None, as_of)?,
+    ];
+    let Some(first) = firsts.into_iter().flatten().min() else {
+        return Ok(None);
+    };
+    let mut prefix = Vec::new();
+    loop {
+        let low = number_after(&first, prefix.len());
+        // Whether a key lies after `prefix` + `x`: true at `low - 1`,
+        // false past the last key.
+        let mut after = |x: u64| -> Result<bool, StepError> {
+            let mut point = prefix.clone();
+            point.extend_from_slice(&x.to_be_bytes());
+            Ok(first_after(blue, table, Some(&point), as_of)?.is_some()
+                || first_after(green, table, Some(&point), as_of)?.is_some())
+        };
+        let high = if after(u64::MAX)? {
+            u64::MAX
+        } else {
+            // The last `x` with a key after it.
+            let (mut yes, mut no) = (low.saturating_sub(1), u64::MAX);
+            while no - yes > 1 {
+                let mid = yes + (no - yes) / 2;
+                if after(mid)? {
+                    yes = mid;
+                } else {
+                    no = mid;
+                }
+            }
+            yes.max(low)
+        };
+        if high > low || prefix.len() + POINT_BYTES > MAX_PREFIX {
+            return Ok(Some((prefix, low, high)));
+        }
+        // Every key shares these bytes too: look past them.
+        prefix.extend_from_slice(&low.to_be_bytes());
+    }
+}
+
+/// The first key of `table` after `after` (from the start when `None`).
+fn first_after(
+    store: &mut dyn Store,
+    table: &str,
+    after: Option<&[u8]>,
+    as_of: Option<u64>,
+) -> Result<Option<Vec<u8>>, StepError> {
+    let range = KeyRange {
+        after: after.map(<[u8]>::to_vec),
+        before: None,
+    };
+    let page = store.scan(table, &range, 1, as_of)?;
+    // A key with nothing visible at the point still marks the key space.
+    Ok(page
+        .rows
+        .into_iter()
+        .next()
+        .map(|r| r.row_key)
+        .or(page.next_after))
+}
+
+/// The [`POINT_BYTES`] of `key` from `at`, zero-padded, as a number.
+fn number_after(key: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; POINT_BYTES];
+    for (i, b) in key.iter().skip(at).take(POINT_BYTES).enumerate() {
+        bytes[i] = *b;
+    }
+    u64::from_be_bytes(bytes)
+}
+
+/// A small, seeded generator (SplitMix64): the sample needs to be fair and
+/// repeatable, not secret.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n` = 0 stands for 2^64).
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return self.next();
+        }
+        // Rejection keeps it uniform whatever `n` is.
+        let zone = u64::MAX - u64::MAX % n;
+        loop {
+            let x = self.next();
+            if x < zone {
+                return x % n;
+            }
+        }
+    }
+}
+
+/// What a sample shows, for the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SampleFinding {
+    /// Keys asked for, per table.
+    pub asked: u64,
+    /// Keys compared, over every table.
+    pub keys: u64,
+    /// Random ranges drawn.
+    pub ranges: u64,
+    /// Keys that truly differ among them.
+    pub differing: u64,
+    /// At 95% confidence, at most this share of keys differ.
+    pub upper_bound: f64,
+    /// The same in words.
+    pub words: String,
+}
+
+impl SampleFinding {
+    /// The finding of `keys` compared in `ranges` ranges of up to
+    /// `range_keys`, `differing` of them different.
+    pub fn new(asked: u64, range_keys: usize, ranges: u64, keys: u64, differing: u64) -> Self {
+        let upper_bound = wilson_upper(differing, keys);
+        let words = if keys == 0 {
+            "No keys were sampled: the tables are empty on both sides.".to_string()
+        } else {
+            format!(
+                "{keys} keys compared ({asked} asked for per table) in {ranges} ranges of up to {range_keys} keys after random points of the key space; {differing} differ ({:.4}%). With 95% confidence at most {:.4}% of the keys differ, if the drawn ranges stand for the tables: points are drawn evenly between the first and last key, so keys after wide gaps are likelier to be drawn. A sample cannot show that no key differs; a `full` or `hashed` compare can.",
+                100.0 * differing as f64 / keys as f64,
+                100.0 * upper_bound
+            )
+        };
+        SampleFinding {
+            asked,
+            keys,
+            ranges,
+            differing,
+            upper_bound,
+            words,
+        }
+    }
+}
+
+/// The upper end of the Wilson score interval at 95% for `hits` in `n`.
+fn wilson_upper(hits: u64, n: u64) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let (n, p, z) = (n as f64, hits as f64 / n as f64, 1.96f64);
+    let centre = p + z * z / (2.0 * n);
+    let spread = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    ((centre + spread) / (1.0 + z * z / n)).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_difference_in_a_large_sample_bounds_the_share_near_the_rule_of_three() {
+        let bound = wilson_upper(0, 10_000);
+        assert!(bound > 0.0003 && bound < 0.0004, "{bound}");
+        assert!(wilson_upper(5, 100) > 0.05);
+        assert_eq!(wilson_upper(0, 0), 1.0);
+    }
+
+    #[test]
+    fn draws_are_uniform_and_in_range() {
+        let mut r = SplitMix(7);
+        let mut seen = [0u32; 10];
+        for _ in 0..10_000 {
+            seen[r.below(10) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+        assert_eq!(
+            number_after(b"user-01", 5),
+            u64::from_be_bytes(*b"01\0\0\0\0\0\0")
+        );
+    }
+}
