@@ -126,6 +126,7 @@ fn scenario(
         hashed: None,
         sampled: None,
         differences: None,
+        bounds: Default::default(),
     };
     compare(&mut *blue, &mut green, None, &options, &Cancel::default()).unwrap()
 }
@@ -226,6 +227,17 @@ fn on_sqlite_a_delete_after_the_compare_point_is_lag_not_a_mismatch() {
 /// and writes the same report.
 #[test]
 fn a_compare_killed_midway_resumes_to_the_same_report() {
+    killed_midway_resumes_to_the_same_report(1);
+}
+
+/// The same, with the keys split in two ranges compared at once: each
+/// resumes from its own progress, in the ranges and at the point saved.
+#[test]
+fn a_parallel_compare_killed_midway_resumes_to_the_same_report() {
+    killed_midway_resumes_to_the_same_report(2);
+}
+
+fn killed_midway_resumes_to_the_same_report(parallel: usize) {
     use std::process::{Command, Stdio};
     use std::time::Instant;
     use switchyard_tests::cli::runner_bin;
@@ -242,7 +254,7 @@ fn a_compare_killed_midway_resumes_to_the_same_report() {
                  [store.green]\nkind = \"sqlite\"\npath = \"green.sqlite\"\n\
                  [[step]]\nid = \"compare\"\nkind = \"compare\"\nblue = \"blue\"\ngreen = \"green\"\n\
                  tables = [\"messages\"]\nbatch_size = 100\nrate = \"${{rate}}\"\nmax_mismatches = 1000\n\
-                 recheck_after = \"10ms\"\n"
+                 recheck_after = \"10ms\"\nparallel = {parallel}\n"
             ),
         )
         .unwrap();
@@ -272,9 +284,11 @@ fn a_compare_killed_midway_resumes_to_the_same_report() {
 
     // 1,500 keys a second: the 6,000 keys take 4 s, saved every 2 s.
     let killed = workflow("killed");
-    let progress = dir
-        .path()
-        .join(".switchyard/killed/compare-compare.progress.json");
+    let progress = dir.path().join(if parallel > 1 {
+        ".switchyard/killed/compare-compare.progress-0.json"
+    } else {
+        ".switchyard/killed/compare-compare.progress.json"
+    });
     let mut child = Command::new(runner_bin())
         .args([
             "exec",
@@ -313,6 +327,12 @@ fn a_compare_killed_midway_resumes_to_the_same_report() {
     assert!(logged.contains("resuming the compare"), "{logged}");
     assert_eq!(report("killed"), expected);
     assert!(!progress.exists(), "the progress file outlived the compare");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join(".switchyard/killed"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("progress") || n.contains("ranges"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// A `touched` compare reads only the keys the replay wrote since its last
@@ -629,8 +649,9 @@ fn a_hashed_compare_finds_what_a_full_compare_finds() {
 
 /// The modes that read every key, and a sample (of most of the keys, so the
 /// damage is in it), each as the lines that set it.
-const MODES: [(&str, &str); 3] = [
+const MODES: [(&str, &str); 4] = [
     ("full", "list_differences = true\n"),
+    ("parallel", "parallel = 3\nlist_differences = true\n"),
     ("hashed", "mode = \"hashed\"\nsegment = 300\nleaf = 16\n"),
     (
         "sampled",
@@ -733,7 +754,7 @@ fn every_kind_of_damage_is_found_in_every_mode() {
 
     let reports = compare_in_modes(&test, &MODES);
     for (report, (mode, _)) in reports.iter().zip(MODES) {
-        assert_eq!(report["mode"], mode);
+        assert_eq!(report["mode"], mode.replace("parallel", "full"));
         assert_eq!(report["as_of"], 10, "{mode}: {report:#}");
         if mode == "sampled" {
             continue;
@@ -766,9 +787,31 @@ fn every_kind_of_damage_is_found_in_every_mode() {
     categories.dedup_by(|a, b| a == b);
     assert_eq!(listed.lines().count(), 12, "{listed}");
     assert_eq!(categories, ["mismatched", "only-blue", "only-green"]);
+    // Split in three ranges compared at once: the same report, each range
+    // with a fair share of the keys, and the same list.
+    let (full, parallel) = (&reports[0], &reports[1]);
+    let ranges: Vec<u64> = parallel["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(ranges.len(), 3, "{parallel:#}");
+    assert!(ranges.iter().all(|n| *n > 2401 / 6), "{ranges:?}");
+    assert_eq!(ranges.iter().sum::<u64>(), full["keys"].as_u64().unwrap());
+    let mut without_ranges = parallel.clone();
+    without_ranges.as_object_mut().unwrap().remove("ranges");
+    assert_eq!(&without_ranges, full);
+    assert_eq!(
+        std::fs::read_to_string(
+            dir.join(".switchyard/parallel/compare-compare.differences.ndjson")
+        )
+        .unwrap(),
+        listed
+    );
     // The sample finds damage in what it drew, nothing that is not damage,
     // and says what it shows.
-    let (full, sampled) = (&reports[0], &reports[2]);
+    let sampled = &reports[3];
     let differing = |r: &serde_json::Value| {
         ["mismatched", "only_blue", "only_green"]
             .iter()

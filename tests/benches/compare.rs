@@ -6,12 +6,16 @@
 //! thread's CPU time (the stores are read from this thread; the emulator's
 //! own threads are not counted) and on the wall clock:
 //!
-//! 1. a raw scan of both stores, page by page through the store interface:
-//!    every row read once from each side, nothing compared;
-//! 2. a `full` compare (merge-join, built-in equality);
-//! 3. a `hashed` compare (segments of 10,000 keys, leaves of 100).
+//! 1. a raw scan of both stores as of the compare point, page by page
+//!    through the store interface: every row read once from each side,
+//!    nothing compared;
+//! 2. a `full` compare (merge-join, built-in equality), at the lower
+//!    watermark as a workflow's compare is, so with its count of the keys
+//!    written after that point;
+//! 3. a `hashed` compare (segments of 10,000 keys, leaves of 100);
+//! 4. a `sampled` compare of 10,000 keys in ranges of 10.
 //!
-//! Rounds are interleaved (raw, full, hashed, raw …) and the best of each
+//! Rounds are interleaved (raw, full, hashed, sampled, raw …) and the best of each
 //! kept. `SWITCHYARD_BENCH_ROWS` sets the rows (default 200,000 on SQLite,
 //! a quarter of that on the emulator), `SWITCHYARD_BENCH_ROUNDS` the
 //! rounds (default 3).
@@ -19,6 +23,7 @@
 use std::time::{Duration, Instant};
 
 use switchyard_runner::cancel::Cancel;
+use switchyard_runner::document::values::AsOf;
 use switchyard_runner::model::{Cell, RowMutation};
 use switchyard_runner::steps::compare::{Caps, Hashing, Options, compare};
 use switchyard_runner::store::hbase::{HbaseConfig, HbaseStore};
@@ -59,6 +64,18 @@ fn row(i: u64, text: &str) -> RowMutation {
     }
 }
 
+/// The watermark both sides record: past every row.
+const WATERMARK: i64 = i64::MAX / 2;
+
+/// The variants measured, in the order of each round.
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Raw,
+    Full,
+    Hashed,
+    Sampled,
+}
+
 /// Fills blue and green: the same rows, one in 2,000 changed in green.
 fn fill(blue: &mut dyn Store, green: &mut dyn Store, rows: u64) -> u64 {
     let mut changed = 0;
@@ -77,8 +94,8 @@ fn fill(blue: &mut dyn Store, green: &mut dyn Store, rows: u64) -> u64 {
                 }
             })
             .collect();
-        blue.apply(&b, Some(i64::MAX / 2)).expect("blue");
-        green.apply(&g, Some(i64::MAX / 2)).expect("green");
+        blue.apply(&b, Some(WATERMARK)).expect("blue");
+        green.apply(&g, Some(WATERMARK)).expect("green");
     }
     changed
 }
@@ -89,7 +106,9 @@ fn raw_scan<'s>(blue: &'s mut dyn Store, green: &'s mut dyn Store) -> u64 {
     for store in [blue, green] {
         let mut range = KeyRange::default();
         loop {
-            let page = store.scan("messages", &range, 1000, None).expect("scan");
+            let page = store
+                .scan("messages", &range, 1000, Some(WATERMARK as u64))
+                .expect("scan");
             rows += page.rows.len() as u64;
             match page.next_after {
                 Some(a) => range.after = Some(a),
@@ -100,10 +119,10 @@ fn raw_scan<'s>(blue: &'s mut dyn Store, green: &'s mut dyn Store) -> u64 {
     rows
 }
 
-fn options(hashed: bool) -> Options {
+fn options(variant: Variant) -> Options {
     Options {
         tables: vec!["messages".into()],
-        as_of: None,
+        as_of: Some(AsOf::Watermark(Duration::ZERO)),
         batch: 1000,
         caps: Caps {
             examples: 100,
@@ -114,33 +133,37 @@ fn options(hashed: bool) -> Options {
         saving: None,
         rate: None,
         touched: None,
-        hashed: hashed.then(|| Hashing {
+        hashed: (variant == Variant::Hashed).then(|| Hashing {
             segment: 10_000,
             leaf: 100,
             ignore: Vec::new(),
         }),
-        sampled: None,
+        sampled: (variant == Variant::Sampled).then_some((10_000, 10)),
         differences: None,
+        bounds: Default::default(),
     }
 }
 
 /// Best (CPU, wall) of each variant over interleaved rounds.
 fn measure(name: &str, blue: &mut dyn Store, green: &mut dyn Store, rows: u64, rounds: usize) {
-    let mut best = [(Duration::MAX, Duration::MAX); 3];
+    use Variant::*;
+    let mut best = [(Duration::MAX, Duration::MAX); 4];
     let mut found = (0, 0);
+    let mut sample = String::new();
     for _ in 0..rounds {
-        for (i, best) in best.iter_mut().enumerate() {
+        for (variant, best) in [Raw, Full, Hashed, Sampled].into_iter().zip(&mut best) {
             let (cpu, wall) = (thread_cpu(), Instant::now());
-            match i {
-                0 => {
-                    raw_scan(blue, green);
-                }
-                _ => {
-                    let report = compare(blue, green, None, &options(i == 2), &Cancel::default())
-                        .expect("compare");
-                    if i == 2 {
-                        found = (report.differing(), report.paired);
+            if variant == Raw {
+                raw_scan(blue, green);
+            } else {
+                let report = compare(blue, green, None, &options(variant), &Cancel::default())
+                    .expect("compare");
+                match variant {
+                    Hashed => found = (report.differing(), report.paired),
+                    Sampled => {
+                        sample = report.sample.map(|s| s.words).unwrap_or_default();
                     }
+                    _ => {}
                 }
             }
             let took = (thread_cpu() - cpu, wall.elapsed());
@@ -149,7 +172,7 @@ fn measure(name: &str, blue: &mut dyn Store, green: &mut dyn Store, rows: u64, r
         }
     }
     let per_s = |d: Duration| rows as f64 / d.as_secs_f64();
-    let [raw, full, hashed] = best;
+    let [raw, full, hashed, sampled] = best;
     println!(
         "{name}: {rows} rows a side, best of {rounds} interleaved rounds (CPU of this thread; wall in brackets)"
     );
@@ -174,12 +197,19 @@ fn measure(name: &str, blue: &mut dyn Store, green: &mut dyn Store, rows: u64, r
         found.0,
         found.1
     );
+    println!(
+        "  sampled compare       {:>9.3} s  ({:.3} s)  {:.1}× faster than the full compare ({:.1}×)\n    {sample}",
+        sampled.0.as_secs_f64(),
+        sampled.1.as_secs_f64(),
+        full.0.as_secs_f64() / sampled.0.as_secs_f64(),
+        full.1.as_secs_f64() / sampled.1.as_secs_f64()
+    );
 }
 
 fn main() {
     let rows = env_u64("SWITCHYARD_BENCH_ROWS", 200_000);
     let rounds = env_u64("SWITCHYARD_BENCH_ROUNDS", 3) as usize;
-    println!("\n## Compare: full and hashed against a raw scan, 0.05% of rows changed\n");
+    println!("\n## Compare: full, hashed and sampled against a raw scan, 0.05% of rows changed\n");
 
     let dir = tempfile::tempdir().expect("temp dir");
     let mut blue = SqliteStore::open("blue", &dir.path().join("blue.sqlite"), SqliteSync::Normal)

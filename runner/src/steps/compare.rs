@@ -22,6 +22,7 @@ pub mod differences;
 pub mod hashed;
 pub mod newer;
 pub mod pairs;
+pub mod parallel;
 pub mod progress;
 pub mod report;
 pub mod sampled;
@@ -37,7 +38,7 @@ use crate::plugin::check::Verdict;
 use crate::plugin::contract::Check;
 use crate::plugin::instance::Instance;
 use crate::steps::touched::Touched;
-use crate::store::Store;
+use crate::store::{KeyRange, Store};
 use config::CompareStep;
 use differences::DifferenceLog;
 use hashed::HashedJoin;
@@ -71,6 +72,7 @@ struct Suspect {
 }
 
 /// What to compare and how.
+#[derive(Clone)]
 pub struct Options {
     /// The tables, in order.
     pub tables: Vec<String>,
@@ -97,6 +99,9 @@ pub struct Options {
     pub sampled: Option<(u64, usize)>,
     /// Where to list every differing key (none: the examples only).
     pub differences: Option<std::path::PathBuf>,
+    /// The key range of a table to compare, where not all of it (one of
+    /// the ranges of a `full` compare split to run in parallel).
+    pub bounds: BTreeMap<String, KeyRange>,
 }
 
 /// How a `hashed` compare splits the keys.
@@ -171,14 +176,23 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         hashed: c.hashed.clone(),
         sampled: c.sampled,
         differences: c.list_differences.then_some(differences),
+        bounds: BTreeMap::new(),
     };
-    let report = compare(
-        &mut *blue,
-        &mut *green,
-        checker.as_mut(),
-        &options,
-        &ctx.cancel,
-    )?;
+    let (report, leftovers) = match c.parallel {
+        Some(parts) if parts > 1 => {
+            compare_split(ctx, id, c, options.clone(), parts, (blue, green), checker)?
+        }
+        _ => (
+            compare(
+                &mut *blue,
+                &mut *green,
+                checker.as_mut(),
+                &options,
+                &ctx.cancel,
+            )?,
+            Vec::new(),
+        ),
+    };
 
     let differing = report.differing();
     let path = ctx.setup.state_dir.join(format!("compare-{id}.json"));
@@ -193,7 +207,9 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         report::markdown(&report, id, c.blue.get_ref(), c.green.get_ref()),
     );
     // Finished, whatever the gate says: a run after this compares afresh.
-    let _ = std::fs::remove_file(&progress_path);
+    for file in std::iter::once(&progress_path).chain(&leftovers) {
+        let _ = std::fs::remove_file(file);
+    }
     {
         let mut state = ctx.lock_state();
         let st = state.step_mut(id, "compare");
@@ -256,6 +272,115 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         pass.finish(report.as_of)?;
     }
     Ok(summary)
+}
+
+/// A `full` compare in `parts` key ranges at once (see [`parallel`]): the
+/// merged report, and the files of the ranges to remove once it is written.
+fn compare_split(
+    ctx: &StepContext,
+    id: &str,
+    c: &CompareStep,
+    base: Options,
+    parts: usize,
+    (mut blue, mut green): (Box<dyn Store>, Box<dyn Store>),
+    checker: Option<Instance<Check>>,
+) -> Result<(Report, Vec<std::path::PathBuf>), StepError> {
+    let state = &ctx.setup.state_dir;
+    let ranges_path = state.join(format!("compare-{id}.ranges.json"));
+    let progress = |i: usize| state.join(format!("compare-{id}.progress-{i}.json"));
+    let listed = |i: usize| state.join(format!("compare-{id}.differences-{i}.ndjson"));
+    let mut files = vec![ranges_path.clone()];
+    files.extend((0..parts).flat_map(|i| [progress(i), listed(i)]));
+    ctx.own(&files)?;
+    let asked = format!(
+        "{}, in {parts} ranges",
+        base.saving.as_ref().map_or("", |s| s.asked.as_str())
+    );
+    let split = parallel::Split::load_or_make(
+        &ranges_path,
+        &asked,
+        (&mut *blue, &mut *green),
+        &c.tables,
+        |b, g| {
+            Ok(resolve(
+                &Some(c.as_of),
+                (b.watermark()?, g.watermark()?),
+                b.name(),
+                g.name(),
+            ))
+        },
+        parts,
+    )?;
+    let at = Some(split.point.map_or(AsOf::Latest, |v| AsOf::At(v as i64)));
+    let mut first = Some((blue, green, checker));
+    let mut workers = Vec::new();
+    for i in 0..parts {
+        let bounds: BTreeMap<String, KeyRange> = split
+            .ranges
+            .iter()
+            .filter_map(|(table, ranges)| Some((table.clone(), ranges.get(i)?.clone())))
+            .collect();
+        if bounds.is_empty() {
+            continue;
+        }
+        let (blue, green, checker) = match first.take() {
+            Some(opened) => opened,
+            None => (
+                ctx.store(c.blue.get_ref())?,
+                ctx.store(c.green.get_ref())?,
+                match &c.check {
+                    Some(name) => Some(
+                        ctx.plugins
+                            .get::<Check>(&ctx.setup, name.get_ref())?
+                            .instance(),
+                    ),
+                    None => None,
+                },
+            ),
+        };
+        let options = Options {
+            tables: c
+                .tables
+                .iter()
+                .filter(|t| bounds.contains_key(*t))
+                .cloned()
+                .collect(),
+            as_of: at,
+            saving: base.saving.as_ref().map(|s| Saving {
+                path: progress(i),
+                every: s.every,
+                asked: format!("{asked}, range {i}: {bounds:?}"),
+            }),
+            // The load stays what `rate` says, over all ranges.
+            rate: base.rate.map(|r| (r / parts as u64).max(1)),
+            differences: base.differences.as_ref().map(|_| listed(i)),
+            bounds,
+            ..base.clone()
+        };
+        workers.push(parallel::Worker {
+            blue,
+            green,
+            checker,
+            options,
+        });
+    }
+    let mut report = parallel::compare_all(workers, &c.tables, base.caps.examples, &ctx.cancel)?;
+    report.mode = "full".into();
+    if let Some(path) = &base.differences {
+        // One list, range after range (so in key order within a table).
+        let mut all = Vec::new();
+        for i in 0..parts {
+            all.extend(std::fs::read(listed(i)).unwrap_or_default());
+        }
+        std::fs::write(path, all).map_err(|e| {
+            StepError::Local(format!(
+                "cannot write the list of differences {}: {e}",
+                path.display()
+            ))
+        })?;
+        report.differences_file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
+    Ok((report, files))
 }
 
 /// One pass of a `touched` compare: the keys written since the last pass
@@ -471,7 +596,12 @@ pub fn compare(
                 Some((size, range)) => {
                     Pairs::Sampled(sampled::SampledJoin::new(table, as_of, size, range))
                 }
-                None => Pairs::Join(MergeJoin::new(table, options.batch, as_of)),
+                None => Pairs::Join(MergeJoin::within(
+                    table,
+                    options.batch,
+                    as_of,
+                    options.bounds.get(table).cloned().unwrap_or_default(),
+                )),
             },
             (Some(keys), _) => Pairs::Keys(KeyList::new(
                 table,
@@ -567,6 +697,7 @@ pub fn compare(
                 blue,
                 green,
                 table,
+                &options.bounds.get(table).cloned().unwrap_or_default(),
                 point,
                 (options.batch, caps.examples, caps.text),
                 &mut report,

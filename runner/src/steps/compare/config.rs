@@ -100,6 +100,10 @@ struct CompareFile {
     /// (default false: the report keeps the first `examples`).
     #[serde(default)]
     list_differences: bool,
+    /// A `full` compare: key ranges compared at once, each on its own
+    /// connections (default 1).
+    #[serde(default, deserialize_with = "whole")]
+    parallel: Option<usize>,
 }
 
 /// Which keys a compare reads.
@@ -159,6 +163,8 @@ pub struct CompareStep {
     pub sampled: Option<(u64, usize)>,
     /// Every differing key to a file.
     pub list_differences: bool,
+    /// With `mode = "full"`: key ranges compared at once.
+    pub parallel: Option<usize>,
 }
 
 impl StepFile for CompareFile {
@@ -273,6 +279,21 @@ impl StepFile for CompareFile {
                 }
             }
         };
+        match self.parallel {
+            Some(0) => return Err(c.step("`parallel` must be at least 1")),
+            Some(n) if n > super::parallel::MAX_PARALLEL => {
+                return Err(c.step(format!(
+                    "`parallel` may be at most {}: each range holds its own connections to both stores",
+                    super::parallel::MAX_PARALLEL
+                )));
+            }
+            Some(n) if n > 1 && self.mode != Mode::Full => {
+                return Err(c.step(
+                    "`parallel` is for `mode = \"full\"`: the other modes read one range at a time",
+                ));
+            }
+            _ => {}
+        }
         if self.rate == Some(0) {
             return Err(c.step("`rate` must be at least 1 key a second"));
         }
@@ -299,6 +320,7 @@ impl StepFile for CompareFile {
             hashed,
             sampled,
             list_differences: self.list_differences,
+            parallel: self.parallel,
         }))
     }
 }
@@ -339,6 +361,9 @@ impl StepConfig for CompareStep {
         );
         if let Some(r) = self.max_mismatch_ratio {
             let _ = write!(t, " or more than {:.3}% of keys", r * 100.0);
+        }
+        if let Some(parts) = self.parallel.filter(|n| *n > 1) {
+            let _ = write!(t, "; in {parts} key ranges at once");
         }
         if let Some(rate) = self.rate {
             let _ = write!(t, "; at most {rate} keys a second");

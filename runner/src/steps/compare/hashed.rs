@@ -161,7 +161,7 @@ impl<'t> HashedJoin<'t> {
 
 /// The first key after `key` in byte order: `key` and a zero byte. A range
 /// ending before it ends with `key` included.
-fn successor(key: &[u8]) -> Vec<u8> {
+pub(super) fn successor(key: &[u8]) -> Vec<u8> {
     let mut next = key.to_vec();
     next.push(0);
     next

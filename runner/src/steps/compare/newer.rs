@@ -13,18 +13,18 @@ use crate::model::Row;
 use crate::steps::StepError;
 use crate::store::{KeyRange, Store};
 
-/// One side's newer keys, read page by page.
+/// One side's newer keys in a range, read page by page.
 struct Side {
     buffered: VecDeque<(Vec<u8>, u64)>,
-    after: Option<Vec<u8>>,
+    range: KeyRange,
     done: bool,
 }
 
 impl Side {
-    fn new() -> Self {
+    fn new(range: &KeyRange) -> Self {
         Side {
             buffered: VecDeque::new(),
-            after: None,
+            range: range.clone(),
             done: false,
         }
     }
@@ -39,31 +39,32 @@ impl Side {
     ) -> Result<Option<&(Vec<u8>, u64)>, StepError> {
         // A page may hold no newer key and still not be the last.
         while self.buffered.is_empty() && !self.done {
-            let range = KeyRange {
-                after: self.after.take(),
-                before: None,
-            };
-            let page = store.newer(table, &range, point, batch)?;
+            let page = store.newer(table, &self.range, point, batch)?;
             self.done = page.next_after.is_none();
-            self.after = page.next_after;
+            self.range.after = page.next_after;
             self.buffered.extend(page.keys);
         }
         Ok(self.buffered.front())
     }
 }
 
-/// Counts the keys of `table` that blue or green wrote above `point` (a key
-/// both wrote counts once) and keeps the first as examples.
+/// Counts the keys of `table` in `range` that blue or green wrote above
+/// `point` (a key both wrote counts once) and keeps the first as examples.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "both stores, what to ask, where to count and the stop signal"
+)]
 pub fn count_newer(
     blue: &mut dyn Store,
     green: &mut dyn Store,
     table: &str,
+    range: &KeyRange,
     point: u64,
     (batch, examples, text): (usize, usize, usize),
     report: &mut Report,
     cancel: &Cancel,
 ) -> Result<(), StepError> {
-    let (mut b, mut g) = (Side::new(), Side::new());
+    let (mut b, mut g) = (Side::new(range), Side::new(range));
     let mut found = 0u64;
     let mut listed = Vec::new();
     loop {

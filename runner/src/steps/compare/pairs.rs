@@ -54,17 +54,7 @@ impl Side {
 }
 
 impl<'t> MergeJoin<'t> {
-    pub fn new(table: &'t str, batch: usize, as_of: Option<u64>) -> Self {
-        MergeJoin {
-            table,
-            batch,
-            as_of,
-            blue: Side::default(),
-            green: Side::default(),
-        }
-    }
-
-    /// The keys of `range` only.
+    /// The keys of `range` (all of them with the default range).
     pub fn within(table: &'t str, batch: usize, as_of: Option<u64>, range: KeyRange) -> Self {
         let side = || Side {
             after: range.after.clone(),

@@ -134,6 +134,30 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Adds `other`'s counts to these.
+    fn add(&mut self, other: &Counts) {
+        for (mine, theirs) in [
+            (&mut self.keys, other.keys),
+            (&mut self.matching, other.matching),
+            (&mut self.ignored, other.ignored),
+            (&mut self.mismatched, other.mismatched),
+            (&mut self.only_blue, other.only_blue),
+            (&mut self.only_green, other.only_green),
+            (&mut self.settled_on_recheck, other.settled_on_recheck),
+            (
+                &mut self.changed_after_compare_point,
+                other.changed_after_compare_point,
+            ),
+            (&mut self.lagging, other.lagging),
+            (
+                &mut self.newer_than_compare_point,
+                other.newer_than_compare_point,
+            ),
+        ] {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
+
     /// Keys that truly differ (what the gate counts).
     pub fn differing(&self) -> u64 {
         self.mismatched + self.only_blue + self.only_green
@@ -171,12 +195,44 @@ pub struct Report {
     /// Every differing key, when asked for (`list_differences`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub differences_file: Option<String>,
+    /// Keys compared in each key range, when a `full` compare was split to
+    /// run in parallel (`parallel`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<u64>,
 }
 
 impl Report {
     /// Keys that truly differ (what the gate counts).
     pub fn differing(&self) -> u64 {
         self.total.differing()
+    }
+
+    /// Adds the report of another key range of the same compare: counts
+    /// summed, examples kept in table and key order up to `examples`.
+    pub fn merge(&mut self, other: Report, tables: &[String], examples: usize) {
+        self.ranges.push(other.total.keys);
+        self.paired += other.paired;
+        self.as_of = self.as_of.max(other.as_of);
+        self.total.add(&other.total);
+        for (table, counts) in &other.tables {
+            self.tables.entry(table.clone()).or_default().add(counts);
+        }
+        let place = |t: &str| tables.iter().position(|n| n == t);
+        let order = |a: &Difference, b: &Difference| {
+            (place(&a.table), &a.key).cmp(&(place(&b.table), &b.key))
+        };
+        for (mine, theirs) in [
+            (&mut self.examples, other.examples),
+            (&mut self.lagging_examples, other.lagging_examples),
+        ] {
+            mine.extend(theirs);
+            mine.sort_by(order);
+            mine.truncate(examples);
+        }
+        self.newer_examples.extend(other.newer_examples);
+        self.newer_examples
+            .sort_by(|a, b| (place(&a.table), &a.key).cmp(&(place(&b.table), &b.key)));
+        self.newer_examples.truncate(examples);
     }
 
     /// Adds to one count of `table` and of the total.

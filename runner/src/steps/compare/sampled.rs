@@ -52,19 +52,13 @@ pub struct SampledJoin<'t> {
 impl<'t> SampledJoin<'t> {
     /// A sample of `size` keys of `table` in ranges of `range_keys`.
     pub fn new(table: &'t str, as_of: Option<u64>, size: u64, range_keys: usize) -> Self {
-        let seed = table
-            .bytes()
-            .chain(as_of.unwrap_or(0).to_le_bytes())
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            });
         let ranges_wanted = size.div_ceil(range_keys as u64);
         SampledJoin {
             table,
             as_of,
             size,
             range_keys,
-            random: SplitMix(seed),
+            random: SplitMix(seed(table, as_of)),
             space: None,
             seen: BTreeSet::new(),
             draws_left: ranges_wanted.saturating_mul(4).saturating_add(16),
@@ -108,6 +102,48 @@ impl<'t> SampledJoin<'t> {
         }
         Ok(Vec::new())
     }
+}
+
+/// Keys drawn per part to find where a table splits into parts.
+const SPLIT_PILOT: usize = 64;
+
+/// Keys that cut `table` into `parts` ranges of about as many keys each
+/// (fewer when it has too few keys), found from keys drawn as a sample
+/// draws them, so no more than a few reads per part.
+pub fn split_keys(
+    blue: &mut dyn Store,
+    green: &mut dyn Store,
+    table: &str,
+    as_of: Option<u64>,
+    parts: usize,
+) -> Result<Vec<Vec<u8>>, StepError> {
+    let Some(space) = key_space(blue, green, table, as_of)? else {
+        return Ok(Vec::new());
+    };
+    let mut random = SplitMix(seed(table, as_of) ^ 0x5eed);
+    let mut pilot = BTreeSet::new();
+    for _ in 0..SPLIT_PILOT * parts {
+        let point = space.draw(&mut random);
+        if let Some(key) = first_after(blue, table, Some(&point), as_of)? {
+            pilot.insert(key);
+        }
+    }
+    let pilot: Vec<Vec<u8>> = pilot.into_iter().collect();
+    let mut splits: Vec<Vec<u8>> = (1..parts)
+        .filter_map(|i| pilot.get(i * pilot.len() / parts).cloned())
+        .collect();
+    splits.dedup();
+    Ok(splits)
+}
+
+/// The draw's seed: the same for the same table and compare point.
+fn seed(table: &str, as_of: Option<u64>) -> u64 {
+    table
+        .bytes()
+        .chain(as_of.unwrap_or(0).to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
 }
 
 /// Where a sample's points are drawn.

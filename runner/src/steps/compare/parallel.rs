@@ -1,0 +1,159 @@
+//! A `full` compare split into key ranges compared at once (`parallel`),
+//! as Vitess VDiff and HBase's SyncTable spread a table over workers: each
+//! range is an ordinary compare of its own (its own connections, check
+//! plugin instance, saved progress and list of differences), all at one
+//! compare point; their reports are merged into one.
+//!
+//! Where each table splits, and the compare point, are saved on the first
+//! run (`compare-ID.ranges.json`), so a compare killed midway resumes each
+//! range from its own progress with the same ranges and point.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::report::Report;
+use super::{Options, compare};
+use crate::cancel::Cancel;
+use crate::plugin::contract::Check;
+use crate::plugin::instance::Instance;
+use crate::steps::StepError;
+use crate::store::{KeyRange, Store};
+
+/// The most ranges a compare is split into.
+pub const MAX_PARALLEL: usize = 16;
+
+/// The ranges and the compare point, as saved.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    /// What was asked: ranges saved for anything else are not used.
+    asked: String,
+    point: Option<u64>,
+    /// Per table, the keys it splits at (hex).
+    splits: BTreeMap<String, Vec<String>>,
+}
+
+/// The ranges each table is compared in, and the compare point.
+pub struct Split {
+    /// The compare point all ranges share (`None`: the latest state).
+    pub point: Option<u64>,
+    /// Per table, its ranges in key order (as many as it has keys for).
+    pub ranges: BTreeMap<String, Vec<KeyRange>>,
+}
+
+impl Split {
+    /// The saved split for the same question, or a new one: the point from
+    /// `point` (given both sides' watermarks), and `parts` ranges per table
+    /// cut at keys drawn from blue.
+    pub fn load_or_make(
+        path: &Path,
+        asked: &str,
+        (blue, green): (&mut dyn Store, &mut dyn Store),
+        tables: &[String],
+        point: impl FnOnce(&mut dyn Store, &mut dyn Store) -> Result<Option<u64>, StepError>,
+        parts: usize,
+    ) -> Result<Split, StepError> {
+        let saved = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Saved>(&b).ok())
+            .filter(|s| s.asked == asked);
+        let saved = match saved {
+            Some(saved) => saved,
+            None => {
+                let point = point(blue, green)?;
+                let mut splits = BTreeMap::new();
+                for table in tables {
+                    let keys = super::sampled::split_keys(blue, green, table, point, parts)?;
+                    splits.insert(table.clone(), keys.iter().map(hex::encode).collect());
+                }
+                let saved = Saved {
+                    asked: asked.to_string(),
+                    point,
+                    splits,
+                };
+                std::fs::write(path, serde_json::to_vec(&saved).unwrap_or_default()).map_err(
+                    |e| {
+                        StepError::Local(format!(
+                            "cannot save where the compare splits ({}): {e}",
+                            path.display()
+                        ))
+                    },
+                )?;
+                saved
+            }
+        };
+        let mut ranges = BTreeMap::new();
+        for (table, splits) in saved.splits {
+            let keys: Vec<Vec<u8>> = splits.iter().filter_map(|k| hex::decode(k).ok()).collect();
+            // Range i holds the keys after split i - 1, up to and with split i.
+            let mut cuts = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            for key in keys {
+                cuts.push(KeyRange {
+                    after: after.take(),
+                    before: Some(super::hashed::successor(&key)),
+                });
+                after = Some(key);
+            }
+            cuts.push(KeyRange {
+                after,
+                before: None,
+            });
+            ranges.insert(table, cuts);
+        }
+        Ok(Split {
+            point: saved.point,
+            ranges,
+        })
+    }
+}
+
+/// One range's compare: its stores, check and options.
+pub struct Worker {
+    pub blue: Box<dyn Store>,
+    pub green: Box<dyn Store>,
+    pub checker: Option<Instance<Check>>,
+    pub options: Options,
+}
+
+/// Runs the workers at once and merges their reports (the first error, if
+/// any range failed, once all have stopped: each keeps its progress).
+pub fn compare_all(
+    workers: Vec<Worker>,
+    tables: &[String],
+    examples: usize,
+    cancel: &Cancel,
+) -> Result<Report, StepError> {
+    let results: Vec<Result<Report, StepError>> = std::thread::scope(|scope| {
+        let running: Vec<_> = workers
+            .into_iter()
+            .map(|mut w| {
+                scope.spawn(move || {
+                    compare(
+                        &mut *w.blue,
+                        &mut *w.green,
+                        w.checker.as_mut(),
+                        &w.options,
+                        cancel,
+                    )
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|r| {
+                r.join().unwrap_or_else(|_| {
+                    Err(StepError::Local(
+                        "a range of the compare stopped unexpectedly".into(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut merged = Report::default();
+    for result in results {
+        merged.merge(result?, tables, examples);
+    }
+    Ok(merged)
+}
