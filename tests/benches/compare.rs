@@ -13,9 +13,12 @@
 //!    watermark as a workflow's compare is, so with its count of the keys
 //!    written after that point;
 //! 3. a `hashed` compare (segments of 10,000 keys, leaves of 100);
-//! 4. a `sampled` compare of 10,000 keys in ranges of 10.
+//! 4. a `sampled` compare of 10,000 keys in ranges of 10;
+//! 5. the `full` compare split in two key ranges compared at once
+//!    (`parallel = 2`), each on its own connections: on the wall clock,
+//!    since its work is on two threads.
 //!
-//! Rounds are interleaved (raw, full, hashed, sampled, raw …) and the best of each
+//! Rounds are interleaved (raw, full, hashed, sampled, parallel, raw …) and the best of each
 //! kept. `SWITCHYARD_BENCH_ROWS` sets the rows (default 200,000 on SQLite,
 //! a quarter of that on the emulator), `SWITCHYARD_BENCH_ROUNDS` the
 //! rounds (default 3).
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 use switchyard_runner::cancel::Cancel;
 use switchyard_runner::document::values::AsOf;
 use switchyard_runner::model::{Cell, RowMutation};
+use switchyard_runner::steps::compare::parallel::{SplitFiles, compare_split};
 use switchyard_runner::steps::compare::{Caps, Hashing, Options, compare};
 use switchyard_runner::store::hbase::{HbaseConfig, HbaseStore};
 use switchyard_runner::store::sqlite::{SqliteStore, SqliteSync};
@@ -74,7 +78,11 @@ enum Variant {
     Full,
     Hashed,
     Sampled,
+    Parallel,
 }
+
+/// Opens another handle on the same blue and green.
+type Open<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn Store>);
 
 /// Fills blue and green: the same rows, one in 2,000 changed in green.
 fn fill(blue: &mut dyn Store, green: &mut dyn Store, rows: u64) -> u64 {
@@ -145,16 +153,37 @@ fn options(variant: Variant) -> Options {
 }
 
 /// Best (CPU, wall) of each variant over interleaved rounds.
-fn measure(name: &str, blue: &mut dyn Store, green: &mut dyn Store, rows: u64, rounds: usize) {
+fn measure(
+    name: &str,
+    (blue, green): (&mut dyn Store, &mut dyn Store),
+    open: Open<'_>,
+    rows: u64,
+    rounds: usize,
+) {
     use Variant::*;
-    let mut best = [(Duration::MAX, Duration::MAX); 4];
+    let state = tempfile::tempdir().expect("temp dir");
+    let mut best = [(Duration::MAX, Duration::MAX); 5];
     let mut found = (0, 0);
     let mut sample = String::new();
     for _ in 0..rounds {
-        for (variant, best) in [Raw, Full, Hashed, Sampled].into_iter().zip(&mut best) {
+        for (variant, best) in [Raw, Full, Hashed, Sampled, Parallel]
+            .into_iter()
+            .zip(&mut best)
+        {
             let (cpu, wall) = (thread_cpu(), Instant::now());
             if variant == Raw {
                 raw_scan(blue, green);
+            } else if variant == Parallel {
+                let files = SplitFiles::new(state.path(), "bench", 2);
+                let opener = || {
+                    let (b, g) = open();
+                    Ok((b, g, None))
+                };
+                compare_split(opener, &options(Full), &files, &Cancel::default())
+                    .expect("parallel compare");
+                for file in files.all() {
+                    let _ = std::fs::remove_file(file);
+                }
             } else {
                 let report = compare(blue, green, None, &options(variant), &Cancel::default())
                     .expect("compare");
@@ -172,7 +201,7 @@ fn measure(name: &str, blue: &mut dyn Store, green: &mut dyn Store, rows: u64, r
         }
     }
     let per_s = |d: Duration| rows as f64 / d.as_secs_f64();
-    let [raw, full, hashed, sampled] = best;
+    let [raw, full, hashed, sampled, parallel] = best;
     println!(
         "{name}: {rows} rows a side, best of {rounds} interleaved rounds (CPU of this thread; wall in brackets)"
     );
@@ -204,6 +233,11 @@ fn measure(name: &str, blue: &mut dyn Store, green: &mut dyn Store, rows: u64, r
         full.0.as_secs_f64() / sampled.0.as_secs_f64(),
         full.1.as_secs_f64() / sampled.1.as_secs_f64()
     );
+    println!(
+        "  full in 2 ranges at once           ({:.0} rows/s)  {:.2}× the full compare on the wall clock",
+        per_s(parallel.1),
+        full.1.as_secs_f64() / parallel.1.as_secs_f64()
+    );
 }
 
 fn main() {
@@ -222,7 +256,20 @@ fn main() {
     .expect("green");
     let changed = fill(&mut blue, &mut green, rows);
     println!("({changed} rows changed on SQLite)");
-    measure("SQLite", &mut blue, &mut green, rows, rounds);
+    let open_sqlite = || -> (Box<dyn Store>, Box<dyn Store>) {
+        let open = |name: &str| {
+            let path = dir.path().join(format!("{name}.sqlite"));
+            Box::new(SqliteStore::open(name, &path, SqliteSync::Normal).expect(name))
+        };
+        (open("blue"), open("green"))
+    };
+    measure(
+        "SQLite",
+        (&mut blue, &mut green),
+        &open_sqlite,
+        rows,
+        rounds,
+    );
 
     let hbase_rows = (rows / 4).max(1);
     let emulators = [HbaseEmulator::start(), HbaseEmulator::start()];
@@ -246,10 +293,16 @@ fn main() {
     let (mut blue, mut green) = (open("blue", &emulators[0]), open("green", &emulators[1]));
     let changed = fill(&mut blue, &mut green, hbase_rows);
     println!("\n({changed} rows changed on the HBase emulator)");
+    let open_hbase = || -> (Box<dyn Store>, Box<dyn Store>) {
+        (
+            Box::new(open("blue", &emulators[0])),
+            Box::new(open("green", &emulators[1])),
+        )
+    };
     measure(
         "HBase emulator (Thrift1)",
-        &mut blue,
-        &mut green,
+        (&mut blue, &mut green),
+        &open_hbase,
         hbase_rows,
         rounds,
     );

@@ -180,7 +180,29 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
     };
     let (report, leftovers) = match c.parallel {
         Some(parts) if parts > 1 => {
-            compare_split(ctx, id, c, options.clone(), parts, (blue, green), checker)?
+            let files = parallel::SplitFiles::new(&ctx.setup.state_dir, id, parts);
+            ctx.own(&files.all())?;
+            // The first range uses what is open; the others open their own.
+            let mut opened = Some((blue, green, checker));
+            let open = || -> Result<parallel::Opened, StepError> {
+                if let Some(first) = opened.take() {
+                    return Ok(first);
+                }
+                Ok((
+                    ctx.store(c.blue.get_ref())?,
+                    ctx.store(c.green.get_ref())?,
+                    match &c.check {
+                        Some(name) => Some(
+                            ctx.plugins
+                                .get::<Check>(&ctx.setup, name.get_ref())?
+                                .instance(),
+                        ),
+                        None => None,
+                    },
+                ))
+            };
+            let report = parallel::compare_split(open, &options, &files, &ctx.cancel)?;
+            (report, files.all())
         }
         _ => (
             compare(
@@ -272,115 +294,6 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         pass.finish(report.as_of)?;
     }
     Ok(summary)
-}
-
-/// A `full` compare in `parts` key ranges at once (see [`parallel`]): the
-/// merged report, and the files of the ranges to remove once it is written.
-fn compare_split(
-    ctx: &StepContext,
-    id: &str,
-    c: &CompareStep,
-    base: Options,
-    parts: usize,
-    (mut blue, mut green): (Box<dyn Store>, Box<dyn Store>),
-    checker: Option<Instance<Check>>,
-) -> Result<(Report, Vec<std::path::PathBuf>), StepError> {
-    let state = &ctx.setup.state_dir;
-    let ranges_path = state.join(format!("compare-{id}.ranges.json"));
-    let progress = |i: usize| state.join(format!("compare-{id}.progress-{i}.json"));
-    let listed = |i: usize| state.join(format!("compare-{id}.differences-{i}.ndjson"));
-    let mut files = vec![ranges_path.clone()];
-    files.extend((0..parts).flat_map(|i| [progress(i), listed(i)]));
-    ctx.own(&files)?;
-    let asked = format!(
-        "{}, in {parts} ranges",
-        base.saving.as_ref().map_or("", |s| s.asked.as_str())
-    );
-    let split = parallel::Split::load_or_make(
-        &ranges_path,
-        &asked,
-        (&mut *blue, &mut *green),
-        &c.tables,
-        |b, g| {
-            Ok(resolve(
-                &Some(c.as_of),
-                (b.watermark()?, g.watermark()?),
-                b.name(),
-                g.name(),
-            ))
-        },
-        parts,
-    )?;
-    let at = Some(split.point.map_or(AsOf::Latest, |v| AsOf::At(v as i64)));
-    let mut first = Some((blue, green, checker));
-    let mut workers = Vec::new();
-    for i in 0..parts {
-        let bounds: BTreeMap<String, KeyRange> = split
-            .ranges
-            .iter()
-            .filter_map(|(table, ranges)| Some((table.clone(), ranges.get(i)?.clone())))
-            .collect();
-        if bounds.is_empty() {
-            continue;
-        }
-        let (blue, green, checker) = match first.take() {
-            Some(opened) => opened,
-            None => (
-                ctx.store(c.blue.get_ref())?,
-                ctx.store(c.green.get_ref())?,
-                match &c.check {
-                    Some(name) => Some(
-                        ctx.plugins
-                            .get::<Check>(&ctx.setup, name.get_ref())?
-                            .instance(),
-                    ),
-                    None => None,
-                },
-            ),
-        };
-        let options = Options {
-            tables: c
-                .tables
-                .iter()
-                .filter(|t| bounds.contains_key(*t))
-                .cloned()
-                .collect(),
-            as_of: at,
-            saving: base.saving.as_ref().map(|s| Saving {
-                path: progress(i),
-                every: s.every,
-                asked: format!("{asked}, range {i}: {bounds:?}"),
-            }),
-            // The load stays what `rate` says, over all ranges.
-            rate: base.rate.map(|r| (r / parts as u64).max(1)),
-            differences: base.differences.as_ref().map(|_| listed(i)),
-            bounds,
-            ..base.clone()
-        };
-        workers.push(parallel::Worker {
-            blue,
-            green,
-            checker,
-            options,
-        });
-    }
-    let mut report = parallel::compare_all(workers, &c.tables, base.caps.examples, &ctx.cancel)?;
-    report.mode = "full".into();
-    if let Some(path) = &base.differences {
-        // One list, range after range (so in key order within a table).
-        let mut all = Vec::new();
-        for i in 0..parts {
-            all.extend(std::fs::read(listed(i)).unwrap_or_default());
-        }
-        std::fs::write(path, all).map_err(|e| {
-            StepError::Local(format!(
-                "cannot write the list of differences {}: {e}",
-                path.display()
-            ))
-        })?;
-        report.differences_file = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    }
-    Ok((report, files))
 }
 
 /// One pass of a `touched` compare: the keys written since the last pass

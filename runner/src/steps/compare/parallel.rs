@@ -9,13 +9,15 @@
 //! range from its own progress with the same ranges and point.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::progress::Saving;
 use super::report::Report;
-use super::{Options, compare};
+use super::{Options, compare, resolve};
 use crate::cancel::Cancel;
+use crate::document::values::AsOf;
 use crate::plugin::contract::Check;
 use crate::plugin::instance::Instance;
 use crate::steps::StepError;
@@ -110,16 +112,143 @@ impl Split {
 }
 
 /// One range's compare: its stores, check and options.
-pub struct Worker {
-    pub blue: Box<dyn Store>,
-    pub green: Box<dyn Store>,
-    pub checker: Option<Instance<Check>>,
-    pub options: Options,
+struct Worker {
+    blue: Box<dyn Store>,
+    green: Box<dyn Store>,
+    checker: Option<Instance<Check>>,
+    options: Options,
+}
+
+/// A range's own blue, green and check plugin instance.
+pub type Opened = (Box<dyn Store>, Box<dyn Store>, Option<Instance<Check>>);
+
+/// The files a split compare keeps in the state folder while it runs.
+pub struct SplitFiles {
+    /// Where the tables split, and the compare point.
+    ranges: PathBuf,
+    /// Each range's saved progress.
+    progress: Vec<PathBuf>,
+    /// Each range's list of differences.
+    listed: Vec<PathBuf>,
+}
+
+impl SplitFiles {
+    /// Those of compare `id` in `parts` ranges, in `state`.
+    pub fn new(state: &Path, id: &str, parts: usize) -> Self {
+        SplitFiles {
+            ranges: state.join(format!("compare-{id}.ranges.json")),
+            progress: (0..parts)
+                .map(|i| state.join(format!("compare-{id}.progress-{i}.json")))
+                .collect(),
+            listed: (0..parts)
+                .map(|i| state.join(format!("compare-{id}.differences-{i}.ndjson")))
+                .collect(),
+        }
+    }
+
+    /// Every one of them (to list as the runner's, and to remove at the end).
+    pub fn all(&self) -> Vec<PathBuf> {
+        std::iter::once(&self.ranges)
+            .chain(&self.progress)
+            .chain(&self.listed)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A `full` compare of `base` in as many key ranges as `files` has, each
+/// on stores and a check from `open`, at once: the merged report.
+pub fn compare_split(
+    mut open: impl FnMut() -> Result<Opened, StepError>,
+    base: &Options,
+    files: &SplitFiles,
+    cancel: &Cancel,
+) -> Result<Report, StepError> {
+    let parts = files.progress.len();
+    let asked = format!(
+        "{}, in {parts} ranges",
+        base.saving.as_ref().map_or("", |s| s.asked.as_str())
+    );
+    let (mut blue, mut green, checker) = open()?;
+    let split = Split::load_or_make(
+        &files.ranges,
+        &asked,
+        (&mut *blue, &mut *green),
+        &base.tables,
+        |b, g| {
+            Ok(resolve(
+                &base.as_of,
+                (b.watermark()?, g.watermark()?),
+                b.name(),
+                g.name(),
+            ))
+        },
+        parts,
+    )?;
+    let at = Some(split.point.map_or(AsOf::Latest, |v| AsOf::At(v as i64)));
+    let mut first = Some((blue, green, checker));
+    let mut workers = Vec::new();
+    for i in 0..parts {
+        let bounds: BTreeMap<String, KeyRange> = split
+            .ranges
+            .iter()
+            .filter_map(|(table, ranges)| Some((table.clone(), ranges.get(i)?.clone())))
+            .collect();
+        if bounds.is_empty() {
+            continue;
+        }
+        let (blue, green, checker) = match first.take() {
+            Some(opened) => opened,
+            None => open()?,
+        };
+        let options = Options {
+            tables: base
+                .tables
+                .iter()
+                .filter(|t| bounds.contains_key(*t))
+                .cloned()
+                .collect(),
+            as_of: at,
+            saving: base.saving.as_ref().map(|s| Saving {
+                path: files.progress[i].clone(),
+                every: s.every,
+                asked: format!("{asked}, range {i}: {bounds:?}"),
+            }),
+            // The load stays what `rate` says, over all ranges.
+            rate: base.rate.map(|r| (r / parts as u64).max(1)),
+            differences: base.differences.as_ref().map(|_| files.listed[i].clone()),
+            bounds,
+            ..base.clone()
+        };
+        workers.push(Worker {
+            blue,
+            green,
+            checker,
+            options,
+        });
+    }
+    let mut report = compare_all(workers, &base.tables, base.caps.examples, cancel)?;
+    report.mode = "full".into();
+    if let Some(path) = &base.differences {
+        // One list, range after range (so in key order within a table).
+        let mut all = Vec::new();
+        for listed in &files.listed {
+            all.extend(std::fs::read(listed).unwrap_or_default());
+        }
+        std::fs::write(path, all).map_err(|e| {
+            StepError::Local(format!(
+                "cannot write the list of differences {}: {e}",
+                path.display()
+            ))
+        })?;
+        report.differences_file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
+    Ok(report)
 }
 
 /// Runs the workers at once and merges their reports (the first error, if
 /// any range failed, once all have stopped: each keeps its progress).
-pub fn compare_all(
+fn compare_all(
     workers: Vec<Worker>,
     tables: &[String],
     examples: usize,

@@ -177,9 +177,17 @@ fn key_space(
     table: &str,
     as_of: Option<u64>,
 ) -> Result<Option<KeySpace>, StepError> {
-    let Some((prefix, low, high)) = span(blue, green, table, as_of)? else {
+    let Some((mut prefix, low, high)) = span(blue, green, table, as_of)? else {
         return Ok(None);
     };
+    // The span's window starts with the bytes the first and the last key
+    // still share (`room-0` of `room-0000#…` and `room-0999#…`): they join
+    // the prefix, and the first byte they differ in leads the draw.
+    let (low, high) = (low.to_be_bytes(), high.to_be_bytes());
+    let shared = low.iter().zip(&high).take_while(|(a, b)| a == b).count();
+    prefix.extend_from_slice(&low[..shared.min(POINT_BYTES - 1)]);
+    let at = shared.min(POINT_BYTES - 1);
+    let (first, last) = (low[at], high[at]);
     let range = KeyRange {
         after: Some(prefix.clone()),
         before: None,
@@ -190,7 +198,6 @@ fn key_space(
             alphabet[*b as usize] = true;
         }
     }
-    let (first, last) = ((low >> 56) as u8, (high >> 56) as u8);
     alphabet[first as usize] = true;
     alphabet[last as usize] = true;
     let alphabet: Vec<u8> = (0..=255u8).filter(|b| alphabet[*b as usize]).collect();
@@ -379,6 +386,51 @@ mod tests {
         assert!(bound > 0.0003 && bound < 0.0004, "{bound}");
         assert!(wilson_upper(5, 100) > 0.05);
         assert_eq!(wilson_upper(0, 0), 1.0);
+    }
+
+    /// Keys that share a prefix reaching into the drawn bytes
+    /// (`room-0` of `room-0000#…` … `room-0099#…`) are still drawn across
+    /// their whole space, and a table splits into even parts.
+    #[test]
+    fn keys_with_a_long_shared_prefix_are_drawn_across_their_space() {
+        use crate::model::{Cell, RowMutation};
+        use crate::store::sqlite::{SqliteStore, SqliteSync};
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            let path = dir.path().join(format!("{name}.sqlite"));
+            SqliteStore::open(name, &path, SqliteSync::Normal).unwrap()
+        };
+        let (mut blue, mut green) = (open("blue"), open("green"));
+        let rows: Vec<RowMutation> = (0..2000u64)
+            .map(|i| RowMutation {
+                table: "t".into(),
+                row_key: format!("room-{:04}#{i:012}", i % 100).into_bytes().into(),
+                version: 1,
+                cells: vec![Cell::put("d", &b"x"[..], b"y".to_vec())],
+            })
+            .collect();
+        blue.apply(&rows, Some(5)).unwrap();
+        green.apply(&rows, Some(5)).unwrap();
+        let mut sample = SampledJoin::new("t", Some(5), 500, 10);
+        let mut keys = 0;
+        loop {
+            let pairs = sample.next_pairs(&mut blue, &mut green).unwrap();
+            if pairs.is_empty() {
+                break;
+            }
+            keys += pairs.len();
+        }
+        assert_eq!(keys, 500, "in {} ranges", sample.ranges);
+        assert!(sample.ranges < 100, "{} ranges drawn", sample.ranges);
+        let splits = split_keys(&mut blue, &mut green, "t", Some(5), 4).unwrap();
+        assert_eq!(splits.len(), 3);
+        let mut sorted: Vec<Vec<u8>> = rows.iter().map(|r| r.row_key.to_vec()).collect();
+        sorted.sort();
+        for (i, split) in splits.iter().enumerate() {
+            let at = sorted.partition_point(|k| k <= split);
+            let even = (i + 1) * 500;
+            assert!(at.abs_diff(even) < 200, "split {i} after {at} keys");
+        }
     }
 
     #[test]
