@@ -75,6 +75,14 @@ pub struct NewerPage {
     pub next_after: Option<Vec<u8>>,
 }
 
+/// The first key after `key` in byte order: `key` and a zero byte. A range
+/// ending before it ends with `key` included.
+pub fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
 /// Row keys strictly between `after` and `before` (either end open when `None`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRange {
@@ -155,6 +163,37 @@ pub trait Store: Send {
             keys,
             next_after: page.next_after,
         })
+    }
+
+    /// A page of rows as of `point`, as [`Store::scan`] reads it, and the
+    /// keys of the same stretch of keys written above `point` (as
+    /// [`Store::newer`] finds them), so a compare learns both in one pass.
+    /// By default the two are asked one after the other; a store that can
+    /// only see newer writes by reading the latest state reads it once.
+    fn scan_newer(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        limit: usize,
+        point: u64,
+    ) -> Result<(Page, Vec<(Vec<u8>, u64)>), StoreError> {
+        let page = self.scan(table, range, limit, Some(point))?;
+        let mut stretch = KeyRange {
+            after: range.after.clone(),
+            before: match &page.next_after {
+                Some(last) => Some(successor(last)),
+                None => range.before.clone(),
+            },
+        };
+        let mut newer = Vec::new();
+        loop {
+            let found = self.newer(table, &stretch, point, limit.max(1))?;
+            newer.extend(found.keys);
+            match found.next_after {
+                Some(after) => stretch.after = Some(after),
+                None => return Ok((page, newer)),
+            }
+        }
     }
 
     /// The digest of the visible rows of `table` in `range` as of `as_of`,

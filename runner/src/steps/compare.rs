@@ -509,12 +509,18 @@ pub fn compare(
                 Some((size, range)) => {
                     Pairs::Sampled(sampled::SampledJoin::new(table, as_of, size, range))
                 }
-                None => Pairs::Join(MergeJoin::within(
-                    table,
-                    options.batch,
-                    as_of,
-                    options.bounds.get(table).cloned().unwrap_or_default(),
-                )),
+                // What either side wrote above the point is invisible to
+                // reads as of it: the join gathers those keys as it reads,
+                // to count and list them rather than pass them in silence.
+                None => Pairs::Join(
+                    MergeJoin::within(
+                        table,
+                        options.batch,
+                        as_of,
+                        options.bounds.get(table).cloned().unwrap_or_default(),
+                    )
+                    .gathering_newer(),
+                ),
             },
             (Some(keys), _) => Pairs::Keys(KeyList::new(
                 table,
@@ -536,6 +542,12 @@ pub fn compare(
                 return Err(StepError::Interrupted);
             }
             let pairs = join.next_pairs(blue, green)?;
+            // Known up to the last key paired (all of them at the end), so a
+            // compare resumed after that key counts none twice.
+            let upto = pairs.last().map(|p| p.row_key.as_slice());
+            for (key, b, g) in join.take_newer(upto) {
+                newer::note(&mut report, table, (&key, b, g), (caps.examples, caps.text));
+            }
             // Keys of ranges whose digests agreed: matching, unpaired.
             let equal = join.take_equal();
             report.add(table, equal, |c| &mut c.keys);
@@ -602,23 +614,20 @@ pub fn compare(
         if let Pairs::Sampled(s) = &join {
             sampled_ranges += s.ranges;
         }
-        // What either side wrote above the point is invisible to the pass:
-        // it is counted and listed, not skipped in silence (a touched
-        // compare knows its keys' versions from the replay's log).
-        if let (None, Some(point), false) = (touched, as_of, matches!(join, Pairs::Sampled(_))) {
+        // A hashed compare reads only the ranges that differ: the keys
+        // written above the point are asked of the whole table (a join
+        // gathered them as it read; a sample asks of its keys, a touched
+        // compare knows them from the replay's log).
+        if let (Pairs::Hashed(_), Some(point)) = (&join, as_of) {
             newer::count_newer(
                 blue,
                 green,
                 table,
-                &options.bounds.get(table).cloned().unwrap_or_default(),
                 point,
                 (options.batch, caps.examples, caps.text),
                 &mut report,
                 cancel,
-            )
-            .inspect_err(|_| {
-                let _ = save(&report, &done, last.as_deref(), &suspects, &mut log);
-            })?;
+            )?;
         }
         done.push(table.clone());
         save(&report, &done, None, &suspects, &mut log)?;

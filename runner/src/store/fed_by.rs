@@ -101,6 +101,16 @@ impl Store for FedStore {
         self.inner.newer(table, range, point, limit)
     }
 
+    fn scan_newer(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        limit: usize,
+        point: u64,
+    ) -> Result<(Page, Vec<(Vec<u8>, u64)>), StoreError> {
+        self.inner.scan_newer(table, range, limit, point)
+    }
+
     fn digest(
         &mut self,
         table: &str,

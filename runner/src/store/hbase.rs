@@ -458,6 +458,49 @@ impl Store for HbaseStore {
         Ok(Page { rows, next_after })
     }
 
+    /// One read of the latest state: a row whose newest cell is at or
+    /// below `point` reads the same as of `point` (HBase applies later
+    /// deletes to reads as of earlier times too), so only the rows written
+    /// above it are read again as of it.
+    fn scan_newer(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        limit: usize,
+        point: u64,
+    ) -> Result<(Page, Vec<(Vec<u8>, u64)>), StoreError> {
+        let mut page = self.scan(table, range, limit, None)?;
+        let newer: Vec<(Vec<u8>, u64)> = page
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let top = row.cells.iter().map(|c| c.version).max()?;
+                (top > point).then(|| (row.row_key.clone(), top))
+            })
+            .collect();
+        if !newer.is_empty() {
+            let keys: Vec<Vec<u8>> = newer.iter().map(|(k, _)| k.clone()).collect();
+            let rewritten: BTreeSet<&[u8]> = newer.iter().map(|(k, _)| k.as_slice()).collect();
+            let mut then: HashMap<Vec<u8>, Row> = keys
+                .iter()
+                .cloned()
+                .zip(self.get(table, &keys, Some(point))?)
+                .filter_map(|(k, row)| Some((k, row?)))
+                .collect();
+            page.rows = std::mem::take(&mut page.rows)
+                .into_iter()
+                .filter_map(|row| {
+                    if rewritten.contains(row.row_key.as_slice()) {
+                        then.remove(&row.row_key)
+                    } else {
+                        Some(row)
+                    }
+                })
+                .collect();
+        }
+        Ok((page, newer))
+    }
+
     fn get(
         &mut self,
         table: &str,

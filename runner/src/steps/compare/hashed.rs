@@ -13,7 +13,7 @@ use crate::model::Row;
 use crate::plugin::check::Pair;
 use crate::steps::StepError;
 use crate::store::digest::{self, Ignored};
-use crate::store::{KeyRange, Store};
+use crate::store::{KeyRange, Store, successor};
 
 /// Parts a differing range is split into.
 const FAN_OUT: usize = 8;
@@ -157,12 +157,4 @@ impl<'t> HashedJoin<'t> {
         }
         Ok(())
     }
-}
-
-/// The first key after `key` in byte order: `key` and a zero byte. A range
-/// ending before it ends with `key` included.
-pub(super) fn successor(key: &[u8]) -> Vec<u8> {
-    let mut next = key.to_vec();
-    next.push(0);
-    next
 }

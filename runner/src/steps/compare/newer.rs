@@ -3,6 +3,11 @@
 //! ahead of the others, or at a wrong, future version) is invisible to it.
 //! Such keys are counted and listed as "newer than the compare point", side
 //! by side, instead of passing in silence; the next pass judges them.
+//!
+//! A full compare's merge-join gathers them in the reads it makes anyway
+//! ([`crate::store::Store::scan_newer`]); here are the pass over a whole
+//! table that a hashed compare needs, the check of a sample's keys, and
+//! how one such key is noted.
 
 use std::collections::VecDeque;
 
@@ -13,7 +18,7 @@ use crate::model::Row;
 use crate::steps::StepError;
 use crate::store::{KeyRange, Store};
 
-/// One side's newer keys in a range, read page by page.
+/// One side's newer keys, read page by page.
 struct Side {
     buffered: VecDeque<(Vec<u8>, u64)>,
     range: KeyRange,
@@ -21,10 +26,10 @@ struct Side {
 }
 
 impl Side {
-    fn new(range: &KeyRange) -> Self {
+    fn new() -> Self {
         Side {
             buffered: VecDeque::new(),
-            range: range.clone(),
+            range: KeyRange::default(),
             done: false,
         }
     }
@@ -48,25 +53,18 @@ impl Side {
     }
 }
 
-/// Counts the keys of `table` in `range` that blue or green wrote above
-/// `point` (a key both wrote counts once) and keeps the first as examples.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "both stores, what to ask, where to count and the stop signal"
-)]
+/// Counts the keys of `table` that blue or green wrote above `point` (a
+/// key both wrote counts once) and keeps the first as examples.
 pub fn count_newer(
     blue: &mut dyn Store,
     green: &mut dyn Store,
     table: &str,
-    range: &KeyRange,
     point: u64,
     (batch, examples, text): (usize, usize, usize),
     report: &mut Report,
     cancel: &Cancel,
 ) -> Result<(), StepError> {
-    let (mut b, mut g) = (Side::new(range), Side::new(range));
-    let mut found = 0u64;
-    let mut listed = Vec::new();
+    let (mut b, mut g) = (Side::new(), Side::new());
     loop {
         if cancel.is_cancelled() {
             return Err(StepError::Interrupted);
@@ -89,20 +87,28 @@ pub fn count_newer(
         if in_green.is_some() {
             g.buffered.pop_front();
         }
-        found += 1;
-        if report.newer_examples.len() + listed.len() < examples {
-            listed.push(NewerKey {
-                table: table.to_string(),
-                key: crate::text::bounded(&crate::text::text_or_hex(&key), text),
-                blue: in_blue,
-                green: in_green,
-            });
-        }
+        note(report, table, (&key, in_blue, in_green), (examples, text));
     }
-    // Counted once the table's pass is whole: a pass cut short counts again.
-    report.add(table, found, |c| &mut c.newer_than_compare_point);
-    report.newer_examples.extend(listed);
     Ok(())
+}
+
+/// Counts one key written above the compare point, and lists it while
+/// there is room.
+pub fn note(
+    report: &mut Report,
+    table: &str,
+    (key, blue, green): (&[u8], Option<u64>, Option<u64>),
+    (examples, text): (usize, usize),
+) {
+    report.add(table, 1, |c| &mut c.newer_than_compare_point);
+    if report.newer_examples.len() < examples {
+        report.newer_examples.push(NewerKey {
+            table: table.to_string(),
+            key: crate::text::bounded(&crate::text::text_or_hex(key), text),
+            blue,
+            green,
+        });
+    }
 }
 
 /// The same for the given keys only (a sample), read as they stand now:
@@ -124,17 +130,9 @@ pub fn count_newer_among(
     };
     for pair in pairs_of(blue, green, table, keys, None)? {
         let (in_blue, in_green) = (above(&pair.blue), above(&pair.green));
-        if in_blue.is_none() && in_green.is_none() {
-            continue;
-        }
-        report.add(table, 1, |c| &mut c.newer_than_compare_point);
-        if report.newer_examples.len() < examples {
-            report.newer_examples.push(NewerKey {
-                table: table.to_string(),
-                key: crate::text::bounded(&crate::text::text_or_hex(&pair.row_key), text),
-                blue: in_blue,
-                green: in_green,
-            });
+        if in_blue.is_some() || in_green.is_some() {
+            let key = pair.row_key.as_slice();
+            note(report, table, (key, in_blue, in_green), (examples, text));
         }
     }
     Ok(())

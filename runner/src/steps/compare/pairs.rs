@@ -15,13 +15,21 @@ pub struct MergeJoin<'t> {
     table: &'t str,
     batch: usize,
     as_of: Option<u64>,
+    /// Also gather the keys written above the compare point.
+    newer: bool,
     blue: Side,
     green: Side,
 }
 
+/// A key written above the compare point, with each side's newest version
+/// above it (none: that side did not write it since).
+pub type Newer = (Vec<u8>, Option<u64>, Option<u64>);
+
 #[derive(Default)]
 struct Side {
     rows: VecDeque<Row>,
+    /// Keys written above the compare point, of the stretch read so far.
+    newer: VecDeque<(Vec<u8>, u64)>,
     after: Option<Vec<u8>>,
     /// Where the range ends (not included), if it ends.
     before: Option<Vec<u8>>,
@@ -35,14 +43,21 @@ impl Side {
         store: &mut dyn Store,
         table: &str,
         batch: usize,
-        as_of: Option<u64>,
+        (as_of, newer): (Option<u64>, bool),
     ) -> Result<(), StepError> {
         while self.rows.is_empty() && !self.done {
             let range = crate::store::KeyRange {
                 after: self.after.clone(),
                 before: self.before.clone(),
             };
-            let page = store.scan(table, &range, batch, as_of)?;
+            let page = match as_of {
+                Some(point) if newer => {
+                    let (page, written) = store.scan_newer(table, &range, batch, point)?;
+                    self.newer.extend(written);
+                    page
+                }
+                _ => store.scan(table, &range, batch, as_of)?,
+            };
             self.rows.extend(page.rows);
             match page.next_after {
                 Some(a) => self.after = Some(a),
@@ -65,9 +80,46 @@ impl<'t> MergeJoin<'t> {
             table,
             batch,
             as_of,
+            newer: false,
             blue: side(),
             green: side(),
         }
+    }
+
+    /// Also gathers the keys either side wrote above the compare point, in
+    /// the same reads ([`Store::scan_newer`]); see [`MergeJoin::take_newer`].
+    pub fn gathering_newer(mut self) -> Self {
+        self.newer = true;
+        self
+    }
+
+    /// The keys written above the compare point up to and with `upto` (the
+    /// last key paired: both sides have read past it), or all when `None`
+    /// (after the last pair), each once with both sides' versions.
+    pub fn take_newer(&mut self, upto: Option<&[u8]>) -> Vec<Newer> {
+        let mut taken = Vec::new();
+        let ready = |side: &Side| {
+            side.newer
+                .front()
+                .filter(|(k, _)| upto.is_none_or(|u| k.as_slice() <= u))
+                .map(|(k, _)| k.clone())
+        };
+        loop {
+            let (b, g) = (ready(&self.blue), ready(&self.green));
+            let key = match (&b, &g) {
+                (None, None) => break,
+                (Some(b), Some(g)) => b.min(g).clone(),
+                (Some(k), None) | (None, Some(k)) => k.clone(),
+            };
+            let version = |side: &mut Side| {
+                (side.newer.front().map(|(k, _)| k) == Some(&key))
+                    .then(|| side.newer.pop_front().map(|(_, v)| v))
+                    .flatten()
+            };
+            let (blue, green) = (version(&mut self.blue), version(&mut self.green));
+            taken.push((key, blue, green));
+        }
+        taken
     }
 
     /// Goes on after `key` (a compare resumed from its saved progress).
@@ -84,8 +136,9 @@ impl<'t> MergeJoin<'t> {
     ) -> Result<Vec<Pair>, StepError> {
         let mut pairs = Vec::with_capacity(self.batch);
         while pairs.len() < self.batch {
-            self.blue.fill(blue, self.table, self.batch, self.as_of)?;
-            self.green.fill(green, self.table, self.batch, self.as_of)?;
+            let read = (self.as_of, self.newer);
+            self.blue.fill(blue, self.table, self.batch, read)?;
+            self.green.fill(green, self.table, self.batch, read)?;
             let order = match (self.blue.rows.front(), self.green.rows.front()) {
                 (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
@@ -192,6 +245,16 @@ pub enum Pairs<'t> {
 }
 
 impl Pairs<'_> {
+    /// The keys written above the compare point that are known up to
+    /// `upto` (see [`MergeJoin::take_newer`]); a merge-join gathering them
+    /// only.
+    pub fn take_newer(&mut self, upto: Option<&[u8]>) -> Vec<Newer> {
+        match self {
+            Pairs::Join(j) => j.take_newer(upto),
+            _ => Vec::new(),
+        }
+    }
+
     /// Keys counted as matching without being paired (equal digests) since
     /// the last call.
     pub fn take_equal(&mut self) -> u64 {

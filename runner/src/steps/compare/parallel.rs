@@ -94,7 +94,7 @@ impl Split {
             for key in keys {
                 cuts.push(KeyRange {
                     after: after.take(),
-                    before: Some(super::hashed::successor(&key)),
+                    before: Some(crate::store::successor(&key)),
                 });
                 after = Some(key);
             }
