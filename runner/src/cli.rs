@@ -731,19 +731,22 @@ fn print_rows(
         );
         return ExitCode::from(EXIT_FAILED);
     }
-    match rows::read(store.as_mut(), table, query) {
-        Ok((found, cut)) => {
-            let written = if json {
-                found
-                    .iter()
-                    .try_for_each(|row| writeln!(out, "{}", rows::json(table, row)))
-            } else {
-                out.write_all(rows::text(table, &found).as_bytes())
-            };
-            if written.is_err() {
-                return ExitCode::SUCCESS;
-            }
-            if found.is_empty() {
+    // Written row by row as the pages come; a reader that stops early
+    // (`| head`) is not an error.
+    let mut stopped = false;
+    let mut show = |row: &crate::model::Row| {
+        let written = if json {
+            writeln!(out, "{}", rows::json(table, row))
+        } else {
+            out.write_all(rows::text(table, std::slice::from_ref(row)).as_bytes())
+        };
+        stopped = written.is_err();
+        !stopped
+    };
+    match rows::read(store.as_mut(), table, query, &mut show) {
+        Ok(_) if stopped => ExitCode::SUCCESS,
+        Ok((shown, cut)) => {
+            if shown == 0 {
                 eprintln!("(no rows)");
             }
             if cut {

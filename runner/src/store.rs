@@ -66,11 +66,15 @@ pub struct Page {
     pub next_after: Option<Vec<u8>>,
 }
 
+/// Keys written above a version, each with its highest version, in key
+/// order.
+pub type NewerKeys = Vec<(Vec<u8>, u64)>;
+
 /// One page of the keys written above a version ([`Store::newer`]).
 #[derive(Debug, Default)]
 pub struct NewerPage {
     /// Keys with their highest version, in key order.
-    pub keys: Vec<(Vec<u8>, u64)>,
+    pub keys: NewerKeys,
     /// Where the next page starts (after this key); `None` when done.
     pub next_after: Option<Vec<u8>>,
 }
@@ -176,7 +180,7 @@ pub trait Store: Send {
         range: &KeyRange,
         limit: usize,
         point: u64,
-    ) -> Result<(Page, Vec<(Vec<u8>, u64)>), StoreError> {
+    ) -> Result<(Page, NewerKeys), StoreError> {
         let page = self.scan(table, range, limit, Some(point))?;
         let mut stretch = KeyRange {
             after: range.after.clone(),

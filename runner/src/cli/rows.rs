@@ -66,9 +66,17 @@ fn as_of(store: &mut dyn Store, text: Option<&str>) -> Result<Option<u64>, Strin
         .map_err(|_| format!("`--as-of {text}` is before the first version"))
 }
 
-/// Reads what `query` asks for from `table`: rows in key order, and whether
-/// the limit cut them short.
-pub fn read(store: &mut dyn Store, table: &str, query: &Query) -> Result<(Vec<Row>, bool), String> {
+/// Reads what `query` asks for from `table` and hands the rows to `show` in
+/// key order as the pages come, so `--limit 0` holds a page of a large table
+/// at a time, not all of it; `show` says whether to go on (a reader that
+/// stopped). Returns how many rows were shown and whether the limit cut
+/// them short.
+pub fn read(
+    store: &mut dyn Store,
+    table: &str,
+    query: &Query,
+    show: &mut dyn FnMut(&Row) -> bool,
+) -> Result<(usize, bool), String> {
     let version = as_of(store, query.as_of.as_deref())?;
     let failed = |e: StoreError| e.to_string();
     let limit = if query.limit == 0 {
@@ -90,10 +98,27 @@ pub fn read(store: &mut dyn Store, table: &str, query: &Query) -> Result<(Vec<Ro
             .into_iter()
             .flatten()
             .collect();
-        let cut = found.len() > limit;
-        return Ok((found.into_iter().take(limit).collect(), cut));
+        let mut shown = 0;
+        for row in found.iter().take(limit) {
+            if !show(row) {
+                break;
+            }
+            shown += 1;
+        }
+        return Ok((shown, found.len() > limit));
     }
-    let mut rows = Vec::new();
+    let mut shown = 0;
+    // Each row is shown while the limit has room; one more means cut short.
+    let mut offer = |shown: &mut usize, row: &Row| -> Option<bool> {
+        if *shown == limit {
+            return Some(true);
+        }
+        if !show(row) {
+            return Some(false);
+        }
+        *shown += 1;
+        None
+    };
     // `--from` is included: read it, then scan after it (unless `--to`
     // ends the range before it).
     if let Some(from) = query
@@ -101,30 +126,32 @@ pub fn read(store: &mut dyn Store, table: &str, query: &Query) -> Result<(Vec<Ro
         .as_ref()
         .filter(|f| query.to.as_ref().is_none_or(|to| *f < to))
     {
-        rows.extend(
-            store
-                .get(table, std::slice::from_ref(from), version)
-                .map_err(failed)?
-                .into_iter()
-                .flatten(),
-        );
+        let first = store
+            .get(table, std::slice::from_ref(from), version)
+            .map_err(failed)?;
+        for row in first.iter().flatten() {
+            if let Some(cut) = offer(&mut shown, row) {
+                return Ok((shown, cut));
+            }
+        }
     }
     let mut range = KeyRange {
         after: query.from.clone(),
         before: query.to.clone(),
     };
-    while rows.len() <= limit {
-        let want = (limit - rows.len()).saturating_add(1).min(500);
+    loop {
+        let want = (limit - shown).saturating_add(1).min(500);
         let page = store.scan(table, &range, want, version).map_err(failed)?;
-        rows.extend(page.rows);
+        for row in &page.rows {
+            if let Some(cut) = offer(&mut shown, row) {
+                return Ok((shown, cut));
+            }
+        }
         match page.next_after {
             Some(next) => range.after = Some(next),
-            None => break,
+            None => return Ok((shown, false)),
         }
     }
-    let cut = rows.len() > limit;
-    rows.truncate(limit);
-    Ok((rows, cut))
 }
 
 /// Rows as text: the key, then a line per cell.

@@ -107,7 +107,7 @@ impl Store for FedStore {
         range: &KeyRange,
         limit: usize,
         point: u64,
-    ) -> Result<(Page, Vec<(Vec<u8>, u64)>), StoreError> {
+    ) -> Result<(Page, super::NewerKeys), StoreError> {
         self.inner.scan_newer(table, range, limit, point)
     }
 

@@ -468,9 +468,9 @@ impl Store for HbaseStore {
         range: &KeyRange,
         limit: usize,
         point: u64,
-    ) -> Result<(Page, Vec<(Vec<u8>, u64)>), StoreError> {
+    ) -> Result<(Page, super::NewerKeys), StoreError> {
         let mut page = self.scan(table, range, limit, None)?;
-        let newer: Vec<(Vec<u8>, u64)> = page
+        let newer: super::NewerKeys = page
             .rows
             .iter()
             .filter_map(|row| {

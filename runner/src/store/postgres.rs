@@ -653,13 +653,19 @@ impl Store for PostgresStore {
         let before = range.before.as_deref();
         let point = i64::try_from(point).unwrap_or(i64::MAX);
         let limit_sql = limit.min(i64::MAX as usize) as i64;
-        // Both layouts keep a version per row, deletes included.
+        // Both layouts keep a version per row, deletes included. Both
+        // bounds are plain comparisons, so the key index ends the range.
+        let end = if before.is_some() {
+            "row_key < $2"
+        } else {
+            "$2::bytea IS NULL"
+        };
         let keys: Vec<(Vec<u8>, u64)> = self
             .call("cannot read newer writes", |client| {
                 Ok(client.query(
                     &format!(
                         "SELECT row_key, MAX(version) FROM {sql}
-                         WHERE row_key > $1 AND ($2::bytea IS NULL OR row_key < $2)
+                         WHERE row_key > $1 AND {end}
                          GROUP BY row_key HAVING MAX(version) > $3
                          ORDER BY row_key LIMIT $4"
                     ),

@@ -417,12 +417,19 @@ impl Store for SqliteStore {
         }
         let sql = sql_table(table).map_err(|m| self.refused("bad table name", m))?;
         // Every version is a row, deletes included: the keys come from the
-        // primary key's order without decoding a cell.
+        // primary key's order without decoding a cell. Both bounds must be
+        // plain comparisons for the key index to end the range: most keys
+        // are not newer, so an open end would read on to the table's end.
+        let end = if range.before.is_some() {
+            "row_key < ?2"
+        } else {
+            "?2 IS NULL"
+        };
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "SELECT row_key, MAX(version) FROM {sql}
-                 WHERE row_key > ?1 AND (?2 IS NULL OR row_key < ?2)
+                 WHERE row_key > ?1 AND {end}
                  GROUP BY row_key HAVING MAX(version) > ?3
                  ORDER BY row_key LIMIT ?4"
             ))

@@ -5,11 +5,12 @@
 //! largest share of keys that may differ (a Wilson score bound). What it
 //! cannot show is that no key differs; a `full` or `hashed` compare does.
 //!
-//! A point is the keys' common prefix followed by random bytes: the first
-//! between the first and the last key's, each drawn from the bytes the
-//! table's keys are written in (learnt from a pilot of its first keys), so
-//! decimal, hex and binary keys are all drawn across their whole space
-//! rather than mostly at the gaps between digits. The draw is fair to keys
+//! A point is the keys' common prefix followed by random bytes, each drawn
+//! from those the table's keys were seen to have at that place (the first
+//! between the first and the last key's), learnt from its first keys and
+//! from keys found after rough draws; so decimal, hex, binary and
+//! structured keys are all drawn across their whole space rather than
+//! mostly at the gaps between digits. The draw is fair to keys
 //! spread evenly over that space (hashes, UUIDs, numbers) and favours keys
 //! after wide gaps otherwise; the report says so. It is seeded by the table
 //! and the compare point, so a resumed compare draws the same sample.
@@ -23,11 +24,17 @@ use crate::plugin::check::Pair;
 use crate::steps::StepError;
 use crate::store::{KeyRange, Store};
 
-/// Bytes of a key after the common prefix that a drawn point sets.
+/// Bytes after the common prefix the search for the last key reads.
 const POINT_BYTES: usize = 8;
 
 /// Keys read from the table's start to learn the bytes its keys use.
 const PILOT: usize = 256;
+
+/// Keys found after rough points to learn the bytes of each place.
+const BOOTSTRAP: usize = 64;
+
+/// The most bytes after the prefix a point sets.
+const MAX_DRAWN: usize = 64;
 
 /// Longest common prefix followed when the first and last key agree on
 /// their next bytes too.
@@ -151,26 +158,37 @@ fn seed(table: &str, as_of: Option<u64>) -> u64 {
 struct KeySpace {
     /// What every key starts with.
     prefix: Vec<u8>,
-    /// The bytes the first byte after it is drawn from.
-    lead: Vec<u8>,
-    /// The bytes the rest are drawn from.
-    alphabet: Vec<u8>,
+    /// For each byte after it, the bytes it is drawn from: those keys were
+    /// seen to have there (the first within the first and the last key's).
+    bytes: Vec<Vec<u8>>,
 }
 
 impl KeySpace {
     fn draw(&self, random: &mut SplitMix) -> Vec<u8> {
         let mut point = self.prefix.clone();
-        let mut pick = |from: &[u8]| from[random.below(from.len() as u64) as usize];
-        point.push(pick(&self.lead));
-        for _ in 1..POINT_BYTES {
-            point.push(pick(&self.alphabet));
+        for from in &self.bytes {
+            point.push(from[random.below(from.len() as u64) as usize]);
         }
         point
     }
+
+    /// Notes the bytes of `key` after the prefix.
+    fn learn(seen: &mut Vec<[bool; 256]>, prefix: usize, key: &[u8]) {
+        for (at, b) in key.iter().skip(prefix).take(MAX_DRAWN).enumerate() {
+            if seen.len() <= at {
+                seen.push([false; 256]);
+            }
+            seen[at][*b as usize] = true;
+        }
+    }
 }
 
-/// The key space of `table`: its keys' common prefix, the first bytes
-/// after it, and the bytes its first keys use.
+/// The key space of `table`: its keys' common prefix, and the bytes seen at
+/// each place after it, learnt from the table's first keys and from keys
+/// found after points drawn over all the bytes seen. Places are learnt one
+/// by one, so keys with a structure (`room-0042#000000012345`: digits, a
+/// `#`, leading zeros) are drawn across their whole space, not mostly at
+/// the first key after a gap.
 fn key_space(
     blue: &mut dyn Store,
     green: &mut dyn Store,
@@ -185,33 +203,56 @@ fn key_space(
     // the prefix, and the first byte they differ in leads the draw.
     let (low, high) = (low.to_be_bytes(), high.to_be_bytes());
     let shared = low.iter().zip(&high).take_while(|(a, b)| a == b).count();
-    prefix.extend_from_slice(&low[..shared.min(POINT_BYTES - 1)]);
     let at = shared.min(POINT_BYTES - 1);
+    prefix.extend_from_slice(&low[..at]);
     let (first, last) = (low[at], high[at]);
+    let mut seen: Vec<[bool; 256]> = vec![[false; 256]];
+    seen[0][first as usize] = true;
+    seen[0][last as usize] = true;
     let range = KeyRange {
         after: Some(prefix.clone()),
         before: None,
     };
-    let mut alphabet = [false; 256];
     for row in blue.scan(table, &range, PILOT, as_of)?.rows {
-        for b in row.row_key.iter().skip(prefix.len()) {
-            alphabet[*b as usize] = true;
+        KeySpace::learn(&mut seen, prefix.len(), &row.row_key);
+    }
+    let space = |seen: &[[bool; 256]], any_byte: bool| {
+        let all: Vec<u8> = (0..=255u8)
+            .filter(|b| seen.iter().any(|s| s[*b as usize]))
+            .collect();
+        let bytes = seen
+            .iter()
+            .enumerate()
+            .map(|(at, s)| {
+                let here = (0..=255u8).filter(|b| s[*b as usize]);
+                match at {
+                    // The first byte lies within the first and the last key's.
+                    0 => all
+                        .iter()
+                        .copied()
+                        .filter(|b| (first..=last).contains(b))
+                        .collect(),
+                    _ if any_byte => all.clone(),
+                    _ => here.collect(),
+                }
+            })
+            .collect();
+        KeySpace {
+            prefix: prefix.clone(),
+            bytes,
+        }
+    };
+    // Keys found after points drawn over every byte seen anywhere teach
+    // what each place holds across the table, not only at its start.
+    let rough = space(&seen, true);
+    let mut random = SplitMix(seed(table, as_of) ^ 0xb007);
+    for _ in 0..BOOTSTRAP {
+        let point = rough.draw(&mut random);
+        if let Some(key) = first_after(blue, table, Some(&point), as_of)? {
+            KeySpace::learn(&mut seen, prefix.len(), &key);
         }
     }
-    alphabet[first as usize] = true;
-    alphabet[last as usize] = true;
-    let alphabet: Vec<u8> = (0..=255u8).filter(|b| alphabet[*b as usize]).collect();
-    // The first byte spans the first and the last key's, in the alphabet.
-    let lead: Vec<u8> = alphabet
-        .iter()
-        .copied()
-        .filter(|b| (first..=last).contains(b))
-        .collect();
-    Ok(Some(KeySpace {
-        prefix,
-        lead,
-        alphabet,
-    }))
+    Ok(Some(space(&seen, false)))
 }
 
 /// The common prefix of the table's keys and the span of the next
