@@ -127,6 +127,7 @@ fn scenario(
         sampled: None,
         differences: None,
         bounds: Default::default(),
+        first: None,
     };
     compare(&mut *blue, &mut green, None, &options, &Cancel::default()).unwrap()
 }

@@ -149,6 +149,7 @@ fn options(variant: Variant) -> Options {
         sampled: (variant == Variant::Sampled).then_some((10_000, 10)),
         differences: None,
         bounds: Default::default(),
+        first: None,
     }
 }
 

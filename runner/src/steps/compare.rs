@@ -102,6 +102,9 @@ pub struct Options {
     /// The key range of a table to compare, where not all of it (one of
     /// the ranges of a `full` compare split to run in parallel).
     pub bounds: BTreeMap<String, KeyRange>,
+    /// Where blue and green stood at the first read, when the caller read
+    /// it (for all the ranges of a split compare); none: read at the start.
+    pub first: Option<(Option<i64>, Option<i64>)>,
 }
 
 /// How a `hashed` compare splits the keys.
@@ -177,6 +180,7 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         sampled: c.sampled,
         differences: c.list_differences.then_some(differences),
         bounds: BTreeMap::new(),
+        first: None,
     };
     let (report, leftovers) = match c.parallel {
         Some(parts) if parts > 1 => {
@@ -228,8 +232,13 @@ fn run(ctx: &StepContext, id: &str, c: &CompareStep) -> Result<String, StepError
         &markdown,
         report::markdown(&report, id, c.blue.get_ref(), c.green.get_ref()),
     );
-    // Finished, whatever the gate says: a run after this compares afresh.
-    for file in std::iter::once(&progress_path).chain(&leftovers) {
+    // Finished, whatever the gate says: a run after this compares afresh
+    // (with any number of ranges).
+    let stale = parallel::SplitFiles::left_by_any(&ctx.setup.state_dir, id);
+    for file in std::iter::once(&progress_path)
+        .chain(&leftovers)
+        .chain(&stale)
+    {
         let _ = std::fs::remove_file(file);
     }
     {
@@ -408,7 +417,10 @@ pub fn compare(
             p
         }
         None => Progress {
-            first: (blue.watermark()?, green.watermark()?),
+            first: match options.first {
+                Some(first) => first,
+                None => (blue.watermark()?, green.watermark()?),
+            },
             ..Progress::default()
         },
     };
@@ -491,7 +503,9 @@ pub fn compare(
     // A hashed compare saves at the end of each table only: the ranges it
     // counted equal lie past the last key it paired; a sample has no order.
     let mid_table = options.hashed.is_none() && options.sampled.is_none();
-    let mut sampled_ranges = 0;
+    // Ranges a sample drew, kept in the report's finding from table to
+    // table, so a resumed sample counts those of the tables it finished.
+    let mut sampled_ranges = report.sample.as_ref().map_or(0, |s| s.ranges);
     for table in &options.tables {
         if done.contains(table) {
             continue;
@@ -611,8 +625,15 @@ pub fn compare(
                 return Err(StepError::Interrupted);
             }
         }
-        if let Pairs::Sampled(s) = &join {
+        if let (Pairs::Sampled(s), Some((size, range))) = (&join, options.sampled) {
             sampled_ranges += s.ranges;
+            report.sample = Some(sampled::SampleFinding::new(
+                size,
+                range,
+                sampled_ranges,
+                report.total.keys,
+                report.differing(),
+            ));
         }
         // A hashed compare reads only the ranges that differ: the keys
         // written above the point are asked of the whole table (a join

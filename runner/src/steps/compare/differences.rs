@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -41,10 +42,13 @@ impl DifferenceLog {
                 path.display()
             ))
         };
+        // A link planted where the list goes is refused, not written through
+        // (the list is cut back to `keep`, which would cut its target).
         let file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(fail)?;
         let length = file.metadata().map_err(fail)?.len();
@@ -129,5 +133,12 @@ mod tests {
         // A list shorter than the progress counted was replaced: refused.
         std::fs::write(&path, "").unwrap();
         assert!(DifferenceLog::open(&path, saved).is_err());
+        // A link in its place is not followed: its target keeps its bytes.
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(DifferenceLog::open(&path, 0).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
     }
 }

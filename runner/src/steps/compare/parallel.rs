@@ -26,44 +26,59 @@ use crate::store::{KeyRange, Store};
 /// The most ranges a compare is split into.
 pub const MAX_PARALLEL: usize = 16;
 
-/// The ranges and the compare point, as saved.
+/// Where both sides stood, and the ranges, as saved.
 #[derive(Debug, Serialize, Deserialize)]
 struct Saved {
     /// What was asked: ranges saved for anything else are not used.
     asked: String,
-    point: Option<u64>,
-    /// Per table, the keys it splits at (hex).
+    /// Where blue and green stood at the first read: every range takes
+    /// its compare point from them, as one compare would.
+    first: (Option<i64>, Option<i64>),
+    /// Per table, the keys it splits at (hex, in order).
     splits: BTreeMap<String, Vec<String>>,
 }
 
-/// The ranges each table is compared in, and the compare point.
+impl Saved {
+    /// Whether it can be used: asked the same, every table cut in order.
+    fn usable(&self, asked: &str, tables: &[String]) -> bool {
+        self.asked == asked
+            && tables.iter().all(|t| self.splits.contains_key(t))
+            && self.splits.values().all(|keys| {
+                let keys: Option<Vec<Vec<u8>>> = keys.iter().map(|k| hex::decode(k).ok()).collect();
+                keys.is_some_and(|k| k.windows(2).all(|w| w[0] < w[1]))
+            })
+    }
+}
+
+/// The ranges each table is compared in, and where both sides stood.
 pub struct Split {
-    /// The compare point all ranges share (`None`: the latest state).
-    pub point: Option<u64>,
+    /// Where blue and green stood at the first read.
+    pub first: (Option<i64>, Option<i64>),
     /// Per table, its ranges in key order (as many as it has keys for).
     pub ranges: BTreeMap<String, Vec<KeyRange>>,
 }
 
 impl Split {
-    /// The saved split for the same question, or a new one: the point from
-    /// `point` (given both sides' watermarks), and `parts` ranges per table
-    /// cut at keys drawn from blue.
+    /// The saved split for the same question, or a new one: where both
+    /// sides stand now, and `parts` ranges per table cut at keys drawn from
+    /// blue at the compare point that makes.
     pub fn load_or_make(
         path: &Path,
         asked: &str,
         (blue, green): (&mut dyn Store, &mut dyn Store),
         tables: &[String],
-        point: impl FnOnce(&mut dyn Store, &mut dyn Store) -> Result<Option<u64>, StepError>,
+        as_of: &Option<AsOf>,
         parts: usize,
     ) -> Result<Split, StepError> {
         let saved = std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice::<Saved>(&b).ok())
-            .filter(|s| s.asked == asked);
+            .filter(|s| s.usable(asked, tables));
         let saved = match saved {
             Some(saved) => saved,
             None => {
-                let point = point(blue, green)?;
+                let first = (blue.watermark()?, green.watermark()?);
+                let point = resolve(as_of, first, blue.name(), green.name());
                 let mut splits = BTreeMap::new();
                 for table in tables {
                     let keys = super::sampled::split_keys(blue, green, table, point, parts)?;
@@ -71,10 +86,10 @@ impl Split {
                 }
                 let saved = Saved {
                     asked: asked.to_string(),
-                    point,
+                    first,
                     splits,
                 };
-                std::fs::write(path, serde_json::to_vec(&saved).unwrap_or_default()).map_err(
+                write_whole(path, &serde_json::to_vec(&saved).unwrap_or_default()).map_err(
                     |e| {
                         StepError::Local(format!(
                             "cannot save where the compare splits ({}): {e}",
@@ -105,10 +120,22 @@ impl Split {
             ranges.insert(table, cuts);
         }
         Ok(Split {
-            point: saved.point,
+            first: saved.first,
             ranges,
         })
     }
+}
+
+/// Writes `bytes` to `path` through a new file renamed into place, so a
+/// kill leaves the old file or the new one, and a link planted at `path`
+/// is replaced, not written through.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    let temporary = PathBuf::from(name);
+    let _ = std::fs::remove_file(&temporary);
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
 }
 
 /// One range's compare: its stores, check and options.
@@ -154,6 +181,35 @@ impl SplitFiles {
             .cloned()
             .collect()
     }
+
+    /// The files any split run of compare `id` left in `state`, whatever
+    /// its number of ranges (a run after `parallel` changed removes them).
+    pub fn left_by_any(state: &Path, id: &str) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(state) else {
+            return Vec::new();
+        };
+        let start = format!("compare-{id}.");
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| {
+                let Some(rest) = name.strip_prefix(&start) else {
+                    return false;
+                };
+                let numbered = |kind: &str, end: &str| {
+                    rest.strip_prefix(kind)
+                        .and_then(|r| r.strip_suffix(end))
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                };
+                rest == "ranges.json"
+                    || rest == "ranges.json.tmp"
+                    || rest == "differences.ndjson.tmp"
+                    || numbered("progress-", ".json")
+                    || numbered("differences-", ".ndjson")
+            })
+            .map(|name| state.join(name))
+            .collect()
+    }
 }
 
 /// A `full` compare of `base` in as many key ranges as `files` has, each
@@ -175,19 +231,12 @@ pub fn compare_split(
         &asked,
         (&mut *blue, &mut *green),
         &base.tables,
-        |b, g| {
-            Ok(resolve(
-                &base.as_of,
-                (b.watermark()?, g.watermark()?),
-                b.name(),
-                g.name(),
-            ))
-        },
+        &base.as_of,
         parts,
     )?;
-    let at = Some(split.point.map_or(AsOf::Latest, |v| AsOf::At(v as i64)));
     let mut first = Some((blue, green, checker));
     let mut workers = Vec::new();
+    let mut used = Vec::new();
     for i in 0..parts {
         let bounds: BTreeMap<String, KeyRange> = split
             .ranges
@@ -201,6 +250,12 @@ pub fn compare_split(
             Some(opened) => opened,
             None => open()?,
         };
+        used.push(i);
+        // `rate` over all ranges: the first `rate % parts` take one more.
+        let rate = base.rate.map(|r| {
+            let share = r / parts as u64 + u64::from((i as u64) < r % parts as u64);
+            share.max(1)
+        });
         let options = Options {
             tables: base
                 .tables
@@ -208,14 +263,13 @@ pub fn compare_split(
                 .filter(|t| bounds.contains_key(*t))
                 .cloned()
                 .collect(),
-            as_of: at,
+            first: Some(split.first),
             saving: base.saving.as_ref().map(|s| Saving {
                 path: files.progress[i].clone(),
                 every: s.every,
-                asked: format!("{asked}, range {i}: {bounds:?}"),
+                asked: format!("{asked}, range {i}: {bounds:?}, from {:?}", split.first),
             }),
-            // The load stays what `rate` says, over all ranges.
-            rate: base.rate.map(|r| (r / parts as u64).max(1)),
+            rate,
             differences: base.differences.as_ref().map(|_| files.listed[i].clone()),
             bounds,
             ..base.clone()
@@ -230,12 +284,12 @@ pub fn compare_split(
     let mut report = compare_all(workers, &base.tables, base.caps.examples, cancel)?;
     report.mode = "full".into();
     if let Some(path) = &base.differences {
-        // One list, range after range (so in key order within a table).
+        // One list, range after range: those this run compared only.
         let mut all = Vec::new();
-        for listed in &files.listed {
-            all.extend(std::fs::read(listed).unwrap_or_default());
+        for i in used {
+            all.extend(std::fs::read(&files.listed[i]).unwrap_or_default());
         }
-        std::fs::write(path, all).map_err(|e| {
+        write_whole(path, &all).map_err(|e| {
             StepError::Local(format!(
                 "cannot write the list of differences {}: {e}",
                 path.display()
@@ -285,4 +339,42 @@ fn compare_all(
         merged.merge(result?, tables, examples);
     }
     Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run after `parallel` changed finds the files of every earlier
+    /// split run of its step, and nothing else.
+    #[test]
+    fn the_files_of_any_earlier_split_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "compare-c.ranges.json",
+            "compare-c.progress-0.json",
+            "compare-c.progress-12.json",
+            "compare-c.differences-3.ndjson",
+            "compare-c.differences.ndjson.tmp",
+            // Not a split's: kept.
+            "compare-c.json",
+            "compare-c.progress.json",
+            "compare-c.progress-x.json",
+            "compare-c.differences.ndjson",
+            "compare-other.progress-0.json",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let mut found: Vec<String> = SplitFiles::left_by_any(dir.path(), "c")
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        assert_eq!(found, {
+            let mut expected = names[..5].to_vec();
+            expected.sort();
+            expected
+        });
+    }
 }

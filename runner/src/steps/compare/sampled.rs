@@ -52,6 +52,12 @@ pub struct SampledJoin<'t> {
     seen: BTreeSet<Vec<u8>>,
     /// Draws left before giving up on finding new keys (a small table).
     draws_left: u64,
+    /// Draws in a row that found no new key.
+    misses: u32,
+    /// Whether the table's start was read (the first range).
+    started: bool,
+    /// Every key was seen: the table is smaller than a range.
+    done: bool,
     /// Ranges drawn.
     pub ranges: u64,
 }
@@ -69,12 +75,19 @@ impl<'t> SampledJoin<'t> {
             space: None,
             seen: BTreeSet::new(),
             draws_left: ranges_wanted.saturating_mul(4).saturating_add(16),
+            misses: 0,
+            started: false,
+            done: false,
             ranges: 0,
         }
     }
 
     /// The pairs of the next drawn range (keys not drawn before); empty
-    /// when the sample is whole or no new keys turn up.
+    /// when the sample is whole or no new keys turn up. The first range is
+    /// the table's start, so the first key can be drawn (points are read
+    /// after) and a table smaller than a range is read whole at once. A
+    /// call makes at most [`MAX_MISSES`] fruitless draws, so the caller's
+    /// pace and stop signal are never far off.
     pub fn next_pairs(
         &mut self,
         blue: &mut dyn Store,
@@ -87,29 +100,44 @@ impl<'t> SampledJoin<'t> {
             return Ok(Vec::new());
         };
         let space = space.clone();
-        while (self.seen.len() as u64) < self.size && self.draws_left > 0 {
+        while !self.done
+            && (self.seen.len() as u64) < self.size
+            && self.draws_left > 0
+            && self.misses < MAX_MISSES
+        {
             self.draws_left -= 1;
             self.ranges += 1;
-            let point = space.draw(&mut self.random);
+            let after = if self.started {
+                Some(space.draw(&mut self.random))
+            } else {
+                self.started = true;
+                None
+            };
             let range = KeyRange {
-                after: Some(point),
+                after: after.clone(),
                 before: None,
             };
             let mut join = MergeJoin::within(self.table, self.range_keys, self.as_of, range);
+            let read = join.next_pairs(blue, green)?;
+            self.done = after.is_none() && read.len() < self.range_keys;
             let left = self.size - self.seen.len() as u64;
-            let pairs: Vec<Pair> = join
-                .next_pairs(blue, green)?
+            let pairs: Vec<Pair> = read
                 .into_iter()
                 .filter(|p| self.seen.insert(p.row_key.clone()))
                 .take(left as usize)
                 .collect();
             if !pairs.is_empty() {
+                self.misses = 0;
                 return Ok(pairs);
             }
+            self.misses += 1;
         }
         Ok(Vec::new())
     }
 }
+
+/// Draws in a row that find no new key before a sample ends its table.
+const MAX_MISSES: u32 = 64;
 
 /// Keys drawn per part to find where a table splits into parts.
 const SPLIT_PILOT: usize = 64;
@@ -390,7 +418,7 @@ impl SampleFinding {
             "No keys were sampled: the tables are empty on both sides.".to_string()
         } else {
             format!(
-                "{keys} keys compared ({asked} asked for per table) in {ranges} ranges of up to {range_keys} keys after random points of the key space; {differing} differ ({:.4}%). With 95% confidence at most {:.4}% of the keys differ, if the drawn ranges stand for the tables: points are drawn evenly between the first and last key, so keys after wide gaps are likelier to be drawn. A sample cannot show that no key differs; a `full` or `hashed` compare can.",
+                "{keys} keys compared ({asked} asked for per table) in {ranges} ranges of up to {range_keys} keys after random points of the key space; {differing} differ ({:.4}%). With 95% confidence at most {:.4}% of the keys differ, if the drawn ranges stand for the tables and damage does not cluster by key (keys in one range are neighbours; `sample_range = 1` draws each on its own). Keys after wide gaps of the key space are likelier to be drawn. A sample cannot show that no key differs; a `full` or `hashed` compare can.",
                 100.0 * differing as f64 / keys as f64,
                 100.0 * upper_bound
             )
@@ -427,6 +455,81 @@ mod tests {
         assert!(bound > 0.0003 && bound < 0.0004, "{bound}");
         assert!(wilson_upper(5, 100) > 0.05);
         assert_eq!(wilson_upper(0, 0), 1.0);
+    }
+
+    /// Two SQLite stores in `dir` with the same rows of `keys` in table `t`.
+    fn pair_of(
+        dir: &tempfile::TempDir,
+        keys: &[Vec<u8>],
+    ) -> (
+        crate::store::sqlite::SqliteStore,
+        crate::store::sqlite::SqliteStore,
+    ) {
+        use crate::model::{Cell, RowMutation};
+        use crate::store::sqlite::{SqliteStore, SqliteSync};
+        let open = |name: &str| {
+            let path = dir.path().join(format!("{name}.sqlite"));
+            SqliteStore::open(name, &path, SqliteSync::Normal).unwrap()
+        };
+        let rows: Vec<RowMutation> = keys
+            .iter()
+            .map(|k| RowMutation {
+                table: "t".into(),
+                row_key: k.clone().into(),
+                version: 1,
+                cells: vec![Cell::put("d", &b"x"[..], b"y".to_vec())],
+            })
+            .collect();
+        let (mut blue, mut green) = (open("blue"), open("green"));
+        blue.apply(&rows, Some(5)).unwrap();
+        green.apply(&rows, Some(5)).unwrap();
+        (blue, green)
+    }
+
+    /// Every key a sample reads, and the ranges it drew.
+    fn sampled(
+        stores: &mut (
+            crate::store::sqlite::SqliteStore,
+            crate::store::sqlite::SqliteStore,
+        ),
+        size: u64,
+        range: usize,
+    ) -> (Vec<Vec<u8>>, u64) {
+        let mut sample = SampledJoin::new("t", Some(5), size, range);
+        let mut keys = Vec::new();
+        loop {
+            let pairs = sample.next_pairs(&mut stores.0, &mut stores.1).unwrap();
+            if pairs.is_empty() {
+                return (keys, sample.ranges);
+            }
+            keys.extend(pairs.into_iter().map(|p| p.row_key));
+        }
+    }
+
+    /// A table of one key, or of two neighbouring fixed-width keys, is read
+    /// whole (points are read after, so the first key needs the table's
+    /// start); a table far smaller than the sample ends after a bounded
+    /// number of fruitless draws.
+    #[test]
+    fn small_tables_are_read_whole_and_end_soon() {
+        for keys in [
+            vec![b"k1".to_vec()],
+            vec![1u64.to_be_bytes().to_vec(), 2u64.to_be_bytes().to_vec()],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut stores = pair_of(&dir, &keys);
+            let (read, ranges) = sampled(&mut stores, 1000, 10);
+            assert_eq!(read, keys);
+            assert_eq!(ranges, 1);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<Vec<u8>> = (0..50)
+            .map(|i| format!("key-{i:03}").into_bytes())
+            .collect();
+        let mut stores = pair_of(&dir, &keys);
+        let (read, ranges) = sampled(&mut stores, 1_000_000, 1);
+        assert!(read.len() > 25, "{} keys", read.len());
+        assert!(ranges < 2000, "{ranges} ranges drawn for 50 keys");
     }
 
     /// Keys that share a prefix reaching into the drawn bytes
