@@ -625,15 +625,9 @@ pub fn compare(
                 return Err(StepError::Interrupted);
             }
         }
-        if let (Pairs::Sampled(s), Some((size, range))) = (&join, options.sampled) {
+        if let (Pairs::Sampled(s), Some(asked)) = (&join, options.sampled) {
             sampled_ranges += s.ranges;
-            report.sample = Some(sampled::SampleFinding::new(
-                size,
-                range,
-                sampled_ranges,
-                report.total.keys,
-                report.differing(),
-            ));
+            report.sample = Some(sampled::SampleFinding::of(&report, asked, sampled_ranges));
         }
         // A hashed compare reads only the ranges that differ: the keys
         // written above the point are asked of the whole table (a join
@@ -671,14 +665,9 @@ pub fn compare(
     if let Some(log) = &mut log {
         log.flush()?;
     }
-    if let Some((size, range)) = options.sampled {
-        report.sample = Some(sampled::SampleFinding::new(
-            size,
-            range,
-            sampled_ranges,
-            report.total.keys,
-            report.differing(),
-        ));
+    // The recheck may have changed the counts.
+    if let Some(asked) = options.sampled {
+        report.sample = Some(sampled::SampleFinding::of(&report, asked, sampled_ranges));
     }
     Ok(report)
 }

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::pairs::MergeJoin;
+use super::report::Report;
 use crate::plugin::check::Pair;
 use crate::steps::StepError;
 use crate::store::{KeyRange, Store};
@@ -410,9 +411,10 @@ pub struct SampleFinding {
 }
 
 impl SampleFinding {
-    /// The finding of `keys` compared in `ranges` ranges of up to
-    /// `range_keys`, `differing` of them different.
-    pub fn new(asked: u64, range_keys: usize, ranges: u64, keys: u64, differing: u64) -> Self {
+    /// The finding of what `report` counted so far, in `ranges` ranges of
+    /// up to `range_keys` keys, `asked` keys a table.
+    pub fn of(report: &Report, (asked, range_keys): (u64, usize), ranges: u64) -> Self {
+        let (keys, differing) = (report.total.keys, report.differing());
         let upper_bound = wilson_upper(differing, keys);
         let words = if keys == 0 {
             "No keys were sampled: the tables are empty on both sides.".to_string()
