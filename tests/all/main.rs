@@ -3,6 +3,7 @@
 mod background;
 mod cli;
 mod compare;
+mod dynalite;
 mod faults;
 mod hbase_emulator;
 mod hbase_store;

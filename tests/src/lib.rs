@@ -8,6 +8,7 @@ pub mod bounded;
 pub mod broker;
 pub mod cli;
 pub mod cpu;
+pub mod dynalite;
 pub mod hbase;
 pub mod http;
 pub mod plugins;
