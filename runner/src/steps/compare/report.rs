@@ -217,21 +217,19 @@ impl Report {
         for (table, counts) in &other.tables {
             self.tables.entry(table.clone()).or_default().add(counts);
         }
+        // Examples in table order, then in the order their keys show.
         let place = |t: &str| tables.iter().position(|n| n == t);
-        let order = |a: &Difference, b: &Difference| {
-            (place(&a.table), &a.key).cmp(&(place(&b.table), &b.key))
-        };
         for (mine, theirs) in [
             (&mut self.examples, other.examples),
             (&mut self.lagging_examples, other.lagging_examples),
         ] {
             mine.extend(theirs);
-            mine.sort_by(order);
+            mine.sort_by_cached_key(|d| (place(&d.table), d.key.clone()));
             mine.truncate(examples);
         }
         self.newer_examples.extend(other.newer_examples);
         self.newer_examples
-            .sort_by(|a, b| (place(&a.table), &a.key).cmp(&(place(&b.table), &b.key)));
+            .sort_by_cached_key(|n| (place(&n.table), n.key.clone()));
         self.newer_examples.truncate(examples);
     }
 
@@ -270,7 +268,7 @@ pub fn summary(report: &Report) -> String {
     }
     if t.newer_than_compare_point > 0 {
         line.push_str(&format!(
-            ", {} written again after the compare point",
+            ", {} written after the compare point",
             t.newer_than_compare_point
         ));
     }
